@@ -1,0 +1,144 @@
+//! The narrow interface between the gateway and one storage provider.
+
+use crate::error::BackendError;
+use crate::naming::PhysicalName;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::SystemTime;
+
+/// A body: chunks in order, or an error that aborts the transfer.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, BackendError>>;
+
+/// The S3 object attributes a replica keeps next to its bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Names lowercase, without the `x-amz-meta-` prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+impl ObjectAttributes {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Identifies one write of one S3 object; stored with every replica so replicas can be compared
+/// and the index rebuilt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub bucket: String,
+    /// The exact S3 key.
+    pub key: String,
+    pub version_id: String,
+    /// S3 ETag, without quotes.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// What a successful `put` stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    /// The backend's etag of this replica: what `get(if_match)` checks later. Opaque.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// One replica as the backend sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Physical name, relative to the backend's root. From `list` this may be a name Hansa did
+    /// not write (a foreign object), so it is a plain string.
+    pub name: String,
+    pub size: u64,
+    /// Backend etag (opaque); pass it to `get(if_match)`.
+    pub etag: String,
+    pub last_modified: SystemTime,
+    pub attributes: ObjectAttributes,
+    /// `None` for objects Hansa did not write.
+    pub stamp: Option<Stamp>,
+}
+
+/// A body being read.
+pub struct GetResult {
+    pub info: ObjectInfo,
+    /// The bytes `body` yields, within `0..info.size`.
+    pub range: Range<u64>,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for GetResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetResult")
+            .field("info", &self.info)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One storage provider (a directory, a bucket + prefix, …).
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The configured backend id.
+    fn id(&self) -> &str;
+
+    /// Stores `body` under `name`, replacing any previous object.
+    ///
+    /// Consumes `body` to its end; the new object becomes visible only if the stream ends
+    /// cleanly. An `Err` item (→ [`BackendError::Aborted`]) or a dropped future leaves the
+    /// previous object untouched and no garbage behind. Durable on return.
+    async fn put(
+        &self,
+        name: &PhysicalName,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+        body: ByteStream,
+    ) -> Result<PutResult, BackendError>;
+
+    /// Reads `range` (end clamped to the size; `start >= size` or an empty range →
+    /// `RangeNotSatisfiable`) or the whole object. `if_match` compares with the backend etag
+    /// (`PutResult::etag`); a mismatch → `PreconditionFailed`.
+    async fn get(
+        &self,
+        name: &PhysicalName,
+        range: Option<Range<u64>>,
+        if_match: Option<&str>,
+    ) -> Result<GetResult, BackendError>;
+
+    async fn head(&self, name: &PhysicalName) -> Result<ObjectInfo, BackendError>;
+
+    /// Removes the object; a missing object is `Ok`.
+    async fn delete(&self, name: &PhysicalName) -> Result<(), BackendError>;
+
+    /// Objects whose physical name starts with `prefix` (a plain string prefix, not only whole
+    /// segments), in no particular order, with attributes and stamps. Hansa's own scratch
+    /// objects (temporary files, probes) are not listed.
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> futures::stream::BoxStream<'_, Result<ObjectInfo, BackendError>>;
+
+    /// Reachable and writable: writes, reads back and deletes a probe object under `.hansa/`.
+    async fn check(&self) -> Result<(), BackendError>;
+
+    /// Whether `name` can be written without a [`BackendError::NameConflict`] given the names
+    /// that exist now (a file system cannot hold `a` next to `a/b`). Object stores can hold
+    /// any valid name.
+    async fn name_available(&self, _name: &PhysicalName) -> bool {
+        true
+    }
+}

@@ -1,0 +1,22 @@
+//! Storage backends for the Hansa gateway.
+//!
+//! One narrow trait, [`Backend`], over every kind of store: [`LocalBackend`] (a directory,
+//! hand-written for atomic, durable writes with extended attributes) and
+//! [`ObjectStoreBackend`] (anything `object_store` speaks: memory now; S3, GCS, Azure).
+//! [`naming`] maps S3 keys to names every backend can hold; [`testsuite`] is the behaviour
+//! every backend must show.
+
+pub mod backend;
+pub mod error;
+pub mod local;
+pub mod naming;
+pub mod object_store;
+pub mod testsuite;
+
+pub use crate::backend::{
+    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+};
+pub use crate::error::BackendError;
+pub use crate::local::LocalBackend;
+pub use crate::naming::{fallback_name, physical_name, plain_name, PhysicalName};
+pub use crate::object_store::ObjectStoreBackend;

@@ -1,0 +1,934 @@
+//! Local-disk backend: one directory, one file per replica, attributes in extended attributes.
+//!
+//! Hand-written rather than object_store's `LocalFileSystem` because that store keeps no
+//! attributes and no stamp. A write goes to `.hansa/tmp/` on the same file system, is fsynced
+//! with its extended attributes, and is renamed over the target; the parent directory is fsynced
+//! after. Readers therefore see the old file or the new one, never a mix.
+
+use crate::backend::{
+    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+};
+use crate::error::{BackendError, Result};
+use crate::naming::{PhysicalName, FALLBACK_PREFIX, HANSA_DIR, HASHED_BUCKET_PREFIX};
+use async_trait::async_trait;
+use bytes::BytesMut;
+use futures::stream::{BoxStream, StreamExt};
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use xattr::FileExt;
+
+/// JSON [`Stamp`]: the write this file belongs to.
+pub const XATTR_STAMP: &str = "user.hansa.stamp";
+/// JSON [`ObjectAttributes`] (absent when all empty).
+pub const XATTR_ATTRS: &str = "user.hansa.attrs";
+/// Content type, for desktop tools (freedesktop.org shared-MIME convention).
+pub const XATTR_MIME: &str = "user.mime_type";
+
+/// Temp files at least this old are leftovers of a crash. An active upload rewrites its temp
+/// file continuously, so its mtime stays fresh; another process on the same root (an admin
+/// command) must not delete a live upload.
+const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
+const WRITE_BUFFER: usize = 1 << 20;
+const READ_CHUNK: usize = 256 << 10;
+/// A concurrent delete may prune a directory between our mkdir and rename.
+const RENAME_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    id: String,
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalBackend {
+    /// Opens (creating if needed) a backend rooted at `root`, removes stale temp files, and
+    /// verifies the file system keeps `user.` extended attributes.
+    pub fn new(id: impl Into<String>, root: PathBuf) -> Result<Self> {
+        let tmp = root.join(HANSA_DIR).join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| io_error(e, &format!("create {}", tmp.display())))?;
+        let backend = Self {
+            id: id.into(),
+            root,
+            tmp,
+        };
+        backend.clean_tmp(STALE_TMP_AGE)?;
+        backend.probe_xattrs()?;
+        Ok(backend)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file that holds `name`.
+    pub fn path_of(&self, name: &PhysicalName) -> PathBuf {
+        // PhysicalName guarantees relative, `..`-free segments, so join cannot leave the root.
+        self.root.join(name.as_str())
+    }
+
+    /// Removes temp files older than `max_age` (`Duration::ZERO`: all of them).
+    pub fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
+        let entries = std::fs::read_dir(&self.tmp)
+            .map_err(|e| io_error(e, &format!("read {}", self.tmp.display())))?;
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(Duration::ZERO);
+            if meta.is_file() && age >= max_age && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(backend = %self.id, removed, "removed stale temporary files");
+        }
+        Ok(removed)
+    }
+
+    fn probe_xattrs(&self) -> Result<()> {
+        let path = self
+            .tmp
+            .join(format!("xattr-probe-{}", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| io_error(e, &format!("create {}", path.display())))?;
+        let result = file.set_xattr(XATTR_STAMP, b"{}");
+        let _ = std::fs::remove_file(&path);
+        result.map_err(|e| BackendError::Other {
+            message: format!(
+                "{}: the file system does not keep user extended attributes ({e}); \
+                 use ext4, XFS, btrfs or tmpfs ≥ 6.6",
+                self.root.display()
+            ),
+        })
+    }
+
+    fn new_tmp_path(&self) -> PathBuf {
+        self.tmp.join(format!("{}.tmp", uuid::Uuid::new_v4()))
+    }
+
+    /// The write path shared by `put` and `check`: stream into a temp file, then commit it.
+    async fn write_file(
+        &self,
+        target: PathBuf,
+        display_name: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+        mut body: ByteStream,
+    ) -> Result<u64> {
+        let xattrs = encode_xattrs(attrs, stamp)?;
+        let tmp_path = self.new_tmp_path();
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .await
+            .map_err(|e| io_error(e, &format!("create {}", tmp_path.display())))?;
+        // From here on, any early return or a dropped future removes the temp file.
+        let guard = TempFile(Some(tmp_path));
+        let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::debug!(name = display_name, error = %e, "body stream failed");
+                BackendError::Aborted
+            })?;
+            size += chunk.len() as u64;
+            writer
+                .write_all(&chunk)
+                .await
+                .map_err(|e| io_error(e, "write temp file"))?;
+        }
+        writer
+            .flush()
+            .await
+            .map_err(|e| io_error(e, "write temp file"))?;
+        if size != stamp.size {
+            tracing::warn!(
+                name = display_name,
+                size,
+                stamp_size = stamp.size,
+                "stamp size differs from body size"
+            );
+        }
+        let file = writer.into_inner().into_std().await;
+        let name = display_name.to_string();
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || commit(file, guard, &root, &target, &name, &xattrs))
+            .await
+            .map_err(|e| BackendError::other(format!("commit task failed: {e}")))??;
+        Ok(size)
+    }
+
+    fn open(&self, name: &PhysicalName) -> Result<(std::fs::File, ObjectInfo)> {
+        open_object(&self.path_of(name), name.as_str())
+    }
+}
+
+/// Removes the temp file unless the commit disarmed it.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn encode_xattrs(attrs: &ObjectAttributes, stamp: &Stamp) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(3);
+    out.push((XATTR_STAMP, to_json(stamp)?));
+    if !attrs.is_empty() {
+        out.push((XATTR_ATTRS, to_json(attrs)?));
+    }
+    if let Some(ct) = &attrs.content_type {
+        out.push((XATTR_MIME, ct.as_bytes().to_vec()));
+    }
+    Ok(out)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| BackendError::other(format!("encode metadata: {e}")))
+}
+
+/// Sets attributes, fsyncs, creates the parent directories and renames into place.
+fn commit(
+    file: std::fs::File,
+    mut guard: TempFile,
+    root: &Path,
+    target: &Path,
+    name: &str,
+    xattrs: &[(&'static str, Vec<u8>)],
+) -> Result<()> {
+    let tmp_path = guard
+        .0
+        .clone()
+        .ok_or_else(|| BackendError::other("temp file already committed"))?;
+    for (attr, value) in xattrs {
+        file.set_xattr(attr, value)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::E2BIG | libc::ENOSPC | libc::ERANGE) => {
+                    BackendError::AttributesTooLarge {
+                        name: name.to_string(),
+                        message: format!("{attr} ({} bytes): {e}", value.len()),
+                    }
+                }
+                _ => io_error(e, &format!("set {attr}")),
+            })?;
+    }
+    file.sync_all()
+        .map_err(|e| io_error(e, "fsync temp file"))?;
+    drop(file);
+
+    let parent = target
+        .parent()
+        .ok_or_else(|| BackendError::other(format!("no parent directory for {name}")))?;
+    let conflict = || BackendError::NameConflict {
+        name: name.to_string(),
+    };
+    let mut attempt = 0;
+    let created = loop {
+        attempt += 1;
+        let created = create_parents(root, parent).map_err(|e| match e.kind() {
+            ErrorKind::AlreadyExists | ErrorKind::NotADirectory => conflict(),
+            _ => io_error(e, &format!("create directories for {name}")),
+        })?;
+        match std::fs::rename(&tmp_path, target) {
+            Ok(()) => break created,
+            Err(e) if matches!(e.kind(), ErrorKind::IsADirectory | ErrorKind::NotADirectory) => {
+                return Err(conflict())
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOTEMPTY)
+                    || e.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                return Err(conflict())
+            }
+            // The parent vanished (a concurrent delete pruned it): create it again.
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < RENAME_ATTEMPTS => continue,
+            Err(e) => return Err(io_error(e, &format!("rename into {name}"))),
+        }
+    };
+    guard.0 = None;
+    // The rename is durable once the parent is; new directories are durable once theirs are.
+    fsync_dir(parent)?;
+    for dir in created {
+        if let Some(p) = dir.parent() {
+            fsync_dir(p)?;
+        }
+    }
+    Ok(())
+}
+
+/// `create_dir_all` that reports which directories it created (deepest last), so that their
+/// parents can be fsynced.
+fn create_parents(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while cur != root {
+        match std::fs::symlink_metadata(cur) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(ErrorKind::NotADirectory.into()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                missing.push(cur.to_path_buf());
+                match cur.parent() {
+                    Some(p) => cur = p,
+                    None => break,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    missing.reverse();
+    for d in &missing {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(missing)
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(e, &format!("fsync {}", dir.display())))
+}
+
+fn open_object(path: &Path, name: &str) -> Result<(std::fs::File, ObjectInfo)> {
+    let not_found = || BackendError::NotFound {
+        name: name.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory => not_found(),
+        _ => io_error(e, &format!("open {name}")),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error(e, &format!("stat {name}")))?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let last_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let stamp: Option<Stamp> = read_json_xattr(&file, XATTR_STAMP, name)?;
+    let attributes: ObjectAttributes =
+        read_json_xattr(&file, XATTR_ATTRS, name)?.unwrap_or_default();
+    let etag = match &stamp {
+        Some(s) => s.version_id.clone(),
+        // Not written by Hansa: still an etag that changes when the file does.
+        None => {
+            let nanos = last_modified
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("m{nanos:x}-{:x}", meta.len())
+        }
+    };
+    let info = ObjectInfo {
+        name: name.to_string(),
+        size: meta.len(),
+        etag,
+        last_modified,
+        attributes,
+        stamp,
+    };
+    Ok((file, info))
+}
+
+fn read_json_xattr<T: serde::de::DeserializeOwned>(
+    file: &std::fs::File,
+    attr: &str,
+    name: &str,
+) -> Result<Option<T>> {
+    match file.get_xattr(attr) {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                // Someone else's (or a damaged) attribute: treat the file as foreign.
+                tracing::warn!(name, attr, error = %e, "unreadable extended attribute ignored");
+                Ok(None)
+            }
+        },
+        Ok(None) => Ok(None),
+        Err(e) => Err(io_error(e, &format!("read {attr} of {name}"))),
+    }
+}
+
+fn io_error(e: std::io::Error, context: &str) -> BackendError {
+    match e.kind() {
+        ErrorKind::PermissionDenied => BackendError::Unauthorized {
+            message: format!("{context}: {e}"),
+        },
+        _ => BackendError::unavailable(format!("{context}: {e}")),
+    }
+}
+
+/// Checks `range` against `size`; returns the clamped range.
+pub(crate) fn resolve_range(
+    name: &str,
+    range: Option<Range<u64>>,
+    size: u64,
+) -> Result<Range<u64>> {
+    match range {
+        None => Ok(0..size),
+        Some(r) if r.start < r.end && r.start < size => Ok(r.start..r.end.min(size)),
+        Some(r) => Err(BackendError::RangeNotSatisfiable {
+            name: name.to_string(),
+            start: r.start,
+            end: r.end,
+            size,
+        }),
+    }
+}
+
+fn read_stream(file: tokio::fs::File, range: Range<u64>, name: String) -> ByteStream {
+    let remaining = range.end - range.start;
+    futures::stream::try_unfold((file, remaining), move |(mut file, remaining)| {
+        let name = name.clone();
+        async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = usize::try_from(remaining)
+                .unwrap_or(usize::MAX)
+                .min(READ_CHUNK);
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                let n = (&mut file)
+                    .take((want - buf.len()) as u64)
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| io_error(e, &format!("read {name}")))?;
+                if n == 0 {
+                    return Err(BackendError::unavailable(format!(
+                        "{name}: file shrank while being read"
+                    )));
+                }
+            }
+            Ok(Some((buf.freeze(), (file, remaining - want as u64))))
+        }
+    })
+    .boxed()
+}
+
+/// Removes empty directories above `path`, stopping at `keep_depth` segments below the root
+/// (the bucket directory, or `.hansa/k/<bucket>`), so a later put may use the name as a file.
+fn prune_empty_parents(root: &Path, path: &Path, keep_depth: usize) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        let depth = d
+            .strip_prefix(root)
+            .map(|r| r.components().count())
+            .unwrap_or(0);
+        if depth <= keep_depth || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Hansa's scratch space (temp files, probes), as opposed to fallback-named objects.
+fn is_internal(rel: &str) -> bool {
+    // With a trailing slash, so the directories `.hansa` and `.hansa/k` themselves are walked.
+    let dir = format!("{rel}/");
+    dir.starts_with(".hansa/")
+        && dir != ".hansa/"
+        && !dir.starts_with(FALLBACK_PREFIX)
+        && !dir.starts_with(HASHED_BUCKET_PREFIX)
+}
+
+/// Should the walk descend into directory `rel` (no trailing slash) for `prefix`?
+fn dir_may_match(rel: &str, prefix: &str) -> bool {
+    let with_slash = format!("{rel}/");
+    with_slash.starts_with(prefix) || prefix.starts_with(&with_slash)
+}
+
+/// Reads one directory: subdirectories to walk and files to report, by relative name.
+fn read_dir_rel(root: &Path, rel: &str, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        // Pruned by a concurrent delete.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((vec![], vec![])),
+        Err(e) => return Err(io_error(e, &format!("list {}", dir.display()))),
+    };
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(e, &format!("list {}", dir.display())))?;
+        let Ok(file_name) = entry.file_name().into_string() else {
+            tracing::warn!(dir = %dir.display(), "skipping non-UTF-8 file name");
+            continue;
+        };
+        let child = if rel.is_empty() {
+            file_name
+        } else {
+            format!("{rel}/{file_name}")
+        };
+        if is_internal(&child) {
+            continue;
+        }
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            if dir_may_match(&child, prefix) {
+                dirs.push(child);
+            }
+        } else if ft.is_file() && child.starts_with(prefix) {
+            files.push(child);
+        }
+    }
+    dirs.sort();
+    files.sort();
+    Ok((dirs, files))
+}
+
+struct Walk {
+    root: PathBuf,
+    prefix: String,
+    dirs: Vec<String>,
+    files: VecDeque<String>,
+}
+
+async fn walk_next(mut w: Walk) -> Result<Option<(ObjectInfo, Walk)>> {
+    loop {
+        if let Some(rel) = w.files.pop_front() {
+            let path = w.root.join(&rel);
+            let found =
+                tokio::task::spawn_blocking(move || open_object(&path, &rel).map(|(_, info)| info))
+                    .await
+                    .map_err(|e| BackendError::other(format!("list task failed: {e}")))?;
+            match found {
+                Ok(info) => return Ok(Some((info, w))),
+                Err(BackendError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(rel) = w.dirs.pop() else {
+            return Ok(None);
+        };
+        let (root, prefix) = (w.root.clone(), w.prefix.clone());
+        let (dirs, files) = tokio::task::spawn_blocking(move || read_dir_rel(&root, &rel, &prefix))
+            .await
+            .map_err(|e| BackendError::other(format!("list task failed: {e}")))??;
+        // Pop order: reverse so that directories are visited in sorted order.
+        w.dirs.extend(dirs.into_iter().rev());
+        w.files.extend(files);
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn put(
+        &self,
+        name: &PhysicalName,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        let size = self
+            .write_file(self.path_of(name), name.as_str(), attrs, stamp, body)
+            .await?;
+        Ok(PutResult {
+            etag: stamp.version_id.clone(),
+            size,
+        })
+    }
+
+    async fn get(
+        &self,
+        name: &PhysicalName,
+        range: Option<Range<u64>>,
+        if_match: Option<&str>,
+    ) -> Result<GetResult> {
+        let this = self.clone();
+        let owned_name = name.clone();
+        let if_match = if_match.map(str::to_string);
+        let (file, info, range) = tokio::task::spawn_blocking(move || {
+            let (mut file, info) = this.open(&owned_name)?;
+            if let Some(expected) = if_match {
+                if expected != "*" && expected != info.etag {
+                    return Err(BackendError::PreconditionFailed {
+                        name: owned_name.to_string(),
+                    });
+                }
+            }
+            let range = resolve_range(owned_name.as_str(), range, info.size)?;
+            if range.start > 0 {
+                file.seek(SeekFrom::Start(range.start))
+                    .map_err(|e| io_error(e, &format!("seek {owned_name}")))?;
+            }
+            Ok((file, info, range))
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("open task failed: {e}")))??;
+        let body = read_stream(
+            tokio::fs::File::from_std(file),
+            range.clone(),
+            name.to_string(),
+        );
+        Ok(GetResult { info, range, body })
+    }
+
+    async fn head(&self, name: &PhysicalName) -> Result<ObjectInfo> {
+        let this = self.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || this.open(&name).map(|(_, info)| info))
+            .await
+            .map_err(|e| BackendError::other(format!("head task failed: {e}")))?
+    }
+
+    async fn delete(&self, name: &PhysicalName) -> Result<()> {
+        let path = self.path_of(name);
+        let root = self.root.clone();
+        let keep_depth = if name.is_fallback() { 3 } else { 1 };
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory
+                    ) =>
+                {
+                    return Ok(())
+                }
+                // EISDIR is reported as EPERM by unlink(2) on some systems.
+                Err(_) if path.is_dir() => return Ok(()),
+                Err(e) => return Err(io_error(e, &format!("delete {name}"))),
+            }
+            if let Some(parent) = path.parent() {
+                fsync_dir(parent)?;
+            }
+            prune_empty_parents(&root, &path, keep_depth);
+            Ok(())
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("delete task failed: {e}")))?
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo>> {
+        let walk = Walk {
+            root: self.root.clone(),
+            prefix: prefix.to_string(),
+            dirs: vec![String::new()],
+            files: VecDeque::new(),
+        };
+        futures::stream::try_unfold(walk, walk_next).boxed()
+    }
+
+    async fn check(&self) -> Result<()> {
+        let probe = self
+            .root
+            .join(HANSA_DIR)
+            .join(format!("probe-{}", uuid::Uuid::new_v4()));
+        let content = bytes::Bytes::from(format!("hansa probe {}", uuid::Uuid::new_v4()));
+        let stamp = Stamp {
+            bucket: String::new(),
+            key: String::new(),
+            version_id: "probe".into(),
+            etag: String::new(),
+            size: content.len() as u64,
+        };
+        let body: ByteStream = futures::stream::iter([Ok(content.clone())]).boxed();
+        let name = probe.display().to_string();
+        self.write_file(
+            probe.clone(),
+            &name,
+            &ObjectAttributes::default(),
+            &stamp,
+            body,
+        )
+        .await?;
+        let read = tokio::fs::read(&probe).await;
+        let _ = tokio::fs::remove_file(&probe).await;
+        let read = read.map_err(|e| io_error(e, &format!("read {name}")))?;
+        if read != content {
+            return Err(BackendError::unavailable(format!(
+                "{name}: probe read back differently"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{fallback_name, physical_name};
+    use crate::testsuite::{body, collect, put_bytes, stamp};
+
+    fn backend() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::Builder::new()
+            .prefix("hansa-local-")
+            .tempdir()
+            .expect("tempdir");
+        let b = LocalBackend::new("local", dir.path().join("root")).expect("new");
+        (dir, b)
+    }
+
+    fn tmp_entries(b: &LocalBackend) -> Vec<PathBuf> {
+        std::fs::read_dir(&b.tmp)
+            .expect("read tmp")
+            .map(|e| e.expect("entry").path())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn file_then_child_is_a_name_conflict_and_fallback_works() {
+        let (_d, b) = backend();
+        put_bytes(&b, "bkt", "a", "v1", b"file a").await;
+        let child = physical_name("bkt", "a/b");
+        let st = stamp("bkt", "a/b", "v2", 5);
+        let err = b
+            .put(&child, &ObjectAttributes::default(), &st, body(b"child", 2))
+            .await;
+        assert!(
+            matches!(err, Err(BackendError::NameConflict { .. })),
+            "{err:?}"
+        );
+        let fallback = fallback_name("bkt", "a/b");
+        b.put(
+            &fallback,
+            &ObjectAttributes::default(),
+            &st,
+            body(b"child", 2),
+        )
+        .await
+        .expect("fallback put");
+        let info = b.head(&fallback).await.expect("head");
+        assert_eq!(info.stamp, Some(st));
+        assert!(tmp_entries(&b).is_empty());
+
+        // The other way round: a directory where the file should go.
+        put_bytes(&b, "bkt", "x/y", "v1", b"deep").await;
+        let err = b
+            .put(
+                &physical_name("bkt", "x"),
+                &ObjectAttributes::default(),
+                &stamp("bkt", "x", "v1", 1),
+                body(b"x", 1),
+            )
+            .await;
+        assert!(
+            matches!(err, Err(BackendError::NameConflict { .. })),
+            "{err:?}"
+        );
+        // And deeper: a file in the middle of the path.
+        let err = b
+            .put(
+                &physical_name("bkt", "a/b/c/d"),
+                &ObjectAttributes::default(),
+                &stamp("bkt", "a/b/c/d", "v1", 1),
+                body(b"x", 1),
+            )
+            .await;
+        assert!(
+            matches!(err, Err(BackendError::NameConflict { .. })),
+            "{err:?}"
+        );
+        assert!(tmp_entries(&b).is_empty());
+        let got = b
+            .get(&physical_name("bkt", "a"), None, None)
+            .await
+            .expect("a");
+        assert_eq!(collect(got.body).await.expect("body"), b"file a");
+    }
+
+    #[tokio::test]
+    async fn delete_prunes_empty_directories_up_to_the_bucket() {
+        let (_d, b) = backend();
+        let (deep, _) = put_bytes(&b, "bkt", "a/b/c", "v1", b"deep").await;
+        let (sibling, _) = put_bytes(&b, "bkt", "s/t", "v1", b"sib").await;
+        b.delete(&deep).await.expect("delete");
+        assert!(!b.root.join("bkt/a").exists(), "empty parents removed");
+        assert!(b.root.join("bkt").is_dir(), "bucket directory kept");
+        // `a` can be a file now.
+        put_bytes(&b, "bkt", "a", "v2", b"now a file").await;
+        b.delete(&sibling).await.expect("delete sibling");
+        assert!(b.root.join("bkt").is_dir());
+        // Non-empty parents stay.
+        let (one, _) = put_bytes(&b, "bkt", "p/one", "v1", b"1").await;
+        put_bytes(&b, "bkt", "p/two", "v1", b"2").await;
+        b.delete(&one).await.expect("delete one");
+        assert!(b.root.join("bkt/p/two").is_file());
+    }
+
+    #[tokio::test]
+    async fn crash_leftovers_in_tmp_are_removed() {
+        let (_d, b) = backend();
+        let stale = b.tmp.join("stale.tmp");
+        let fresh = b.tmp.join("fresh.tmp");
+        std::fs::write(&stale, b"half an object").expect("write");
+        std::fs::write(&fresh, b"an upload in progress").expect("write");
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("set mtime");
+        let reopened = LocalBackend::new("local", b.root.clone()).expect("reopen");
+        assert!(!stale.exists(), "stale temp file removed at start-up");
+        assert!(fresh.exists(), "a live upload of another process is kept");
+        assert_eq!(reopened.clean_tmp(Duration::ZERO).expect("clean"), 1);
+        assert!(tmp_entries(&b).is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_escapes_the_root() {
+        let (dir, b) = backend();
+        for key in ["../../x", "../escape", "/abs", "a/../../b", ".."] {
+            let (name, _) = put_bytes(&b, "bkt", key, "v1", b"contained").await;
+            let path = b.path_of(&name);
+            assert!(path.starts_with(&b.root), "{}", path.display());
+            assert!(path.is_file());
+            let got = b.head(&name).await.expect("head");
+            assert_eq!(got.stamp.map(|s| s.key), Some(key.to_string()));
+        }
+        // Even a bucket name the gateway should never pass.
+        let (name, _) = put_bytes(&b, "..", "../../x", "v1", b"contained").await;
+        assert!(b.path_of(&name).starts_with(&b.root));
+        let outside: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(outside, vec![std::ffi::OsString::from("root")]);
+    }
+
+    #[tokio::test]
+    async fn attributes_are_extended_attributes() {
+        let (_d, b) = backend();
+        let name = physical_name("bkt", "doc.html");
+        let attrs = ObjectAttributes {
+            content_type: Some("text/html".into()),
+            user_metadata: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        let st = stamp("bkt", "doc.html", "ver-1", 4);
+        b.put(&name, &attrs, &st, body(b"<p/>", 4))
+            .await
+            .expect("put");
+        let path = b.path_of(&name);
+        assert_eq!(std::fs::read(&path).expect("read"), b"<p/>");
+        let mime = xattr::get(&path, XATTR_MIME).expect("xattr");
+        assert_eq!(mime.as_deref(), Some(&b"text/html"[..]));
+        let stamp_json = xattr::get(&path, XATTR_STAMP)
+            .expect("xattr")
+            .expect("stamp");
+        assert_eq!(
+            serde_json::from_slice::<Stamp>(&stamp_json).expect("json"),
+            st
+        );
+        let attrs_json = xattr::get(&path, XATTR_ATTRS)
+            .expect("xattr")
+            .expect("attrs");
+        assert_eq!(
+            serde_json::from_slice::<ObjectAttributes>(&attrs_json).expect("json"),
+            attrs
+        );
+        // The etag is the version id.
+        assert_eq!(b.head(&name).await.expect("head").etag, "ver-1");
+    }
+
+    #[tokio::test]
+    async fn foreign_files_are_listed_without_stamp() {
+        let (_d, b) = backend();
+        std::fs::create_dir_all(b.root.join("bkt/dropped")).expect("mkdir");
+        std::fs::write(b.root.join("bkt/dropped/in.txt"), b"by hand").expect("write");
+        let name = physical_name("bkt", "dropped/in.txt");
+        let info = b.head(&name).await.expect("head");
+        assert_eq!(info.stamp, None);
+        assert_eq!(info.size, 7);
+        assert!(!info.etag.is_empty());
+        assert!(b.get(&name, None, Some(&info.etag)).await.is_ok());
+        let listed: Vec<_> = b
+            .list("bkt/")
+            .map(|r| r.expect("list").name)
+            .collect()
+            .await;
+        assert_eq!(listed, vec!["bkt/dropped/in.txt".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn failed_puts_leave_no_temp_files() {
+        let (_d, b) = backend();
+        let (name, _) = put_bytes(&b, "bkt", "k", "v1", b"old").await;
+        let failing = body(b"partial", 3)
+            .chain(futures::stream::once(async { Err(BackendError::Aborted) }))
+            .boxed();
+        let r = b
+            .put(
+                &name,
+                &ObjectAttributes::default(),
+                &stamp("bkt", "k", "v2", 9),
+                failing,
+            )
+            .await;
+        assert!(matches!(r, Err(BackendError::Aborted)));
+        assert!(tmp_entries(&b).is_empty());
+        // Attributes beyond what the file system holds (ext4: one 4 KiB block).
+        let big = ObjectAttributes {
+            user_metadata: (0..64)
+                .map(|i| (format!("m{i}"), "x".repeat(1024)))
+                .collect(),
+            ..Default::default()
+        };
+        match b
+            .put(&name, &big, &stamp("bkt", "k", "v3", 3), body(b"new", 3))
+            .await
+        {
+            Ok(_) => {} // XFS/btrfs hold 64 KiB
+            Err(BackendError::AttributesTooLarge { .. }) => {
+                let got = b.get(&name, None, Some("v1")).await.expect("old intact");
+                assert_eq!(collect(got.body).await.expect("body"), b"old");
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(tmp_entries(&b).is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_are_streamed_in_bounded_chunks() {
+        let (_d, b) = backend();
+        let data = crate::testsuite::pattern(3 << 20, 9);
+        let (name, _) = put_bytes(&b, "bkt", "big", "v1", &data).await;
+        let got = b
+            .get(&name, Some(1..(3 << 20) - 1), None)
+            .await
+            .expect("get");
+        let chunks: Vec<_> = got.body.map(|c| c.expect("chunk")).collect().await;
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|c| c.len() <= READ_CHUNK));
+        let joined: Vec<u8> = chunks.concat();
+        assert_eq!(joined, &data[1..(3 << 20) - 1]);
+    }
+
+    #[tokio::test]
+    async fn check_leaves_nothing_behind() {
+        let (_d, b) = backend();
+        b.check().await.expect("check");
+        let hansa: Vec<_> = std::fs::read_dir(b.root.join(HANSA_DIR))
+            .expect("read")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(hansa, vec![std::ffi::OsString::from("tmp")]);
+        assert!(tmp_entries(&b).is_empty());
+    }
+}

@@ -1,0 +1,649 @@
+//! Adapter from [`Backend`] to any `object_store::ObjectStore` (memory now; S3, GCS, Azure).
+//!
+//! Attributes travel as the store's native object attributes, so a replica is readable with the
+//! provider's own tools: Content-Type & co. as themselves, user metadata as user metadata
+//! (`x-amz-meta-<name>` on S3), and the stamp as `hansa-*` metadata entries. See
+//! `docs/LAYOUT.md`.
+
+use crate::backend::{
+    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+};
+use crate::error::{BackendError, Result};
+use crate::local::resolve_range;
+use crate::naming::{PhysicalName, FALLBACK_PREFIX, HASHED_BUCKET_PREFIX};
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, GetRange, MultipartUpload, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload,
+};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::task::JoinSet;
+
+/// Smallest part S3 accepts (all parts but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+/// Default part size, and the largest object sent with a single PUT.
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// Parts uploading concurrently per put, besides the one being filled.
+const PARTS_IN_FLIGHT: usize = 2;
+/// Concurrent HEADs while listing (object_store's list returns no attributes).
+const LIST_HEAD_CONCURRENCY: usize = 8;
+
+/// Metadata entries of the stamp. Names use only `a-z` and `-` so S3 and GCS keep them
+/// unchanged. (Azure accepts only C# identifiers as metadata names; it will need a mapping.)
+pub const META_VERSION: &str = "hansa-version";
+pub const META_ETAG: &str = "hansa-etag";
+pub const META_SIZE: &str = "hansa-size";
+/// Only when the physical name does not show the bucket / key (fallback names).
+pub const META_BUCKET: &str = "hansa-bucket";
+pub const META_KEY: &str = "hansa-key";
+/// object_store has no Expires attribute.
+pub const META_EXPIRES: &str = "hansa-expires";
+/// User metadata whose name starts with `hansa-` is stored under this prefix, so it can never
+/// be mistaken for Hansa's own entries.
+pub const META_USER_ESCAPE: &str = "hansa-u-";
+
+/// Values that are not plain visible ASCII are stored RFC 2047-encoded (`=?UTF-8?B?…?=`), as
+/// S3 itself returns non-ASCII metadata; HTTP header values cannot carry them otherwise.
+const ENCODED_PREFIX: &str = "=?UTF-8?B?";
+const ENCODED_SUFFIX: &str = "?=";
+
+#[derive(Debug, Clone)]
+pub struct ObjectStoreBackend {
+    id: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    part_size: usize,
+}
+
+impl ObjectStoreBackend {
+    /// `prefix`: where this backend's names start inside the store (may be empty).
+    pub fn new(id: impl Into<String>, store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        Self {
+            id: id.into(),
+            store,
+            prefix,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// A fresh in-memory store (the `memory` backend kind).
+    pub fn memory(id: impl Into<String>) -> Self {
+        Self::new(
+            id,
+            Arc::new(object_store::memory::InMemory::new()),
+            Path::default(),
+        )
+    }
+
+    /// Multipart part size (at least [`MIN_PART_SIZE`]); objects up to this size go in one PUT.
+    /// The largest object is 10,000 × part size (S3's part-count limit).
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(MIN_PART_SIZE);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The store path of `name`. Plain names are valid `Path` strings by construction, so the
+    /// bytes reach the provider unchanged (no re-escaping).
+    pub fn path_of(&self, name: &PhysicalName) -> Result<Path> {
+        self.join(name.as_str())
+    }
+
+    fn join(&self, rel: &str) -> Result<Path> {
+        let full = if self.prefix.as_ref().is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.prefix.as_ref())
+        };
+        Path::parse(&full).map_err(|e| BackendError::other(format!("invalid path {full:?}: {e}")))
+    }
+
+    /// The name relative to the prefix, or `None` for paths outside it.
+    fn relative(&self, path: &Path) -> Option<String> {
+        let p = self.prefix.as_ref();
+        if p.is_empty() {
+            return Some(path.as_ref().to_string());
+        }
+        path.as_ref()
+            .strip_prefix(p)
+            .and_then(|r| r.strip_prefix('/'))
+            .map(str::to_string)
+    }
+
+    async fn head_path(&self, path: &Path, name: &str) -> Result<ObjectInfo> {
+        let options = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(path, options)
+            .await
+            .map_err(|e| map_error(e, name))?;
+        Ok(object_info(name, &result.meta, &result.attributes))
+    }
+
+    async fn put_multipart(
+        &self,
+        path: &Path,
+        name: &str,
+        attributes: Attributes,
+        first: Vec<Bytes>,
+        mut body: ByteStream,
+    ) -> Result<(object_store::PutResult, u64)> {
+        let mut size: u64 = first.iter().map(|c| c.len() as u64).sum();
+        let upload = self
+            .store
+            .put_multipart_opts(
+                path,
+                PutMultipartOptions {
+                    attributes,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| map_error(e, name))?;
+        let mut upload = Multipart::new(upload, self.part_size);
+        for chunk in first {
+            upload.put(chunk);
+        }
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                upload.abort().await;
+                return Err(BackendError::Aborted);
+            };
+            // Backpressure: stop reading the body while too many parts are on the wire.
+            if let Err(e) = upload.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                upload.abort().await;
+                return Err(map_error(e, name));
+            }
+            size += chunk.len() as u64;
+            upload.put(chunk);
+        }
+        let result = upload.finish().await.map_err(|e| map_error(e, name))?;
+        Ok((result, size))
+    }
+}
+
+/// A multipart upload cut into equal parts (Cloudflare R2 and some others require equal sizes).
+/// Dropped before `finish` (error, or the caller's future dropped), it aborts the upload in
+/// the background so no parts are left billed at the provider.
+struct Multipart {
+    upload: Option<Box<dyn MultipartUpload>>,
+    buffer: Vec<Bytes>,
+    buffered: usize,
+    part_size: usize,
+    // Parts are spawned: an object_store part future makes progress only while polled.
+    tasks: JoinSet<object_store::Result<()>>,
+}
+
+impl Multipart {
+    fn new(upload: Box<dyn MultipartUpload>, part_size: usize) -> Self {
+        Self {
+            upload: Some(upload),
+            buffer: Vec::new(),
+            buffered: 0,
+            part_size,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    fn put(&mut self, mut chunk: Bytes) {
+        while !chunk.is_empty() {
+            let room = self.part_size - self.buffered;
+            if chunk.len() < room {
+                self.buffered += chunk.len();
+                self.buffer.push(chunk);
+                return;
+            }
+            self.buffer.push(chunk.split_to(room));
+            self.buffered = self.part_size;
+            self.send_part();
+        }
+    }
+
+    fn send_part(&mut self) {
+        let parts = std::mem::take(&mut self.buffer);
+        self.buffered = 0;
+        if let Some(upload) = self.upload.as_mut() {
+            let payload: PutPayload = parts.into_iter().collect();
+            self.tasks.spawn(upload.put_part(payload));
+        }
+    }
+
+    async fn wait_for_capacity(&mut self, max: usize) -> object_store::Result<()> {
+        while self.tasks.len() > max {
+            match self.tasks.join_next().await {
+                Some(Ok(r)) => r?,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> object_store::Result<object_store::PutResult> {
+        if self.buffered > 0 {
+            self.send_part();
+        }
+        self.wait_for_capacity(0).await?;
+        let Some(mut upload) = self.upload.take() else {
+            return Err(object_store::Error::NotImplemented);
+        };
+        match upload.complete().await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self) {
+        self.tasks.shutdown().await;
+        if let Some(mut upload) = self.upload.take() {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(error = %e, "aborting multipart upload failed");
+            }
+        }
+    }
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        self.tasks.abort_all();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Err(e) = upload.abort().await {
+                        tracing::warn!(error = %e, "aborting abandoned multipart upload failed");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!("multipart upload abandoned outside a runtime; not aborted"),
+        }
+    }
+}
+
+fn is_header_safe(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.starts_with("=?")
+}
+
+/// Reversible: plain visible ASCII stays readable, anything else is RFC 2047-encoded (values
+/// that merely look encoded are encoded again, so decoding never guesses).
+pub fn encode_meta_value(value: &str) -> String {
+    if is_header_safe(value) {
+        value.to_string()
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+        format!("{ENCODED_PREFIX}{b64}{ENCODED_SUFFIX}")
+    }
+}
+
+pub fn decode_meta_value(value: &str) -> String {
+    value
+        .strip_prefix(ENCODED_PREFIX)
+        .and_then(|v| v.strip_suffix(ENCODED_SUFFIX))
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| value.to_string())
+}
+
+/// The bucket and key a physical name (relative, as a string) reveals.
+fn name_origin(name: &str) -> (Option<String>, Option<String>) {
+    match PhysicalName::parse(name) {
+        Ok(n) => {
+            let (b, k) = n.origin();
+            (b.map(str::to_string), k.map(str::to_string))
+        }
+        Err(_) => (None, None),
+    }
+}
+
+pub(crate) fn encode_attributes(
+    name: &PhysicalName,
+    attrs: &ObjectAttributes,
+    stamp: &Stamp,
+) -> Attributes {
+    let mut out = Attributes::new();
+    let standard = [
+        (Attribute::ContentType, &attrs.content_type),
+        (Attribute::ContentEncoding, &attrs.content_encoding),
+        (Attribute::ContentDisposition, &attrs.content_disposition),
+        (Attribute::ContentLanguage, &attrs.content_language),
+        (Attribute::CacheControl, &attrs.cache_control),
+    ];
+    for (attr, value) in standard {
+        if let Some(v) = value {
+            out.insert(attr, AttributeValue::from(v.clone()));
+        }
+    }
+    let mut meta = |k: String, v: &str| {
+        out.insert(
+            Attribute::Metadata(k.into()),
+            AttributeValue::from(encode_meta_value(v)),
+        );
+    };
+    if let Some(expires) = &attrs.expires {
+        meta(META_EXPIRES.to_string(), expires);
+    }
+    for (k, v) in &attrs.user_metadata {
+        let stored = if k.starts_with("hansa-") {
+            format!("{META_USER_ESCAPE}{k}")
+        } else {
+            k.clone()
+        };
+        meta(stored, v);
+    }
+    meta(META_VERSION.to_string(), &stamp.version_id);
+    meta(META_ETAG.to_string(), &stamp.etag);
+    meta(META_SIZE.to_string(), &stamp.size.to_string());
+    let (bucket, key) = name.origin();
+    if bucket != Some(stamp.bucket.as_str()) {
+        meta(META_BUCKET.to_string(), &stamp.bucket);
+    }
+    if key != Some(stamp.key.as_str()) {
+        meta(META_KEY.to_string(), &stamp.key);
+    }
+    out
+}
+
+pub(crate) fn decode_attributes(
+    name: &str,
+    attributes: &Attributes,
+) -> (ObjectAttributes, Option<Stamp>) {
+    let mut attrs = ObjectAttributes::default();
+    let (mut version, mut etag, mut size, mut bucket, mut key) = (None, None, None, None, None);
+    for (attr, value) in attributes {
+        let v = value.as_ref().to_string();
+        match attr {
+            Attribute::ContentType => attrs.content_type = Some(v),
+            Attribute::ContentEncoding => attrs.content_encoding = Some(v),
+            Attribute::ContentDisposition => attrs.content_disposition = Some(v),
+            Attribute::ContentLanguage => attrs.content_language = Some(v),
+            Attribute::CacheControl => attrs.cache_control = Some(v),
+            Attribute::Metadata(k) => {
+                let v = decode_meta_value(&v);
+                let k = k.to_ascii_lowercase();
+                match k.as_str() {
+                    META_VERSION => version = Some(v),
+                    META_ETAG => etag = Some(v),
+                    META_SIZE => size = v.parse::<u64>().ok(),
+                    META_BUCKET => bucket = Some(v),
+                    META_KEY => key = Some(v),
+                    META_EXPIRES => attrs.expires = Some(v),
+                    _ => {
+                        if let Some(user) = k.strip_prefix(META_USER_ESCAPE) {
+                            attrs.user_metadata.insert(user.to_string(), v);
+                        } else if !k.starts_with("hansa-") {
+                            attrs.user_metadata.insert(k, v);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let (name_bucket, name_key) = name_origin(name);
+    let stamp = match (
+        version,
+        etag,
+        size,
+        bucket.or(name_bucket),
+        key.or(name_key),
+    ) {
+        (Some(version_id), Some(etag), Some(size), Some(bucket), Some(key)) => Some(Stamp {
+            bucket,
+            key,
+            version_id,
+            etag,
+            size,
+        }),
+        _ => None,
+    };
+    (attrs, stamp)
+}
+
+fn object_info(name: &str, meta: &object_store::ObjectMeta, attributes: &Attributes) -> ObjectInfo {
+    let (attributes, stamp) = decode_attributes(name, attributes);
+    ObjectInfo {
+        name: name.to_string(),
+        size: meta.size,
+        etag: meta.e_tag.clone().unwrap_or_default(),
+        last_modified: SystemTime::from(meta.last_modified),
+        attributes,
+        stamp,
+    }
+}
+
+/// object_store reports HTTP failures as `Generic` with the status only in the text (its typed
+/// retry error needs the `cloud` feature), so throttling is recognised by that text.
+fn map_error(e: object_store::Error, name: &str) -> BackendError {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => BackendError::NotFound {
+            name: name.to_string(),
+        },
+        E::Precondition { .. } | E::NotModified { .. } => BackendError::PreconditionFailed {
+            name: name.to_string(),
+        },
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => BackendError::Unauthorized {
+            message: e.to_string(),
+        },
+        E::Generic { .. } => {
+            let message = e.to_string();
+            let lower = message.to_ascii_lowercase();
+            if [
+                "429",
+                "too many requests",
+                "slowdown",
+                "slow down",
+                "503 service unavailable",
+            ]
+            .iter()
+            .any(|s| lower.contains(s))
+            {
+                BackendError::Throttled { message }
+            } else {
+                BackendError::Unavailable { message }
+            }
+        }
+        other => BackendError::other(other.to_string()),
+    }
+}
+
+fn is_internal(rel: &str) -> bool {
+    rel.starts_with(".hansa/")
+        && !rel.starts_with(FALLBACK_PREFIX)
+        && !rel.starts_with(HASHED_BUCKET_PREFIX)
+}
+
+#[async_trait]
+impl Backend for ObjectStoreBackend {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn put(
+        &self,
+        name: &PhysicalName,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+        mut body: ByteStream,
+    ) -> Result<PutResult> {
+        let path = self.path_of(name)?;
+        let attributes = encode_attributes(name, attrs, stamp);
+        let mut first = Vec::new();
+        let mut size = 0usize;
+        let mut multipart = false;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|_| BackendError::Aborted)?;
+            size += chunk.len();
+            first.push(chunk);
+            if size > self.part_size {
+                multipart = true;
+                break;
+            }
+        }
+        let (result, size) = if multipart {
+            self.put_multipart(&path, name.as_str(), attributes, first, body)
+                .await?
+        } else {
+            let payload: PutPayload = first.into_iter().collect();
+            let options = PutOptions {
+                attributes,
+                ..Default::default()
+            };
+            let r = self
+                .store
+                .put_opts(&path, payload, options)
+                .await
+                .map_err(|e| map_error(e, name.as_str()))?;
+            (r, size as u64)
+        };
+        let etag = match result.e_tag {
+            Some(etag) => etag,
+            None => {
+                // Some stores return no ETag on PUT; the object's current one is ours (writes
+                // to one key are serialized by the gateway).
+                let info = self.head_path(&path, name.as_str()).await?;
+                if info.etag.is_empty() {
+                    return Err(BackendError::other(format!(
+                        "{name}: the store returned no etag"
+                    )));
+                }
+                info.etag
+            }
+        };
+        Ok(PutResult { etag, size })
+    }
+
+    async fn get(
+        &self,
+        name: &PhysicalName,
+        range: Option<Range<u64>>,
+        if_match: Option<&str>,
+    ) -> Result<GetResult> {
+        let path = self.path_of(name)?;
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                let info = self.head_path(&path, name.as_str()).await?;
+                resolve_range(name.as_str(), range.clone(), info.size)?;
+            }
+        }
+        let options = GetOptions {
+            if_match: if_match.map(str::to_string),
+            range: range.clone().map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&path, options).await {
+            Ok(r) => r,
+            Err(e) => {
+                let err = map_error(e, name.as_str());
+                // A start beyond the end comes back as a generic error; tell it apart.
+                if let (Some(r), BackendError::Unavailable { .. } | BackendError::Other { .. }) =
+                    (&range, &err)
+                {
+                    if let Ok(info) = self.head_path(&path, name.as_str()).await {
+                        resolve_range(name.as_str(), Some(r.clone()), info.size)?;
+                    }
+                }
+                return Err(err);
+            }
+        };
+        let info = object_info(name.as_str(), &result.meta, &result.attributes);
+        let range = result.range.clone();
+        let owned = name.to_string();
+        let body = result
+            .into_stream()
+            .map_err(move |e| map_error(e, &owned))
+            .boxed();
+        Ok(GetResult { info, range, body })
+    }
+
+    async fn head(&self, name: &PhysicalName) -> Result<ObjectInfo> {
+        let path = self.path_of(name)?;
+        self.head_path(&path, name.as_str()).await
+    }
+
+    async fn delete(&self, name: &PhysicalName) -> Result<()> {
+        let path = self.path_of(name)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(e, name.as_str())),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo>> {
+        // object_store lists whole segments; list the deepest directory of the prefix and
+        // filter by the full string.
+        let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
+        let list_path = if dir.is_empty() {
+            Some(self.prefix.clone())
+        } else {
+            self.join(dir).ok()
+        };
+        let list_path = list_path.unwrap_or_else(|| self.prefix.clone());
+        let prefix = prefix.to_string();
+        self.store
+            .list(Some(&list_path))
+            .map_err(|e| map_error(e, "list"))
+            .try_filter_map(move |meta| {
+                let rel = self
+                    .relative(&meta.location)
+                    .filter(|rel| rel.starts_with(&prefix) && !is_internal(rel));
+                futures::future::ready(Ok(rel.map(|rel| (rel, meta.location))))
+            })
+            .map_ok(move |(rel, location)| async move {
+                match self.head_path(&location, &rel).await {
+                    Ok(info) => Ok(Some(info)),
+                    // Deleted between list and head.
+                    Err(BackendError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .try_buffered(LIST_HEAD_CONCURRENCY)
+            .try_filter_map(|info| futures::future::ready(Ok(info)))
+            .boxed()
+    }
+
+    async fn check(&self) -> Result<()> {
+        let rel = format!(".hansa/probe-{}", uuid::Uuid::new_v4());
+        let path = self.join(&rel)?;
+        let content = Bytes::from(format!("hansa probe {}", uuid::Uuid::new_v4()));
+        self.store
+            .put(&path, PutPayload::from(content.clone()))
+            .await
+            .map_err(|e| map_error(e, &rel))?;
+        let read = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| map_error(e, &rel)),
+            Err(e) => Err(map_error(e, &rel)),
+        };
+        let deleted = self
+            .store
+            .delete(&path)
+            .await
+            .map_err(|e| map_error(e, &rel));
+        if read? != content {
+            return Err(BackendError::unavailable(format!(
+                "{rel}: probe read back differently"
+            )));
+        }
+        deleted
+    }
+}

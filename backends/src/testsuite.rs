@@ -1,0 +1,609 @@
+//! Behaviour every [`Backend`] must show. Each function panics on a violation, so it can be
+//! called from any crate's tests: `testsuite::put_get_roundtrip(&backend).await`.
+//!
+//! Every function works in its own bucket, so they may share one backend and run in any order.
+
+use crate::backend::{Backend, ByteStream, ObjectAttributes, PutResult, Stamp};
+use crate::error::BackendError;
+use crate::naming::{physical_name, PhysicalName};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A stamp for a test write.
+pub fn stamp(bucket: &str, key: &str, version_id: &str, size: u64) -> Stamp {
+    Stamp {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: version_id.to_string(),
+        etag: format!("etag-{version_id}"),
+        size,
+    }
+}
+
+/// A body yielding `data` in chunks of `chunk` bytes.
+pub fn body(data: &[u8], chunk: usize) -> ByteStream {
+    let bytes = Bytes::copy_from_slice(data);
+    let chunks: Vec<_> = (0..data.len())
+        .step_by(chunk.max(1))
+        .map(|i| Ok(bytes.slice(i..(i + chunk).min(data.len()))))
+        .collect();
+    stream::iter(chunks).boxed()
+}
+
+/// Reads a body to its end.
+pub async fn collect(body: ByteStream) -> Result<Vec<u8>, BackendError> {
+    body.try_fold(Vec::new(), |mut acc, chunk| async move {
+        acc.extend_from_slice(&chunk);
+        Ok(acc)
+    })
+    .await
+}
+
+/// Puts `data` as (`bucket`, `key`) under its physical name.
+pub async fn put_bytes(
+    b: &dyn Backend,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    data: &[u8],
+) -> (PhysicalName, PutResult) {
+    let name = physical_name(bucket, key);
+    let result = b
+        .put(
+            &name,
+            &ObjectAttributes::default(),
+            &stamp(bucket, key, version, data.len() as u64),
+            body(data, 7),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: put {name}: {e}", b.id()));
+    (name, result)
+}
+
+async fn read(b: &dyn Backend, name: &PhysicalName) -> Vec<u8> {
+    let got = b
+        .get(name, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{}: get {name}: {e}", b.id()));
+    collect(got.body)
+        .await
+        .unwrap_or_else(|e| panic!("{}: read {name}: {e}", b.id()))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub async fn put_get_roundtrip(b: &dyn Backend) {
+    let data = b"hello, hansa";
+    let (name, put) = put_bytes(b, "suite-roundtrip", "greeting.txt", "v1", data).await;
+    assert_eq!(put.size, data.len() as u64);
+    assert!(!put.etag.is_empty());
+    let got = b.get(&name, None, Some(&put.etag)).await.expect("get");
+    assert_eq!(got.range, 0..data.len() as u64);
+    assert_eq!(got.info.size, data.len() as u64);
+    assert_eq!(got.info.etag, put.etag);
+    assert_eq!(got.info.name, name.as_str());
+    assert_eq!(collect(got.body).await.expect("body"), data);
+}
+
+pub async fn empty_object(b: &dyn Backend) {
+    let (name, put) = put_bytes(b, "suite-empty", "empty", "v1", b"").await;
+    assert_eq!(put.size, 0);
+    let got = b.get(&name, None, None).await.expect("get empty");
+    assert_eq!(got.range, 0..0);
+    assert!(collect(got.body).await.expect("body").is_empty());
+    assert_eq!(b.head(&name).await.expect("head").size, 0);
+    // A body that yields no chunks at all, not even an empty one.
+    let none: ByteStream = stream::empty().boxed();
+    b.put(
+        &name,
+        &ObjectAttributes::default(),
+        &stamp("suite-empty", "empty", "v2", 0),
+        none,
+    )
+    .await
+    .expect("put without chunks");
+    assert!(read(b, &name).await.is_empty());
+}
+
+/// 20 MiB in 64 KiB chunks: crosses the object_store multipart threshold.
+pub async fn large_object(b: &dyn Backend) {
+    let data = pattern(20 << 20, 7);
+    let name = physical_name("suite-large", "big.bin");
+    let put = b
+        .put(
+            &name,
+            &ObjectAttributes::default(),
+            &stamp("suite-large", "big.bin", "v1", data.len() as u64),
+            body(&data, 64 << 10),
+        )
+        .await
+        .expect("put large");
+    assert_eq!(put.size, data.len() as u64);
+    let got = b
+        .get(&name, None, Some(&put.etag))
+        .await
+        .expect("get large");
+    let mut hasher = Sha256::new();
+    let mut len = 0usize;
+    let mut chunks = got.body;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("chunk");
+        len += chunk.len();
+        hasher.update(&chunk);
+    }
+    assert_eq!(len, data.len());
+    assert_eq!(
+        hasher.finalize().as_slice(),
+        Sha256::digest(&data).as_slice()
+    );
+    // A range across the first part boundary.
+    let start = (8 << 20) - 10;
+    let got = b
+        .get(&name, Some(start..start + 20), None)
+        .await
+        .expect("range");
+    assert_eq!(
+        collect(got.body).await.expect("range body"),
+        &data[start as usize..start as usize + 20]
+    );
+}
+
+pub async fn ranges(b: &dyn Backend) {
+    let data: Vec<u8> = (0..100u8).collect();
+    let (name, put) = put_bytes(b, "suite-ranges", "r", "v1", &data).await;
+    let cases: [(std::ops::Range<u64>, std::ops::Range<u64>); 5] = [
+        (0..10, 0..10),
+        (90..100, 90..100),
+        (50..1000, 50..100),
+        (5..6, 5..6),
+        (0..100, 0..100),
+    ];
+    for (asked, expected) in cases {
+        let got = b
+            .get(&name, Some(asked.clone()), Some(&put.etag))
+            .await
+            .unwrap_or_else(|e| panic!("range {asked:?}: {e}"));
+        assert_eq!(got.range, expected, "range {asked:?}");
+        assert_eq!(got.info.size, 100);
+        let bytes = collect(got.body).await.expect("body");
+        assert_eq!(
+            bytes,
+            &data[expected.start as usize..expected.end as usize],
+            "range {asked:?}"
+        );
+    }
+    for bad in [100..101, 200..300, 10..10] {
+        match b.get(&name, Some(bad.clone()), None).await {
+            Err(BackendError::RangeNotSatisfiable { size, .. }) => assert_eq!(size, 100),
+            other => panic!(
+                "range {bad:?}: expected RangeNotSatisfiable, got {:?}",
+                other.map(|g| g.range)
+            ),
+        }
+    }
+}
+
+pub async fn head_attributes(b: &dyn Backend) {
+    let mut attrs = ObjectAttributes {
+        content_type: Some("text/plain; charset=utf-8".into()),
+        content_encoding: Some("gzip".into()),
+        content_disposition: Some("attachment; filename=\"a b.txt\"".into()),
+        content_language: Some("de-DE".into()),
+        cache_control: Some("max-age=3600".into()),
+        expires: Some("Thu, 01 Dec 2044 16:00:00 GMT".into()),
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("color", "blue"),
+        ("multi-word-name", "a value with spaces"),
+        ("hansa-stamp", "user data, not ours"),
+        ("hansa-version", "also user data"),
+        ("unicode", "grüße 😀"),
+        ("looks-encoded", "=?UTF-8?B?Zm9v?="),
+        ("empty", ""),
+    ] {
+        attrs.user_metadata.insert(k.into(), v.into());
+    }
+    for key in ["doc.txt", "odd//key/", "../escape"] {
+        let name = physical_name("suite-head", key);
+        let st = stamp("suite-head", key, "0123456789abcdef", 3);
+        let put = b
+            .put(&name, &attrs, &st, body(b"abc", 1))
+            .await
+            .expect("put");
+        let info = b.head(&name).await.expect("head");
+        assert_eq!(info.name, name.as_str());
+        assert_eq!(info.size, 3);
+        assert_eq!(info.etag, put.etag);
+        assert_eq!(info.attributes, attrs, "attributes of {key:?}");
+        assert_eq!(info.stamp.as_ref(), Some(&st), "stamp of {key:?}");
+        let got = b.get(&name, None, None).await.expect("get");
+        assert_eq!(got.info.attributes, attrs);
+        assert_eq!(got.info.stamp.as_ref(), Some(&st));
+        assert!(info.last_modified > std::time::SystemTime::UNIX_EPOCH);
+    }
+    // No attributes at all.
+    let (name, _) = put_bytes(b, "suite-head", "bare", "v1", b"x").await;
+    let info = b.head(&name).await.expect("head bare");
+    assert_eq!(info.attributes, ObjectAttributes::default());
+    assert_eq!(info.stamp, Some(stamp("suite-head", "bare", "v1", 1)));
+}
+
+pub async fn overwrite(b: &dyn Backend) {
+    let (name, first) = put_bytes(b, "suite-overwrite", "k", "v1", b"first version").await;
+    let (_, second) = put_bytes(b, "suite-overwrite", "k", "v2", b"second").await;
+    assert_ne!(
+        first.etag, second.etag,
+        "a new write gets a new backend etag"
+    );
+    assert_eq!(read(b, &name).await, b"second");
+    let info = b.head(&name).await.expect("head");
+    assert_eq!(info.size, 6);
+    assert_eq!(info.stamp.map(|s| s.version_id), Some("v2".to_string()));
+    // The replica changed behind an index that still holds `first.etag`.
+    assert!(matches!(
+        b.get(&name, None, Some(&first.etag)).await,
+        Err(BackendError::PreconditionFailed { .. })
+    ));
+}
+
+pub async fn delete(b: &dyn Backend) {
+    let (name, _) = put_bytes(b, "suite-delete", "dir/k", "v1", b"bye").await;
+    b.delete(&name).await.expect("delete");
+    assert!(matches!(
+        b.head(&name).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    b.delete(&name).await.expect("deleting a deleted object");
+    b.delete(&physical_name("suite-delete", "never/existed"))
+        .await
+        .expect("deleting a missing object");
+    // The name is usable again.
+    put_bytes(b, "suite-delete", "dir/k", "v2", b"again").await;
+    assert_eq!(read(b, &name).await, b"again");
+}
+
+pub async fn missing_not_found(b: &dyn Backend) {
+    let name = physical_name("suite-missing", "nope");
+    assert!(matches!(
+        b.head(&name).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    assert!(matches!(
+        b.get(&name, None, None).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    assert!(matches!(
+        b.get(&name, Some(0..1), Some("x")).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    // A "directory" of existing objects is not an object.
+    put_bytes(b, "suite-missing", "dir/child", "v1", b"x").await;
+    let dir = physical_name("suite-missing", "dir");
+    assert!(matches!(
+        b.head(&dir).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    assert!(matches!(
+        b.get(&dir, None, None).await,
+        Err(BackendError::NotFound { .. })
+    ));
+}
+
+pub async fn if_match(b: &dyn Backend) {
+    let (name, put) = put_bytes(b, "suite-ifmatch", "k", "v1", b"data").await;
+    assert!(b.get(&name, None, Some(&put.etag)).await.is_ok());
+    for wrong in ["not-the-etag", "\"v1x\"", ""] {
+        assert!(
+            matches!(
+                b.get(&name, None, Some(wrong)).await,
+                Err(BackendError::PreconditionFailed { .. })
+            ),
+            "if_match {wrong:?}"
+        );
+        assert!(matches!(
+            b.get(&name, Some(0..2), Some(wrong)).await,
+            Err(BackendError::PreconditionFailed { .. })
+        ));
+    }
+}
+
+fn failing_body(data: &[u8], chunk: usize) -> ByteStream {
+    body(data, chunk)
+        .chain(stream::once(async { Err(BackendError::Aborted) }))
+        .boxed()
+}
+
+async fn names_in(b: &dyn Backend, prefix: &str) -> BTreeSet<String> {
+    b.list(prefix)
+        .map_ok(|info| info.name)
+        .try_collect()
+        .await
+        .expect("list")
+}
+
+/// An Err item (small body, and one past the multipart threshold) or a dropped put leaves the
+/// old object as it was and nothing new visible.
+pub async fn aborted_stream_keeps_old(b: &dyn Backend) {
+    let bucket = "suite-abort";
+    let (name, old) = put_bytes(b, bucket, "k", "v1", b"old contents").await;
+    let before = names_in(b, &format!("{bucket}/")).await;
+    for size in [5usize, 10 << 20] {
+        let data = pattern(size, 3);
+        let result = b
+            .put(
+                &name,
+                &ObjectAttributes::default(),
+                &stamp(bucket, "k", "v2", size as u64),
+                failing_body(&data, 64 << 10),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(BackendError::Aborted)),
+            "size {size}: {result:?}"
+        );
+        let got = b
+            .get(&name, None, Some(&old.etag))
+            .await
+            .expect("old object still there");
+        assert_eq!(collect(got.body).await.expect("body"), b"old contents");
+        // A new name aborted: nothing appears.
+        let fresh = physical_name(bucket, "fresh");
+        let result = b
+            .put(
+                &fresh,
+                &ObjectAttributes::default(),
+                &stamp(bucket, "fresh", "v1", size as u64),
+                failing_body(&data, 64 << 10),
+            )
+            .await;
+        assert!(matches!(result, Err(BackendError::Aborted)));
+        assert!(matches!(
+            b.head(&fresh).await,
+            Err(BackendError::NotFound { .. })
+        ));
+    }
+    // The caller gives up mid-body (client disconnect): the put future is dropped.
+    for size in [5usize, 10 << 20] {
+        let data = pattern(size, 4);
+        let stalled = body(&data, 64 << 10).chain(stream::pending()).boxed();
+        let (attrs, st) = (ObjectAttributes::default(), stamp(bucket, "k", "v3", 0));
+        let put = b.put(&name, &attrs, &st, stalled);
+        assert!(tokio::time::timeout(Duration::from_millis(300), put)
+            .await
+            .is_err());
+        assert_eq!(read(b, &name).await, b"old contents");
+    }
+    assert_eq!(names_in(b, &format!("{bucket}/")).await, before);
+    assert!(names_in(b, &format!(".hansa/k/{bucket}/")).await.is_empty());
+}
+
+pub async fn list_prefixes(b: &dyn Backend) {
+    let bucket = "suite-list";
+    let keys = [
+        "a", "ab", "ac/b", "ac/d/e", "b/x", "über/ß", "odd//key", "../up",
+    ];
+    let mut names = BTreeSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (name, _) = put_bytes(b, bucket, key, &format!("v{i}"), key.as_bytes()).await;
+        names.insert(name.into_string());
+    }
+    let plain = |ks: &[&str]| {
+        ks.iter()
+            .map(|k| format!("{bucket}/{k}"))
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        names_in(b, &format!("{bucket}/")).await,
+        plain(&["a", "ab", "ac/b", "ac/d/e", "b/x", "über/ß"])
+    );
+    assert_eq!(
+        names_in(b, &format!("{bucket}/a")).await,
+        plain(&["a", "ab", "ac/b", "ac/d/e"])
+    );
+    assert_eq!(
+        names_in(b, &format!("{bucket}/ac/")).await,
+        plain(&["ac/b", "ac/d/e"])
+    );
+    assert_eq!(
+        names_in(b, &format!("{bucket}/ac/d")).await,
+        plain(&["ac/d/e"])
+    );
+    assert_eq!(
+        names_in(b, &format!("{bucket}/ü")).await,
+        plain(&["über/ß"])
+    );
+    assert!(names_in(b, &format!("{bucket}/zzz")).await.is_empty());
+    assert!(names_in(b, &format!("{bucket}-other/")).await.is_empty());
+    // Fallback names are listed too, with their real keys in the stamps.
+    let fallback_prefix = format!(".hansa/k/{bucket}/");
+    let infos: Vec<_> = b
+        .list(&fallback_prefix)
+        .try_collect()
+        .await
+        .expect("list fallback");
+    let keys_back: BTreeSet<_> = infos
+        .iter()
+        .filter_map(|i| i.stamp.as_ref().map(|s| s.key.clone()))
+        .collect();
+    assert_eq!(
+        keys_back,
+        ["odd//key".to_string(), "../up".to_string()].into()
+    );
+    // Everything, from the root: all of ours present, no scratch files.
+    let all = names_in(b, "").await;
+    assert!(names.is_subset(&all), "{names:?} ⊄ {all:?}");
+    for n in &all {
+        assert!(
+            PhysicalName::parse(n).is_ok() || !n.starts_with(".hansa/"),
+            "scratch file listed: {n}"
+        );
+    }
+    // Listed infos carry stamps and sizes.
+    for info in b
+        .list(&format!("{bucket}/ac/d"))
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("list")
+    {
+        assert_eq!(info.size, 6);
+        assert_eq!(info.stamp.map(|s| s.key), Some("ac/d/e".to_string()));
+    }
+}
+
+/// Keys that cannot be plain (traversal, empty segments, escapes) and unicode keys that can.
+pub async fn unusual_keys(b: &dyn Backend) {
+    let bucket = "suite-keys";
+    let keys = [
+        "../../etc/passwd",
+        "..",
+        "./x",
+        "a//b",
+        "a/b",
+        "dir/",
+        "dir",
+        "/leading",
+        "日本語/ファイル.txt",
+        "emoji 😀",
+        "100%",
+        "tilde~",
+        "new\nline",
+        "x".repeat(1024).as_str(),
+    ]
+    .map(str::to_string);
+    let mut seen = BTreeSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let data = format!("data of {key}");
+        let (name, put) = put_bytes(b, bucket, key, &format!("v{i}"), data.as_bytes()).await;
+        assert!(seen.insert(name.clone()), "{key:?} shares a name");
+        let info = b.head(&name).await.expect("head");
+        assert_eq!(info.stamp.map(|s| s.key), Some(key.clone()));
+        let got = b.get(&name, None, Some(&put.etag)).await.expect("get");
+        assert_eq!(
+            collect(got.body).await.expect("body"),
+            data.as_bytes(),
+            "{key:?}"
+        );
+    }
+    for key in &keys {
+        let data = format!("data of {key}");
+        assert_eq!(
+            read(b, &physical_name(bucket, key)).await,
+            data.as_bytes(),
+            "{key:?} after all writes"
+        );
+    }
+}
+
+pub async fn check(b: &dyn Backend) {
+    b.check().await.expect("check");
+    b.check().await.expect("check twice");
+    let leftovers: Vec<_> = names_in(b, ".hansa/").await.into_iter().collect();
+    assert!(
+        leftovers.iter().all(|n| !n.contains("probe")),
+        "{leftovers:?}"
+    );
+}
+
+/// All of the above, in sequence.
+pub async fn run_all(b: &dyn Backend) {
+    put_get_roundtrip(b).await;
+    empty_object(b).await;
+    large_object(b).await;
+    ranges(b).await;
+    head_attributes(b).await;
+    overwrite(b).await;
+    delete(b).await;
+    missing_not_found(b).await;
+    if_match(b).await;
+    aborted_stream_keeps_old(b).await;
+    list_prefixes(b).await;
+    unusual_keys(b).await;
+    check(b).await;
+}
+
+#[cfg(test)]
+mod runs {
+    use crate::{LocalBackend, ObjectStoreBackend};
+
+    fn local() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::Builder::new()
+            .prefix("hansa-backends-")
+            .tempdir()
+            .expect("tempdir");
+        let backend =
+            LocalBackend::new("local-test", dir.path().join("root")).expect("local backend");
+        (dir, backend)
+    }
+
+    macro_rules! suite {
+        ($($test:ident),* $(,)?) => {
+            mod local {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $test() {
+                        let (_dir, b) = super::local();
+                        crate::testsuite::$test(&b).await;
+                    }
+                )*
+            }
+            mod memory {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $test() {
+                        let b = crate::ObjectStoreBackend::memory("memory-test");
+                        crate::testsuite::$test(&b).await;
+                    }
+                )*
+            }
+            mod memory_with_prefix {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $test() {
+                        let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+                        let b = crate::ObjectStoreBackend::new("prefixed", store, object_store::path::Path::from("tenant/replica"));
+                        crate::testsuite::$test(&b).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    suite!(
+        put_get_roundtrip,
+        empty_object,
+        large_object,
+        ranges,
+        head_attributes,
+        overwrite,
+        delete,
+        missing_not_found,
+        if_match,
+        aborted_stream_keeps_old,
+        list_prefixes,
+        unusual_keys,
+        check,
+    );
+
+    /// The whole suite on one shared backend, as another crate would run it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_all_shared() {
+        let (_dir, b) = local();
+        crate::testsuite::run_all(&b).await;
+        crate::testsuite::run_all(&ObjectStoreBackend::memory("m")).await;
+    }
+}

@@ -1,0 +1,528 @@
+//! Configuration: the TOML file, its validation, and the embedded default.
+//!
+//! Every problem is reported with the file, the field and what is wrong, before anything
+//! starts listening.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::s3::auth::Credential;
+
+#[derive(thiserror::Error, Debug)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {field}: {problem}")]
+    Invalid {
+        file: String,
+        field: String,
+        problem: String,
+    },
+    #[error("{path}: {problem}")]
+    DataDir { path: String, problem: String },
+}
+
+/// The whole configuration after validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, rename = "credential")]
+    pub credentials: Vec<CredentialConfig>,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    #[serde(default, rename = "policy")]
+    pub policies: BTreeMap<String, PolicyConfig>,
+    #[serde(default, rename = "bucket")]
+    pub buckets: BTreeMap<String, BucketConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Plain-HTTP listeners.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    pub tls: Option<TlsConfig>,
+    /// Where the index (and, in the embedded default, the generated credentials) live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The region clients sign for and GetBucketLocation reports.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Base domains for virtual-host addressing: `bucket.<domain>`.
+    #[serde(default)]
+    pub base_domains: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            tls: None,
+            data_dir: default_data_dir(),
+            region: default_region(),
+            base_domains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain.
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Bytes of request bodies buffered across all requests at once; writers wait beyond it.
+    #[serde(default = "default_inflight")]
+    pub inflight_bytes: u64,
+    /// Size of the buffers a body is read into and shared by all replicas.
+    #[serde(default = "default_chunk")]
+    pub chunk_bytes: usize,
+    /// A client must send its request headers within this many seconds.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// sled's page cache.
+    #[serde(default = "default_index_cache")]
+    pub index_cache_bytes: u64,
+    /// Largest request XML document accepted (DeleteObjects, CreateBucket...).
+    #[serde(default = "default_xml_limit")]
+    pub max_xml_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            inflight_bytes: default_inflight(),
+            chunk_bytes: default_chunk(),
+            header_timeout_secs: default_header_timeout(),
+            index_cache_bytes: default_index_cache(),
+            max_xml_bytes: default_xml_limit(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub access_key_id: String,
+    pub secret_access_key: Option<String>,
+    /// Name of an environment variable holding the secret.
+    pub secret_access_key_env: Option<String>,
+    /// Buckets this key may use; all when absent.
+    pub buckets: Option<Vec<String>>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub id: String,
+    pub kind: BackendKind,
+    /// `local`: the directory that holds this backend's copies.
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Backends this policy may place replicas on; every backend when absent.
+    pub backends: Option<Vec<String>>,
+    /// Copies of each object; all of the policy's backends when absent.
+    pub replicas: Option<usize>,
+    /// Copies that must hold the bytes before the client gets its 200; all replicas when absent.
+    pub write_quorum: Option<usize>,
+    /// Backends tried first on reads, in this order; the others follow.
+    #[serde(default)]
+    pub read_order: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    pub policy: String,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 9000))]
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hansa-data")
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_inflight() -> u64 {
+    512 << 20
+}
+fn default_chunk() -> usize {
+    8 << 20
+}
+fn default_header_timeout() -> u64 {
+    30
+}
+fn default_index_cache() -> u64 {
+    32 << 20
+}
+fn default_xml_limit() -> usize {
+    2 << 20
+}
+
+pub const DEFAULT_POLICY: &str = "default";
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_toml(&file, &text)
+    }
+
+    pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// The embedded default: two local backends under the data directory, two replicas.
+    /// Credentials are added by the caller (generated on first start).
+    pub fn embedded(data_dir: PathBuf, listen: SocketAddr) -> Config {
+        let backend = |id: &str| BackendConfig {
+            id: id.to_string(),
+            kind: BackendKind::Local,
+            path: Some(data_dir.join("backends").join(id)),
+            tags: BTreeMap::new(),
+        };
+        Config {
+            server: ServerConfig {
+                listen: vec![listen],
+                data_dir: data_dir.clone(),
+                ..ServerConfig::default()
+            },
+            limits: Limits::default(),
+            credentials: Vec::new(),
+            backends: vec![backend("disk-a"), backend("disk-b")],
+            policies: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |field: String, problem: String| ConfigError::Invalid {
+            file: file.to_string(),
+            field,
+            problem,
+        };
+        if self.server.listen.is_empty() && self.server.tls.is_none() {
+            return Err(invalid(
+                "server.listen".into(),
+                "no listener: give at least one address here or in server.tls.listen".into(),
+            ));
+        }
+        if self.limits.chunk_bytes < 64 << 10 || self.limits.chunk_bytes > 64 << 20 {
+            return Err(invalid(
+                "limits.chunk_bytes".into(),
+                "must be between 64 KiB and 64 MiB".into(),
+            ));
+        }
+        if self.limits.inflight_bytes < 2 * self.limits.chunk_bytes as u64 {
+            return Err(invalid(
+                "limits.inflight_bytes".into(),
+                "must hold at least two chunks (2 × limits.chunk_bytes)".into(),
+            ));
+        }
+        let mut keys = HashSet::new();
+        for (i, c) in self.credentials.iter().enumerate() {
+            let field = |f: &str| format!("credential[{i}].{f}");
+            if c.access_key_id.len() < 3
+                || !c.access_key_id.chars().all(|ch| ch.is_ascii_alphanumeric())
+            {
+                return Err(invalid(
+                    field("access_key_id"),
+                    "must be at least 3 ASCII letters or digits".into(),
+                ));
+            }
+            if !keys.insert(&c.access_key_id) {
+                return Err(invalid(field("access_key_id"), "appears twice".into()));
+            }
+            match (&c.secret_access_key, &c.secret_access_key_env) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        field("secret_access_key"),
+                        "give either secret_access_key or secret_access_key_env, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        field("secret_access_key"),
+                        "missing (or name an environment variable in secret_access_key_env)".into(),
+                    ))
+                }
+                (None, Some(var)) if std::env::var(var).map_or(true, |v| v.is_empty()) => {
+                    return Err(invalid(
+                        field("secret_access_key_env"),
+                        format!("environment variable {var} is not set"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut ids = HashSet::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            let field = |f: &str| format!("backend[{i}].{f}");
+            if b.id.is_empty()
+                || !b
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    field("id"),
+                    "must be non-empty ASCII letters, digits, '-' or '_'".into(),
+                ));
+            }
+            if !ids.insert(b.id.as_str()) {
+                return Err(invalid(field("id"), format!("{:?} appears twice", b.id)));
+            }
+            if b.kind == BackendKind::Local && b.path.is_none() {
+                return Err(invalid(
+                    field("path"),
+                    "a local backend needs a path".into(),
+                ));
+            }
+        }
+        if self.backends.is_empty() {
+            return Err(invalid(
+                "backend".into(),
+                "no backends: configure at least one [[backend]]".into(),
+            ));
+        }
+        for (name, p) in &self.policies {
+            let field = |f: &str| format!("policy.{name}.{f}");
+            let members: Vec<&str> = match &p.backends {
+                Some(list) => list.iter().map(String::as_str).collect(),
+                None => self.backends.iter().map(|b| b.id.as_str()).collect(),
+            };
+            for id in members
+                .iter()
+                .copied()
+                .chain(p.read_order.iter().map(String::as_str))
+            {
+                if !ids.contains(id) {
+                    return Err(invalid(
+                        field("backends"),
+                        format!("unknown backend {id:?}"),
+                    ));
+                }
+            }
+            let replicas = p.replicas.unwrap_or(members.len());
+            if replicas == 0 || replicas > members.len() {
+                return Err(invalid(
+                    field("replicas"),
+                    format!(
+                        "must be between 1 and the policy's {} backends",
+                        members.len()
+                    ),
+                ));
+            }
+            let quorum = p.write_quorum.unwrap_or(replicas);
+            if quorum == 0 || quorum > replicas {
+                return Err(invalid(
+                    field("write_quorum"),
+                    format!("must be between 1 and replicas ({replicas})"),
+                ));
+            }
+        }
+        for (bucket, b) in &self.buckets {
+            if b.policy != DEFAULT_POLICY && !self.policies.contains_key(&b.policy) {
+                return Err(invalid(
+                    format!("bucket.{bucket}.policy"),
+                    format!("unknown policy {:?}", b.policy),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Credentials with their secrets resolved from the environment.
+    pub fn resolved_credentials(&self) -> Vec<Credential> {
+        self.credentials
+            .iter()
+            .map(|c| Credential {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: c
+                    .secret_access_key
+                    .clone()
+                    .or_else(|| {
+                        c.secret_access_key_env
+                            .as_ref()
+                            .and_then(|v| std::env::var(v).ok())
+                    })
+                    .unwrap_or_default(),
+                buckets: c.buckets.clone(),
+                read_only: c.read_only,
+            })
+            .collect()
+    }
+}
+
+/// Generated credentials of the embedded default, kept in the data directory.
+pub struct GeneratedKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub file: PathBuf,
+    /// True when this start created the key (the only time the secret is printed).
+    pub created: bool,
+}
+
+const KEY_FILE: &str = "credentials.toml";
+
+/// Loads the data directory's generated key, creating it (mode 0600) on first start.
+pub fn generated_key(data_dir: &Path) -> Result<GeneratedKey, ConfigError> {
+    let file = data_dir.join(KEY_FILE);
+    let dir_err = |problem: String| ConfigError::DataDir {
+        path: file.display().to_string(),
+        problem,
+    };
+    if file.exists() {
+        let text = std::fs::read_to_string(&file).map_err(|e| dir_err(e.to_string()))?;
+        #[derive(Deserialize)]
+        struct Stored {
+            access_key_id: String,
+            secret_access_key: String,
+        }
+        let stored: Stored = toml::from_str(&text).map_err(|e| dir_err(e.to_string()))?;
+        return Ok(GeneratedKey {
+            access_key_id: stored.access_key_id,
+            secret_access_key: stored.secret_access_key,
+            file,
+            created: false,
+        });
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| dir_err(e.to_string()))?;
+    let access_key_id = format!(
+        "HANSA{}",
+        random_string(15, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    );
+    let secret_access_key = random_string(
+        40,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    );
+    let text = format!(
+        "# Generated by `hansa serve` on first start. Keep this file private.\n\
+         access_key_id = \"{access_key_id}\"\nsecret_access_key = \"{secret_access_key}\"\n"
+    );
+    write_private(&file, text.as_bytes()).map_err(|e| dir_err(e.to_string()))?;
+    Ok(GeneratedKey {
+        access_key_id,
+        secret_access_key,
+        file,
+        created: true,
+    })
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml("test.toml", text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_file_field_and_problem() {
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"local\"\n");
+        assert_eq!(
+            e,
+            "test.toml: backend[0].path: a local backend needs a path"
+        );
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"floppy\"\npath = \"/x\"\n");
+        assert!(e.starts_with("test.toml: ") && e.contains("floppy"), "{e}");
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"memory\"\n[policy.p]\nreplicas = 2\n");
+        assert!(e.contains("policy.p.replicas"), "{e}");
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"memory\"\n[bucket.x]\npolicy = \"nope\"\n");
+        assert!(e.contains("bucket.x.policy") && e.contains("nope"), "{e}");
+        let e = err("bogus = 1\n");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/hansa.example.toml"
+        ))
+        .unwrap();
+        std::env::set_var("HANSA_EXAMPLE_SECRET", "x".repeat(40));
+        let config = Config::from_toml("deploy/hansa.example.toml", &text).unwrap();
+        assert!(config.backends.len() >= 2);
+    }
+
+    #[test]
+    fn generated_key_is_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let first = generated_key(dir.path()).unwrap();
+        assert!(first.created);
+        let mode = std::fs::metadata(&first.file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = generated_key(dir.path()).unwrap();
+        assert!(!second.created);
+        assert_eq!(first.secret_access_key, second.secret_access_key);
+    }
+}

@@ -1,0 +1,178 @@
+//! `hansa`: the gateway's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hansa::config::{self, Config, CredentialConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "hansa",
+    version,
+    about = "S3-compatible gateway that replicates every object across storage providers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config: the embedded default (two local replicas under
+    /// ./hansa-data, listening on 127.0.0.1:9000).
+    Serve {
+        /// TOML configuration file (see deploy/hansa.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (index, generated credentials, embedded backends).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANSA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Version => {
+            println!("hansa {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Serve {
+            config,
+            listen,
+            data,
+        } => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("hansa: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config, listen, data)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("hansa: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    config_file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut config = match &config_file {
+        Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
+        None => Config::embedded(
+            data.clone()
+                .unwrap_or_else(|| PathBuf::from("./hansa-data")),
+            listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+        ),
+    };
+    if let Some(addr) = listen {
+        config.server.listen = vec![addr];
+    }
+    if let Some(dir) = data {
+        config.server.data_dir = dir;
+    }
+    let generated = if config.credentials.is_empty() {
+        let key = config::generated_key(&config.server.data_dir).map_err(|e| e.to_string())?;
+        config.credentials.push(CredentialConfig {
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: Some(key.secret_access_key.clone()),
+            secret_access_key_env: None,
+            buckets: None,
+            read_only: false,
+        });
+        Some(key)
+    } else {
+        None
+    };
+    let region = config.server.region.clone();
+    let running = hansa::server::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let endpoint = running
+        .http_addrs
+        .first()
+        .map(|a| format!("http://{a}"))
+        .or_else(|| running.tls_addrs.first().map(|a| format!("https://{a}")))
+        .unwrap_or_default();
+    for a in &running.http_addrs {
+        println!("hansa: listening on http://{a}");
+    }
+    for a in &running.tls_addrs {
+        println!("hansa: listening on https://{a}");
+    }
+    if let Some(key) = generated {
+        print_key(&key, &endpoint, &region);
+    }
+    let stopper = running.stopper();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stopper.send(true);
+    });
+    running.wait().await;
+    Ok(())
+}
+
+fn print_key(key: &config::GeneratedKey, endpoint: &str, region: &str) {
+    if key.created {
+        println!(
+            "\nhansa: generated a new access key (stored in {file}, shown only this once):\n\
+             \n  access key id:     {id}\n  secret access key: {secret}\n\
+             \naws cli:\n  export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={region}\n  \
+             aws --endpoint-url {endpoint} s3 mb s3://my-bucket\n\
+             \nrclone (~/.config/rclone/rclone.conf):\n  [hansa]\n  type = s3\n  provider = Other\n  \
+             access_key_id = {id}\n  secret_access_key = {secret}\n  endpoint = {endpoint}\n  region = {region}\n",
+            file = key.file.display(),
+            id = key.access_key_id,
+            secret = key.secret_access_key,
+        );
+    } else {
+        println!(
+            "hansa: access key id {} (secret in {})",
+            key.access_key_id,
+            key.file.display()
+        );
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,65 @@
+//! The index: the authoritative record of buckets, objects and their replicas.
+//!
+//! `MetaStore` is a trait so that a shared database can replace the embedded sled store when
+//! one gateway is not enough; the gateway only talks to the trait.
+
+mod records;
+mod sled_store;
+
+pub use records::{BucketRecord, Intent, ObjectRecord, Replica, ReplicaState};
+pub use sled_store::SledStore;
+
+use std::ops::Bound;
+
+#[derive(thiserror::Error, Debug)]
+pub enum MetaError {
+    #[error("index storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("index record {what} is corrupt: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("index record format version {0} is newer than this gateway understands")]
+    UnknownFormat(u8),
+    #[error("bucket {0} already exists")]
+    BucketExists(String),
+    #[error("bucket {0} does not exist")]
+    NoSuchBucket(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+/// One page of keys, in key order, starting strictly after or at a bound.
+pub struct ObjectPage {
+    pub entries: Vec<(String, ObjectRecord)>,
+    /// True when the scan stopped because it hit the limit, not the end of the bucket.
+    pub truncated: bool,
+}
+
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    fn create_bucket(&self, record: &BucketRecord) -> MetaResult<()>;
+    fn bucket(&self, name: &str) -> MetaResult<Option<BucketRecord>>;
+    fn buckets(&self) -> MetaResult<Vec<BucketRecord>>;
+    /// Removes the bucket if it holds no objects.
+    fn delete_bucket(&self, name: &str) -> MetaResult<()>;
+
+    fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>>;
+    fn put_object(&self, bucket: &str, key: &str, record: &ObjectRecord) -> MetaResult<()>;
+    fn delete_object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>>;
+    /// Objects whose key starts with `prefix`, from `start` on, at most `limit` of them.
+    fn scan_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: Bound<String>,
+        limit: usize,
+    ) -> MetaResult<ObjectPage>;
+
+    fn record_intent(&self, id: &str, intent: &Intent) -> MetaResult<()>;
+    fn clear_intent(&self, id: &str) -> MetaResult<()>;
+    fn intents(&self) -> MetaResult<Vec<(String, Intent)>>;
+
+    /// Makes every change so far durable. Called before any success reply to a write.
+    async fn sync(&self) -> MetaResult<()>;
+}

@@ -1,0 +1,812 @@
+//! The verifying request-body stream.
+//!
+//! [`verified_body`] turns a transport body into the object's bytes, checking as they pass:
+//! the signed payload SHA-256, aws-chunked framing and chunk/trailer signatures, the declared
+//! length, Content-MD5 and `x-amz-checksum-*` (header or trailer). Bytes are forwarded as they
+//! arrive; any failure is yielded as an `Err` *instead of* the final `None`, so a consumer that
+//! commits only after a clean end of stream never commits unverified data.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::Stream;
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::auth::chunked::ChunkedDecoder;
+use super::auth::{AuthSettings, PayloadCheck};
+use super::checksum::{checksum_from_headers, Checksum, ChecksumAlgorithm, ChecksumHasher};
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send + 'static>>;
+
+/// What a fully verified body turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodySummary {
+    pub len: u64,
+    /// Always computed: it is the object's (or part's) ETag.
+    pub md5: [u8; 16],
+    /// The checksum that was sent (header or trailer) or requested, computed over the data.
+    pub checksum: Option<Checksum>,
+}
+
+/// Shared handle to the summary; filled just before the stream yields its final `None`.
+#[derive(Clone, Debug, Default)]
+pub struct BodyOutcome(Arc<Mutex<Option<BodySummary>>>);
+
+impl BodyOutcome {
+    pub fn get(&self) -> Option<BodySummary> {
+        self.0.lock().ok().and_then(|summary| summary.clone())
+    }
+
+    fn set(&self, summary: BodySummary) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(summary);
+        }
+    }
+}
+
+/// What the body must satisfy, from the request headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyRules {
+    /// Decoded object length: `Content-Length`, or `x-amz-decoded-content-length` for aws-chunked.
+    pub declared_len: u64,
+    pub content_md5: Option<[u8; 16]>,
+    /// `x-amz-checksum-*` header value.
+    pub checksum: Option<Checksum>,
+    /// Algorithm announced in `x-amz-trailer`; its value comes after the last chunk.
+    pub trailer_checksum: Option<ChecksumAlgorithm>,
+    /// Computed and reported even when no value was sent (`x-amz-sdk-checksum-algorithm`).
+    pub compute_checksum: Option<ChecksumAlgorithm>,
+}
+
+const DECODED_LENGTH: &str = "x-amz-decoded-content-length";
+const TRAILER: &str = "x-amz-trailer";
+const SDK_CHECKSUM_ALGORITHM: &str = "x-amz-sdk-checksum-algorithm";
+const CHECKSUM_ALGORITHM: &str = "x-amz-checksum-algorithm";
+
+impl BodyRules {
+    pub fn from_headers(headers: &HeaderMap, payload: &PayloadCheck) -> Result<Self, BodyError> {
+        let length_header = if payload.is_aws_chunked() {
+            DECODED_LENGTH
+        } else {
+            http::header::CONTENT_LENGTH.as_str()
+        };
+        let declared_len = parse_length(headers, length_header)?;
+        let content_md5 = parse_content_md5(headers)?;
+        let checksum = checksum_from_headers(headers)?;
+        let trailer_checksum = parse_trailer(headers, payload)?;
+        if checksum.is_some() && trailer_checksum.is_some() {
+            return Err(BodyError::MultipleChecksums);
+        }
+        let compute_checksum = parse_requested_algorithm(headers)?;
+        let sent = checksum.as_ref().map(|c| c.algorithm).or(trailer_checksum);
+        if let (Some(sent), Some(requested)) = (sent, compute_checksum) {
+            if sent != requested {
+                return Err(BodyError::ChecksumAlgorithmConflict);
+            }
+        }
+        Ok(BodyRules {
+            declared_len,
+            content_md5,
+            checksum,
+            trailer_checksum,
+            compute_checksum,
+        })
+    }
+
+    /// The single algorithm to compute, if any.
+    fn algorithm(&self) -> Option<ChecksumAlgorithm> {
+        self.checksum
+            .as_ref()
+            .map(|c| c.algorithm)
+            .or(self.trailer_checksum)
+            .or(self.compute_checksum)
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+}
+
+fn parse_length(headers: &HeaderMap, name: &'static str) -> Result<u64, BodyError> {
+    let text = header_str(headers, name).ok_or(BodyError::MissingContentLength)?;
+    text.trim()
+        .parse()
+        .map_err(|_| BodyError::InvalidContentLength(name))
+}
+
+fn parse_content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, BodyError> {
+    let Some(text) = header_str(headers, "content-md5") else {
+        return Ok(None);
+    };
+    let raw = BASE64
+        .decode(text.trim())
+        .map_err(|_| BodyError::InvalidDigest)?;
+    raw.try_into()
+        .map(Some)
+        .map_err(|_| BodyError::InvalidDigest)
+}
+
+fn parse_trailer(
+    headers: &HeaderMap,
+    payload: &PayloadCheck,
+) -> Result<Option<ChecksumAlgorithm>, BodyError> {
+    let Some(text) = header_str(headers, TRAILER) else {
+        return Ok(None);
+    };
+    if !payload.has_trailer() {
+        return Err(BodyError::UnexpectedTrailerHeader);
+    }
+    let mut algorithms = text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty());
+    let (Some(name), None) = (algorithms.next(), algorithms.next()) else {
+        return Err(BodyError::MultipleChecksums);
+    };
+    ChecksumAlgorithm::from_header_name(name)
+        .map(Some)
+        .ok_or_else(|| BodyError::UnsupportedChecksumAlgorithm(name.to_owned()))
+}
+
+fn parse_requested_algorithm(headers: &HeaderMap) -> Result<Option<ChecksumAlgorithm>, BodyError> {
+    let Some(text) = header_str(headers, SDK_CHECKSUM_ALGORITHM)
+        .or_else(|| header_str(headers, CHECKSUM_ALGORITHM))
+    else {
+        return Ok(None);
+    };
+    ChecksumAlgorithm::from_name(text)
+        .map(Some)
+        .ok_or_else(|| BodyError::UnsupportedChecksumAlgorithm(text.trim().to_owned()))
+}
+
+/// Why a body was rejected. Each variant names the S3 error it becomes.
+#[derive(thiserror::Error, Debug)]
+pub enum BodyError {
+    /// `MissingContentLength` 411: neither Content-Length nor (for aws-chunked)
+    /// x-amz-decoded-content-length.
+    #[error("You must provide the Content-Length HTTP header.")]
+    MissingContentLength,
+    /// `InvalidArgument` 400: a length header that is not a number.
+    #[error("The {0} header is not a valid length.")]
+    InvalidContentLength(&'static str),
+    /// `InvalidDigest` 400: Content-MD5 is not base64 of 16 bytes.
+    #[error("The Content-MD5 you specified was invalid.")]
+    InvalidDigest,
+    /// `BadDigest` 400: the body's MD5 differs from Content-MD5.
+    #[error("The Content-MD5 you specified did not match what we received.")]
+    Md5Mismatch,
+    /// `BadDigest` 400: the body's checksum differs from the header or trailer value.
+    #[error("The {algorithm} you specified did not match the calculated checksum.")]
+    ChecksumMismatch { algorithm: ChecksumAlgorithm },
+    /// `InvalidRequest` 400: a checksum value that is not base64 of the digest length.
+    #[error("Value for {} header is invalid.", algorithm.header_name())]
+    InvalidChecksumValue { algorithm: ChecksumAlgorithm },
+    /// `InvalidRequest` 400: more than one checksum sent (headers and/or trailer).
+    #[error("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")]
+    MultipleChecksums,
+    /// `InvalidRequest` 400: an unknown algorithm in x-amz-trailer / x-amz-sdk-checksum-algorithm.
+    #[error("Checksum algorithm provided is unsupported: {0}")]
+    UnsupportedChecksumAlgorithm(String),
+    /// `InvalidRequest` 400: x-amz-sdk-checksum-algorithm names another algorithm than the one sent.
+    #[error("Value for x-amz-sdk-checksum-algorithm header is invalid.")]
+    ChecksumAlgorithmConflict,
+    /// `InvalidRequest` 400: x-amz-trailer without a `-TRAILER` payload.
+    #[error("The x-amz-trailer header requires a STREAMING-*-TRAILER x-amz-content-sha256.")]
+    UnexpectedTrailerHeader,
+    /// `XAmzContentSHA256Mismatch` 400.
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    ContentSha256Mismatch,
+    /// `SignatureDoesNotMatch` 403: an aws-chunked chunk signature.
+    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    ChunkSignatureMismatch,
+    /// `SignatureDoesNotMatch` 403: the x-amz-trailer-signature.
+    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    TrailerSignatureMismatch,
+    /// `InvalidRequest` 400: aws-chunked framing broken.
+    #[error("Malformed aws-chunked body: {0}.")]
+    MalformedChunk(&'static str),
+    /// `InvalidRequest` 400: a chunk larger than the configured maximum.
+    #[error("Chunk size {size} exceeds the maximum of {max} bytes.")]
+    ChunkTooLarge { size: u64, max: usize },
+    /// `IncompleteBody` 400: fewer bytes than declared, or the body ended mid-chunk.
+    #[error(
+        "You did not provide the number of bytes specified by the Content-Length HTTP header."
+    )]
+    IncompleteBody,
+    /// `InvalidRequest` 400: more bytes than declared.
+    #[error("The request body is longer than the declared content length.")]
+    BodyTooLong,
+    /// `MalformedTrailerError` 400: trailers missing, malformed or undeclared.
+    #[error("The request contained trailing data that was not well-formed or did not conform to our published schema: {0}.")]
+    MalformedTrailer(&'static str),
+    /// `IncompleteBody` 400: the transport failed (client went away, framing error).
+    #[error("The request body could not be read: {0}")]
+    Transport(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BodyError {
+    pub fn s3_code(&self) -> &'static str {
+        match self {
+            BodyError::MissingContentLength => "MissingContentLength",
+            BodyError::InvalidContentLength(_) => "InvalidArgument",
+            BodyError::InvalidDigest => "InvalidDigest",
+            BodyError::Md5Mismatch | BodyError::ChecksumMismatch { .. } => "BadDigest",
+            BodyError::InvalidChecksumValue { .. }
+            | BodyError::MultipleChecksums
+            | BodyError::UnsupportedChecksumAlgorithm(_)
+            | BodyError::ChecksumAlgorithmConflict
+            | BodyError::UnexpectedTrailerHeader
+            | BodyError::MalformedChunk(_)
+            | BodyError::ChunkTooLarge { .. }
+            | BodyError::BodyTooLong => "InvalidRequest",
+            BodyError::ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            BodyError::ChunkSignatureMismatch | BodyError::TrailerSignatureMismatch => {
+                "SignatureDoesNotMatch"
+            }
+            BodyError::IncompleteBody | BodyError::Transport(_) => "IncompleteBody",
+            BodyError::MalformedTrailer(_) => "MalformedTrailerError",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            BodyError::MissingContentLength => 411,
+            BodyError::ChunkSignatureMismatch | BodyError::TrailerSignatureMismatch => 403,
+            _ => 400,
+        }
+    }
+}
+
+/// Incremental checks over the decoded object bytes.
+struct Verifier {
+    rules: BodyRules,
+    decoder: Option<ChunkedDecoder>,
+    expected_sha256: Option<[u8; 32]>,
+    sha256: Sha256,
+    md5: Md5,
+    checksum: Option<ChecksumHasher>,
+    len: u64,
+}
+
+impl Verifier {
+    fn new(payload: &PayloadCheck, rules: BodyRules, settings: &AuthSettings) -> Self {
+        let expected_sha256 = match payload {
+            PayloadCheck::Sha256(hash) => Some(*hash),
+            _ => None,
+        };
+        Verifier {
+            decoder: ChunkedDecoder::for_payload(payload, settings.max_chunk_size),
+            expected_sha256,
+            sha256: Sha256::new(),
+            md5: Md5::new(),
+            checksum: rules.algorithm().map(|algorithm| algorithm.hasher()),
+            len: 0,
+            rules,
+        }
+    }
+
+    /// Feeds one transport frame; decoded pieces go to `out`.
+    fn feed(&mut self, frame: Bytes, out: &mut VecDeque<Bytes>) -> Result<(), BodyError> {
+        let Verifier {
+            rules,
+            decoder,
+            expected_sha256,
+            sha256,
+            md5,
+            checksum,
+            len,
+        } = self;
+        let mut accept = |piece: Bytes| -> Result<(), BodyError> {
+            *len += piece.len() as u64;
+            if *len > rules.declared_len {
+                return Err(BodyError::BodyTooLong);
+            }
+            md5.update(&piece);
+            if expected_sha256.is_some() {
+                sha256.update(&piece);
+            }
+            if let Some(hasher) = checksum.as_mut() {
+                hasher.update(&piece);
+            }
+            if !piece.is_empty() {
+                out.push_back(piece);
+            }
+            Ok(())
+        };
+        match decoder {
+            Some(decoder) => decoder.feed(frame, &mut accept),
+            None => accept(frame),
+        }
+    }
+
+    fn finish(mut self) -> Result<BodySummary, BodyError> {
+        if let Some(decoder) = self.decoder.as_mut() {
+            decoder.finish()?;
+        }
+        if self.len != self.rules.declared_len {
+            return Err(BodyError::IncompleteBody);
+        }
+        if let Some(expected) = self.expected_sha256 {
+            let actual: [u8; 32] = self.sha256.finalize().into();
+            if !bool::from(actual.ct_eq(&expected)) {
+                return Err(BodyError::ContentSha256Mismatch);
+            }
+        }
+        let md5: [u8; 16] = self.md5.finalize().into();
+        if let Some(expected) = self.rules.content_md5 {
+            if md5 != expected {
+                return Err(BodyError::Md5Mismatch);
+            }
+        }
+        let computed = self.checksum.map(ChecksumHasher::finish_checksum);
+        check_sent_checksum(&self.rules, self.decoder.as_ref(), computed.as_ref())?;
+        Ok(BodySummary {
+            len: self.len,
+            md5,
+            checksum: computed,
+        })
+    }
+}
+
+/// Compares the computed checksum with the header value or the trailer value.
+fn check_sent_checksum(
+    rules: &BodyRules,
+    decoder: Option<&ChunkedDecoder>,
+    computed: Option<&Checksum>,
+) -> Result<(), BodyError> {
+    let sent = match (&rules.checksum, rules.trailer_checksum) {
+        (Some(header), _) => Some(header.clone()),
+        (None, Some(algorithm)) => {
+            let value = decoder
+                .and_then(|decoder| decoder.trailer(algorithm.header_name()))
+                .ok_or(BodyError::MalformedTrailer(
+                    "the trailer announced in x-amz-trailer is missing",
+                ))?;
+            Some(Checksum::parse(algorithm, value)?)
+        }
+        (None, None) => None,
+    };
+    if let Some(decoder) = decoder {
+        let announced = rules.trailer_checksum.map(|a| a.header_name());
+        let stray = decoder.trailers().iter().any(|(name, _)| {
+            name.starts_with("x-amz-checksum-") && Some(name.as_str()) != announced
+        });
+        if stray {
+            return Err(BodyError::MalformedTrailer(
+                "a checksum trailer was not announced in x-amz-trailer",
+            ));
+        }
+    }
+    match (sent, computed) {
+        (Some(sent), Some(computed)) if sent.value != computed.value => {
+            Err(BodyError::ChecksumMismatch {
+                algorithm: sent.algorithm,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+struct StreamState<B> {
+    body: Pin<Box<B>>,
+    verifier: Option<Verifier>,
+    pending: VecDeque<Bytes>,
+    outcome: BodyOutcome,
+}
+
+/// Wraps a transport body into the verified stream of object bytes, and a handle that holds
+/// the [`BodySummary`] once the stream has ended cleanly.
+pub fn verified_body<B>(
+    body: B,
+    payload: PayloadCheck,
+    rules: BodyRules,
+    settings: &AuthSettings,
+) -> (BodyStream, BodyOutcome)
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let outcome = BodyOutcome::default();
+    let state = StreamState {
+        body: Box::pin(body),
+        verifier: Some(Verifier::new(&payload, rules, settings)),
+        pending: VecDeque::new(),
+        outcome: outcome.clone(),
+    };
+    let stream = futures::stream::unfold(state, |mut state| async move {
+        let item = next_item(&mut state).await?;
+        Some((item, state))
+    });
+    (Box::pin(stream), outcome)
+}
+
+/// The next decoded piece, the error that ends the stream, or `None` after a clean end.
+async fn next_item<B>(state: &mut StreamState<B>) -> Option<Result<Bytes, BodyError>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        if let Some(piece) = state.pending.pop_front() {
+            return Some(Ok(piece));
+        }
+        let verifier = state.verifier.as_mut()?;
+        let failure = match state.body.frame().await {
+            Some(Ok(frame)) => match frame.into_data() {
+                // HTTP trailers are not part of S3's protocol (aws-chunked carries its own).
+                Err(_) => continue,
+                Ok(data) => match verifier.feed(data, &mut state.pending) {
+                    Ok(()) => continue,
+                    Err(error) => error,
+                },
+            },
+            Some(Err(error)) => BodyError::Transport(error.into()),
+            None => match state.verifier.take()?.finish() {
+                Ok(summary) => {
+                    state.outcome.set(summary);
+                    return None;
+                }
+                Err(error) => error,
+            },
+        };
+        // Nothing after a failure: not the pieces already decoded, not a later `None`.
+        state.verifier = None;
+        state.pending.clear();
+        return Some(Err(failure));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::auth::chunked::tests::{
+        doc_chunked_body, doc_signing, doc_trailer_body, sign_chunks, DOC_SEED, DOC_TRAILER_SEED,
+    };
+    use crate::s3::auth::sigv4::sha256;
+    use futures::StreamExt;
+    use http_body_util::StreamBody;
+
+    type Frame = Result<http_body::Frame<Bytes>, std::io::Error>;
+
+    /// A transport body delivering `data` in frames of `step` bytes, optionally failing at the end.
+    fn transport(
+        data: &[u8],
+        step: usize,
+        fail: bool,
+    ) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Frame>>> {
+        let mut frames: Vec<Frame> = data
+            .chunks(step.max(1))
+            .map(|piece| Ok(http_body::Frame::data(Bytes::copy_from_slice(piece))))
+            .collect();
+        if fail {
+            frames.push(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "gone",
+            )));
+        }
+        StreamBody::new(futures::stream::iter(frames))
+    }
+
+    fn rules(len: u64) -> BodyRules {
+        BodyRules {
+            declared_len: len,
+            content_md5: None,
+            checksum: None,
+            trailer_checksum: None,
+            compute_checksum: None,
+        }
+    }
+
+    /// Runs the stream to its end: the data, then `Ok(summary)` or the error that ended it.
+    async fn run(
+        wire: &[u8],
+        step: usize,
+        payload: PayloadCheck,
+        rules: BodyRules,
+    ) -> (Vec<u8>, Result<BodySummary, BodyError>) {
+        let (mut stream, outcome) = verified_body(
+            transport(wire, step, false),
+            payload,
+            rules,
+            &AuthSettings::default(),
+        );
+        let mut data = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(piece) => data.extend_from_slice(&piece),
+                Err(error) => {
+                    assert!(stream.next().await.is_none(), "nothing after an error");
+                    assert!(outcome.get().is_none());
+                    return (data, Err(error));
+                }
+            }
+        }
+        let summary = outcome.get().expect("outcome after a clean end");
+        (data, Ok(summary))
+    }
+
+    fn md5_of(data: &[u8]) -> [u8; 16] {
+        Md5::digest(data).into()
+    }
+
+    #[tokio::test]
+    async fn plain_body_with_sha256_md5_and_checksum() {
+        let data = b"hello world";
+        let mut rules = rules(11);
+        rules.content_md5 = Some(md5_of(data));
+        rules.checksum = Some(Checksum::compute(ChecksumAlgorithm::Crc32, data));
+        for step in [1, 4, 64] {
+            let (out, result) = run(
+                data,
+                step,
+                PayloadCheck::Sha256(sha256(data)),
+                rules.clone(),
+            )
+            .await;
+            assert_eq!(out, data);
+            let summary = result.unwrap();
+            assert_eq!(summary.len, 11);
+            assert_eq!(summary.md5, md5_of(data));
+            assert_eq!(summary.checksum.unwrap().value, "DUoRhQ==");
+        }
+    }
+
+    #[tokio::test]
+    async fn mismatches_end_the_stream_with_an_error() {
+        let data = b"hello world";
+        let (_, result) = run(data, 3, PayloadCheck::Sha256(sha256(b"other")), rules(11)).await;
+        assert!(matches!(result, Err(BodyError::ContentSha256Mismatch)));
+
+        let mut bad_md5 = rules(11);
+        bad_md5.content_md5 = Some([0; 16]);
+        let (_, result) = run(data, 3, PayloadCheck::Unsigned, bad_md5).await;
+        assert!(matches!(result, Err(BodyError::Md5Mismatch)));
+
+        for algorithm in ChecksumAlgorithm::ALL {
+            let mut bad = rules(11);
+            bad.checksum = Some(Checksum::compute(algorithm, b"hello worle"));
+            let (_, result) = run(data, 3, PayloadCheck::Unsigned, bad).await;
+            let error = result.unwrap_err();
+            assert_eq!(error.s3_code(), "BadDigest");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    algorithm.name()
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn short_long_and_broken_bodies() {
+        let (_, result) = run(b"hello", 2, PayloadCheck::Unsigned, rules(6)).await;
+        assert!(matches!(result, Err(BodyError::IncompleteBody)));
+        let (out, result) = run(b"hello!!", 2, PayloadCheck::Unsigned, rules(5)).await;
+        assert!(matches!(result, Err(BodyError::BodyTooLong)));
+        assert!(out.len() <= 5, "excess bytes are never forwarded");
+
+        let (mut stream, outcome) = verified_body(
+            transport(b"hello", 5, true),
+            PayloadCheck::Unsigned,
+            rules(5),
+            &AuthSettings::default(),
+        );
+        assert!(matches!(stream.next().await, Some(Ok(_))));
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(BodyError::Transport(_)))
+        ));
+        assert!(stream.next().await.is_none());
+        assert!(outcome.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn aws_doc_chunked_upload() {
+        let payload = PayloadCheck::StreamingSigned(doc_signing(DOC_SEED));
+        for step in [1000, 65536, 100_000] {
+            let (out, result) = run(&doc_chunked_body(), step, payload.clone(), rules(66560)).await;
+            assert_eq!(out.len(), 66560);
+            assert_eq!(result.unwrap().md5, md5_of(&vec![b'a'; 66560]));
+        }
+        let (_, result) = run(&doc_chunked_body(), 5000, payload.clone(), rules(66559)).await;
+        assert!(matches!(result, Err(BodyError::BodyTooLong)));
+        let (_, result) = run(&doc_chunked_body(), 5000, payload, rules(66561)).await;
+        assert!(matches!(result, Err(BodyError::IncompleteBody)));
+    }
+
+    #[tokio::test]
+    async fn chunked_one_byte_frames() {
+        let signing = doc_signing(DOC_SEED);
+        let wire = sign_chunks(&signing, &[b"hello ", b"world"], None);
+        let (out, result) = run(
+            &wire,
+            1,
+            PayloadCheck::StreamingSigned(signing.clone()),
+            rules(11),
+        )
+        .await;
+        assert_eq!(out, b"hello world");
+        assert!(result.is_ok());
+        let mut tampered = wire.clone();
+        let at = tampered.iter().position(|&b| b == b'w').unwrap();
+        tampered[at] = b'W';
+        let (_, result) = run(
+            &tampered,
+            1,
+            PayloadCheck::StreamingSigned(signing),
+            rules(11),
+        )
+        .await;
+        assert!(matches!(result, Err(BodyError::ChunkSignatureMismatch)));
+    }
+
+    #[tokio::test]
+    async fn aws_doc_signed_trailer_checksum() {
+        let payload = PayloadCheck::StreamingSignedTrailer(doc_signing(DOC_TRAILER_SEED));
+        let mut rules = rules(66560);
+        rules.trailer_checksum = Some(ChecksumAlgorithm::Crc32c);
+        let (_, result) = run(&doc_trailer_body(), 7000, payload.clone(), rules.clone()).await;
+        assert_eq!(result.unwrap().checksum.unwrap().value, "sOO8/Q==");
+
+        // Announced CRC32 but the trailer carries CRC32C.
+        rules.trailer_checksum = Some(ChecksumAlgorithm::Crc32);
+        let (_, result) = run(&doc_trailer_body(), 7000, payload, rules).await;
+        assert!(matches!(result, Err(BodyError::MalformedTrailer(_))));
+    }
+
+    #[tokio::test]
+    async fn unsigned_trailer_checksums() {
+        let mut rules = rules(5);
+        rules.trailer_checksum = Some(ChecksumAlgorithm::Crc32);
+        let good = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n";
+        let (out, result) = run(
+            good,
+            1,
+            PayloadCheck::StreamingUnsignedTrailer,
+            rules.clone(),
+        )
+        .await;
+        assert_eq!(out, b"hello");
+        assert!(result.is_ok());
+
+        let wrong = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        let (_, result) = run(
+            wrong,
+            4,
+            PayloadCheck::StreamingUnsignedTrailer,
+            rules.clone(),
+        )
+        .await;
+        assert!(matches!(
+            result,
+            Err(BodyError::ChecksumMismatch {
+                algorithm: ChecksumAlgorithm::Crc32
+            })
+        ));
+
+        let missing = b"5\r\nhello\r\n0\r\n\r\n";
+        let (_, result) = run(
+            missing,
+            4,
+            PayloadCheck::StreamingUnsignedTrailer,
+            rules.clone(),
+        )
+        .await;
+        assert!(matches!(result, Err(BodyError::MalformedTrailer(_))));
+
+        let garbage = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:!!\r\n\r\n";
+        let (_, result) = run(garbage, 4, PayloadCheck::StreamingUnsignedTrailer, rules).await;
+        assert!(matches!(
+            result,
+            Err(BodyError::InvalidChecksumValue { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn signed_trailer_round_trip_through_the_stream() {
+        let signing = doc_signing(DOC_TRAILER_SEED);
+        let checksum = Checksum::compute(ChecksumAlgorithm::Sha256, b"hello");
+        let wire = sign_chunks(
+            &signing,
+            &[b"hel", b"lo"],
+            Some(("x-amz-checksum-sha256", &checksum.value)),
+        );
+        let mut rules = rules(5);
+        rules.trailer_checksum = Some(ChecksumAlgorithm::Sha256);
+        let payload = PayloadCheck::StreamingSignedTrailer(signing);
+        let (out, result) = run(&wire, 1, payload, rules).await;
+        assert_eq!(out, b"hello");
+        assert_eq!(result.unwrap().checksum, Some(checksum));
+    }
+
+    #[test]
+    fn rules_from_headers() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            map
+        };
+        let chunked = PayloadCheck::StreamingUnsignedTrailer;
+        let rules = BodyRules::from_headers(
+            &headers(&[
+                ("content-length", "999"),
+                ("x-amz-decoded-content-length", "5"),
+                ("x-amz-trailer", "x-amz-checksum-crc64nvme"),
+                ("x-amz-sdk-checksum-algorithm", "CRC64NVME"),
+                ("content-md5", "XUFAKrxLKna5cZ2REBfFkg=="),
+            ]),
+            &chunked,
+        )
+        .unwrap();
+        assert_eq!(rules.declared_len, 5);
+        assert_eq!(rules.trailer_checksum, Some(ChecksumAlgorithm::Crc64Nvme));
+        assert_eq!(rules.content_md5, Some(md5_of(b"hello")));
+
+        let plain = PayloadCheck::Unsigned;
+        let error = |pairs: &[(&str, &str)], payload: &PayloadCheck| {
+            BodyRules::from_headers(&headers(pairs), payload).unwrap_err()
+        };
+        assert_eq!(error(&[], &plain).http_status(), 411);
+        assert_eq!(
+            error(&[("content-length", "5")], &chunked).s3_code(),
+            "MissingContentLength"
+        );
+        assert_eq!(
+            error(&[("content-length", "x")], &plain).s3_code(),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            error(&[("content-length", "5"), ("content-md5", "abc")], &plain).s3_code(),
+            "InvalidDigest"
+        );
+        assert_eq!(
+            error(
+                &[
+                    ("content-length", "5"),
+                    ("x-amz-trailer", "x-amz-checksum-crc32")
+                ],
+                &plain
+            )
+            .s3_code(),
+            "InvalidRequest"
+        );
+        assert_eq!(
+            error(
+                &[
+                    ("content-length", "5"),
+                    ("x-amz-sdk-checksum-algorithm", "MD4")
+                ],
+                &plain
+            )
+            .s3_code(),
+            "InvalidRequest"
+        );
+        assert!(matches!(
+            error(
+                &[
+                    ("content-length", "5"),
+                    ("x-amz-checksum-crc32", "NhCmhg=="),
+                    ("x-amz-sdk-checksum-algorithm", "SHA256")
+                ],
+                &plain
+            ),
+            BodyError::ChecksumAlgorithmConflict
+        ));
+    }
+}

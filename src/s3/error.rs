@@ -1,0 +1,182 @@
+//! S3 errors: the one place where every layer's error becomes an S3 code, an HTTP status and
+//! an XML body.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::meta::MetaError;
+use crate::replication::ReplicationError;
+use crate::s3::auth::AuthError;
+use crate::s3::body::BodyError;
+
+/// An S3 error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct S3Error {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra elements for the XML body (e.g. `BucketName`, `Key`, `Condition`).
+    pub details: Vec<(&'static str, String)>,
+}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+impl S3Error {
+    pub fn new(code: &'static str, status: StatusCode, message: impl Into<String>) -> Self {
+        S3Error {
+            code,
+            status,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((name, value.into()));
+        self
+    }
+
+    pub fn access_denied() -> Self {
+        Self::new("AccessDenied", StatusCode::FORBIDDEN, "Access Denied")
+    }
+    pub fn no_such_bucket(bucket: &str) -> Self {
+        Self::new(
+            "NoSuchBucket",
+            StatusCode::NOT_FOUND,
+            "The specified bucket does not exist",
+        )
+        .with("BucketName", bucket)
+    }
+    pub fn no_such_key(key: &str) -> Self {
+        Self::new(
+            "NoSuchKey",
+            StatusCode::NOT_FOUND,
+            "The specified key does not exist.",
+        )
+        .with("Key", key)
+    }
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new("InvalidArgument", StatusCode::BAD_REQUEST, message)
+    }
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new("InvalidRequest", StatusCode::BAD_REQUEST, message)
+    }
+    pub fn malformed_xml() -> Self {
+        Self::new(
+            "MalformedXML",
+            StatusCode::BAD_REQUEST,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    }
+    pub fn not_implemented(what: &str) -> Self {
+        Self::new(
+            "NotImplemented",
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{what} is not implemented by this gateway"),
+        )
+    }
+    pub fn precondition_failed(condition: &str) -> Self {
+        Self::new(
+            "PreconditionFailed",
+            StatusCode::PRECONDITION_FAILED,
+            "At least one of the pre-conditions you specified did not hold",
+        )
+        .with("Condition", condition)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new("InternalError", StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            "ServiceUnavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            message,
+        )
+    }
+    pub fn slow_down() -> Self {
+        Self::new(
+            "SlowDown",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please reduce your request rate.",
+        )
+    }
+
+    /// The XML error document, with the resource and request id S3 puts in every error.
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        use crate::s3::xml::escape;
+        let mut out = String::with_capacity(256);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
+        out.push_str(self.code);
+        out.push_str("</Code><Message>");
+        out.push_str(&escape(&self.message));
+        out.push_str("</Message>");
+        for (name, value) in &self.details {
+            out.push_str(&format!("<{name}>{}</{name}>", escape(value)));
+        }
+        out.push_str("<Resource>");
+        out.push_str(&escape(resource));
+        out.push_str("</Resource><RequestId>");
+        out.push_str(&escape(request_id));
+        out.push_str("</RequestId></Error>");
+        out
+    }
+}
+
+impl fmt::Display for S3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for S3Error {}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> Self {
+        S3Error::new(e.s3_code(), status(e.http_status()), e.to_string())
+    }
+}
+
+impl From<BodyError> for S3Error {
+    fn from(e: BodyError) -> Self {
+        S3Error::new(e.s3_code(), status(e.http_status()), e.to_string())
+    }
+}
+
+impl From<MetaError> for S3Error {
+    fn from(e: MetaError) -> Self {
+        tracing::error!(error = %e, "index error");
+        S3Error::internal("The index could not be read or written")
+    }
+}
+
+impl From<ReplicationError> for S3Error {
+    fn from(e: ReplicationError) -> Self {
+        match e {
+            ReplicationError::Body(b) => b.into(),
+            ReplicationError::QuorumNotMet { .. } => {
+                tracing::warn!(error = %e, "write quorum not met");
+                S3Error::service_unavailable(
+                    "Not enough storage backends accepted the write; nothing was committed",
+                )
+            }
+            ReplicationError::NoReplica { .. } => {
+                tracing::warn!(error = %e, "no readable replica");
+                S3Error::service_unavailable("No replica of the object could be read right now")
+            }
+            ReplicationError::Throttled => S3Error::slow_down(),
+            ReplicationError::Meta(m) => m.into(),
+            ReplicationError::InFlightLimit => S3Error::slow_down(),
+        }
+    }
+}

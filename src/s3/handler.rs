@@ -1,0 +1,182 @@
+//! One request's way through: route → authenticate → authorize → dispatch → respond, with a
+//! request id and one log line per request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request};
+use http_body_util::BodyExt;
+
+use super::auth::{self, Credential, Verified};
+use super::error::{S3Error, S3Result};
+use super::ops;
+use super::response::{self, S3Response};
+use super::router::{self, Operation, Route};
+use crate::gateway::Gateway;
+
+/// The client's request body, boxed once so handlers need not be generic.
+pub type RawBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Everything an operation handler needs about its request.
+pub struct Ctx {
+    pub gw: Arc<Gateway>,
+    pub route: Route,
+    pub method: http::Method,
+    pub headers: http::HeaderMap,
+    pub verified: Verified,
+    pub credential: Credential,
+    pub request_id: String,
+    /// In a mutex only so that `&Ctx` is `Send`; it is taken once, never contended.
+    body: std::sync::Mutex<Option<RawBody>>,
+}
+
+impl Ctx {
+    pub fn bucket(&self) -> S3Result<&str> {
+        self.route
+            .bucket
+            .as_deref()
+            .ok_or_else(|| S3Error::invalid_request("missing bucket"))
+    }
+
+    pub fn key(&self) -> S3Result<&str> {
+        self.route
+            .key
+            .as_deref()
+            .ok_or_else(|| S3Error::invalid_request("missing key"))
+    }
+
+    /// The raw body; each handler takes it at most once.
+    pub fn take_body(&mut self) -> S3Result<RawBody> {
+        self.body
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| S3Error::internal("request body taken twice"))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let (parts, body) = req.into_parts();
+    let body: RawBody = body.map_err(Into::into).boxed_unsync();
+    let is_head = parts.method == http::Method::HEAD;
+
+    let routed = router::route(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &gw.config.server.base_domains,
+    );
+    let (resource, op_name, bucket) = match &routed {
+        Ok(r) => (r.resource(), r.operation.name(), r.bucket.clone()),
+        Err(_) => (parts.uri.path().to_string(), "Unknown", None),
+    };
+    let outcome = match routed {
+        Ok(route) => dispatch(gw.clone(), route, parts, body, request_id.clone()).await,
+        Err(e) => Err(e),
+    };
+    let mut response = match outcome {
+        Ok(r) => r,
+        Err(e) => response::error(&e, &resource, &request_id, is_head),
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amz-request-id", v.clone());
+        headers.insert("x-amz-id-2", v);
+    }
+    headers.insert("server", HeaderValue::from_static("Hansa"));
+    let bytes = http_body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    tracing::info!(
+        request_id = %request_id,
+        operation = op_name,
+        bucket = bucket.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        bytes,
+        latency_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+async fn dispatch(
+    gw: Arc<Gateway>,
+    route: Route,
+    parts: http::request::Parts,
+    body: RawBody,
+    request_id: String,
+) -> S3Result<S3Response> {
+    let verified = auth::authenticate(
+        &parts,
+        &gw.credentials,
+        &gw.auth,
+        std::time::SystemTime::now(),
+    )?;
+    let credential = gw
+        .credentials
+        .get(&verified.access_key_id)
+        .cloned()
+        .ok_or_else(S3Error::access_denied)?;
+    authorize(&credential, &route)?;
+    let mut ctx = Ctx {
+        gw,
+        route,
+        method: parts.method,
+        headers: parts.headers,
+        verified,
+        credential,
+        request_id,
+        body: std::sync::Mutex::new(Some(body)),
+    };
+    match ctx.route.operation.clone() {
+        Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,
+        Operation::CreateBucket => ops::bucket::create_bucket(&mut ctx).await,
+        Operation::HeadBucket => ops::bucket::head_bucket(&ctx).await,
+        Operation::DeleteBucket => ops::bucket::delete_bucket(&ctx).await,
+        Operation::GetBucketLocation => ops::bucket::get_location(&ctx).await,
+        Operation::GetBucketVersioning => ops::bucket::get_versioning(&ctx).await,
+        Operation::GetBucketAcl => ops::acl::get_bucket_acl(&ctx).await,
+        Operation::PutBucketAcl => ops::acl::put_bucket_acl(&mut ctx).await,
+        Operation::GetObjectAcl => ops::acl::get_object_acl(&ctx).await,
+        Operation::PutObjectAcl => ops::acl::put_object_acl(&mut ctx).await,
+        Operation::ListObjectsV1 => ops::list::list_objects_v1(&ctx).await,
+        Operation::ListObjectsV2 => ops::list::list_objects_v2(&ctx).await,
+        Operation::DeleteObjects => ops::delete::delete_objects(&mut ctx).await,
+        Operation::PutObject => ops::object::put_object(&mut ctx).await,
+        Operation::CopyObject => ops::copy::copy_object(&mut ctx).await,
+        Operation::GetObject => ops::object::get_object(&ctx, false).await,
+        Operation::HeadObject => ops::object::get_object(&ctx, true).await,
+        Operation::DeleteObject => ops::object::delete_object(&ctx).await,
+        Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
+    }
+}
+
+/// Credential scope: allowed buckets and the read-only flag.
+fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
+    if let Some(bucket) = &route.bucket {
+        if !credential.may_access(bucket) {
+            return Err(S3Error::access_denied());
+        }
+    }
+    if credential.read_only && route.operation.is_write() {
+        return Err(S3Error::access_denied());
+    }
+    Ok(())
+}
+
+fn new_request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    hex::encode_upper(&id.as_bytes()[..8])
+}

@@ -1,0 +1,13 @@
+//! The S3 front end: route → authenticate → dispatch → respond.
+
+pub mod auth;
+pub mod body;
+pub mod checksum;
+pub mod conditions;
+pub mod error;
+pub mod handler;
+pub mod ops;
+pub mod range;
+pub mod response;
+pub mod router;
+pub mod xml;

@@ -1,0 +1,162 @@
+//! Bucket operations: list, create, head, delete, location, versioning.
+
+use http::StatusCode;
+
+use super::support::{existing_bucket, read_small_body};
+use crate::meta::{BucketRecord, MetaError};
+use crate::s3::error::{S3Error, S3Result};
+use crate::s3::handler::Ctx;
+use crate::s3::response::{self, iso8601, now_ms, S3Response};
+use crate::s3::xml::{self, S3_NS};
+
+pub async fn list_buckets(ctx: &Ctx) -> S3Result<S3Response> {
+    let buckets = ctx
+        .gw
+        .meta
+        .buckets()?
+        .into_iter()
+        .filter(|b| ctx.credential.may_access(&b.name))
+        .map(|b| xml::BucketEntry {
+            name: b.name,
+            creation_date: iso8601(b.created_ms),
+        })
+        .collect();
+    let doc = xml::ListAllMyBucketsResult {
+        xmlns: S3_NS,
+        owner: owner(&ctx.credential.access_key_id),
+        buckets: xml::Buckets { bucket: buckets },
+    };
+    Ok(response::xml(
+        StatusCode::OK,
+        xml::to_xml("ListAllMyBucketsResult", &doc)?,
+    ))
+}
+
+pub fn owner(id: &str) -> xml::Owner {
+    xml::Owner {
+        id: id.to_string(),
+        display_name: id.to_string(),
+    }
+}
+
+pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
+    let bucket = ctx.bucket()?.to_string();
+    if !hansa_backends::naming::is_valid_bucket_name(&bucket) {
+        return Err(S3Error::new(
+            "InvalidBucketName",
+            StatusCode::BAD_REQUEST,
+            "The specified bucket is not valid.",
+        )
+        .with("BucketName", &bucket));
+    }
+    check_canned_acl(ctx)?;
+    let body = read_small_body(ctx).await?;
+    let region = &ctx.gw.config.server.region;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let conf: xml::CreateBucketConfiguration = xml::from_xml(&body)?;
+        if let Some(constraint) = conf.location_constraint.filter(|c| !c.is_empty()) {
+            if &constraint != region {
+                return Err(S3Error::new(
+                    "IllegalLocationConstraintException",
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to ({region})."
+                    ),
+                ));
+            }
+        }
+    }
+    let record = BucketRecord {
+        name: bucket.clone(),
+        created_ms: now_ms(),
+        region: region.clone(),
+        owner: ctx.credential.access_key_id.clone(),
+    };
+    match ctx.gw.meta.create_bucket(&record) {
+        Ok(()) => {}
+        Err(MetaError::BucketExists(_)) => {
+            let existing = ctx.gw.meta.bucket(&bucket)?;
+            let mine = existing.is_some_and(|b| b.owner == ctx.credential.access_key_id);
+            return Err(if mine {
+                S3Error::new(
+                    "BucketAlreadyOwnedByYou",
+                    StatusCode::CONFLICT,
+                    "Your previous request to create the named bucket succeeded and you already own it.",
+                )
+            } else {
+                S3Error::new(
+                    "BucketAlreadyExists",
+                    StatusCode::CONFLICT,
+                    "The requested bucket name is not available.",
+                )
+            }
+            .with("BucketName", &bucket));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.gw.meta.sync().await?;
+    let mut r = response::empty(StatusCode::OK);
+    response::set_header(&mut r, "location", &format!("/{bucket}"));
+    Ok(r)
+}
+
+/// `x-amz-acl` other than `private` would promise access control we don't enforce.
+pub fn check_canned_acl(ctx: &Ctx) -> S3Result<()> {
+    match ctx.header("x-amz-acl") {
+        None | Some("private") => Ok(()),
+        Some(_) => Err(S3Error::not_implemented("Canned ACLs other than private")),
+    }
+}
+
+pub async fn head_bucket(ctx: &Ctx) -> S3Result<S3Response> {
+    let record = existing_bucket(ctx, ctx.bucket()?)?;
+    let mut r = response::empty(StatusCode::OK);
+    response::set_header(&mut r, "x-amz-bucket-region", &record.region);
+    Ok(r)
+}
+
+pub async fn delete_bucket(ctx: &Ctx) -> S3Result<S3Response> {
+    let bucket = ctx.bucket()?;
+    match ctx.gw.meta.delete_bucket(bucket) {
+        Ok(()) => {}
+        Err(MetaError::NoSuchBucket(_)) => return Err(S3Error::no_such_bucket(bucket)),
+        Err(MetaError::BucketNotEmpty(_)) => {
+            return Err(S3Error::new(
+                "BucketNotEmpty",
+                StatusCode::CONFLICT,
+                "The bucket you tried to delete is not empty",
+            )
+            .with("BucketName", bucket))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.gw.meta.sync().await?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn get_location(ctx: &Ctx) -> S3Result<S3Response> {
+    let record = existing_bucket(ctx, ctx.bucket()?)?;
+    // S3 reports us-east-1 as an empty constraint.
+    let region = if record.region == "us-east-1" {
+        String::new()
+    } else {
+        record.region
+    };
+    let doc = xml::LocationConstraint {
+        xmlns: S3_NS,
+        region,
+    };
+    Ok(response::xml(
+        StatusCode::OK,
+        xml::to_xml("LocationConstraint", &doc)?,
+    ))
+}
+
+pub async fn get_versioning(ctx: &Ctx) -> S3Result<S3Response> {
+    existing_bucket(ctx, ctx.bucket()?)?;
+    let doc = xml::VersioningConfiguration { xmlns: S3_NS };
+    Ok(response::xml(
+        StatusCode::OK,
+        xml::to_xml("VersioningConfiguration", &doc)?,
+    ))
+}

@@ -1,0 +1,174 @@
+//! CopyObject: within and across buckets, with the metadata directive and the copy-source
+//! conditions. The source is streamed from its replicas into the ordinary write path.
+
+use futures::StreamExt;
+use http::StatusCode;
+
+use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
+use super::support::existing_bucket;
+use super::write::{store_object, Content, WriteRequest};
+use crate::replication::{open_replicas, ReplicationError};
+use crate::s3::checksum::ChecksumAlgorithm;
+use crate::s3::conditions::{Conditions, Verdict};
+use crate::s3::error::{S3Error, S3Result};
+use crate::s3::handler::Ctx;
+use crate::s3::response::{self, iso8601, S3Response};
+use crate::s3::xml::{self, S3_NS};
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, the key URL-encoded.
+pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
+    let invalid = || {
+        S3Error::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
+    let (path, query) = value.split_once('?').unwrap_or((value, ""));
+    if let Some(version) = query.strip_prefix("versionId=") {
+        if version != "null" {
+            return Err(S3Error::invalid_argument("Invalid version id specified"));
+        }
+    }
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| invalid())?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(invalid()),
+    }
+}
+
+pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
+    let bucket = ctx.bucket()?.to_string();
+    let key = ctx.key()?.to_string();
+    existing_bucket(ctx, &bucket)?;
+    check_key(&key)?;
+    let source = ctx.header("x-amz-copy-source").unwrap_or("");
+    let (src_bucket, src_key) = parse_copy_source(source)?;
+    if !ctx.credential.may_access(&src_bucket) {
+        return Err(S3Error::access_denied());
+    }
+    existing_bucket(ctx, &src_bucket)?;
+    let replace = match ctx.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
+    };
+    if src_bucket == bucket && src_key == key && !replace {
+        return Err(S3Error::invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let _guard = ctx.gw.locks.lock(&bucket, &key).await;
+    let src = ctx
+        .gw
+        .meta
+        .object(&src_bucket, &src_key)?
+        .ok_or_else(|| S3Error::no_such_key(&src_key))?;
+    match Conditions::from_headers(&ctx.headers, "x-amz-copy-source-")
+        .evaluate(&src.etag, src.modified_ms)
+    {
+        Verdict::Proceed => {}
+        Verdict::NotModified => {
+            return Err(S3Error::precondition_failed(
+                "x-amz-copy-source-If-None-Match",
+            ))
+        }
+        Verdict::PreconditionFailed(which) => {
+            return Err(S3Error::precondition_failed(&format!(
+                "x-amz-copy-source-{which}"
+            )))
+        }
+    }
+    if src.size > MAX_PUT_SIZE {
+        return Err(S3Error::invalid_request(format!(
+            "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_PUT_SIZE}"
+        )));
+    }
+    let attributes = if replace {
+        attributes_from_headers(&ctx.headers)?
+    } else {
+        src.attributes.clone()
+    };
+    let replicas = ctx
+        .gw
+        .placement
+        .read_order(&src_bucket, &src.replicas)
+        .into_iter()
+        .cloned()
+        .collect();
+    let read = open_replicas(&ctx.gw.backends, replicas, 0..src.size).await?;
+    let body = read.body.map(|item| {
+        item.map_err(|e| ReplicationError::NoReplica {
+            errors: e.to_string(),
+        })
+    });
+    let previous = ctx.gw.meta.object(&bucket, &key)?;
+    let request = WriteRequest {
+        bucket: &bucket,
+        key: &key,
+        attributes,
+        size: src.size,
+        known_etag: Some(src.etag.clone()),
+        previous,
+    };
+    let (size, etag, checksum) = (src.size, src.etag.clone(), src.checksum.clone());
+    let record = store_object(ctx, request, body, move || {
+        Some(Content {
+            size,
+            etag,
+            checksum,
+        })
+    })
+    .await?;
+    let pick = |alg: ChecksumAlgorithm| {
+        record
+            .checksum
+            .as_ref()
+            .filter(|c| c.algorithm == alg)
+            .map(|c| c.value.clone())
+    };
+    let doc = xml::CopyObjectResult {
+        xmlns: S3_NS,
+        last_modified: iso8601(record.modified_ms),
+        etag: format!("\"{}\"", record.etag),
+        checksum_crc32: pick(ChecksumAlgorithm::Crc32),
+        checksum_crc32c: pick(ChecksumAlgorithm::Crc32c),
+        checksum_sha1: pick(ChecksumAlgorithm::Sha1),
+        checksum_sha256: pick(ChecksumAlgorithm::Sha256),
+        checksum_crc64nvme: pick(ChecksumAlgorithm::Crc64Nvme),
+    };
+    Ok(response::xml(
+        StatusCode::OK,
+        xml::to_xml("CopyObjectResult", &doc)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_forms() {
+        assert_eq!(
+            parse_copy_source("/b1/a%20b/c").unwrap(),
+            ("b1".into(), "a b/c".into())
+        );
+        assert_eq!(
+            parse_copy_source("b1/k?versionId=null").unwrap(),
+            ("b1".into(), "k".into())
+        );
+        assert_eq!(
+            parse_copy_source("b1/%E2%9C%93").unwrap(),
+            ("b1".into(), "✓".into())
+        );
+        assert_eq!(
+            parse_copy_source("b1/a//b").unwrap(),
+            ("b1".into(), "a//b".into())
+        );
+        assert!(parse_copy_source("b1").is_err());
+        assert!(parse_copy_source("/b1/").is_err());
+        assert!(parse_copy_source("b1/k?versionId=abc").is_err());
+        assert!(parse_copy_source("b1/%ff").is_err());
+    }
+}

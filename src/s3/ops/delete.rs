@@ -1,0 +1,69 @@
+//! DeleteObjects: up to 1000 keys in one request, quiet or verbose.
+
+use http::StatusCode;
+
+use super::object::{check_key, delete_key};
+use super::support::{existing_bucket, read_small_body};
+use crate::s3::error::{S3Error, S3Result};
+use crate::s3::handler::Ctx;
+use crate::s3::response::{self, S3Response};
+use crate::s3::xml::{self, S3_NS};
+
+const MAX_KEYS: usize = 1000;
+
+pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<S3Response> {
+    let bucket = ctx.bucket()?.to_string();
+    existing_bucket(ctx, &bucket)?;
+    // S3 requires an integrity check on this request: Content-MD5, or (recent SDKs) a
+    // x-amz-checksum-* header or trailer.
+    let has_digest = ctx.headers.contains_key("content-md5")
+        || ctx.headers.keys().any(|h| {
+            h.as_str().starts_with("x-amz-checksum-") && h.as_str() != "x-amz-checksum-mode"
+        })
+        || ctx
+            .header("x-amz-trailer")
+            .is_some_and(|t| t.starts_with("x-amz-checksum-"));
+    if !has_digest {
+        return Err(S3Error::invalid_request(
+            "Missing required header for this request: Content-MD5",
+        ));
+    }
+    let body = read_small_body(ctx).await?;
+    let doc: xml::Delete = xml::from_xml(&body)?;
+    if doc.objects.is_empty() || doc.objects.len() > MAX_KEYS {
+        return Err(S3Error::malformed_xml());
+    }
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in doc.objects {
+        let outcome = match object.version_id.as_deref() {
+            Some(v) if v != "null" => Err(S3Error::new(
+                "NoSuchVersion",
+                StatusCode::NOT_FOUND,
+                "The specified version does not exist.",
+            )),
+            _ => match check_key(&object.key) {
+                Ok(()) => delete_key(ctx, &bucket, &object.key).await,
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok(()) if doc.quiet => {}
+            Ok(()) => deleted.push(xml::DeletedEntry { key: object.key }),
+            Err(e) => errors.push(xml::DeleteErrorEntry {
+                key: object.key,
+                code: e.code.to_string(),
+                message: e.message,
+            }),
+        }
+    }
+    let doc = xml::DeleteResult {
+        xmlns: S3_NS,
+        deleted,
+        errors,
+    };
+    Ok(response::xml(
+        StatusCode::OK,
+        xml::to_xml("DeleteResult", &doc)?,
+    ))
+}

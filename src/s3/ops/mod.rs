@@ -1,0 +1,10 @@
+//! S3 operations, one file per family.
+
+pub mod acl;
+pub mod bucket;
+pub mod copy;
+pub mod delete;
+pub mod list;
+pub mod object;
+mod support;
+mod write;

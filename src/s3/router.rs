@@ -1,0 +1,397 @@
+//! Addressing (path-style and virtual-host) and operation detection.
+
+use http::{HeaderMap, Method, Uri};
+
+use super::error::{S3Error, S3Result};
+
+/// What the client asked for. Every request maps to exactly one; unknown ones are
+/// `NotImplemented(name)` so that nothing ever gets a silent 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    ListBuckets,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    GetBucketAcl,
+    PutBucketAcl,
+    ListObjectsV1,
+    ListObjectsV2,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    GetObjectAcl,
+    PutObjectAcl,
+    NotImplemented(&'static str),
+}
+
+impl Operation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::ListBuckets => "ListBuckets",
+            Operation::CreateBucket => "CreateBucket",
+            Operation::HeadBucket => "HeadBucket",
+            Operation::DeleteBucket => "DeleteBucket",
+            Operation::GetBucketLocation => "GetBucketLocation",
+            Operation::GetBucketVersioning => "GetBucketVersioning",
+            Operation::GetBucketAcl => "GetBucketAcl",
+            Operation::PutBucketAcl => "PutBucketAcl",
+            Operation::ListObjectsV1 => "ListObjects",
+            Operation::ListObjectsV2 => "ListObjectsV2",
+            Operation::DeleteObjects => "DeleteObjects",
+            Operation::PutObject => "PutObject",
+            Operation::CopyObject => "CopyObject",
+            Operation::GetObject => "GetObject",
+            Operation::HeadObject => "HeadObject",
+            Operation::DeleteObject => "DeleteObject",
+            Operation::GetObjectAcl => "GetObjectAcl",
+            Operation::PutObjectAcl => "PutObjectAcl",
+            Operation::NotImplemented(name) => name,
+        }
+    }
+
+    /// Operations that change state; refused for read-only credentials.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Operation::CreateBucket
+                | Operation::DeleteBucket
+                | Operation::PutBucketAcl
+                | Operation::DeleteObjects
+                | Operation::PutObject
+                | Operation::CopyObject
+                | Operation::DeleteObject
+                | Operation::PutObjectAcl
+        )
+    }
+
+    /// Operations whose request body is an XML document rather than object data.
+    pub fn takes_xml_body(&self) -> bool {
+        matches!(
+            self,
+            Operation::CreateBucket
+                | Operation::DeleteObjects
+                | Operation::PutBucketAcl
+                | Operation::PutObjectAcl
+        )
+    }
+}
+
+/// A routed request: the operation, its bucket and key, and the decoded query.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub operation: Operation,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub query: Vec<(String, String)>,
+}
+
+impl Route {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_query(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    /// The resource string for error documents: `/bucket/key`.
+    pub fn resource(&self) -> String {
+        match (&self.bucket, &self.key) {
+            (Some(b), Some(k)) => format!("/{b}/{k}"),
+            (Some(b), None) => format!("/{b}"),
+            _ => "/".to_string(),
+        }
+    }
+}
+
+/// Sub-resources that name an operation of their own; any we don't serve is NotImplemented.
+const SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "partNumber",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versioning",
+    "versions",
+    "website",
+];
+
+pub fn route(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    base_domains: &[String],
+) -> S3Result<Route> {
+    let query = parse_query(uri.query().unwrap_or(""))?;
+    let path = uri.path();
+    let host_bucket = virtual_host_bucket(headers, uri, base_domains);
+    let (bucket, key) = match host_bucket {
+        Some(bucket) => {
+            let key = path.strip_prefix('/').unwrap_or(path);
+            (Some(bucket), non_empty(decode_path(key)?))
+        }
+        None => {
+            let rest = path.strip_prefix('/').unwrap_or(path);
+            match rest.split_once('/') {
+                Some((b, k)) => (non_empty(decode_path(b)?), non_empty(decode_path(k)?)),
+                None => (non_empty(decode_path(rest)?), None),
+            }
+        }
+    };
+    let sub = query
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| SUBRESOURCES.contains(k));
+    let has = |name: &str| query.iter().any(|(k, _)| k == name);
+    let operation = match (&bucket, &key) {
+        (None, _) => match *method {
+            Method::GET => Operation::ListBuckets,
+            _ => Operation::NotImplemented("ServiceOperation"),
+        },
+        (Some(_), None) => bucket_operation(method, sub, has("list-type")),
+        (Some(_), Some(_)) => object_operation(method, sub, headers),
+    };
+    Ok(Route {
+        operation,
+        bucket,
+        key,
+        query,
+    })
+}
+
+fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operation {
+    use Operation::*;
+    match (method.as_str(), sub) {
+        ("PUT", None) => CreateBucket,
+        ("PUT", Some("acl")) => PutBucketAcl,
+        ("HEAD", None) => HeadBucket,
+        ("DELETE", None) => DeleteBucket,
+        ("GET", Some("location")) => GetBucketLocation,
+        ("GET", Some("versioning")) => GetBucketVersioning,
+        ("GET", Some("acl")) => GetBucketAcl,
+        ("GET", None) if list_v2 => ListObjectsV2,
+        ("GET", None) => ListObjectsV1,
+        ("POST", Some("delete")) => DeleteObjects,
+        ("GET", Some("uploads")) => NotImplemented("ListMultipartUploads"),
+        ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
+        (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
+        _ => NotImplemented("BucketOperation"),
+    }
+}
+
+fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> Operation {
+    use Operation::*;
+    match (method.as_str(), sub) {
+        ("PUT", None) if headers.contains_key("x-amz-copy-source") => CopyObject,
+        ("PUT", None) => PutObject,
+        ("PUT", Some("acl")) => PutObjectAcl,
+        ("GET", None) => GetObject,
+        ("GET", Some("acl")) => GetObjectAcl,
+        ("HEAD", None) => HeadObject,
+        ("DELETE", None) => DeleteObject,
+        ("PUT", Some("partNumber" | "uploadId")) => NotImplemented("UploadPart"),
+        ("POST", Some("uploads")) => NotImplemented("CreateMultipartUpload"),
+        ("POST", Some("uploadId")) => NotImplemented("CompleteMultipartUpload"),
+        ("DELETE", Some("uploadId")) => NotImplemented("AbortMultipartUpload"),
+        ("GET", Some("uploadId")) => NotImplemented("ListParts"),
+        ("GET" | "HEAD", Some("partNumber")) => NotImplemented("GetObjectPart"),
+        ("GET" | "PUT" | "DELETE", Some("tagging")) => NotImplemented("ObjectTagging"),
+        (_, Some(s)) => NotImplemented(object_subresource_name(s)),
+        _ => NotImplemented("ObjectOperation"),
+    }
+}
+
+fn bucket_subresource_name(sub: &str) -> &'static str {
+    SUBRESOURCES
+        .iter()
+        .find(|s| **s == sub)
+        .map(|_| "BucketSubresource")
+        .unwrap_or("BucketOperation")
+}
+
+fn object_subresource_name(sub: &str) -> &'static str {
+    SUBRESOURCES
+        .iter()
+        .find(|s| **s == sub)
+        .map(|_| "ObjectSubresource")
+        .unwrap_or("ObjectOperation")
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// The bucket named by the Host header under one of the configured base domains.
+fn virtual_host_bucket(headers: &HeaderMap, uri: &Uri, base_domains: &[String]) -> Option<String> {
+    if base_domains.is_empty() {
+        return None;
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))?;
+    let host = strip_port(host).to_ascii_lowercase();
+    base_domains.iter().find_map(|domain| {
+        let domain = domain.to_ascii_lowercase();
+        let bucket = host.strip_suffix(&domain)?.strip_suffix('.')?;
+        (!bucket.is_empty()).then(|| bucket.to_string())
+    })
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host;
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn invalid_uri() -> S3Error {
+    S3Error::new(
+        "InvalidURI",
+        http::StatusCode::BAD_REQUEST,
+        "Couldn't parse the specified URI.",
+    )
+}
+
+/// Percent-decodes a path segment into UTF-8; `+` stays `+` in paths.
+fn decode_path(s: &str) -> S3Result<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| invalid_uri())
+}
+
+/// Decodes a query string; in queries `+` means a space, as form encoding has it.
+pub fn parse_query(q: &str) -> S3Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            let s = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| invalid_uri())
+        };
+        out.push((decode(k)?, decode(v)?));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: &str, uri: &str, host: &str) -> Route {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", host.parse().unwrap());
+        route(
+            &method.parse().unwrap(),
+            &uri.parse().unwrap(),
+            &headers,
+            &["s3.example.test".to_string()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn path_style() {
+        let x = r("GET", "/", "localhost:9000");
+        assert_eq!(x.operation, Operation::ListBuckets);
+        let x = r("PUT", "/b1", "localhost");
+        assert_eq!(
+            (x.operation, x.bucket.as_deref()),
+            (Operation::CreateBucket, Some("b1"))
+        );
+        let x = r("GET", "/b1/?list-type=2&prefix=a%2Fb", "localhost");
+        assert_eq!(x.operation, Operation::ListObjectsV2);
+        assert_eq!(x.query("prefix"), Some("a/b"));
+        let x = r("PUT", "/b1/a//b/../c%20d+e", "localhost");
+        assert_eq!(x.operation, Operation::PutObject);
+        assert_eq!(x.key.as_deref(), Some("a//b/../c d+e"));
+        let x = r("POST", "/b1?delete", "localhost");
+        assert_eq!(x.operation, Operation::DeleteObjects);
+        let x = r("GET", "/b1?location", "localhost");
+        assert_eq!(x.operation, Operation::GetBucketLocation);
+    }
+
+    #[test]
+    fn virtual_host() {
+        let x = r("GET", "/dir/file.txt", "photos.s3.example.test:9000");
+        assert_eq!(x.operation, Operation::GetObject);
+        assert_eq!(x.bucket.as_deref(), Some("photos"));
+        assert_eq!(x.key.as_deref(), Some("dir/file.txt"));
+        let x = r("GET", "/", "photos.s3.example.test");
+        assert_eq!(x.operation, Operation::ListObjectsV1);
+        let x = r("GET", "/", "s3.example.test");
+        assert_eq!(x.operation, Operation::ListBuckets);
+    }
+
+    #[test]
+    fn unknown_operations_are_not_implemented() {
+        assert!(matches!(
+            r("GET", "/b1?policy", "h").operation,
+            Operation::NotImplemented(_)
+        ));
+        assert!(matches!(
+            r("POST", "/b1/k?uploads", "h").operation,
+            Operation::NotImplemented(_)
+        ));
+        assert!(matches!(
+            r("PATCH", "/b1/k", "h").operation,
+            Operation::NotImplemented(_)
+        ));
+    }
+
+    #[test]
+    fn bad_utf8_is_invalid_uri() {
+        let e = route(
+            &Method::GET,
+            &"/b1/%ff".parse().unwrap(),
+            &HeaderMap::new(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "InvalidURI");
+    }
+}

@@ -1,0 +1,315 @@
+//! S3's XML documents: request bodies we parse and response bodies we write (quick-xml + serde).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{S3Error, S3Result};
+
+pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Escapes text for an XML element or attribute.
+pub fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// Serializes a response document with the XML declaration.
+pub fn to_xml<T: Serialize>(root: &str, value: &T) -> S3Result<String> {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let ser = quick_xml::se::Serializer::with_root(&mut out, Some(root))
+        .map_err(|e| S3Error::internal(format!("xml: {e}")))?;
+    value
+        .serialize(ser)
+        .map_err(|e| S3Error::internal(format!("xml: {e}")))?;
+    Ok(out)
+}
+
+/// Parses a request document; anything that does not fit the schema is MalformedXML.
+pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de [u8]) -> S3Result<T> {
+    let text = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
+    quick_xml::de::from_str(text).map_err(|e| {
+        tracing::debug!(error = %e, "malformed request xml");
+        S3Error::malformed_xml()
+    })
+}
+
+// ---- request documents ----
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateBucketConfiguration {
+    pub location_constraint: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Delete {
+    #[serde(default)]
+    pub quiet: bool,
+    #[serde(default, rename = "Object")]
+    pub objects: Vec<DeleteObjectId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteObjectId {
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+// ---- response documents ----
+
+#[derive(Debug, Serialize)]
+pub struct Owner {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "DisplayName")]
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAllMyBucketsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub owner: Owner,
+    pub buckets: Buckets,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Buckets {
+    #[serde(rename = "Bucket", default)]
+    pub bucket: Vec<BucketEntry>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketEntry {
+    pub name: String,
+    pub creation_date: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LocationConstraint {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "$text")]
+    pub region: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersioningConfiguration {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessControlPolicy {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub owner: Owner,
+    pub access_control_list: AccessControlList,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccessControlList {
+    #[serde(rename = "Grant")]
+    pub grant: Vec<Grant>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Grantee {
+    #[serde(rename = "@xmlns:xsi")]
+    pub xmlns_xsi: &'static str,
+    #[serde(rename = "@xsi:type")]
+    pub xsi_type: &'static str,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "DisplayName")]
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListObjectEntry {
+    pub key: String,
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    pub storage_class: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommonPrefix {
+    pub prefix: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListBucketResultV1 {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub name: String,
+    pub prefix: String,
+    pub marker: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    pub max_keys: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    pub is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    #[serde(rename = "Contents")]
+    pub contents: Vec<ListObjectEntry>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListBucketResultV2 {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub name: String,
+    pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    pub max_keys: usize,
+    pub key_count: usize,
+    pub is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_continuation_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+    #[serde(rename = "Contents")]
+    pub contents: Vec<ListObjectEntry>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CopyObjectResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32")]
+    pub checksum_crc32: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32C")]
+    pub checksum_crc32c: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA1")]
+    pub checksum_sha1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA256")]
+    pub checksum_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC64NVME")]
+    pub checksum_crc64nvme: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Deleted")]
+    pub deleted: Vec<DeletedEntry>,
+    #[serde(rename = "Error")]
+    pub errors: Vec<DeleteErrorEntry>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeletedEntry {
+    pub key: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteErrorEntry {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_document_parses_and_rejects_garbage() {
+        let doc = br#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
+            <Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>"#;
+        let d: Delete = from_xml(doc).unwrap();
+        assert!(d.quiet);
+        assert_eq!(d.objects.len(), 2);
+        assert_eq!(d.objects[0].key, "a&b");
+        assert_eq!(
+            from_xml::<Delete>(b"<Delete><Object>").unwrap_err().code,
+            "MalformedXML"
+        );
+        assert_eq!(
+            from_xml::<Delete>(b"\xff\xfe").unwrap_err().code,
+            "MalformedXML"
+        );
+    }
+
+    #[test]
+    fn list_result_serializes_with_namespace_and_repeated_elements() {
+        let doc = ListBucketResultV2 {
+            xmlns: S3_NS,
+            name: "b".into(),
+            prefix: "".into(),
+            delimiter: Some("/".into()),
+            max_keys: 1000,
+            key_count: 1,
+            is_truncated: false,
+            encoding_type: None,
+            continuation_token: None,
+            next_continuation_token: None,
+            start_after: None,
+            contents: vec![ListObjectEntry {
+                key: "a<b".into(),
+                last_modified: "2026-01-01T00:00:00.000Z".into(),
+                etag: "\"x\"".into(),
+                checksum_algorithm: None,
+                size: 1,
+                owner: None,
+                storage_class: "STANDARD",
+            }],
+            common_prefixes: vec![
+                CommonPrefix {
+                    prefix: "p/".into(),
+                },
+                CommonPrefix {
+                    prefix: "q/".into(),
+                },
+            ],
+        };
+        let xml = to_xml("ListBucketResult", &doc).unwrap();
+        assert!(
+            xml.contains(r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#),
+            "{xml}"
+        );
+        assert!(xml.contains("<Key>a&lt;b</Key>"), "{xml}");
+        assert!(xml.contains("<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>q/</Prefix></CommonPrefixes>"), "{xml}");
+        assert!(!xml.contains("EncodingType"), "{xml}");
+    }
+}
