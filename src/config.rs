@@ -100,6 +100,9 @@ pub struct Limits {
     /// A client must send its request headers within this many seconds.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this many seconds fails with RequestTimeout.
+    #[serde(default = "default_body_timeout")]
+    pub body_idle_timeout_secs: u64,
     /// sled's page cache.
     #[serde(default = "default_index_cache")]
     pub index_cache_bytes: u64,
@@ -114,6 +117,7 @@ impl Default for Limits {
             inflight_bytes: default_inflight(),
             chunk_bytes: default_chunk(),
             header_timeout_secs: default_header_timeout(),
+            body_idle_timeout_secs: default_body_timeout(),
             index_cache_bytes: default_index_cache(),
             max_xml_bytes: default_xml_limit(),
         }
@@ -188,6 +192,9 @@ fn default_chunk() -> usize {
 }
 fn default_header_timeout() -> u64 {
     30
+}
+fn default_body_timeout() -> u64 {
+    60
 }
 fn default_index_cache() -> u64 {
     32 << 20

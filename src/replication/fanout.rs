@@ -3,6 +3,7 @@
 //! buffer being filled plus at most one queued per target: O(chunk × targets), never O(object).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -36,6 +37,7 @@ pub async fn fan_out<S>(
     stamp: &Stamp,
     chunk_bytes: usize,
     budget: &InflightBudget,
+    idle_timeout: Duration,
 ) -> (Vec<PutOutcome>, Result<(), ReplicationError>)
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
@@ -52,7 +54,7 @@ where
             PutOutcome { target, result }
         });
     }
-    let reader = pump(body, expected_len, senders, chunk_bytes, budget);
+    let reader = pump(body, expected_len, senders, chunk_bytes, budget, idle_timeout);
     let (read_result, outcomes) = tokio::join!(reader, futures::future::join_all(writers));
     (outcomes, read_result)
 }
@@ -70,6 +72,7 @@ async fn pump<S>(
     mut senders: Vec<mpsc::Sender<Result<Bytes, BackendError>>>,
     chunk_bytes: usize,
     budget: &InflightBudget,
+    idle_timeout: Duration,
 ) -> Result<(), ReplicationError>
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
@@ -84,7 +87,11 @@ where
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         let mut ended = false;
         while buf.len() < chunk_bytes {
-            match body.next().await {
+            let next = match tokio::time::timeout(idle_timeout, body.next()).await {
+                Ok(next) => next,
+                Err(_) => Some(Err(ReplicationError::BodyStalled(idle_timeout))),
+            };
+            match next {
                 Some(Ok(data)) => {
                     buf.extend_from_slice(&data);
                 }

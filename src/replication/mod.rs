@@ -37,6 +37,8 @@ pub enum ReplicationError {
     Meta(#[from] MetaError),
     #[error("in-flight buffer budget exhausted")]
     InFlightLimit,
+    #[error("the client sent no body bytes for {0:?}")]
+    BodyStalled(std::time::Duration),
 }
 
 /// The configured backends by id.

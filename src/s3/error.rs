@@ -177,6 +177,11 @@ impl From<ReplicationError> for S3Error {
             ReplicationError::Throttled => S3Error::slow_down(),
             ReplicationError::Meta(m) => m.into(),
             ReplicationError::InFlightLimit => S3Error::slow_down(),
+            ReplicationError::BodyStalled(_) => S3Error::new(
+                "RequestTimeout",
+                StatusCode::BAD_REQUEST,
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            ),
         }
     }
 }

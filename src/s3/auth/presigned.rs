@@ -126,11 +126,14 @@ fn check_validity_window(
     settings: &AuthSettings,
     now: SystemTime,
 ) -> Result<(), AuthError> {
-    if date.time > now + settings.max_clock_skew {
+    // Checked arithmetic: the date is the client's and the limits come from configuration.
+    let latest_start = now.checked_add(settings.max_clock_skew).unwrap_or(now);
+    if date.time > latest_start {
         return Err(AuthError::NotYetValid);
     }
-    if now > date.time + expires {
-        return Err(AuthError::Expired);
+    match date.time.checked_add(expires) {
+        Some(end) if now <= end => {}
+        _ => return Err(AuthError::Expired),
     }
     Ok(())
 }

@@ -92,6 +92,7 @@ where
         &stamp,
         gw.config.limits.chunk_bytes,
         &gw.budget,
+        std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
     )
     .await;
     if let Err(e) = read_result {
