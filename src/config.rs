@@ -259,10 +259,11 @@ impl Config {
                 "no listener: give at least one address here or in server.tls.listen".into(),
             ));
         }
-        if self.limits.chunk_bytes < 64 << 10 || self.limits.chunk_bytes > 64 << 20 {
+        // Buffers double as multipart parts on object stores, whose minimum part is 5 MiB.
+        if self.limits.chunk_bytes < 5 << 20 || self.limits.chunk_bytes > 64 << 20 {
             return Err(invalid(
                 "limits.chunk_bytes".into(),
-                "must be between 64 KiB and 64 MiB".into(),
+                "must be between 5 MiB and 64 MiB".into(),
             ));
         }
         if self.limits.inflight_bytes < 2 * self.limits.chunk_bytes as u64 {

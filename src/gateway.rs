@@ -52,7 +52,7 @@ impl Gateway {
             })?;
         let mut list: Vec<Arc<dyn Backend>> = Vec::new();
         for b in &config.backends {
-            list.push(build_backend(b)?);
+            list.push(build_backend(b, config.limits.chunk_bytes)?);
         }
         check_backends(&list).await;
         let gateway = Gateway {
@@ -75,7 +75,12 @@ impl Gateway {
     }
 }
 
-fn build_backend(b: &crate::config::BackendConfig) -> Result<Arc<dyn Backend>, StartError> {
+/// Object-store backends cut multipart parts of exactly `chunk_bytes`, the size of the
+/// gateway's shared buffers, so a backend never holds a full buffer waiting for more input.
+fn build_backend(
+    b: &crate::config::BackendConfig,
+    chunk_bytes: usize,
+) -> Result<Arc<dyn Backend>, StartError> {
     let err = |message: String| StartError::Backend {
         id: b.id.clone(),
         message,
@@ -88,11 +93,9 @@ fn build_backend(b: &crate::config::BackendConfig) -> Result<Arc<dyn Backend>, S
                 .ok_or_else(|| err("a local backend needs a path".into()))?;
             Arc::new(LocalBackend::new(b.id.clone(), path).map_err(|e| err(e.to_string()))?)
         }
-        BackendKind::Memory => Arc::new(ObjectStoreBackend::new(
-            b.id.clone(),
-            Arc::new(object_store::memory::InMemory::new()),
-            object_store::path::Path::default(),
-        )),
+        BackendKind::Memory => {
+            Arc::new(ObjectStoreBackend::memory(b.id.clone()).with_part_size(chunk_bytes))
+        }
     })
 }
 

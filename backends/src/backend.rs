@@ -1,6 +1,6 @@
 //! The narrow interface between the gateway and one storage provider.
 
-use crate::error::BackendError;
+use crate::error::{BackendError, Result as BResult};
 use crate::naming::PhysicalName;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,21 @@ impl std::fmt::Debug for GetResult {
             .field("info", &self.info)
             .field("range", &self.range)
             .finish_non_exhaustive()
+    }
+}
+
+/// The range a backend serves for `range` on an object of `size` bytes: the end is clamped to
+/// the size; an empty range or one starting at or after the end is `RangeNotSatisfiable`.
+pub fn resolve_range(name: &str, range: Option<Range<u64>>, size: u64) -> BResult<Range<u64>> {
+    match range {
+        None => Ok(0..size),
+        Some(r) if r.start < r.end && r.start < size => Ok(r.start..r.end.min(size)),
+        Some(r) => Err(BackendError::RangeNotSatisfiable {
+            name: name.to_string(),
+            start: r.start,
+            end: r.end,
+            size,
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ pub mod object_store;
 pub mod testsuite;
 
 pub use crate::backend::{
-    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+    resolve_range, Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
 };
 pub use crate::error::BackendError;
 pub use crate::local::LocalBackend;

@@ -6,7 +6,7 @@
 //! after. Readers therefore see the old file or the new one, never a mix.
 
 use crate::backend::{
-    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+    resolve_range, Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
 };
 use crate::error::{BackendError, Result};
 use crate::naming::{PhysicalName, FALLBACK_PREFIX, HANSA_DIR, HASHED_BUCKET_PREFIX};
@@ -323,16 +323,15 @@ fn open_object(path: &Path, name: &str) -> Result<(std::fs::File, ObjectInfo)> {
     let stamp: Option<Stamp> = read_json_xattr(&file, XATTR_STAMP, name)?;
     let attributes: ObjectAttributes =
         read_json_xattr(&file, XATTR_ATTRS, name)?.unwrap_or_default();
+    // The etag changes when the file does, even in place at the same size (the stamp's
+    // version alone would not): modification time and size join the version.
+    let nanos = last_modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let etag = match &stamp {
-        Some(s) => s.version_id.clone(),
-        // Not written by Hansa: still an etag that changes when the file does.
-        None => {
-            let nanos = last_modified
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            format!("m{nanos:x}-{:x}", meta.len())
-        }
+        Some(s) => format!("{}-{nanos:x}-{:x}", s.version_id, meta.len()),
+        None => format!("m{nanos:x}-{:x}", meta.len()),
     };
     let info = ObjectInfo {
         name: name.to_string(),
@@ -370,24 +369,6 @@ fn io_error(e: std::io::Error, context: &str) -> BackendError {
             message: format!("{context}: {e}"),
         },
         _ => BackendError::unavailable(format!("{context}: {e}")),
-    }
-}
-
-/// Checks `range` against `size`; returns the clamped range.
-pub(crate) fn resolve_range(
-    name: &str,
-    range: Option<Range<u64>>,
-    size: u64,
-) -> Result<Range<u64>> {
-    match range {
-        None => Ok(0..size),
-        Some(r) if r.start < r.end && r.start < size => Ok(r.start..r.end.min(size)),
-        Some(r) => Err(BackendError::RangeNotSatisfiable {
-            name: name.to_string(),
-            start: r.start,
-            end: r.end,
-            size,
-        }),
     }
 }
 
@@ -542,11 +523,16 @@ impl Backend for LocalBackend {
         stamp: &Stamp,
         body: ByteStream,
     ) -> Result<PutResult> {
+        let path = self.path_of(name);
         let size = self
-            .write_file(self.path_of(name), name.as_str(), attrs, stamp, body)
+            .write_file(path.clone(), name.as_str(), attrs, stamp, body)
             .await?;
+        let shown = name.as_str().to_string();
+        let (_, info) = tokio::task::spawn_blocking(move || open_object(&path, &shown))
+            .await
+            .map_err(|e| BackendError::other(format!("stat task: {e}")))??;
         Ok(PutResult {
-            etag: stamp.version_id.clone(),
+            etag: info.etag,
             size,
         })
     }
@@ -632,6 +618,36 @@ impl Backend for LocalBackend {
             files: VecDeque::new(),
         };
         futures::stream::try_unfold(walk, walk_next).boxed()
+    }
+
+    /// A file system cannot hold a file where a directory is needed or the reverse: `a` and
+    /// `a/b` cannot both be plain. Racing writers are still caught by `put` (NameConflict).
+    async fn name_available(&self, name: &PhysicalName) -> bool {
+        let target = self.path_of(name);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut dir = root;
+            let segments: Vec<_> = target
+                .strip_prefix(&dir)
+                .map(|rel| rel.components().map(|c| c.as_os_str().to_owned()).collect())
+                .unwrap_or_default();
+            let Some((last, parents)) = segments.split_last() else {
+                return false;
+            };
+            for segment in parents {
+                dir.push(segment);
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(m) if !m.is_dir() => return false,
+                    Ok(_) => {}
+                    // Nothing further down exists yet: every deeper name is free.
+                    Err(_) => return true,
+                }
+            }
+            dir.push(last);
+            !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+        })
+        .await
+        .unwrap_or(false)
     }
 
     async fn check(&self) -> Result<()> {
@@ -843,8 +859,13 @@ mod tests {
             serde_json::from_slice::<ObjectAttributes>(&attrs_json).expect("json"),
             attrs
         );
-        // The etag is the version id.
-        assert_eq!(b.head(&name).await.expect("head").etag, "ver-1");
+        // The etag starts with the version id.
+        assert!(b
+            .head(&name)
+            .await
+            .expect("head")
+            .etag
+            .starts_with("ver-1-"));
     }
 
     #[tokio::test]
@@ -896,7 +917,8 @@ mod tests {
         {
             Ok(_) => {} // XFS/btrfs hold 64 KiB
             Err(BackendError::AttributesTooLarge { .. }) => {
-                let got = b.get(&name, None, Some("v1")).await.expect("old intact");
+                let got = b.get(&name, None, None).await.expect("old intact");
+                assert!(got.info.etag.starts_with("v1-"), "{}", got.info.etag);
                 assert_eq!(collect(got.body).await.expect("body"), b"old");
             }
             Err(e) => panic!("unexpected {e}"),
@@ -930,5 +952,26 @@ mod tests {
             .collect();
         assert_eq!(hansa, vec![std::ffi::OsString::from("tmp")]);
         assert!(tmp_entries(&b).is_empty());
+    }
+
+    #[tokio::test]
+    async fn name_available_sees_file_directory_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new("t", dir.path().to_path_buf()).unwrap();
+        let a = crate::naming::physical_name("bkt", "a");
+        let ab = crate::naming::physical_name("bkt", "a/b");
+        let abc = crate::naming::physical_name("bkt", "a/b/c");
+        assert!(b.name_available(&a).await);
+        assert!(b.name_available(&ab).await);
+        crate::testsuite::put_bytes(&b, "bkt", "a", "v1", b"x").await;
+        assert!(!b.name_available(&ab).await, "a is a file");
+        assert!(!b.name_available(&abc).await, "a is a file further up");
+        b.delete(&a).await.unwrap();
+        crate::testsuite::put_bytes(&b, "bkt", "a/b", "v2", b"y").await;
+        assert!(!b.name_available(&a).await, "a is a directory now");
+        assert!(
+            b.name_available(&crate::naming::physical_name("bkt", "a/c"))
+                .await
+        );
     }
 }

@@ -6,10 +6,9 @@
 //! `docs/LAYOUT.md`.
 
 use crate::backend::{
-    Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+    resolve_range, Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
 };
 use crate::error::{BackendError, Result};
-use crate::local::resolve_range;
 use crate::naming::{PhysicalName, FALLBACK_PREFIX, HASHED_BUCKET_PREFIX};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -59,6 +58,10 @@ pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     part_size: usize,
+    /// Copy incoming buffers instead of sharing them. A store that keeps what it is given
+    /// (the in-memory store) would otherwise pin the caller's buffers, and with them the
+    /// gateway's in-flight budget, for the object's whole life.
+    detach_buffers: bool,
 }
 
 impl ObjectStoreBackend {
@@ -69,16 +72,20 @@ impl ObjectStoreBackend {
             store,
             prefix,
             part_size: DEFAULT_PART_SIZE,
+            detach_buffers: false,
         }
     }
 
     /// A fresh in-memory store (the `memory` backend kind).
     pub fn memory(id: impl Into<String>) -> Self {
-        Self::new(
-            id,
-            Arc::new(object_store::memory::InMemory::new()),
-            Path::default(),
-        )
+        Self {
+            detach_buffers: true,
+            ..Self::new(
+                id,
+                Arc::new(object_store::memory::InMemory::new()),
+                Path::default(),
+            )
+        }
     }
 
     /// Multipart part size (at least [`MIN_PART_SIZE`]); objects up to this size go in one PUT.
@@ -449,10 +456,11 @@ fn map_error(e: object_store::Error, name: &str) -> BackendError {
             let message = e.to_string();
             let lower = message.to_ascii_lowercase();
             if [
-                "429",
                 "too many requests",
                 "slowdown",
                 "slow down",
+                "status 429",
+                "(429",
                 "503 service unavailable",
             ]
             .iter()
@@ -484,8 +492,13 @@ impl Backend for ObjectStoreBackend {
         name: &PhysicalName,
         attrs: &ObjectAttributes,
         stamp: &Stamp,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> Result<PutResult> {
+        let mut body = if self.detach_buffers {
+            body.map_ok(|chunk| Bytes::copy_from_slice(&chunk)).boxed()
+        } else {
+            body
+        };
         let path = self.path_of(name)?;
         let attributes = encode_attributes(name, attrs, stamp);
         let mut first = Vec::new();
@@ -495,7 +508,10 @@ impl Backend for ObjectStoreBackend {
             let chunk = chunk.map_err(|_| BackendError::Aborted)?;
             size += chunk.len();
             first.push(chunk);
-            if size > self.part_size {
+            // A full part goes out at once rather than waiting for more input: the gateway
+            // cuts bodies into part-sized buffers from a global budget, and a backend that
+            // held a full buffer while waiting for the next could deadlock writers.
+            if size >= self.part_size {
                 multipart = true;
                 break;
             }
@@ -645,5 +661,121 @@ impl Backend for ObjectStoreBackend {
             )));
         }
         deleted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{fallback_name, physical_name};
+    use crate::testsuite::stamp;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn metadata(attrs: &Attributes) -> BTreeMap<String, String> {
+        attrs
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Attribute::Metadata(k) => Some((k.to_string(), v.as_ref().to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_replicas_carry_a_minimal_readable_stamp() {
+        let name = physical_name("photos", "2024/cat.jpg");
+        let mut attrs = ObjectAttributes::default();
+        attrs.user_metadata.insert("camera".into(), "Leica".into());
+        let st = stamp("photos", "2024/cat.jpg", "v1", 10);
+        let encoded = encode_attributes(&name, &attrs, &st);
+        let meta = metadata(&encoded);
+        assert_eq!(meta.get("camera").map(String::as_str), Some("Leica"));
+        assert_eq!(meta.get(META_VERSION).map(String::as_str), Some("v1"));
+        assert_eq!(meta.get(META_SIZE).map(String::as_str), Some("10"));
+        assert!(!meta.contains_key(META_KEY), "the name shows the key");
+        assert!(!meta.contains_key(META_BUCKET));
+        assert_eq!(
+            decode_attributes(name.as_str(), &encoded),
+            (attrs, Some(st))
+        );
+    }
+
+    #[test]
+    fn fallback_replicas_carry_the_key() {
+        let key = "a//b/ü";
+        let name = fallback_name("photos", key);
+        let st = stamp("photos", key, "v1", 10);
+        let encoded = encode_attributes(&name, &ObjectAttributes::default(), &st);
+        let meta = metadata(&encoded);
+        assert!(meta.contains_key(META_KEY));
+        assert!(!meta.contains_key(META_BUCKET), "the name shows the bucket");
+        assert_eq!(decode_attributes(name.as_str(), &encoded).1, Some(st));
+        // Hashed bucket: both travel in metadata.
+        let name = fallback_name("..", key);
+        let st = stamp("..", key, "v1", 10);
+        let encoded = encode_attributes(&name, &ObjectAttributes::default(), &st);
+        assert_eq!(decode_attributes(name.as_str(), &encoded).1, Some(st));
+    }
+
+    #[test]
+    fn foreign_objects_have_no_stamp() {
+        let mut attrs = Attributes::new();
+        attrs.insert(Attribute::ContentType, "text/plain".into());
+        attrs.insert(Attribute::Metadata("owner".into()), "someone".into());
+        let (decoded, st) = decode_attributes("bucket/x", &attrs);
+        assert_eq!(st, None);
+        assert_eq!(decoded.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(decoded.user_metadata.len(), 1);
+    }
+
+    #[test]
+    fn errors_map_to_backend_errors() {
+        let generic = |msg: &str| object_store::Error::Generic {
+            store: "S3",
+            source: msg.to_string().into(),
+        };
+        assert!(matches!(
+            map_error(generic("HTTP status 429 Too Many Requests"), "n"),
+            BackendError::Throttled { .. }
+        ));
+        assert!(matches!(
+            map_error(generic("connection reset"), "n"),
+            BackendError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            map_error(
+                object_store::Error::NotFound {
+                    path: "p".into(),
+                    source: "x".into()
+                },
+                "n"
+            ),
+            BackendError::NotFound { .. }
+        ));
+        assert!(matches!(
+            map_error(
+                object_store::Error::Precondition {
+                    path: "p".into(),
+                    source: "x".into()
+                },
+                "n"
+            ),
+            BackendError::PreconditionFailed { .. }
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn meta_values_round_trip_and_are_header_safe(v in any::<String>()) {
+            let encoded = encode_meta_value(&v);
+            prop_assert!(encoded.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            prop_assert_eq!(decode_meta_value(&encoded), v);
+        }
+
+        #[test]
+        fn meta_values_that_look_encoded_round_trip(v in "=\\?UTF-8\\?B\\?[A-Za-z0-9+/=]{0,12}\\?=") {
+            prop_assert_eq!(decode_meta_value(&encode_meta_value(&v)), v);
+        }
     }
 }

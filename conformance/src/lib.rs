@@ -1,1 +1,556 @@
+//! Test harness: starts a Hansa gateway in-process on 127.0.0.1 with its own temporary data
+//! directory and two local backends, and hands out clients for it.
+//!
+//! Every [`TestGateway`] is independent (own port, own directories), so tests run in parallel.
+//! Call [`TestGateway::shutdown`] at the end of a test; the directory is removed when the
+//! gateway value is dropped.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use hansa;
+
+/// The region every test gateway serves.
+pub const REGION: &str = "us-east-1";
+/// The base domain for virtual-host addressing.
+pub const BASE_DOMAIN: &str = "s3.localhost";
+/// The one bucket the limited key may use.
+pub const LIMITED_BUCKET: &str = "allowed-only";
+
+/// An access key configured on every test gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub access_key_id: &'static str,
+    pub secret_access_key: &'static str,
+}
+
+/// Full access to every bucket.
+pub const ADMIN: Key = Key {
+    access_key_id: "HANSATESTADMIN",
+    secret_access_key: "admin-secret-0123456789abcdefghijklmnop",
+};
+/// Read-only access to every bucket.
+pub const READER: Key = Key {
+    access_key_id: "HANSATESTREADER",
+    secret_access_key: "reader-secret-0123456789abcdefghijklmno",
+};
+/// Full access to [`LIMITED_BUCKET`] only.
+pub const LIMITED: Key = Key {
+    access_key_id: "HANSATESTLIMITED",
+    secret_access_key: "limited-secret-0123456789abcdefghijklmn",
+};
+
+/// Options for a test gateway beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `limits.header_timeout_secs` (default: the gateway's default).
+    pub header_timeout_secs: Option<u64>,
+    /// Serve TLS as well, with a fresh self-signed certificate for `localhost`/127.0.0.1.
+    pub tls: bool,
+    /// Extra TOML appended to the configuration (policies, bucket mappings…).
+    pub extra_toml: String,
+}
+
+/// A certificate written for a TLS test gateway.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    /// The plain-HTTP listener.
+    pub addr: SocketAddr,
+    /// `https://localhost:PORT` when started with `tls`.
+    pub tls_endpoint: Option<String>,
+    pub tls_addr: Option<SocketAddr>,
+    pub tls_files: Option<TlsFiles>,
+    /// The temporary directory holding `data/`, `a/` and `b/`.
+    pub dir: tempfile::TempDir,
+    pub running: Option<hansa::server::Running>,
+    config_toml: String,
+}
+
+/// Where test directories go: under the workspace's `target/`, whose file system supports
+/// user extended attributes (the local backend needs them).
+pub fn test_tmp_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("test-tmp");
+    std::fs::create_dir_all(&root).expect("create target/test-tmp");
+    root
+}
+
+fn toml_str(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+impl TestGateway {
+    /// Starts a gateway with the default test configuration.
+    pub async fn start() -> TestGateway {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> TestGateway {
+        let dir = tempfile::Builder::new()
+            .prefix("gw-")
+            .tempdir_in(test_tmp_root())
+            .expect("tempdir");
+        let tls_files = if options.tls {
+            Some(make_self_signed(dir.path()))
+        } else {
+            None
+        };
+        let config_toml = config_toml(dir.path(), &options, tls_files.as_ref());
+        let mut gw = TestGateway {
+            endpoint: String::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_endpoint: None,
+            tls_addr: None,
+            tls_files,
+            dir,
+            running: None,
+            config_toml,
+        };
+        gw.boot().await;
+        gw
+    }
+
+    async fn boot(&mut self) {
+        let config = hansa::config::Config::from_toml("conformance-test.toml", &self.config_toml)
+            .expect("test configuration is valid");
+        // A restart may find the index still being released by the previous instance.
+        let mut attempt = 0;
+        let running = loop {
+            match hansa::server::start(config.clone()).await {
+                Ok(r) => break r,
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    if attempt == 1 {
+                        eprintln!("gateway start failed ({e}); retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("gateway did not start: {e}"),
+            }
+        };
+        self.addr = running.http_addrs[0];
+        self.endpoint = format!("http://{}", self.addr);
+        if let Some(tls) = running.tls_addrs.first() {
+            self.tls_addr = Some(*tls);
+            self.tls_endpoint = Some(format!("https://localhost:{}", tls.port()));
+        }
+        self.running = Some(running);
+    }
+
+    /// Shuts the gateway down and starts it again on the same directories (new port).
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+        self.boot().await;
+    }
+
+    /// Stops the gateway (requests in flight get 5 s) and removes its directory.
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The directories of the two local backends, `a` and `b`.
+    pub fn backend_dirs(&self) -> [PathBuf; 2] {
+        [self.dir.path().join("a"), self.dir.path().join("b")]
+    }
+
+    /// aws-sdk-s3 client with full access.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        self.client_for(ADMIN)
+    }
+
+    /// aws-sdk-s3 client signing with `key`.
+    pub fn client_for(&self, key: Key) -> aws_sdk_s3::Client {
+        self.client_with_secret(key.access_key_id, key.secret_access_key)
+    }
+
+    /// aws-sdk-s3 client with arbitrary credentials (wrong secrets, unknown keys).
+    pub fn client_with_secret(&self, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(sdk_config(&self.endpoint, access_key_id, secret).build())
+    }
+
+    /// aws-sdk-s3 client over HTTPS, trusting the gateway's self-signed certificate.
+    pub fn tls_client(&self) -> aws_sdk_s3::Client {
+        let endpoint = self
+            .tls_endpoint
+            .as_ref()
+            .expect("gateway started with tls");
+        let pem = &self.tls_files.as_ref().expect("tls files").cert_pem;
+        let trust = aws_smithy_http_client::tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem.clone());
+        let tls = aws_smithy_http_client::tls::TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .expect("tls context");
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(tls)
+            .build_https();
+        let conf = sdk_config(endpoint, ADMIN.access_key_id, ADMIN.secret_access_key)
+            .http_client(http)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// `http://127.0.0.1:PORT/<path>` (path given without the leading slash).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.endpoint, path)
+    }
+
+    /// Every regular file under the gateway's directory, relative to it.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap_or(&p).to_path_buf());
+        }
+    }
+}
+
+fn sdk_config(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_s3::config::Builder {
+    let creds = aws_credential_types::Credentials::new(access_key_id, secret, None, None, "test");
+    aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .credentials_provider(creds)
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        )
+}
+
+fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String {
+    let mut t = String::new();
+    t.push_str("[server]\nlisten = [\"127.0.0.1:0\"]\n");
+    t.push_str(&format!("data_dir = {}\n", toml_str(&dir.join("data"))));
+    t.push_str(&format!("region = \"{REGION}\"\n"));
+    t.push_str(&format!("base_domains = [\"{BASE_DOMAIN}\"]\n"));
+    if let Some(tls) = tls {
+        t.push_str("[server.tls]\nlisten = [\"127.0.0.1:0\"]\n");
+        t.push_str(&format!("certificate = {}\n", toml_str(&tls.cert_path)));
+        t.push_str(&format!("private_key = {}\n", toml_str(&tls.key_path)));
+    }
+    t.push_str("\n[limits]\ninflight_bytes = 134217728\nchunk_bytes = 5242880\n");
+    if let Some(secs) = options.header_timeout_secs {
+        t.push_str(&format!("header_timeout_secs = {secs}\n"));
+    }
+    for (key, buckets, read_only) in [
+        (ADMIN, None, false),
+        (READER, None, true),
+        (LIMITED, Some(LIMITED_BUCKET), false),
+    ] {
+        t.push_str("\n[[credential]]\n");
+        t.push_str(&format!("access_key_id = \"{}\"\n", key.access_key_id));
+        t.push_str(&format!(
+            "secret_access_key = \"{}\"\n",
+            key.secret_access_key
+        ));
+        if let Some(b) = buckets {
+            t.push_str(&format!("buckets = [\"{b}\"]\n"));
+        }
+        t.push_str(&format!("read_only = {read_only}\n"));
+    }
+    for id in ["a", "b"] {
+        t.push_str("\n[[backend]]\n");
+        t.push_str(&format!("id = \"disk-{id}\"\nkind = \"local\"\n"));
+        t.push_str(&format!("path = {}\n", toml_str(&dir.join(id))));
+    }
+    t.push('\n');
+    t.push_str(&options.extra_toml);
+    t
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made with the `openssl` CLI.
+fn make_self_signed(dir: &Path) -> TlsFiles {
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+        ])
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&cert_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl (needed for the TLS test)");
+    assert!(status.success(), "openssl req failed");
+    TlsFiles {
+        cert_pem: std::fs::read(&cert_path).expect("read cert"),
+        cert_path,
+        key_path,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors from the SDK
+
+/// Status and S3 error code of a failed SDK call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Err {
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Turns an SDK error into its HTTP status and S3 error code. Panics on errors that never got
+/// a response (connection failures, timeouts), so a test cannot mistake those for S3 errors.
+pub fn s3_err<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> S3Err
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    let status = err
+        .raw_response()
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|| panic!("no HTTP response: {err:?}"));
+    let (code, message) = match err {
+        aws_sdk_s3::error::SdkError::ServiceError(e) => (
+            e.err().code().map(str::to_string),
+            e.err().message().map(str::to_string),
+        ),
+        _ => (None, None),
+    };
+    S3Err {
+        status,
+        code,
+        message,
+    }
+}
+
+/// Asserts that an SDK call failed with `status` and S3 error `code`.
+#[macro_export]
+macro_rules! assert_s3_err {
+    ($result:expr, $status:expr, $code:expr) => {{
+        match $result {
+            Ok(v) => panic!("expected {} {}, got success: {:?}", $status, $code, v),
+            Err(e) => {
+                let got = $crate::s3_err(&e);
+                assert_eq!(
+                    (got.status, got.code.as_deref()),
+                    ($status, Some($code)),
+                    "unexpected error: {:?} ({e:?})",
+                    got
+                );
+                got
+            }
+        }
+    }};
+}
+
+/// Asserts that an SDK call failed with `status` (HEAD requests carry no error code).
+#[macro_export]
+macro_rules! assert_s3_status {
+    ($result:expr, $status:expr) => {{
+        match $result {
+            Ok(v) => panic!("expected status {}, got success: {:?}", $status, v),
+            Err(e) => {
+                let got = $crate::s3_err(&e);
+                assert_eq!(got.status, $status, "unexpected error: {:?} ({e:?})", got);
+                got
+            }
+        }
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut v = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut v);
+    v
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+pub fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+/// A bucket name unique enough for one gateway.
+pub fn bucket_name(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// Creates `bucket` with the admin client.
+pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+}
+
+/// Puts `body` at `bucket/key`.
+pub async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+/// Reads `bucket/key` in full.
+pub async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("read body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Every key of `bucket` via ListObjectsV2, following continuation tokens.
+pub async fn list_all_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10_000 {
+        let out = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .expect("list");
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        if out.is_truncated() == Some(true) {
+            token = out.next_continuation_token().map(str::to_string);
+            assert!(token.is_some(), "truncated listing without a token");
+        } else {
+            return keys;
+        }
+    }
+    panic!("listing does not end");
+}
+
+/// Percent-encodes a key for a URL path (everything but unreserved characters and `/`).
+pub fn encode_key(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}
+
+/// Text of the first `<tag>…</tag>` in an XML document.
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    xml_all(xml, tag).into_iter().next()
+}
+
+/// Texts of every `<tag>…</tag>` (not nested in itself) in an XML document, entities decoded.
+pub fn xml_all(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(xml_unescape(&after[..j]));
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+pub fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#xD;", "\r")
+        .replace("&#13;", "\r")
+        .replace("&amp;", "&")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-signed requests
+
+pub mod raw;
+pub mod sign;

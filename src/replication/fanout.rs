@@ -12,6 +12,13 @@ use tokio::sync::mpsc;
 
 use super::{InflightBudget, ReplicationError};
 
+/// How a body flows: buffer size, the global budget, and how long a stalled client may wait.
+pub struct Flow<'a> {
+    pub chunk_bytes: usize,
+    pub budget: &'a InflightBudget,
+    pub idle_timeout: Duration,
+}
+
 /// One replica to write.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -35,9 +42,7 @@ pub async fn fan_out<S>(
     targets: Vec<Target>,
     attrs: &ObjectAttributes,
     stamp: &Stamp,
-    chunk_bytes: usize,
-    budget: &InflightBudget,
-    idle_timeout: Duration,
+    flow: &Flow<'_>,
 ) -> (Vec<PutOutcome>, Result<(), ReplicationError>)
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
@@ -54,7 +59,7 @@ where
             PutOutcome { target, result }
         });
     }
-    let reader = pump(body, expected_len, senders, chunk_bytes, budget, idle_timeout);
+    let reader = pump(body, expected_len, senders, flow);
     let (read_result, outcomes) = tokio::join!(reader, futures::future::join_all(writers));
     (outcomes, read_result)
 }
@@ -70,9 +75,7 @@ async fn pump<S>(
     body: S,
     expected_len: Option<u64>,
     mut senders: Vec<mpsc::Sender<Result<Bytes, BackendError>>>,
-    chunk_bytes: usize,
-    budget: &InflightBudget,
-    idle_timeout: Duration,
+    flow: &Flow<'_>,
 ) -> Result<(), ReplicationError>
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
@@ -81,15 +84,15 @@ where
     let mut remaining_hint = expected_len;
     loop {
         let want = remaining_hint
-            .map(|r| (r as usize).clamp(1, chunk_bytes))
-            .unwrap_or(chunk_bytes);
-        let reservation = budget.reserve(want).await;
+            .map(|r| (r as usize).clamp(1, flow.chunk_bytes))
+            .unwrap_or(flow.chunk_bytes);
+        let reservation = flow.budget.reserve(want).await;
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         let mut ended = false;
-        while buf.len() < chunk_bytes {
-            let next = match tokio::time::timeout(idle_timeout, body.next()).await {
+        while buf.len() < flow.chunk_bytes {
+            let next = match tokio::time::timeout(flow.idle_timeout, body.next()).await {
                 Ok(next) => next,
-                Err(_) => Some(Err(ReplicationError::BodyStalled(idle_timeout))),
+                Err(_) => Some(Err(ReplicationError::BodyStalled(flow.idle_timeout))),
             };
             match next {
                 Some(Ok(data)) => {
@@ -133,5 +136,224 @@ async fn send_to_all(senders: &mut Vec<mpsc::Sender<Result<Bytes, BackendError>>
 async fn abort_all(senders: &[mpsc::Sender<Result<Bytes, BackendError>>]) {
     for tx in senders {
         let _ = tx.send(Err(BackendError::Aborted)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use hansa_backends::{GetResult, ObjectInfo, ObjectStoreBackend};
+    use std::ops::Range;
+
+    /// A real in-memory backend whose writes fail: fault injection, not a fake.
+    #[derive(Debug)]
+    struct FailingPuts(ObjectStoreBackend);
+
+    #[async_trait]
+    impl Backend for FailingPuts {
+        fn id(&self) -> &str {
+            self.0.id()
+        }
+        async fn put(
+            &self,
+            _: &PhysicalName,
+            _: &ObjectAttributes,
+            _: &Stamp,
+            _: hansa_backends::ByteStream,
+        ) -> Result<PutResult, BackendError> {
+            Err(BackendError::Unavailable {
+                message: "injected".into(),
+            })
+        }
+        async fn get(
+            &self,
+            n: &PhysicalName,
+            r: Option<Range<u64>>,
+            m: Option<&str>,
+        ) -> Result<GetResult, BackendError> {
+            self.0.get(n, r, m).await
+        }
+        async fn head(&self, n: &PhysicalName) -> Result<ObjectInfo, BackendError> {
+            self.0.head(n).await
+        }
+        async fn delete(&self, n: &PhysicalName) -> Result<(), BackendError> {
+            self.0.delete(n).await
+        }
+        fn list(
+            &self,
+            p: &str,
+        ) -> futures::stream::BoxStream<'_, Result<ObjectInfo, BackendError>> {
+            self.0.list(p)
+        }
+        async fn check(&self) -> Result<(), BackendError> {
+            self.0.check().await
+        }
+    }
+
+    const CHUNK: usize = 5 << 20;
+
+    fn memory(id: &str) -> ObjectStoreBackend {
+        ObjectStoreBackend::memory(id).with_part_size(CHUNK)
+    }
+
+    fn stamp() -> Stamp {
+        Stamp {
+            bucket: "bkt".into(),
+            key: "k".into(),
+            version_id: "v1".into(),
+            etag: String::new(),
+            size: 0,
+        }
+    }
+
+    fn chunks(n: usize, size: usize) -> Vec<Result<Bytes, ReplicationError>> {
+        (0..n)
+            .map(|i| Ok(Bytes::from(vec![i as u8; size])))
+            .collect()
+    }
+
+    async fn read_all(b: &dyn Backend, name: &PhysicalName) -> Option<Vec<u8>> {
+        let got = b.get(name, None, None).await.ok()?;
+        let parts: Vec<Bytes> = got.body.map(|c| c.unwrap()).collect().await;
+        Some(parts.concat())
+    }
+
+    #[tokio::test]
+    async fn every_target_gets_the_same_bytes_in_bounded_buffers() {
+        let a: Arc<dyn Backend> = Arc::new(memory("a"));
+        let b: Arc<dyn Backend> = Arc::new(memory("b"));
+        let name = hansa_backends::physical_name("bkt", "k");
+        let targets = vec![
+            Target {
+                backend: a.clone(),
+                name: name.clone(),
+            },
+            Target {
+                backend: b.clone(),
+                name: name.clone(),
+            },
+        ];
+        // A budget of two chunks: the 24 MiB body must flow through multipart parts without
+        // the budget ever holding more than it allows (otherwise reserve would block forever).
+        let budget = InflightBudget::new(2 * CHUNK as u64);
+        let body = futures::stream::iter(chunks(384, 64 << 10));
+        let (outcomes, read) = fan_out(
+            body,
+            Some(24 << 20),
+            targets,
+            &ObjectAttributes::default(),
+            &stamp(),
+            &Flow {
+                chunk_bytes: CHUNK,
+                budget: &budget,
+                idle_timeout: Duration::from_secs(5),
+            },
+        )
+        .await;
+        read.unwrap();
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+        let expected: Vec<u8> = (0..384usize)
+            .map(|i| i as u8)
+            .flat_map(|i| vec![i; 64 << 10])
+            .collect();
+        assert_eq!(read_all(a.as_ref(), &name).await.unwrap(), expected);
+        assert_eq!(read_all(b.as_ref(), &name).await.unwrap(), expected);
+        assert_eq!(
+            budget.reserved_bytes(),
+            0,
+            "budget released after the write"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_error_aborts_every_target() {
+        let a: Arc<dyn Backend> = Arc::new(memory("a"));
+        let name = hansa_backends::physical_name("bkt", "k");
+        let mut items = chunks(3, 1000);
+        items.push(Err(ReplicationError::InFlightLimit));
+        let (outcomes, read) = fan_out(
+            futures::stream::iter(items),
+            None,
+            vec![Target {
+                backend: a.clone(),
+                name: name.clone(),
+            }],
+            &ObjectAttributes::default(),
+            &stamp(),
+            &Flow {
+                chunk_bytes: CHUNK,
+                budget: &InflightBudget::new(4 * CHUNK as u64),
+                idle_timeout: Duration::from_secs(5),
+            },
+        )
+        .await;
+        assert!(read.is_err());
+        assert!(outcomes[0].result.is_err());
+        assert!(
+            read_all(a.as_ref(), &name).await.is_none(),
+            "nothing stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_target_does_not_stop_the_others() {
+        let good: Arc<dyn Backend> = Arc::new(memory("good"));
+        let bad: Arc<dyn Backend> = Arc::new(FailingPuts(memory("bad")));
+        let name = hansa_backends::physical_name("bkt", "k");
+        let (outcomes, read) = fan_out(
+            futures::stream::iter(chunks(40, 100 << 10)),
+            None,
+            vec![
+                Target {
+                    backend: bad,
+                    name: name.clone(),
+                },
+                Target {
+                    backend: good.clone(),
+                    name: name.clone(),
+                },
+            ],
+            &ObjectAttributes::default(),
+            &stamp(),
+            &Flow {
+                chunk_bytes: CHUNK,
+                budget: &InflightBudget::new(4 * CHUNK as u64),
+                idle_timeout: Duration::from_secs(5),
+            },
+        )
+        .await;
+        read.unwrap();
+        assert!(outcomes[0].result.is_err());
+        assert!(outcomes[1].result.is_ok());
+        assert_eq!(
+            read_all(good.as_ref(), &name).await.unwrap().len(),
+            40 * (100 << 10)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out() {
+        let a: Arc<dyn Backend> = Arc::new(memory("a"));
+        let name = hansa_backends::physical_name("bkt", "k");
+        let body = futures::stream::iter(chunks(1, 10)).chain(futures::stream::pending());
+        let (_, read) = fan_out(
+            body,
+            None,
+            vec![Target {
+                backend: a.clone(),
+                name: name.clone(),
+            }],
+            &ObjectAttributes::default(),
+            &stamp(),
+            &Flow {
+                chunk_bytes: CHUNK,
+                budget: &InflightBudget::new(4 * CHUNK as u64),
+                idle_timeout: Duration::from_millis(100),
+            },
+        )
+        .await;
+        assert!(matches!(read, Err(ReplicationError::BodyStalled(_))));
+        assert!(read_all(a.as_ref(), &name).await.is_none());
     }
 }

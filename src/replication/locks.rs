@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+/// (bucket, key) → the lock of a key being written; entries nobody holds are pruned.
+type LockTable = HashMap<(String, String), Weak<AsyncMutex<()>>>;
+
 #[derive(Default, Clone)]
 pub struct KeyLocks {
-    table: Arc<Mutex<HashMap<(String, String), Weak<AsyncMutex<()>>>>>,
+    table: Arc<Mutex<LockTable>>,
 }
 
 /// Held while a key is being written.

@@ -123,7 +123,16 @@ async fn dispatch(
         &gw.credentials,
         &gw.auth,
         std::time::SystemTime::now(),
-    )?;
+    )
+    .map_err(|e| {
+        let e = S3Error::from(e);
+        // S3 names the region it expects; SDKs read it to redirect.
+        if e.code == "AuthorizationHeaderMalformed" {
+            e.with("Region", &gw.config.server.region)
+        } else {
+            e
+        }
+    })?;
     let credential = gw
         .credentials
         .get(&verified.access_key_id)

@@ -22,13 +22,31 @@ pub fn to_xml<T: Serialize>(root: &str, value: &T) -> S3Result<String> {
     Ok(out)
 }
 
-/// Parses a request document; anything that does not fit the schema is MalformedXML.
-pub fn from_xml<'de, T: Deserialize<'de>>(body: &'de [u8]) -> S3Result<T> {
+/// Parses a request document whose root element must be `root`; anything that does not fit
+/// the schema is MalformedXML.
+pub fn from_xml<'de, T: Deserialize<'de>>(root: &str, body: &'de [u8]) -> S3Result<T> {
     let text = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
+    if root_element(text).as_deref() != Some(root) {
+        return Err(S3Error::malformed_xml());
+    }
     quick_xml::de::from_str(text).map_err(|e| {
         tracing::debug!(error = %e, "malformed request xml");
         S3Error::malformed_xml()
     })
+}
+
+/// The local name of the document's root element (namespace prefix dropped).
+fn root_element(text: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 // ---- request documents ----
@@ -257,16 +275,23 @@ mod tests {
     fn delete_document_parses_and_rejects_garbage() {
         let doc = br#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
             <Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>"#;
-        let d: Delete = from_xml(doc).unwrap();
+        let d: Delete = from_xml("Delete", doc).unwrap();
         assert!(d.quiet);
         assert_eq!(d.objects.len(), 2);
         assert_eq!(d.objects[0].key, "a&b");
         assert_eq!(
-            from_xml::<Delete>(b"<Delete><Object>").unwrap_err().code,
+            from_xml::<Delete>("Delete", b"<Delete><Object>")
+                .unwrap_err()
+                .code,
             "MalformedXML"
         );
         assert_eq!(
-            from_xml::<Delete>(b"\xff\xfe").unwrap_err().code,
+            from_xml::<Delete>("Delete", b"\xff\xfe").unwrap_err().code,
+            "MalformedXML"
+        );
+        let foreign = b"<Other><Object><Key>k</Key></Object></Other>";
+        assert_eq!(
+            from_xml::<Delete>("Delete", foreign).unwrap_err().code,
             "MalformedXML"
         );
     }

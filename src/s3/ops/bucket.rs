@@ -41,7 +41,7 @@ pub fn owner(id: &str) -> xml::Owner {
 
 pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
-    if !hansa_backends::naming::is_valid_bucket_name(&bucket) {
+    if !bucket_name_allowed(&bucket) {
         return Err(S3Error::new(
             "InvalidBucketName",
             StatusCode::BAD_REQUEST,
@@ -53,7 +53,8 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
     let body = read_small_body(ctx).await?;
     let region = &ctx.gw.config.server.region;
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let conf: xml::CreateBucketConfiguration = xml::from_xml(&body)?;
+        let conf: xml::CreateBucketConfiguration =
+            xml::from_xml("CreateBucketConfiguration", &body)?;
         if let Some(constraint) = conf.location_constraint.filter(|c| !c.is_empty()) {
             if &constraint != region {
                 return Err(S3Error::new(
@@ -98,6 +99,19 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
     let mut r = response::empty(StatusCode::OK);
     response::set_header(&mut r, "location", &format!("/{bucket}"));
     Ok(r)
+}
+
+/// S3's naming rules for new buckets: the character rules every backend relies on, plus the
+/// reserved forms (IP addresses, `xn--`, `sthree-`, `-s3alias`, `--ol-s3`, `--x-s3`).
+pub fn bucket_name_allowed(name: &str) -> bool {
+    hansa_backends::naming::is_valid_bucket_name(name)
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !["xn--", "sthree-", "amzn-s3-demo-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        && !["-s3alias", "--ol-s3", "--x-s3", ".mrap"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// `x-amz-acl` other than `private` would promise access control we don't enforce.
@@ -159,4 +173,32 @@ pub async fn get_versioning(ctx: &Ctx) -> S3Result<S3Response> {
         StatusCode::OK,
         xml::to_xml("VersioningConfiguration", &doc)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_name_allowed;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-bucket.photos", "a1b", "0-9"] {
+            assert!(bucket_name_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Abc",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "192.168.5.4",
+            "xn--abc",
+            "sthree-x",
+            "x-s3alias",
+            "x--ol-s3",
+            &"a".repeat(64),
+        ] {
+            assert!(!bucket_name_allowed(bad), "{bad}");
+        }
+    }
 }

@@ -44,6 +44,12 @@ fn list(
         return Ok(listing);
     }
     let mut start = match after {
+        // Resuming after a common prefix (our NextMarker / continuation token): skip every
+        // key under it, as it was listed once already.
+        Some(a) if common_prefix(&a, prefix, delimiter).as_deref() == Some(a.as_str()) => {
+            listing.last = Some(a.clone());
+            Bound::Excluded(format!("{a}\u{10FFFF}"))
+        }
         Some(a) => Bound::Excluded(a),
         None => Bound::Unbounded,
     };
@@ -56,11 +62,7 @@ fn list(
         let mut jump = None;
         let mut last_key = None;
         for (key, record) in page.entries {
-            let common = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
-                key[prefix.len()..]
-                    .find(d)
-                    .map(|i| key[..prefix.len() + i + d.len()].to_string())
-            });
+            let common = common_prefix(&key, prefix, delimiter);
             if common.is_some() && common == listing.last {
                 continue;
             }
@@ -90,6 +92,15 @@ fn list(
             _ => return Ok(listing),
         };
     }
+}
+
+/// The common prefix `key` rolls up into: `prefix` up to and including the first delimiter
+/// after it.
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    let rest = key.strip_prefix(prefix)?;
+    rest.find(d)
+        .map(|i| key[..prefix.len() + i + d.len()].to_string())
 }
 
 fn max_keys(ctx: &Ctx) -> S3Result<usize> {

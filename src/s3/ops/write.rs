@@ -8,7 +8,7 @@ use futures::Stream;
 use hansa_backends::{naming, BackendError, ObjectAttributes, PhysicalName, Stamp};
 
 use crate::meta::{Intent, ObjectRecord, Replica, ReplicaState};
-use crate::replication::{fan_out, PutOutcome, ReplicationError, Target};
+use crate::replication::{fan_out, Flow, PutOutcome, ReplicationError, Target};
 use crate::s3::checksum::Checksum;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
@@ -90,9 +90,11 @@ where
         targets,
         &req.attributes,
         &stamp,
-        gw.config.limits.chunk_bytes,
-        &gw.budget,
-        std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
+        &Flow {
+            chunk_bytes: gw.config.limits.chunk_bytes,
+            budget: &gw.budget,
+            idle_timeout: std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
+        },
     )
     .await;
     if let Err(e) = read_result {

