@@ -1,14 +1,22 @@
 //! Start-up recovery: writes that were in flight when the gateway stopped.
 //!
 //! An intent that is still recorded names replicas that may hold bytes the index never
-//! committed. Copies under names the index does not reference are deleted; a copy the index
-//! does reference but that now holds another version is marked pending, so reads skip it
-//! (each replica is read with If-Match on its recorded ETag anyway).
+//! committed. A backend only makes a write visible after the whole body arrived and passed
+//! every check, so a replica whose stamp carries the intent's version holds that version
+//! complete. When one does, the write is rolled forward: the index adopts it (the client never
+//! got an answer, so either outcome is what S3 promises). This matters when a write overwrote
+//! the previous version in place on every backend before the crash: rolling back would leave
+//! no copy of anything. When none does, the write is rolled back: copies under names the
+//! index doesn't use are deleted, and an indexed copy that no longer holds the indexed bytes is
+//! marked pending so reads skip it.
 
-use hansa_backends::{BackendError, PhysicalName};
+use futures::StreamExt;
+use hansa_backends::{Backend, BackendError, ObjectInfo, PhysicalName};
+use md5::{Digest, Md5};
+use std::sync::Arc;
 
 use crate::gateway::Gateway;
-use crate::meta::ReplicaState;
+use crate::meta::{Intent, ObjectRecord, Replica, ReplicaState};
 
 pub async fn resolve_intents(gw: &Gateway) {
     let intents = match gw.meta.intents() {
@@ -19,51 +27,180 @@ pub async fn resolve_intents(gw: &Gateway) {
         }
     };
     for (id, intent) in intents {
-        let mut record = gw.meta.object(&intent.bucket, &intent.key).ok().flatten();
-        let committed = record
-            .as_ref()
-            .is_some_and(|r| r.version_id == intent.version_id);
-        if !committed {
-            for (backend_id, name) in &intent.targets {
-                let Some(backend) = gw.backends.get(backend_id) else {
-                    continue;
-                };
-                let Ok(physical) = PhysicalName::parse(name) else {
-                    continue;
-                };
-                let indexed = record.as_mut().and_then(|r| {
-                    r.replicas
-                        .iter_mut()
-                        .find(|rep| rep.backend == *backend_id && rep.name == *name)
-                });
-                match indexed {
-                    Some(replica) => {
-                        // Same name as the committed version: stale only if the write landed.
-                        if let Ok(info) = backend.head(&physical).await {
-                            if info.etag != replica.etag {
-                                replica.state = ReplicaState::Pending;
-                            }
-                        }
-                    }
-                    None => match backend.delete(&physical).await {
-                        Ok(()) | Err(BackendError::NotFound { .. }) => {}
-                        Err(e) => tracing::warn!(backend = %backend_id, %name, error = %e,
-                            "could not remove the copy of an unfinished write"),
-                    },
-                }
-            }
-            if let Some(r) = &record {
-                if let Err(e) = gw.meta.put_object(&intent.bucket, &intent.key, r) {
-                    tracing::error!(error = %e, "cannot update index during recovery");
-                    continue;
-                }
-            }
-            tracing::info!(bucket = %intent.bucket, key = %intent.key, version = %intent.version_id,
-                "resolved an unfinished write from before the last stop");
+        if let Err(e) = resolve(gw, &intent).await {
+            // Keep the intent: the next start tries again.
+            tracing::error!(bucket = %intent.bucket, key = %intent.key, error = %e,
+                "could not resolve an unfinished write");
+            continue;
         }
         let _ = gw.meta.clear_intent(&id);
     }
     if let Err(e) = gw.meta.sync().await {
         tracing::error!(error = %e, "cannot flush the index after recovery");
     }
+}
+
+/// One target of an unfinished write, as found now.
+struct Found {
+    backend: Arc<dyn Backend>,
+    name: PhysicalName,
+    info: Option<ObjectInfo>,
+}
+
+async fn resolve(gw: &Gateway, intent: &Intent) -> Result<(), String> {
+    let indexed = gw
+        .meta
+        .object(&intent.bucket, &intent.key)
+        .map_err(|e| e.to_string())?;
+    if indexed
+        .as_ref()
+        .is_some_and(|r| r.version_id == intent.version_id)
+    {
+        return Ok(()); // committed before the stop
+    }
+    let mut found = Vec::new();
+    for (backend_id, name) in &intent.targets {
+        let (Some(backend), Ok(name)) = (gw.backends.get(backend_id), PhysicalName::parse(name))
+        else {
+            continue;
+        };
+        let info = match backend.head(&name).await {
+            Ok(info) => Some(info),
+            Err(BackendError::NotFound { .. }) => None,
+            Err(e) => return Err(format!("{backend_id}: {e}")),
+        };
+        found.push(Found {
+            backend: backend.clone(),
+            name,
+            info,
+        });
+    }
+    let landed = |f: &Found| {
+        f.info
+            .as_ref()
+            .and_then(|i| i.stamp.as_ref())
+            .is_some_and(|s| s.version_id == intent.version_id)
+    };
+    let record = if found.iter().any(landed) {
+        roll_forward(intent, &found).await?
+    } else {
+        match roll_back(intent, &found, indexed).await {
+            Some(r) => r,
+            None => return Ok(()),
+        }
+    };
+    gw.meta
+        .put_object(&intent.bucket, &intent.key, &record)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, String> {
+    let (source, info) = found
+        .iter()
+        .find_map(|f| {
+            let info = f.info.as_ref()?;
+            let stamp = info.stamp.as_ref()?;
+            (stamp.version_id == intent.version_id).then_some((f, info))
+        })
+        .ok_or("no landed replica")?;
+    let stamped_etag = info
+        .stamp
+        .as_ref()
+        .map(|s| s.etag.clone())
+        .unwrap_or_default();
+    let etag = if stamped_etag.is_empty() {
+        content_md5(source).await?
+    } else {
+        stamped_etag
+    };
+    let replicas = found
+        .iter()
+        .map(|f| match &f.info {
+            Some(i)
+                if i.stamp
+                    .as_ref()
+                    .is_some_and(|s| s.version_id == intent.version_id) =>
+            {
+                Replica {
+                    backend: f.backend.id().to_string(),
+                    name: f.name.as_str().to_string(),
+                    etag: i.etag.clone(),
+                    state: ReplicaState::Present,
+                }
+            }
+            _ => Replica {
+                backend: f.backend.id().to_string(),
+                name: f.name.as_str().to_string(),
+                etag: String::new(),
+                state: ReplicaState::Pending,
+            },
+        })
+        .collect();
+    tracing::info!(bucket = %intent.bucket, key = %intent.key, version = %intent.version_id,
+        "an unfinished write had landed completely; the index adopts it");
+    Ok(ObjectRecord {
+        size: info.size,
+        etag,
+        // The checksum the client sent is not on the replica; the ETag (MD5) still is.
+        checksum: None,
+        attributes: info.attributes.clone(),
+        modified_ms: info
+            .last_modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(intent.started_ms),
+        version_id: intent.version_id.clone(),
+        owner: intent.owner.clone(),
+        replicas,
+    })
+}
+
+/// Returns the record to store, or None when nothing in the index needs to change.
+async fn roll_back(
+    intent: &Intent,
+    found: &[Found],
+    mut indexed: Option<ObjectRecord>,
+) -> Option<ObjectRecord> {
+    let mut changed = false;
+    for f in found {
+        let id = f.backend.id();
+        let in_index = indexed.as_mut().and_then(|r| {
+            r.replicas
+                .iter_mut()
+                .find(|rep| rep.backend == id && rep.name == f.name.as_str())
+        });
+        match in_index {
+            Some(replica) => {
+                if f.info.as_ref().map(|i| i.etag.as_str()) != Some(replica.etag.as_str())
+                    && replica.state == ReplicaState::Present
+                {
+                    replica.state = ReplicaState::Pending;
+                    changed = true;
+                }
+            }
+            None => match f.backend.delete(&f.name).await {
+                Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(backend = %id, name = %f.name, error = %e,
+                    "could not remove the copy of an unfinished write"),
+            },
+        }
+    }
+    tracing::info!(bucket = %intent.bucket, key = %intent.key, version = %intent.version_id,
+        "rolled back an unfinished write");
+    indexed.filter(|_| changed)
+}
+
+async fn content_md5(f: &Found) -> Result<String, String> {
+    let got = f
+        .backend
+        .get(&f.name, None, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut md5 = Md5::new();
+    let mut body = got.body;
+    while let Some(chunk) = body.next().await {
+        md5.update(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(hex::encode(md5.finalize()))
 }

@@ -554,3 +554,43 @@ pub fn xml_unescape(s: &str) -> String {
 
 pub mod raw;
 pub mod sign;
+
+// ---------------------------------------------------------------------------------------------
+// A gateway as a separate process (for crash tests: kill -9)
+
+/// The `hansa` binary built next to this test (`cargo build --workspace` puts it there), or
+/// `HANSA_BIN`.
+pub fn hansa_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("HANSA_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/debug/deps/<test> → target/debug/hansa
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("hansa"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} missing: build the gateway first (cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// The default test configuration for `dir`, listening on `listen`.
+pub fn process_config(dir: &Path, listen: SocketAddr) -> String {
+    config_toml(dir, &Options::default(), None).replacen(
+        "listen = [\"127.0.0.1:0\"]",
+        &format!("listen = [\"{listen}\"]"),
+        1,
+    )
+}
+
+/// aws-sdk-s3 client (admin key) for a gateway at `endpoint`.
+pub fn client_at(endpoint: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        sdk_config(endpoint, ADMIN.access_key_id, ADMIN.secret_access_key).build(),
+    )
+}

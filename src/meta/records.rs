@@ -63,6 +63,9 @@ pub struct Intent {
     /// (backend id, physical name) pairs the write may touch.
     pub targets: Vec<(String, String)>,
     pub started_ms: u64,
+    /// Access key of the writer: the owner if recovery adopts this version.
+    #[serde(default)]
+    pub owner: String,
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> MetaResult<Vec<u8>> {

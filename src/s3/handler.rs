@@ -71,6 +71,7 @@ where
     let (parts, body) = req.into_parts();
     let body: RawBody = body.map_err(Into::into).boxed_unsync();
     let is_head = parts.method == http::Method::HEAD;
+    let close_after = expects_continue_without_body(&parts.headers);
 
     let routed = router::route(
         &parts.method,
@@ -96,6 +97,9 @@ where
         headers.insert("x-amz-id-2", v);
     }
     headers.insert("server", HeaderValue::from_static("Hansa"));
+    if close_after {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let bytes = http_body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0);
@@ -183,6 +187,21 @@ fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
         return Err(S3Error::access_denied());
     }
     Ok(())
+}
+
+/// `Expect: 100-continue` with an empty body gets its final answer without a 100. Some
+/// botocore versions then misread the next response on the same connection, so such a
+/// connection is closed after the reply.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let empty = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        == Some("0");
+    expects && empty
 }
 
 fn new_request_id() -> String {

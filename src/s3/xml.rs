@@ -57,20 +57,86 @@ pub struct CreateBucketConfiguration {
     pub location_constraint: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default)]
 pub struct Delete {
-    #[serde(default)]
     pub quiet: bool,
-    #[serde(default, rename = "Object")]
     pub objects: Vec<DeleteObjectId>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default)]
 pub struct DeleteObjectId {
     pub key: String,
     pub version_id: Option<String>,
+}
+
+impl Delete {
+    /// Parses a DeleteObjects document by hand: quick-xml's serde deserializer trims text,
+    /// and whitespace at either end of a key is part of the key.
+    pub fn parse(body: &[u8]) -> S3Result<Delete> {
+        use quick_xml::events::Event;
+        let text = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
+        if root_element(text).as_deref() != Some("Delete") {
+            return Err(S3Error::malformed_xml());
+        }
+        let mut reader = quick_xml::Reader::from_str(text);
+        let mut doc = Delete::default();
+        // Element names from the root down to the current element.
+        let mut path: Vec<String> = Vec::new();
+        let mut value = String::new();
+        loop {
+            match reader.read_event().map_err(|_| S3Error::malformed_xml())? {
+                Event::Start(e) => {
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    if path.len() == 1 && name == "Object" {
+                        doc.objects.push(DeleteObjectId::default());
+                    }
+                    path.push(name);
+                    value.clear();
+                }
+                Event::Empty(e) => {
+                    let name = e.local_name();
+                    if path.len() == 1 && name.as_ref() == b"Object" {
+                        return Err(S3Error::malformed_xml());
+                    }
+                }
+                Event::Text(t) => {
+                    let t = t.unescape().map_err(|_| S3Error::malformed_xml())?;
+                    value.push_str(&t);
+                }
+                Event::CData(c) => value.push_str(&String::from_utf8_lossy(&c)),
+                Event::End(_) => {
+                    let field = path.pop().unwrap_or_default();
+                    match (path.len(), path.last().map(String::as_str), field.as_str()) {
+                        (1, Some("Delete"), "Quiet") => {
+                            doc.quiet = match value.trim() {
+                                "true" => true,
+                                "false" => false,
+                                _ => return Err(S3Error::malformed_xml()),
+                            }
+                        }
+                        (2, Some("Object"), "Key") => {
+                            if let Some(o) = doc.objects.last_mut() {
+                                o.key = std::mem::take(&mut value);
+                            }
+                        }
+                        (2, Some("Object"), "VersionId") => {
+                            if let Some(o) = doc.objects.last_mut() {
+                                o.version_id = Some(value.trim().to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                    value.clear();
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        if !path.is_empty() || doc.objects.iter().any(|o| o.key.is_empty()) {
+            return Err(S3Error::malformed_xml());
+        }
+        Ok(doc)
+    }
 }
 
 // ---- response documents ----
@@ -275,25 +341,24 @@ mod tests {
     fn delete_document_parses_and_rejects_garbage() {
         let doc = br#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
             <Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>"#;
-        let d: Delete = from_xml("Delete", doc).unwrap();
+        let d = Delete::parse(doc).unwrap();
         assert!(d.quiet);
         assert_eq!(d.objects.len(), 2);
         assert_eq!(d.objects[0].key, "a&b");
+        assert_eq!(d.objects[1].version_id.as_deref(), Some("null"));
+        let spaced =
+            b"<Delete><Object><Key> lead</Key></Object><Object><Key>tab\t</Key></Object></Delete>";
+        let d = Delete::parse(spaced).unwrap();
+        assert_eq!(d.objects[0].key, " lead");
+        assert_eq!(d.objects[1].key, "tab\t");
+        assert!(!d.quiet);
         assert_eq!(
-            from_xml::<Delete>("Delete", b"<Delete><Object>")
-                .unwrap_err()
-                .code,
+            Delete::parse(b"<Delete><Object>").unwrap_err().code,
             "MalformedXML"
         );
-        assert_eq!(
-            from_xml::<Delete>("Delete", b"\xff\xfe").unwrap_err().code,
-            "MalformedXML"
-        );
+        assert_eq!(Delete::parse(b"\xff\xfe").unwrap_err().code, "MalformedXML");
         let foreign = b"<Other><Object><Key>k</Key></Object></Other>";
-        assert_eq!(
-            from_xml::<Delete>("Delete", foreign).unwrap_err().code,
-            "MalformedXML"
-        );
+        assert_eq!(Delete::parse(foreign).unwrap_err().code, "MalformedXML");
     }
 
     #[test]

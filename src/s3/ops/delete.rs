@@ -29,7 +29,7 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<S3Response> {
         ));
     }
     let body = read_small_body(ctx).await?;
-    let doc: xml::Delete = xml::from_xml("Delete", &body)?;
+    let doc = xml::Delete::parse(&body)?;
     if doc.objects.is_empty() || doc.objects.len() > MAX_KEYS {
         return Err(S3Error::malformed_xml());
     }

@@ -71,6 +71,7 @@ where
             .map(|t| (t.backend.id().to_string(), t.name.as_str().to_string()))
             .collect(),
         started_ms: now_ms(),
+        owner: ctx.credential.access_key_id.clone(),
     };
     gw.meta.record_intent(&version_id, &intent)?;
     // The intent must be durable before any replica can change: after a crash it names them.
