@@ -8,7 +8,7 @@ mod read;
 
 pub use budget::InflightBudget;
 pub use fanout::{fan_out, Flow, PutOutcome, Target};
-pub use locks::{KeyGuard, KeyLocks};
+pub use locks::{BucketGuard, KeyGuard, KeyLocks};
 pub use read::{open_replicas, ReplicaRead};
 
 use std::collections::HashMap;

@@ -11,3 +11,6 @@ pub mod range;
 pub mod response;
 pub mod router;
 pub mod xml;
+
+#[cfg(test)]
+mod fuzz_tests;

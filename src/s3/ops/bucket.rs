@@ -131,6 +131,7 @@ pub async fn head_bucket(ctx: &Ctx) -> S3Result<S3Response> {
 
 pub async fn delete_bucket(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
+    let _guard = ctx.gw.locks.lock_bucket(bucket).await;
     match ctx.gw.meta.delete_bucket(bucket) {
         Ok(()) => {}
         Err(MetaError::NoSuchBucket(_)) => return Err(S3Error::no_such_bucket(bucket)),

@@ -60,6 +60,8 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         ));
     }
     let _guard = ctx.gw.locks.lock(&bucket, &key).await;
+    // The bucket may have been deleted while this request waited for the lock.
+    existing_bucket(ctx, &bucket)?;
     let src = ctx
         .gw
         .meta

@@ -45,6 +45,8 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let size = rules.declared_len;
 
     let _guard = ctx.gw.locks.lock(&bucket, &key).await;
+    // The bucket may have been deleted while this request waited for the lock.
+    existing_bucket(ctx, &bucket)?;
     let previous = ctx.gw.meta.object(&bucket, &key)?;
     check_put_conditions(&ctx.headers, previous.as_ref(), &key)?;
 
@@ -287,6 +289,7 @@ pub async fn delete_object(ctx: &Ctx) -> S3Result<S3Response> {
 /// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine.
 pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
     let _guard = ctx.gw.locks.lock(bucket, key).await;
+    existing_bucket(ctx, bucket)?;
     let Some(record) = ctx.gw.meta.delete_object(bucket, key)? else {
         return Ok(());
     };
