@@ -136,15 +136,11 @@ async fn accept_loop(
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::s3::handler::handle(gw, req).await) }
         });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(256 << 10);
-        builder.http2().timer(TokioTimer::new());
         match &tls {
             None => {
+                // Plain HTTP speaks HTTP/1.1 only: protocol sniffing would wait for a first
+                // byte without any time limit, and S3 clients don't use cleartext HTTP/2.
+                let builder = connection_builder(header_timeout, false);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
@@ -167,6 +163,8 @@ async fn accept_loop(
                         }
                         Err(_) => return,
                     };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let builder = connection_builder(header_timeout, h2);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -176,6 +174,27 @@ async fn accept_loop(
         }
     }
     graceful.shutdown().await;
+}
+
+/// One protocol per connection, chosen up front (ALPN on TLS), so that the header timeout
+/// runs from the first byte.
+fn connection_builder(header_timeout: Duration, h2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(256 << 10);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    }
 }
 
 fn tls_acceptor(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, ServerError> {

@@ -24,11 +24,12 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
         return RangeRequest::Whole;
     };
     let (first, last) = (first.trim(), last.trim());
+    // All digits but beyond u64: larger than any object, so it saturates.
     let number = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             None
         } else {
-            s.parse().ok()
+            Some(s.parse().unwrap_or(u64::MAX))
         }
     };
     match (first.is_empty(), last.is_empty()) {
@@ -81,6 +82,17 @@ mod tests {
         assert_eq!(parse(Some("bytes=0-1,5-6"), 100), Whole);
         assert_eq!(parse(Some("items=0-1"), 100), Whole);
         assert_eq!(parse(Some("bytes=a-b"), 100), Whole);
-        assert_eq!(parse(Some("bytes=99999999999999999999999-"), 100), Whole);
+        assert_eq!(
+            parse(Some("bytes=99999999999999999999999-"), 100),
+            Unsatisfiable
+        );
+        assert_eq!(
+            parse(Some("bytes=5-99999999999999999999999"), 100),
+            Part(5..100)
+        );
+        assert_eq!(
+            parse(Some("bytes=-99999999999999999999999"), 100),
+            Part(0..100)
+        );
     }
 }
