@@ -82,32 +82,50 @@ where
 {
     let mut body = std::pin::pin!(body);
     let mut remaining_hint = expected_len;
+    let mut seen: u64 = 0;
+    // The part of the last piece that did not fit the previous buffer: buffers are filled to
+    // exactly their size, never grown (a grown Vec would briefly double its memory).
+    let mut carry: Option<Bytes> = None;
     loop {
-        let want = remaining_hint
-            .map(|r| (r as usize).clamp(1, flow.chunk_bytes))
-            .unwrap_or(flow.chunk_bytes);
+        let want = match remaining_hint {
+            // More than announced (only when the length was a hint): full buffers.
+            Some(0) if seen > 0 => flow.chunk_bytes,
+            Some(r) => r.clamp(1, flow.chunk_bytes as u64) as usize,
+            None => flow.chunk_bytes,
+        };
         let reservation = flow.budget.reserve(want).await;
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         let mut ended = false;
-        while buf.len() < flow.chunk_bytes {
-            let next = match tokio::time::timeout(flow.idle_timeout, body.next()).await {
-                Ok(next) => next,
-                Err(_) => Some(Err(ReplicationError::BodyStalled(flow.idle_timeout))),
-            };
-            match next {
-                Some(Ok(data)) => {
-                    buf.extend_from_slice(&data);
-                }
-                Some(Err(e)) => {
-                    abort_all(&senders).await;
-                    return Err(e);
-                }
+        while buf.len() < want {
+            let data = match carry.take() {
+                Some(data) => data,
                 None => {
-                    ended = true;
-                    break;
+                    let next = match tokio::time::timeout(flow.idle_timeout, body.next()).await {
+                        Ok(next) => next,
+                        Err(_) => Some(Err(ReplicationError::BodyStalled(flow.idle_timeout))),
+                    };
+                    match next {
+                        Some(Ok(data)) => data,
+                        Some(Err(e)) => {
+                            abort_all(&senders).await;
+                            return Err(e);
+                        }
+                        None => {
+                            ended = true;
+                            break;
+                        }
+                    }
                 }
+            };
+            let room = want - buf.len();
+            if data.len() > room {
+                buf.extend_from_slice(&data[..room]);
+                carry = Some(data.slice(room..));
+            } else {
+                buf.extend_from_slice(&data);
             }
         }
+        seen += buf.len() as u64;
         if let Some(r) = remaining_hint.as_mut() {
             *r = r.saturating_sub(buf.len() as u64);
         }
