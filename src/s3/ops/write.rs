@@ -74,8 +74,14 @@ where
         owner: ctx.credential.access_key_id.clone(),
     };
     gw.meta.record_intent(&version_id, &intent)?;
-    // The intent must be durable before any replica can change: after a crash it names them.
-    gw.meta.sync().await?;
+    // When a previous version exists, the intent must be durable before any replica can
+    // change: the write may overwrite that version's copies in place, and after a crash the
+    // intent is what lets recovery roll forward instead of leaving no readable copy. A new key
+    // has nothing to lose; its intent only names copies to clean up, and is flushed with the
+    // commit (or by sled's background flush).
+    if req.previous.is_some() {
+        gw.meta.sync().await?;
+    }
 
     let stamp = Stamp {
         bucket: req.bucket.to_string(),
