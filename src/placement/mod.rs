@@ -20,6 +20,8 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 pub struct Placement {
+    /// Buckets not mapped to a named policy use this one.
+    default: Policy,
     policies: HashMap<String, Policy>,
     bucket_policy: HashMap<String, String>,
 }
@@ -50,37 +52,30 @@ impl Placement {
                 (name.clone(), policy)
             })
             .collect();
-        policies
-            .entry(DEFAULT_POLICY.to_string())
-            .or_insert_with(|| Policy {
-                name: DEFAULT_POLICY.to_string(),
-                members: all.clone(),
-                replicas: all.len(),
-                write_quorum: all.len(),
-                read_order: Vec::new(),
-            });
+        let default = policies.remove(DEFAULT_POLICY).unwrap_or_else(|| Policy {
+            name: DEFAULT_POLICY.to_string(),
+            members: all.clone(),
+            replicas: all.len(),
+            write_quorum: all.len(),
+            read_order: Vec::new(),
+        });
         let bucket_policy = config
             .buckets
             .iter()
             .map(|(b, c)| (b.clone(), c.policy.clone()))
             .collect();
         Placement {
+            default,
             policies,
             bucket_policy,
         }
     }
 
     pub fn policy(&self, bucket: &str) -> &Policy {
-        let name = self
-            .bucket_policy
+        self.bucket_policy
             .get(bucket)
-            .map(String::as_str)
-            .unwrap_or(DEFAULT_POLICY);
-        // from_config always inserts the default, and validation rejects unknown names.
-        self.policies
-            .get(name)
-            .or_else(|| self.policies.get(DEFAULT_POLICY))
-            .expect("the default policy always exists")
+            .and_then(|name| self.policies.get(name))
+            .unwrap_or(&self.default)
     }
 
     /// The backends that take a write of `bucket/key`. When the policy has more members than
