@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::gateway::Gateway;
 use crate::meta::{Intent, ObjectRecord, Replica, ReplicaState};
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
 
 pub async fn resolve_intents(gw: &Gateway) {
     let intents = match gw.meta.intents() {
@@ -142,8 +143,11 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
     Ok(ObjectRecord {
         size: info.size,
         etag,
-        // The checksum the client sent is not on the replica; the ETag (MD5) still is.
-        checksum: None,
+        checksum: info
+            .stamp
+            .as_ref()
+            .and_then(|s| s.checksum.as_deref())
+            .and_then(parse_stamped_checksum),
         attributes: info.attributes.clone(),
         modified_ms: info
             .last_modified
@@ -203,4 +207,10 @@ async fn content_md5(f: &Found) -> Result<String, String> {
         md5.update(&chunk.map_err(|e| e.to_string())?);
     }
     Ok(hex::encode(md5.finalize()))
+}
+
+/// A stamp's `ALGORITHM:base64` checksum.
+fn parse_stamped_checksum(s: &str) -> Option<Checksum> {
+    let (algorithm, value) = s.split_once(':')?;
+    Checksum::parse(ChecksumAlgorithm::from_name(algorithm)?, value).ok()
 }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 /// A body: chunks in order, or an error that aborts the transfer.
@@ -45,9 +46,43 @@ pub struct Stamp {
     /// The exact S3 key.
     pub key: String,
     pub version_id: String,
-    /// S3 ETag, without quotes.
+    /// S3 ETag, without quotes; empty when unknown.
     pub etag: String,
     pub size: u64,
+    /// The object's checksum as `ALGORITHM:base64` (e.g. `CRC32:NhCmhg==`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Content facts known only once the body has been read (the ETag of a body sent without
+    /// Content-MD5, its checksum): the writer fills this before the body stream ends, and a
+    /// backend that records its stamp at the end of a write takes them from here.
+    #[serde(skip)]
+    pub late: Option<Arc<OnceLock<LateStamp>>>,
+}
+
+/// See [`Stamp::late`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateStamp {
+    pub etag: String,
+    pub checksum: Option<String>,
+}
+
+impl Stamp {
+    /// The stamp with whatever the writer has filled in so far.
+    pub fn resolved(&self) -> Stamp {
+        let mut out = Stamp {
+            late: None,
+            ..self.clone()
+        };
+        if let Some(late) = self.late.as_ref().and_then(|l| l.get()) {
+            if out.etag.is_empty() {
+                out.etag = late.etag.clone();
+            }
+            if out.checksum.is_none() {
+                out.checksum = late.checksum.clone();
+            }
+        }
+        out
+    }
 }
 
 /// What a successful `put` stored.

@@ -124,7 +124,9 @@ impl LocalBackend {
         stamp: &Stamp,
         mut body: ByteStream,
     ) -> Result<u64> {
-        let xattrs = encode_xattrs(attrs, stamp)?;
+        // Encoded up front so that attributes too large for the file system fail before the
+        // body is read; encoded again at the end, when the stamp is complete.
+        encode_xattrs(attrs, stamp)?;
         let tmp_path = self.new_tmp_path();
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -159,6 +161,7 @@ impl LocalBackend {
                 "stamp size differs from body size"
             );
         }
+        let xattrs = encode_xattrs(attrs, &stamp.resolved())?;
         let file = writer.into_inner().into_std().await;
         let name = display_name.to_string();
         let root = self.root.clone();
@@ -662,6 +665,8 @@ impl Backend for LocalBackend {
             version_id: "probe".into(),
             etag: String::new(),
             size: content.len() as u64,
+            checksum: None,
+            late: None,
         };
         let body: ByteStream = futures::stream::iter([Ok(content.clone())]).boxed();
         let name = probe.display().to_string();

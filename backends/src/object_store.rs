@@ -38,6 +38,7 @@ const LIST_HEAD_CONCURRENCY: usize = 8;
 pub const META_VERSION: &str = "hansa-version";
 pub const META_ETAG: &str = "hansa-etag";
 pub const META_SIZE: &str = "hansa-size";
+pub const META_CHECKSUM: &str = "hansa-checksum";
 /// Only when the physical name does not show the bucket / key (fallback names).
 pub const META_BUCKET: &str = "hansa-bucket";
 pub const META_KEY: &str = "hansa-key";
@@ -360,6 +361,9 @@ pub(crate) fn encode_attributes(
     meta(META_VERSION.to_string(), &stamp.version_id);
     meta(META_ETAG.to_string(), &stamp.etag);
     meta(META_SIZE.to_string(), &stamp.size.to_string());
+    if let Some(checksum) = &stamp.checksum {
+        meta(META_CHECKSUM.to_string(), checksum);
+    }
     let (bucket, key) = name.origin();
     if bucket != Some(stamp.bucket.as_str()) {
         meta(META_BUCKET.to_string(), &stamp.bucket);
@@ -376,6 +380,7 @@ pub(crate) fn decode_attributes(
 ) -> (ObjectAttributes, Option<Stamp>) {
     let mut attrs = ObjectAttributes::default();
     let (mut version, mut etag, mut size, mut bucket, mut key) = (None, None, None, None, None);
+    let mut checksum = None;
     for (attr, value) in attributes {
         let v = value.as_ref().to_string();
         match attr {
@@ -391,6 +396,7 @@ pub(crate) fn decode_attributes(
                     META_VERSION => version = Some(v),
                     META_ETAG => etag = Some(v),
                     META_SIZE => size = v.parse::<u64>().ok(),
+                    META_CHECKSUM => checksum = Some(v),
                     META_BUCKET => bucket = Some(v),
                     META_KEY => key = Some(v),
                     META_EXPIRES => attrs.expires = Some(v),
@@ -420,6 +426,8 @@ pub(crate) fn decode_attributes(
             version_id,
             etag,
             size,
+            checksum,
+            late: None,
         }),
         _ => None,
     };
@@ -500,7 +508,6 @@ impl Backend for ObjectStoreBackend {
             body
         };
         let path = self.path_of(name)?;
-        let attributes = encode_attributes(name, attrs, stamp);
         let mut first = Vec::new();
         let mut size = 0usize;
         let mut multipart = false;
@@ -516,6 +523,9 @@ impl Backend for ObjectStoreBackend {
                 break;
             }
         }
+        // A single PUT starts after the whole body is in: the stamp is complete by then. A
+        // multipart upload fixes its metadata when it starts, before the content is known.
+        let attributes = encode_attributes(name, attrs, &stamp.resolved());
         let (result, size) = if multipart {
             self.put_multipart(&path, name.as_str(), attributes, first, body)
                 .await?

@@ -20,6 +20,8 @@ pub fn stamp(bucket: &str, key: &str, version_id: &str, size: u64) -> Stamp {
         version_id: version_id.to_string(),
         etag: format!("etag-{version_id}"),
         size,
+        checksum: None,
+        late: None,
     }
 }
 

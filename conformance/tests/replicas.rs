@@ -46,6 +46,45 @@ async fn every_backend_holds_a_plain_copy() {
     gw.shutdown().await;
 }
 
+/// Every replica carries the stamp of its write: version, S3 ETag and checksum, even when
+/// they were only known after the body had been read (no Content-MD5; a trailer checksum).
+#[tokio::test]
+async fn replicas_carry_a_complete_stamp() {
+    use hansa_backends::{physical_name, Backend, LocalBackend};
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "stamped").await;
+    let data = random_bytes(300_000);
+    let put = s3
+        .put_object()
+        .bucket("stamped")
+        .key("doc.bin")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+        .body(data.clone().into())
+        .send()
+        .await
+        .expect("put");
+    let etag = put.e_tag().expect("etag").trim_matches('"').to_string();
+    let crc = put.checksum_crc32().expect("crc32").to_string();
+    for (i, dir) in gw.backend_dirs().into_iter().enumerate() {
+        let backend = LocalBackend::new(format!("check-{i}"), dir).expect("open backend dir");
+        let info = backend
+            .head(&physical_name("stamped", "doc.bin"))
+            .await
+            .expect("replica");
+        let stamp = info.stamp.expect("stamp");
+        assert_eq!(stamp.key, "doc.bin");
+        assert_eq!(stamp.size, data.len() as u64);
+        assert_eq!(stamp.etag, etag, "S3 ETag in the stamp");
+        assert_eq!(
+            stamp.checksum.as_deref(),
+            Some(format!("CRC32:{crc}").as_str())
+        );
+        assert!(!stamp.version_id.is_empty());
+    }
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn read_fails_over_when_a_replica_is_gone() {
     let gw = TestGateway::start().await;

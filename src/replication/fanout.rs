@@ -36,16 +36,20 @@ pub struct PutOutcome {
 /// error if reading it failed (in which case every target was told to abort).
 ///
 /// `expected_len` (when known) keeps small bodies from reserving a whole chunk of budget.
-pub async fn fan_out<S>(
+/// `at_end` runs once the body has ended cleanly, before any target sees the end of its
+/// stream (the moment to complete the stamp's late facts).
+pub async fn fan_out<S, E>(
     body: S,
     expected_len: Option<u64>,
     targets: Vec<Target>,
     attrs: &ObjectAttributes,
     stamp: &Stamp,
     flow: &Flow<'_>,
+    at_end: E,
 ) -> (Vec<PutOutcome>, Result<(), ReplicationError>)
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
+    E: FnOnce() + Send,
 {
     let mut senders = Vec::with_capacity(targets.len());
     let mut writers = Vec::with_capacity(targets.len());
@@ -59,7 +63,7 @@ where
             PutOutcome { target, result }
         });
     }
-    let reader = pump(body, expected_len, senders, flow);
+    let reader = pump(body, expected_len, senders, flow, at_end);
     let (read_result, outcomes) = tokio::join!(reader, futures::future::join_all(writers));
     (outcomes, read_result)
 }
@@ -76,6 +80,7 @@ async fn pump<S>(
     expected_len: Option<u64>,
     mut senders: Vec<mpsc::Sender<Result<Bytes, BackendError>>>,
     flow: &Flow<'_>,
+    at_end: impl FnOnce(),
 ) -> Result<(), ReplicationError>
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
@@ -134,6 +139,9 @@ where
             send_to_all(&mut senders, chunk).await;
         }
         if ended || senders.is_empty() {
+            if ended {
+                at_end();
+            }
             // Dropping the senders ends each target's stream cleanly: that is their commit.
             return Ok(());
         }
@@ -222,6 +230,8 @@ mod tests {
             version_id: "v1".into(),
             etag: String::new(),
             size: 0,
+            checksum: None,
+            late: None,
         }
     }
 
@@ -267,6 +277,7 @@ mod tests {
                 budget: &budget,
                 idle_timeout: Duration::from_secs(5),
             },
+            || {},
         )
         .await;
         read.unwrap();
@@ -304,6 +315,7 @@ mod tests {
                 budget: &InflightBudget::new(4 * CHUNK as u64),
                 idle_timeout: Duration::from_secs(5),
             },
+            || {},
         )
         .await;
         assert!(read.is_err());
@@ -339,6 +351,7 @@ mod tests {
                 budget: &InflightBudget::new(4 * CHUNK as u64),
                 idle_timeout: Duration::from_secs(5),
             },
+            || {},
         )
         .await;
         read.unwrap();
@@ -369,6 +382,7 @@ mod tests {
                 budget: &InflightBudget::new(4 * CHUNK as u64),
                 idle_timeout: Duration::from_millis(100),
             },
+            || {},
         )
         .await;
         assert!(matches!(read, Err(ReplicationError::BodyStalled(_))));

@@ -118,8 +118,8 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let record = store_object(ctx, request, body, move || {
         Some(Content {
             size,
-            etag,
-            checksum,
+            etag: etag.clone(),
+            checksum: checksum.clone(),
         })
     })
     .await?;

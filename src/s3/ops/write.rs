@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use hansa_backends::{naming, BackendError, ObjectAttributes, PhysicalName, Stamp};
+use std::sync::Arc;
+
+use hansa_backends::{naming, BackendError, LateStamp, ObjectAttributes, PhysicalName, Stamp};
 
 use crate::meta::{Intent, ObjectRecord, Replica, ReplicaState};
 use crate::replication::{fan_out, Flow, PutOutcome, ReplicationError, Target};
@@ -40,7 +42,7 @@ pub async fn store_object<S, F>(
 ) -> S3Result<ObjectRecord>
 where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
-    F: FnOnce() -> Option<Content>,
+    F: Fn() -> Option<Content> + Send + Sync,
 {
     let gw = &ctx.gw;
     let version_id = uuid::Uuid::new_v4().simple().to_string();
@@ -87,9 +89,23 @@ where
         bucket: req.bucket.to_string(),
         key: req.key.to_string(),
         version_id: version_id.clone(),
-        // Empty when the content's ETag is only known after the body has been read.
+        // Empty when the content's ETag is only known after the body has been read; then
+        // `late` carries it to backends that record their stamp at the end of the write.
         etag: req.known_etag.clone().unwrap_or_default(),
         size: req.size,
+        checksum: None,
+        late: Some(Arc::default()),
+    };
+    let late = stamp.late.clone();
+    let complete_stamp = || {
+        if let (Some(cell), Some(c)) = (&late, content()) {
+            let _ = cell.set(LateStamp {
+                etag: c.etag,
+                checksum: c
+                    .checksum
+                    .map(|c| format!("{}:{}", c.algorithm.name(), c.value)),
+            });
+        }
     };
     let (outcomes, read_result) = fan_out(
         body,
@@ -102,6 +118,7 @@ where
             budget: &gw.budget,
             idle_timeout: std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
         },
+        complete_stamp,
     )
     .await;
     if let Err(e) = read_result {
