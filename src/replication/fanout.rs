@@ -300,7 +300,9 @@ mod tests {
         let a: Arc<dyn Backend> = Arc::new(memory("a"));
         let name = hansa_backends::physical_name("bkt", "k");
         let mut items = chunks(3, 1000);
-        items.push(Err(ReplicationError::InFlightLimit));
+        items.push(Err(ReplicationError::NoReplica {
+            errors: "injected".into(),
+        }));
         let (outcomes, read) = fan_out(
             futures::stream::iter(items),
             None,

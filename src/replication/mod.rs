@@ -35,8 +35,6 @@ pub enum ReplicationError {
     Throttled,
     #[error(transparent)]
     Meta(#[from] MetaError),
-    #[error("in-flight buffer budget exhausted")]
-    InFlightLimit,
     #[error("the client sent no body bytes for {0:?}")]
     BodyStalled(std::time::Duration),
 }

@@ -176,7 +176,6 @@ impl From<ReplicationError> for S3Error {
             }
             ReplicationError::Throttled => S3Error::slow_down(),
             ReplicationError::Meta(m) => m.into(),
-            ReplicationError::InFlightLimit => S3Error::slow_down(),
             ReplicationError::BodyStalled(_) => S3Error::new(
                 "RequestTimeout",
                 StatusCode::BAD_REQUEST,

@@ -1,9 +1,6 @@
 //! Small pieces several operations share: reading XML bodies, bucket lookups.
 
-use http_body_util::BodyExt;
-
 use crate::meta::BucketRecord;
-use crate::s3::auth::PayloadCheck;
 use crate::s3::body::{verified_body, BodyRules};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
@@ -55,15 +52,4 @@ fn too_large(limit: usize) -> S3Error {
         http::StatusCode::BAD_REQUEST,
         format!("Your request was too big (at most {limit} bytes)."),
     )
-}
-
-/// Drains a body we will not use, so the connection can be reused.
-#[allow(dead_code)]
-pub async fn discard(raw: crate::s3::handler::RawBody) {
-    let _ = raw.collect().await;
-}
-
-#[allow(dead_code)]
-pub fn is_unsigned(p: &PayloadCheck) -> bool {
-    matches!(p, PayloadCheck::Unsigned)
 }
