@@ -24,7 +24,23 @@ fn free_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-fn spawn(config: &Path, log: &Path, addr: SocketAddr) -> Child {
+/// The gateway process; killed when dropped, so a failing assertion leaves no process behind.
+struct Gateway(Child);
+
+impl Gateway {
+    fn kill_9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL on Unix
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+fn spawn(config: &Path, log: &Path, addr: SocketAddr) -> Gateway {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -41,10 +57,15 @@ fn spawn(config: &Path, log: &Path, addr: SocketAddr) -> Child {
         .expect("start hansa");
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start listening");
+        if Instant::now() >= deadline {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gateway did not start listening");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Gateway(child)
 }
 
 /// Per key: the last acknowledged content hash, and the hash of a write in flight.
@@ -120,8 +141,7 @@ async fn kill_9_loses_no_acknowledged_write() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(700 + 350 * round as u64)).await;
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        child.kill_9();
         for w in writers {
             let _ = w.await;
         }
@@ -132,8 +152,7 @@ async fn kill_9_loses_no_acknowledged_write() {
         verified > 0,
         "no write was acknowledged before a kill: the test proved nothing"
     );
-    child.kill().expect("kill");
-    let _ = child.wait();
+    drop(child);
 }
 
 /// Checks every acknowledged object; returns how many there were.
