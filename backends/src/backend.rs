@@ -140,6 +140,17 @@ pub fn resolve_range(name: &str, range: Option<Range<u64>>, size: u64) -> BResul
     }
 }
 
+/// One part of a multipart upload as `complete_upload` uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// The caller's part number (1..=10000); parts are passed in ascending order, possibly
+    /// with gaps, and possibly a subset of the parts that were uploaded.
+    pub part_number: u32,
+    /// What `put_part` returned in [`PutResult::etag`] for this part (opaque).
+    pub receipt: String,
+    pub size: u64,
+}
+
 /// One storage provider (a directory, a bucket + prefix, …).
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug {
@@ -184,6 +195,47 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Reachable and writable: writes, reads back and deletes a probe object under `.hansa/`.
     async fn check(&self) -> Result<(), BackendError>;
+
+    /// Starts a multipart upload that will become `name`. `upload_id` is the gateway's id
+    /// (ASCII alphanumeric), unique per upload. Returns this backend's handle for the upload
+    /// (opaque, persisted by the caller and passed back to the calls below).
+    async fn create_upload(
+        &self,
+        name: &PhysicalName,
+        upload_id: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<String, BackendError>;
+
+    /// Stores one part. Parts may arrive in any order and concurrently (never two with the
+    /// same number at once: the caller serialises those), and a part may be uploaded again;
+    /// each upload gets its own receipt ([`PutResult::etag`]), and `complete_upload` uses
+    /// exactly the receipts it is given. `size` is the part's announced length. Streams: memory
+    /// stays bounded whatever the part's size. Durable on return.
+    async fn put_part(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        part_number: u32,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<PutResult, BackendError>;
+
+    /// Composes `parts` (ascending part numbers) into `name`, replacing any previous object,
+    /// with `attrs` and `stamp` as `put` would store them, and removes everything the upload
+    /// staged. Durable on return. A receipt that no longer matches a stored part →
+    /// `PreconditionFailed`.
+    async fn complete_upload(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<PutResult, BackendError>;
+
+    /// Removes every part the upload staged; an unknown or finished upload is `Ok`.
+    async fn abort_upload(&self, name: &PhysicalName, upload: &str) -> Result<(), BackendError>;
 
     /// Whether `name` can be written without a [`BackendError::NameConflict`] given the names
     /// that exist now (a file system cannot hold `a` next to `a/b`). Object stores can hold

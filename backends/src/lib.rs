@@ -14,8 +14,8 @@ pub mod object_store;
 pub mod testsuite;
 
 pub use crate::backend::{
-    resolve_range, Backend, ByteStream, GetResult, LateStamp, ObjectAttributes, ObjectInfo,
-    PutResult, Stamp,
+    resolve_range, Backend, ByteStream, CompletedPart, GetResult, LateStamp, ObjectAttributes,
+    ObjectInfo, PutResult, Stamp,
 };
 pub use crate::error::BackendError;
 pub use crate::local::LocalBackend;

@@ -33,6 +33,22 @@ pub const FALLBACK_PREFIX: &str = ".hansa/k/";
 /// Prefix of fallback names of keys in buckets that break the S3 naming rules.
 pub const HASHED_BUCKET_PREFIX: &str = ".hansa/x/";
 
+/// Where backends that stage multipart parts themselves keep them: `.hansa/mpu/<upload>/`.
+pub const UPLOADS_PREFIX: &str = ".hansa/mpu/";
+
+/// Upload ids and part receipts become path segments: only ASCII letters and digits, so they
+/// can never escape the upload's directory.
+pub fn is_safe_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The staged name of one uploaded part, relative to the backend root. Each upload of a part
+/// gets its own `receipt`, so a part sent again never overwrites the copy an earlier
+/// receipt names.
+pub fn staged_part_name(upload: &str, part_number: u32, receipt: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload}/{part_number:05}.{receipt}")
+}
+
 /// Bytes object_store's `PathPart` percent-encodes (its `INVALID` set, minus the controls which
 /// are rejected separately). A plain name must contain none of them, so that `Path::parse` and
 /// `Path::from` agree on it and the name reaches the provider byte for byte.

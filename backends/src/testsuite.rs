@@ -3,7 +3,7 @@
 //!
 //! Every function works in its own bucket, so they may share one backend and run in any order.
 
-use crate::backend::{Backend, ByteStream, ObjectAttributes, PutResult, Stamp};
+use crate::backend::{Backend, ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
 use crate::error::BackendError;
 use crate::naming::{physical_name, PhysicalName};
 use bytes::Bytes;
@@ -521,6 +521,197 @@ pub async fn check(b: &dyn Backend) {
     );
 }
 
+/// Smallest part S3 accepts for all parts but the last: real stores enforce it.
+const PART: usize = 5 << 20;
+
+async fn upload_part(
+    b: &dyn Backend,
+    name: &PhysicalName,
+    upload: &str,
+    number: u32,
+    data: &[u8],
+) -> CompletedPart {
+    let put = b
+        .put_part(
+            name,
+            upload,
+            number,
+            data.len() as u64,
+            body(data, 64 << 10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: put part {number} of {name}: {e}", b.id()));
+    assert_eq!(put.size, data.len() as u64);
+    CompletedPart {
+        part_number: number,
+        receipt: put.etag,
+        size: data.len() as u64,
+    }
+}
+
+async fn start_upload(
+    b: &dyn Backend,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> (PhysicalName, String) {
+    let name = physical_name(bucket, key);
+    let handle = b
+        .create_upload(
+            &name,
+            upload_id,
+            &ObjectAttributes::default(),
+            &stamp(bucket, key, upload_id, 0),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: create upload {name}: {e}", b.id()));
+    (name, handle)
+}
+
+/// Parts sent out of order and concurrently compose in part-number order, with the
+/// attributes and stamp given at completion.
+pub async fn multipart_roundtrip(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu", "dir/big object.bin");
+    let (name, upload) = start_upload(b, bucket, key, "up1").await;
+    let p1 = pattern(PART + 1, 1);
+    let p2 = pattern(PART + 2, 2);
+    let p3 = pattern(1000, 3);
+    let (c3, c1, c2) = tokio::join!(
+        upload_part(b, &name, &upload, 3, &p3),
+        upload_part(b, &name, &upload, 1, &p1),
+        upload_part(b, &name, &upload, 2, &p2),
+    );
+    let size = (p1.len() + p2.len() + p3.len()) as u64;
+    let mut attrs = ObjectAttributes {
+        content_type: Some("application/x-test".into()),
+        ..Default::default()
+    };
+    attrs.user_metadata.insert("colour".into(), "blau".into());
+    let done = b
+        .complete_upload(
+            &name,
+            &upload,
+            &[c1, c2, c3],
+            &attrs,
+            &stamp(bucket, key, "v-mpu", size),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete {name}: {e}", b.id()));
+    assert_eq!(done.size, size);
+    let expected = [p1, p2, p3].concat();
+    let got = read(b, &name).await;
+    assert!(got == expected, "{}: composed bytes differ", b.id());
+    let info = b.head(&name).await.expect("head");
+    assert_eq!(info.size, size);
+    assert_eq!(info.etag, done.etag);
+    assert_eq!(info.attributes, attrs);
+    let stamp = info.stamp.expect("stamp");
+    assert_eq!((stamp.bucket.as_str(), stamp.key.as_str()), (bucket, key));
+    assert_eq!(stamp.version_id, "v-mpu");
+    let mid = b
+        .get(
+            &name,
+            Some(PART as u64 - 10..PART as u64 + 10),
+            Some(&done.etag),
+        )
+        .await
+        .expect("range across the part boundary");
+    assert_eq!(
+        collect(mid.body).await.expect("range"),
+        expected[PART - 10..PART + 10]
+    );
+    // Completion removed the staged parts: aborting now finds nothing and succeeds.
+    b.abort_upload(&name, &upload)
+        .await
+        .expect("abort after complete");
+    assert_eq!(read(b, &name).await.len() as u64, size);
+}
+
+/// A part uploaded again replaces the earlier one when its new receipt is used.
+pub async fn multipart_reupload(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-again", "k");
+    let (name, upload) = start_upload(b, bucket, key, "up2").await;
+    let first = upload_part(b, &name, &upload, 1, &pattern(PART, 4)).await;
+    let again = upload_part(b, &name, &upload, 1, &pattern(PART, 5)).await;
+    assert_ne!(first.receipt, again.receipt);
+    let last = upload_part(b, &name, &upload, 2, b"tail").await;
+    b.complete_upload(
+        &name,
+        &upload,
+        &[again, last],
+        &ObjectAttributes::default(),
+        &stamp(bucket, key, "v", PART as u64 + 4),
+    )
+    .await
+    .expect("complete");
+    assert!(read(b, &name).await == [pattern(PART, 5), b"tail".to_vec()].concat());
+}
+
+/// Sparse part numbers, completed with a subset of the uploaded parts.
+pub async fn multipart_sparse_subset(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-sparse", "k");
+    let (name, upload) = start_upload(b, bucket, key, "up3").await;
+    let a = upload_part(b, &name, &upload, 2, &pattern(PART, 6)).await;
+    let _unused = upload_part(b, &name, &upload, 5, &pattern(PART, 7)).await;
+    let c = upload_part(b, &name, &upload, 9, b"end").await;
+    b.complete_upload(
+        &name,
+        &upload,
+        &[a, c],
+        &ObjectAttributes::default(),
+        &stamp(bucket, key, "v", PART as u64 + 3),
+    )
+    .await
+    .expect("complete");
+    assert!(read(b, &name).await == [pattern(PART, 6), b"end".to_vec()].concat());
+}
+
+/// Abort leaves the object under the name as it was, and the upload unusable.
+pub async fn multipart_abort(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-abort", "k");
+    let (name, _) = put_bytes(b, bucket, key, "v1", b"old").await;
+    let (_, upload) = start_upload(b, bucket, key, "up4").await;
+    let part = upload_part(b, &name, &upload, 1, &pattern(1000, 8)).await;
+    b.abort_upload(&name, &upload).await.expect("abort");
+    b.abort_upload(&name, &upload).await.expect("abort twice");
+    let after = b
+        .complete_upload(
+            &name,
+            &upload,
+            &[part],
+            &ObjectAttributes::default(),
+            &stamp(bucket, key, "v2", 1000),
+        )
+        .await;
+    assert!(after.is_err(), "{}: completed an aborted upload", b.id());
+    assert_eq!(read(b, &name).await, b"old");
+}
+
+/// A receipt that names no stored part fails the completion and changes nothing.
+pub async fn multipart_unknown_receipt(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-receipt", "k");
+    let (name, _) = put_bytes(b, bucket, key, "v1", b"old").await;
+    let (_, upload) = start_upload(b, bucket, key, "up5").await;
+    let mut part = upload_part(b, &name, &upload, 1, b"data").await;
+    part.receipt = "0123456789abcdef0123456789abcdef".into();
+    let result = b
+        .complete_upload(
+            &name,
+            &upload,
+            &[part],
+            &ObjectAttributes::default(),
+            &stamp(bucket, key, "v2", 4),
+        )
+        .await;
+    assert!(
+        result.is_err(),
+        "{}: completed with an unknown receipt",
+        b.id()
+    );
+    assert_eq!(read(b, &name).await, b"old");
+    b.abort_upload(&name, &upload).await.expect("abort");
+}
+
 /// All of the above, in sequence.
 pub async fn run_all(b: &dyn Backend) {
     put_get_roundtrip(b).await;
@@ -536,6 +727,11 @@ pub async fn run_all(b: &dyn Backend) {
     list_prefixes(b).await;
     unusual_keys(b).await;
     check(b).await;
+    multipart_roundtrip(b).await;
+    multipart_reupload(b).await;
+    multipart_sparse_subset(b).await;
+    multipart_abort(b).await;
+    multipart_unknown_receipt(b).await;
 }
 
 #[cfg(test)]
@@ -599,6 +795,11 @@ mod runs {
         list_prefixes,
         unusual_keys,
         check,
+        multipart_roundtrip,
+        multipart_reupload,
+        multipart_sparse_subset,
+        multipart_abort,
+        multipart_unknown_receipt,
     );
 
     /// The whole suite on one shared backend, as another crate would run it.

@@ -6,7 +6,8 @@
 //! `docs/LAYOUT.md`.
 
 use crate::backend::{
-    resolve_range, Backend, ByteStream, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+    resolve_range, Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo,
+    PutResult, Stamp,
 };
 use crate::error::{BackendError, Result};
 use crate::naming::{PhysicalName, FALLBACK_PREFIX, HASHED_BUCKET_PREFIX};
@@ -23,6 +24,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::task::JoinSet;
+
+mod upload;
 
 /// Smallest part S3 accepts (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -138,6 +141,68 @@ impl ObjectStoreBackend {
             .await
             .map_err(|e| map_error(e, name))?;
         Ok(object_info(name, &result.meta, &result.attributes))
+    }
+
+    /// Stores `body` at `path`: one PUT up to the part size, a multipart upload beyond.
+    async fn put_at(
+        &self,
+        path: &Path,
+        name: &str,
+        attributes: impl FnOnce() -> Attributes + Send,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        let mut body = if self.detach_buffers {
+            body.map_ok(|chunk| Bytes::copy_from_slice(&chunk)).boxed()
+        } else {
+            body
+        };
+        let mut first = Vec::new();
+        let mut size = 0usize;
+        let mut multipart = false;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|_| BackendError::Aborted)?;
+            size += chunk.len();
+            first.push(chunk);
+            // A full part goes out at once rather than waiting for more input: the gateway
+            // cuts bodies into part-sized buffers from a global budget, and a backend that
+            // held a full buffer while waiting for the next could deadlock writers.
+            if size >= self.part_size {
+                multipart = true;
+                break;
+            }
+        }
+        let attributes = attributes();
+        let (result, size) = if multipart {
+            self.put_multipart(path, name, attributes, first, body)
+                .await?
+        } else {
+            let payload: PutPayload = first.into_iter().collect();
+            let options = PutOptions {
+                attributes,
+                ..Default::default()
+            };
+            let r = self
+                .store
+                .put_opts(path, payload, options)
+                .await
+                .map_err(|e| map_error(e, name))?;
+            (r, size as u64)
+        };
+        let etag = match result.e_tag {
+            Some(etag) => etag,
+            None => {
+                // Some stores return no ETag on PUT; the object's current one is ours (writes
+                // to one key are serialized by the gateway).
+                let info = self.head_path(path, name).await?;
+                if info.etag.is_empty() {
+                    return Err(BackendError::other(format!(
+                        "{name}: the store returned no etag"
+                    )));
+                }
+                info.etag
+            }
+        };
+        Ok(PutResult { etag, size })
     }
 
     async fn put_multipart(
@@ -502,61 +567,55 @@ impl Backend for ObjectStoreBackend {
         stamp: &Stamp,
         body: ByteStream,
     ) -> Result<PutResult> {
-        let mut body = if self.detach_buffers {
-            body.map_ok(|chunk| Bytes::copy_from_slice(&chunk)).boxed()
-        } else {
-            body
-        };
         let path = self.path_of(name)?;
-        let mut first = Vec::new();
-        let mut size = 0usize;
-        let mut multipart = false;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|_| BackendError::Aborted)?;
-            size += chunk.len();
-            first.push(chunk);
-            // A full part goes out at once rather than waiting for more input: the gateway
-            // cuts bodies into part-sized buffers from a global budget, and a backend that
-            // held a full buffer while waiting for the next could deadlock writers.
-            if size >= self.part_size {
-                multipart = true;
-                break;
-            }
-        }
-        // A single PUT starts after the whole body is in: the stamp is complete by then. A
-        // multipart upload fixes its metadata when it starts, before the content is known.
-        let attributes = encode_attributes(name, attrs, &stamp.resolved());
-        let (result, size) = if multipart {
-            self.put_multipart(&path, name.as_str(), attributes, first, body)
-                .await?
-        } else {
-            let payload: PutPayload = first.into_iter().collect();
-            let options = PutOptions {
-                attributes,
-                ..Default::default()
-            };
-            let r = self
-                .store
-                .put_opts(&path, payload, options)
-                .await
-                .map_err(|e| map_error(e, name.as_str()))?;
-            (r, size as u64)
-        };
-        let etag = match result.e_tag {
-            Some(etag) => etag,
-            None => {
-                // Some stores return no ETag on PUT; the object's current one is ours (writes
-                // to one key are serialized by the gateway).
-                let info = self.head_path(&path, name.as_str()).await?;
-                if info.etag.is_empty() {
-                    return Err(BackendError::other(format!(
-                        "{name}: the store returned no etag"
-                    )));
-                }
-                info.etag
-            }
-        };
-        Ok(PutResult { etag, size })
+        // Encoded when the body has started (or ended): a single PUT starts after the whole
+        // body is in, when the stamp is complete. A multipart upload fixes its metadata when it
+        // starts, before the content is known.
+        self.put_at(
+            &path,
+            name.as_str(),
+            || encode_attributes(name, attrs, &stamp.resolved()),
+            body,
+        )
+        .await
+    }
+
+    async fn create_upload(
+        &self,
+        name: &PhysicalName,
+        upload_id: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<String> {
+        self.staged_create(name, upload_id, attrs, stamp).await
+    }
+
+    async fn put_part(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        part_number: u32,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        self.staged_put_part(name, upload, part_number, size, body)
+            .await
+    }
+
+    async fn complete_upload(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<PutResult> {
+        self.staged_complete(name, upload, parts, attrs, stamp)
+            .await
+    }
+
+    async fn abort_upload(&self, name: &PhysicalName, upload: &str) -> Result<()> {
+        self.staged_abort(name, upload).await
     }
 
     async fn get(
