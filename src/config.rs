@@ -109,6 +109,13 @@ pub struct Limits {
     /// Largest request XML document accepted (DeleteObjects, CreateBucket...).
     #[serde(default = "default_xml_limit")]
     pub max_xml_bytes: usize,
+    /// Multipart uploads neither completed nor aborted this long after they started are
+    /// aborted, and their parts removed from every backend.
+    #[serde(default = "default_upload_max_age")]
+    pub upload_max_age_secs: u64,
+    /// How often the gateway looks for such uploads.
+    #[serde(default = "default_upload_cleanup_interval")]
+    pub upload_cleanup_interval_secs: u64,
 }
 
 impl Default for Limits {
@@ -120,6 +127,8 @@ impl Default for Limits {
             body_idle_timeout_secs: default_body_timeout(),
             index_cache_bytes: default_index_cache(),
             max_xml_bytes: default_xml_limit(),
+            upload_max_age_secs: default_upload_max_age(),
+            upload_cleanup_interval_secs: default_upload_cleanup_interval(),
         }
     }
 }
@@ -199,6 +208,14 @@ fn default_body_timeout() -> u64 {
 fn default_index_cache() -> u64 {
     32 << 20
 }
+fn default_upload_max_age() -> u64 {
+    7 * 24 * 3600
+}
+
+fn default_upload_cleanup_interval() -> u64 {
+    3600
+}
+
 fn default_xml_limit() -> usize {
     2 << 20
 }

@@ -21,6 +21,9 @@ pub struct Gateway {
     pub auth: AuthSettings,
     pub budget: InflightBudget,
     pub locks: KeyLocks,
+    /// Multipart uploads: "bucket" = upload id, "key" = part number. Parts lock shared,
+    /// completion and abort exclusively.
+    pub upload_locks: KeyLocks,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -66,6 +69,7 @@ impl Gateway {
             },
             budget: InflightBudget::new(config.limits.inflight_bytes),
             locks: KeyLocks::default(),
+            upload_locks: KeyLocks::default(),
             backends: Backends::new(list),
             meta: Arc::new(meta),
             config,

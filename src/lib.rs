@@ -11,3 +11,4 @@ pub mod recovery;
 pub mod replication;
 pub mod s3;
 pub mod server;
+pub mod upkeep;

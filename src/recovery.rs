@@ -57,7 +57,9 @@ async fn resolve(gw: &Gateway, intent: &Intent) -> Result<(), String> {
         .as_ref()
         .is_some_and(|r| r.version_id == intent.version_id)
     {
-        return Ok(()); // committed before the stop
+        // Committed before the stop; a completed upload may still be listed.
+        forget_upload(gw, intent).await;
+        return Ok(());
     }
     let mut found = Vec::new();
     for (backend_id, name) in &intent.targets {
@@ -83,8 +85,12 @@ async fn resolve(gw: &Gateway, intent: &Intent) -> Result<(), String> {
             .is_some_and(|s| s.version_id == intent.version_id)
     };
     let record = if found.iter().any(landed) {
-        roll_forward(intent, &found).await?
+        let record = roll_forward(intent, &found).await?;
+        forget_upload(gw, intent).await;
+        record
     } else {
+        // A completion that landed nowhere leaves its upload as it was: the client, which got
+        // no answer, can complete it again.
         match roll_back(intent, &found, indexed).await {
             Some(r) => r,
             None => return Ok(()),
@@ -157,7 +163,28 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
         version_id: intent.version_id.clone(),
         owner: intent.owner.clone(),
         replicas,
+        parts: intent.parts.clone(),
+        checksum_type: intent.checksum_type,
     })
+}
+
+/// The upload a rolled-forward completion finished: gone from the index, its leftovers from
+/// the backends.
+async fn forget_upload(gw: &Gateway, intent: &Intent) {
+    let Some(upload_id) = &intent.upload_id else {
+        return;
+    };
+    match gw.meta.upload(&intent.bucket, &intent.key, upload_id) {
+        Ok(Some(upload)) => {
+            if let Err(e) = crate::s3::ops::multipart::abort_upload(gw, &upload).await {
+                tracing::warn!(upload = %upload_id, error = %e.message, "could not remove a completed upload");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(upload = %upload_id, error = %e, "could not read a completed upload")
+        }
+    }
 }
 
 /// Returns the record to store, or None when nothing in the index needs to change.

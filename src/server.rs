@@ -79,6 +79,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             header_timeout,
         ));
     }
+    tasks.spawn(crate::upkeep::abandoned_uploads(
+        gateway.clone(),
+        stopped.clone(),
+    ));
     let mut tls_addrs = Vec::new();
     if let Some((addrs, acceptor)) = tls {
         for addr in addrs {

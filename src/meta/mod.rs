@@ -6,7 +6,10 @@
 mod records;
 mod sled_store;
 
-pub use records::{BucketRecord, Intent, ObjectRecord, Replica, ReplicaState};
+pub use records::{
+    BucketRecord, Intent, ObjectRecord, PartRecord, PartSummary, Replica, ReplicaState,
+    UploadRecord, UploadTarget,
+};
 pub use sled_store::SledStore;
 
 use std::ops::Bound;
@@ -55,6 +58,31 @@ pub trait MetaStore: Send + Sync + 'static {
         start: Bound<String>,
         limit: usize,
     ) -> MetaResult<ObjectPage>;
+
+    fn create_upload(&self, record: &UploadRecord) -> MetaResult<()>;
+    fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> MetaResult<Option<UploadRecord>>;
+    /// Removes the upload and all its part records.
+    fn delete_upload(&self, bucket: &str, key: &str, upload_id: &str) -> MetaResult<()>;
+    /// Uploads in `bucket` whose key starts with `prefix`, in (key, initiation) order, after
+    /// `after` = (key, upload id): with an upload id, later uploads of that key follow; without,
+    /// only later keys. At most `limit`.
+    fn scan_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>>;
+    /// Every upload in every bucket (for the clean-up of abandoned uploads).
+    fn all_uploads(&self) -> MetaResult<Vec<UploadRecord>>;
+    fn put_part(&self, upload_id: &str, part_number: u32, part: &PartRecord) -> MetaResult<()>;
+    /// Parts with numbers above `after`, ascending, at most `limit`.
+    fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> MetaResult<Vec<(u32, PartRecord)>>;
 
     fn record_intent(&self, id: &str, intent: &Intent) -> MetaResult<()>;
     fn clear_intent(&self, id: &str) -> MetaResult<()>;

@@ -7,7 +7,8 @@ use hansa_backends::ObjectAttributes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{MetaError, MetaResult};
-use crate::s3::checksum::Checksum;
+use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
+use crate::s3::composite::ChecksumType;
 
 const FORMAT_V1: u8 = 1;
 
@@ -51,6 +52,61 @@ pub struct ObjectRecord {
     pub version_id: String,
     pub owner: String,
     pub replicas: Vec<Replica>,
+    /// Parts of an object made by a multipart upload, in order (GetObject `partNumber`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSummary>,
+    /// How `checksum` was computed; `None` for single PUTs (a full-object checksum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<ChecksumType>,
+}
+
+/// One part of a completed multipart object.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartSummary {
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
+}
+
+/// A multipart upload in progress. Its parts are [`PartRecord`]s keyed by upload id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+    pub owner: String,
+    /// Content type, metadata & co. given at CreateMultipartUpload; the object gets them.
+    pub attributes: ObjectAttributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<ChecksumType>,
+    /// Where the object will live: chosen at creation, each with its backend upload handle.
+    pub targets: Vec<UploadTarget>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UploadTarget {
+    pub backend: String,
+    /// Physical name of the object-to-be.
+    pub name: String,
+    /// The backend's handle for this upload (`Backend::create_upload`).
+    pub handle: String,
+}
+
+/// The last upload of one part number.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartRecord {
+    pub size: u64,
+    /// Hex MD5 of the part: its S3 ETag.
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
+    pub modified_ms: u64,
+    /// Per upload target, in the order of [`UploadRecord::targets`]: the backend's receipt,
+    /// or `None` where this part did not reach that target.
+    pub receipts: Vec<Option<String>>,
 }
 
 /// A write in flight: recorded before the first byte leaves, cleared after the index commit.
@@ -66,6 +122,14 @@ pub struct Intent {
     /// Access key of the writer: the owner if recovery adopts this version.
     #[serde(default)]
     pub owner: String,
+    /// Set when the write completes a multipart upload: recovery removes the upload too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// The completed upload's parts and checksum type, for the record recovery builds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<ChecksumType>,
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> MetaResult<Vec<u8>> {

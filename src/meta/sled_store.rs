@@ -1,7 +1,9 @@
 //! The embedded index on sled.
 //!
 //! Trees: `buckets` (name → BucketRecord), one `objects/<bucket>` tree per bucket (key bytes →
-//! ObjectRecord, so a listing is an ordered range scan), and `intents`.
+//! ObjectRecord, so a listing is an ordered range scan), `intents`, `uploads` (bucket NUL key
+//! NUL upload id → UploadRecord; upload ids sort by creation time, so a key's uploads list in
+//! the order S3 lists them) and `parts` (upload id, big-endian part number → PartRecord).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -10,13 +12,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
 use super::records::{decode, encode};
-use super::{BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord};
+use super::{
+    BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord, PartRecord,
+    UploadRecord,
+};
 
 pub struct SledStore {
     db: sled::Db,
     buckets: sled::Tree,
     intents: sled::Tree,
+    uploads: sled::Tree,
+    parts: sled::Tree,
     flush: GroupFlush,
+}
+
+fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + key.len() + upload_id.len() + 2);
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(upload_id.len() + 5);
+    out.extend_from_slice(upload_id.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&part_number.to_be_bytes());
+    out
+}
+
+fn part_prefix(upload_id: &str) -> Vec<u8> {
+    let mut out = upload_id.as_bytes().to_vec();
+    out.push(0);
+    out
 }
 
 impl SledStore {
@@ -31,10 +62,14 @@ impl SledStore {
             .open()?;
         let buckets = db.open_tree("buckets")?;
         let intents = db.open_tree("intents")?;
+        let uploads = db.open_tree("uploads")?;
+        let parts = db.open_tree("parts")?;
         Ok(SledStore {
             db,
             buckets,
             intents,
+            uploads,
+            parts,
             flush: GroupFlush::default(),
         })
     }
@@ -142,6 +177,117 @@ impl MetaStore for SledStore {
         Ok(ObjectPage { entries, truncated })
     }
 
+    fn create_upload(&self, record: &UploadRecord) -> MetaResult<()> {
+        let key = upload_key(&record.bucket, &record.key, &record.upload_id);
+        self.uploads.insert(key, encode(record)?)?;
+        Ok(())
+    }
+
+    fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> MetaResult<Option<UploadRecord>> {
+        self.uploads
+            .get(upload_key(bucket, key, upload_id))?
+            .map(|v| decode(upload_id, &v))
+            .transpose()
+    }
+
+    fn delete_upload(&self, bucket: &str, key: &str, upload_id: &str) -> MetaResult<()> {
+        self.uploads.remove(upload_key(bucket, key, upload_id))?;
+        let mut batch = sled::Batch::default();
+        for item in self.parts.scan_prefix(part_prefix(upload_id)) {
+            let (k, _) = item?;
+            batch.remove(k);
+        }
+        self.parts.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn scan_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRecord>> {
+        let mut scope = bucket.as_bytes().to_vec();
+        scope.push(0);
+        let mut first = scope.clone();
+        first.extend_from_slice(prefix.as_bytes());
+        let start = match after {
+            // Strictly after that upload of the key: later uploads of the same key follow.
+            Some((key, Some(upload_id))) => Bound::Excluded(upload_key(bucket, key, upload_id)),
+            // Past every upload of the key: `key NUL …` < `key \x01`, and any longer key that
+            // starts with `key` sorts at or after it.
+            Some((key, None)) => {
+                let mut k = scope.clone();
+                k.extend_from_slice(key.as_bytes());
+                k.push(1);
+                Bound::Included(k)
+            }
+            None => Bound::Included(first.clone()),
+        };
+        let start = match start {
+            Bound::Included(k) | Bound::Excluded(k) if k < first => Bound::Included(first.clone()),
+            other => other,
+        };
+        let mut out = Vec::new();
+        for item in self.uploads.range((start, Bound::Unbounded)) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(&first) {
+                break;
+            }
+            out.push(decode("upload", &v)?);
+        }
+        Ok(out)
+    }
+
+    fn all_uploads(&self) -> MetaResult<Vec<UploadRecord>> {
+        self.uploads
+            .iter()
+            .map(|item| {
+                let (_, v) = item?;
+                decode("upload", &v)
+            })
+            .collect()
+    }
+
+    fn put_part(&self, upload_id: &str, part_number: u32, part: &PartRecord) -> MetaResult<()> {
+        self.parts
+            .insert(part_key(upload_id, part_number), encode(part)?)?;
+        Ok(())
+    }
+
+    fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> MetaResult<Vec<(u32, PartRecord)>> {
+        let prefix = part_prefix(upload_id);
+        let start = part_key(upload_id, after.saturating_add(1));
+        let mut out = Vec::new();
+        if after == u32::MAX {
+            return Ok(out);
+        }
+        for item in self.parts.range(start..) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, v) = item?;
+            let Some(number) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let number: [u8; 4] = number.try_into().map_err(|_| MetaError::Corrupt {
+                what: format!("part of upload {upload_id}"),
+                reason: "bad part key".into(),
+            })?;
+            out.push((u32::from_be_bytes(number), decode("part", &v)?));
+        }
+        Ok(out)
+    }
+
     fn record_intent(&self, id: &str, intent: &Intent) -> MetaResult<()> {
         self.intents.insert(id.as_bytes(), encode(intent)?)?;
         Ok(())
@@ -208,7 +354,101 @@ mod tests {
             version_id: "v".into(),
             owner: "o".into(),
             replicas: vec![],
+            parts: vec![],
+            checksum_type: None,
         }
+    }
+
+    fn upload(bucket: &str, key: &str, id: &str) -> UploadRecord {
+        UploadRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: id.into(),
+            initiated_ms: 1,
+            owner: "o".into(),
+            attributes: Default::default(),
+            checksum_algorithm: None,
+            checksum_type: None,
+            targets: vec![],
+        }
+    }
+
+    fn part(etag: &str) -> PartRecord {
+        PartRecord {
+            size: 5,
+            etag: etag.into(),
+            checksum: None,
+            modified_ms: 1,
+            receipts: vec![Some("r".into())],
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_scan_in_key_then_id_order_with_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        for (k, id) in [
+            ("a", "u2"),
+            ("a", "u1"),
+            ("ab", "u3"),
+            ("b/c", "u4"),
+            ("b/d", "u5"),
+        ] {
+            store.create_upload(&upload("b1", k, id)).unwrap();
+        }
+        store.create_upload(&upload("b2", "a", "u9")).unwrap();
+        let ids = |v: Vec<UploadRecord>| v.into_iter().map(|u| u.upload_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.scan_uploads("b1", "", None, 100).unwrap()),
+            ["u1", "u2", "u3", "u4", "u5"]
+        );
+        assert_eq!(
+            ids(store.scan_uploads("b1", "b/", None, 1).unwrap()),
+            ["u4"]
+        );
+        assert_eq!(
+            ids(store
+                .scan_uploads("b1", "", Some(("a", Some("u1"))), 100)
+                .unwrap()),
+            ["u2", "u3", "u4", "u5"]
+        );
+        assert_eq!(
+            ids(store
+                .scan_uploads("b1", "", Some(("a", None)), 100)
+                .unwrap()),
+            ["u3", "u4", "u5"]
+        );
+        assert_eq!(
+            ids(store
+                .scan_uploads("b1", "b/", Some(("a", None)), 100)
+                .unwrap()),
+            ["u4", "u5"]
+        );
+        assert_eq!(store.all_uploads().unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn parts_page_and_go_with_their_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        store.create_upload(&upload("b1", "k", "u1")).unwrap();
+        for n in [3, 1, 10000, 2] {
+            store.put_part("u1", n, &part(&format!("e{n}"))).unwrap();
+        }
+        store.put_part("u1", 2, &part("again")).unwrap();
+        store.put_part("u10", 1, &part("other upload")).unwrap();
+        let numbers = |v: Vec<(u32, PartRecord)>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(
+            numbers(store.parts("u1", 0, 100).unwrap()),
+            [1, 2, 3, 10000]
+        );
+        assert_eq!(numbers(store.parts("u1", 1, 2).unwrap()), [2, 3]);
+        assert_eq!(store.parts("u1", 1, 1).unwrap()[0].1.etag, "again");
+        assert!(store.parts("u1", 10000, 10).unwrap().is_empty());
+        store.delete_upload("b1", "k", "u1").unwrap();
+        assert!(store.upload("b1", "k", "u1").unwrap().is_none());
+        assert!(store.parts("u1", 0, 100).unwrap().is_empty());
+        assert_eq!(store.parts("u10", 0, 100).unwrap().len(), 1);
     }
 
     fn bucket(name: &str) -> BucketRecord {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use hansa_backends::{Backend, BackendError, ObjectAttributes, PhysicalName, PutResult, Stamp};
 use tokio::sync::mpsc;
@@ -51,17 +52,43 @@ where
     S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
     E: FnOnce() + Send,
 {
+    fan_out_with(
+        body,
+        expected_len,
+        targets,
+        flow,
+        at_end,
+        |target, stream| {
+            Box::pin(async move {
+                let result = target.backend.put(&target.name, attrs, stamp, stream).await;
+                PutOutcome { target, result }
+            })
+        },
+    )
+    .await
+}
+
+/// [`fan_out`] with the write each target does given by `write` (a `put`, a part upload).
+pub async fn fan_out_with<'a, S, E, W>(
+    body: S,
+    expected_len: Option<u64>,
+    targets: Vec<Target>,
+    flow: &Flow<'_>,
+    at_end: E,
+    write: W,
+) -> (Vec<PutOutcome>, Result<(), ReplicationError>)
+where
+    S: Stream<Item = Result<Bytes, ReplicationError>> + Send,
+    E: FnOnce() + Send,
+    W: Fn(Target, hansa_backends::ByteStream) -> BoxFuture<'a, PutOutcome>,
+{
     let mut senders = Vec::with_capacity(targets.len());
     let mut writers = Vec::with_capacity(targets.len());
     for target in targets {
         // Capacity 1: a target holds at most one queued buffer beyond the one it is writing.
         let (tx, rx) = mpsc::channel::<Result<Bytes, BackendError>>(1);
         senders.push(tx);
-        writers.push(async move {
-            let stream = tokio_stream_from(rx);
-            let result = target.backend.put(&target.name, attrs, stamp, stream).await;
-            PutOutcome { target, result }
-        });
+        writers.push(write(target, tokio_stream_from(rx)));
     }
     let reader = pump(body, expected_len, senders, flow, at_end);
     let (read_result, outcomes) = tokio::join!(reader, futures::future::join_all(writers));
@@ -214,6 +241,40 @@ mod tests {
         }
         async fn check(&self) -> Result<(), BackendError> {
             self.0.check().await
+        }
+        async fn create_upload(
+            &self,
+            n: &PhysicalName,
+            id: &str,
+            a: &ObjectAttributes,
+            s: &Stamp,
+        ) -> Result<String, BackendError> {
+            self.0.create_upload(n, id, a, s).await
+        }
+        async fn put_part(
+            &self,
+            _: &PhysicalName,
+            _: &str,
+            _: u32,
+            _: u64,
+            _: hansa_backends::ByteStream,
+        ) -> Result<PutResult, BackendError> {
+            Err(BackendError::Unavailable {
+                message: "injected".into(),
+            })
+        }
+        async fn complete_upload(
+            &self,
+            n: &PhysicalName,
+            u: &str,
+            p: &[hansa_backends::CompletedPart],
+            a: &ObjectAttributes,
+            s: &Stamp,
+        ) -> Result<PutResult, BackendError> {
+            self.0.complete_upload(n, u, p, a, s).await
+        }
+        async fn abort_upload(&self, n: &PhysicalName, u: &str) -> Result<(), BackendError> {
+            self.0.abort_upload(n, u).await
         }
     }
 

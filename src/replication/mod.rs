@@ -7,7 +7,7 @@ mod locks;
 mod read;
 
 pub use budget::InflightBudget;
-pub use fanout::{fan_out, Flow, PutOutcome, Target};
+pub use fanout::{fan_out, fan_out_with, Flow, PutOutcome, Target};
 pub use locks::{BucketGuard, KeyGuard, KeyLocks};
 pub use read::{open_replicas, ReplicaRead};
 

@@ -172,6 +172,15 @@ async fn dispatch(
         Operation::GetObject => ops::object::get_object(&ctx, false).await,
         Operation::HeadObject => ops::object::get_object(&ctx, true).await,
         Operation::DeleteObject => ops::object::delete_object(&ctx).await,
+        Operation::CreateMultipartUpload => ops::multipart::create_multipart_upload(&mut ctx).await,
+        Operation::UploadPart => ops::multipart::upload_part(&mut ctx).await,
+        Operation::UploadPartCopy => ops::multipart::upload_part_copy(&mut ctx).await,
+        Operation::CompleteMultipartUpload => {
+            ops::multipart::complete_multipart_upload(&mut ctx).await
+        }
+        Operation::AbortMultipartUpload => ops::multipart::abort_multipart_upload(&ctx).await,
+        Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
+        Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -26,6 +26,13 @@ pub enum Operation {
     DeleteObject,
     GetObjectAcl,
     PutObjectAcl,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
     NotImplemented(&'static str),
 }
 
@@ -50,6 +57,13 @@ impl Operation {
             Operation::DeleteObject => "DeleteObject",
             Operation::GetObjectAcl => "GetObjectAcl",
             Operation::PutObjectAcl => "PutObjectAcl",
+            Operation::CreateMultipartUpload => "CreateMultipartUpload",
+            Operation::UploadPart => "UploadPart",
+            Operation::UploadPartCopy => "UploadPartCopy",
+            Operation::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Operation::AbortMultipartUpload => "AbortMultipartUpload",
+            Operation::ListParts => "ListParts",
+            Operation::ListMultipartUploads => "ListMultipartUploads",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -66,6 +80,11 @@ impl Operation {
                 | Operation::CopyObject
                 | Operation::DeleteObject
                 | Operation::PutObjectAcl
+                | Operation::CreateMultipartUpload
+                | Operation::UploadPart
+                | Operation::UploadPartCopy
+                | Operation::CompleteMultipartUpload
+                | Operation::AbortMultipartUpload
         )
     }
 
@@ -77,6 +96,7 @@ impl Operation {
                 | Operation::DeleteObjects
                 | Operation::PutBucketAcl
                 | Operation::PutObjectAcl
+                | Operation::CompleteMultipartUpload
         )
     }
 }
@@ -205,7 +225,7 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("GET", None) if list_v2 => ListObjectsV2,
         ("GET", None) => ListObjectsV1,
         ("POST", Some("delete")) => DeleteObjects,
-        ("GET", Some("uploads")) => NotImplemented("ListMultipartUploads"),
+        ("GET", Some("uploads")) => ListMultipartUploads,
         ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
@@ -222,12 +242,16 @@ fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> 
         ("GET", Some("acl")) => GetObjectAcl,
         ("HEAD", None) => HeadObject,
         ("DELETE", None) => DeleteObject,
-        ("PUT", Some("partNumber" | "uploadId")) => NotImplemented("UploadPart"),
-        ("POST", Some("uploads")) => NotImplemented("CreateMultipartUpload"),
-        ("POST", Some("uploadId")) => NotImplemented("CompleteMultipartUpload"),
-        ("DELETE", Some("uploadId")) => NotImplemented("AbortMultipartUpload"),
-        ("GET", Some("uploadId")) => NotImplemented("ListParts"),
-        ("GET" | "HEAD", Some("partNumber")) => NotImplemented("GetObjectPart"),
+        ("PUT", Some("partNumber" | "uploadId")) if headers.contains_key("x-amz-copy-source") => {
+            UploadPartCopy
+        }
+        ("PUT", Some("partNumber" | "uploadId")) => UploadPart,
+        ("POST", Some("uploads")) => CreateMultipartUpload,
+        ("POST", Some("uploadId")) => CompleteMultipartUpload,
+        ("DELETE", Some("uploadId")) => AbortMultipartUpload,
+        ("GET", Some("uploadId")) => ListParts,
+        ("GET", Some("partNumber")) => GetObject,
+        ("HEAD", Some("partNumber")) => HeadObject,
         ("GET" | "PUT" | "DELETE", Some("tagging")) => NotImplemented("ObjectTagging"),
         (_, Some(s)) => NotImplemented(object_subresource_name(s)),
         _ => NotImplemented("ObjectOperation"),
@@ -374,13 +398,52 @@ mod tests {
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
-            r("POST", "/b1/k?uploads", "h").operation,
+            r("GET", "/b1/k?tagging", "h").operation,
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
             r("PATCH", "/b1/k", "h").operation,
             Operation::NotImplemented(_)
         ));
+    }
+
+    #[test]
+    fn multipart_operations() {
+        let op = |m: &str, uri: &str, copy: bool| {
+            let mut headers = HeaderMap::new();
+            if copy {
+                headers.insert("x-amz-copy-source", "src/k".parse().unwrap());
+            }
+            route(&m.parse().unwrap(), &uri.parse().unwrap(), &headers, &[])
+                .unwrap()
+                .operation
+        };
+        use Operation::*;
+        assert_eq!(op("POST", "/b1/k?uploads", false), CreateMultipartUpload);
+        assert_eq!(
+            op("PUT", "/b1/k?partNumber=1&uploadId=u", false),
+            UploadPart
+        );
+        assert_eq!(
+            op("PUT", "/b1/k?uploadId=u&partNumber=1", false),
+            UploadPart
+        );
+        assert_eq!(
+            op("PUT", "/b1/k?partNumber=1&uploadId=u", true),
+            UploadPartCopy
+        );
+        assert_eq!(
+            op("POST", "/b1/k?uploadId=u", false),
+            CompleteMultipartUpload
+        );
+        assert_eq!(
+            op("DELETE", "/b1/k?uploadId=u", false),
+            AbortMultipartUpload
+        );
+        assert_eq!(op("GET", "/b1/k?uploadId=u", false), ListParts);
+        assert_eq!(op("GET", "/b1?uploads", false), ListMultipartUploads);
+        assert_eq!(op("GET", "/b1/k?partNumber=2", false), GetObject);
+        assert_eq!(op("HEAD", "/b1/k?partNumber=2", false), HeadObject);
     }
 
     #[test]

@@ -139,6 +139,46 @@ impl Delete {
     }
 }
 
+/// CompleteMultipartUpload's request document.
+#[derive(Debug, Deserialize, Default)]
+pub struct CompleteMultipartUpload {
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletedPartEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompletedPartEntry {
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "ChecksumCRC32")]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    pub checksum_sha256: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    pub checksum_crc64nvme: Option<String>,
+}
+
+impl CompletedPartEntry {
+    /// The checksum the client named for this part, if any: (algorithm name, value).
+    pub fn checksum(&self) -> Option<(&'static str, &str)> {
+        [
+            ("CRC32", &self.checksum_crc32),
+            ("CRC32C", &self.checksum_crc32c),
+            ("SHA1", &self.checksum_sha1),
+            ("SHA256", &self.checksum_sha256),
+            ("CRC64NVME", &self.checksum_crc64nvme),
+        ]
+        .into_iter()
+        .find_map(|(name, v)| v.as_deref().map(|v| (name, v.trim())))
+    }
+}
+
 // ---- response documents ----
 
 #[derive(Debug, Serialize)]
@@ -335,6 +375,61 @@ pub struct DeleteErrorEntry {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn multipart_documents() {
+        use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
+        let c = Checksum::compute(ChecksumAlgorithm::Crc32, b"abc");
+        let doc = CopyPartResult {
+            xmlns: S3_NS,
+            last_modified: "2026-01-01T00:00:00.000Z".into(),
+            etag: "\"e\"".into(),
+            checksums: ChecksumElements::of(Some(&c)),
+        };
+        let xml = to_xml("CopyPartResult", &doc).unwrap();
+        assert!(
+            xml.contains(&format!(
+                "<ETag>&quot;e&quot;</ETag><ChecksumCRC32>{}</ChecksumCRC32></CopyPartResult>",
+                c.value
+            )) || xml.contains(&format!(
+                "<ETag>\"e\"</ETag><ChecksumCRC32>{}</ChecksumCRC32></CopyPartResult>",
+                c.value
+            )),
+            "{xml}"
+        );
+        let done = CompleteMultipartUploadResult {
+            xmlns: S3_NS,
+            location: "http://h/b/k".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            etag: "x-2".into(),
+            checksum: vec![
+                ChecksumElement::value(&c, "v-2".into()),
+                ChecksumElement::Type("COMPOSITE"),
+            ],
+        };
+        let xml = to_xml("CompleteMultipartUploadResult", &done).unwrap();
+        assert!(
+            xml.ends_with("<ETag>x-2</ETag><ChecksumCRC32>v-2</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType></CompleteMultipartUploadResult>"),
+            "{xml}"
+        );
+        let parsed: CompleteMultipartUpload = from_xml(
+            "CompleteMultipartUpload",
+            b"<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag><ChecksumCRC32>q==</ChecksumCRC32></Part><Part><ETag>b</ETag><PartNumber>2</PartNumber></Part></CompleteMultipartUpload>",
+        )
+        .unwrap();
+        assert_eq!(parsed.parts.len(), 2);
+        assert_eq!(parsed.parts[0].checksum(), Some(("CRC32", "q==")));
+        assert_eq!(
+            (parsed.parts[1].part_number, parsed.parts[1].etag.as_str()),
+            (2, "b")
+        );
+        assert!(from_xml::<CompleteMultipartUpload>(
+            "CompleteMultipartUpload",
+            b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>b</ETag></Part></CompleteMultipartUpload>"
+        )
+        .is_err());
+    }
     use super::*;
 
     #[test]
@@ -402,4 +497,180 @@ mod tests {
         assert!(xml.contains("<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>q/</Prefix></CommonPrefixes>"), "{xml}");
         assert!(!xml.contains("EncodingType"), "{xml}");
     }
+}
+
+/// The `ChecksumXXX` elements of a document: at most one is set.
+#[derive(Debug, Serialize, Default)]
+pub struct ChecksumElements {
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32")]
+    pub crc32: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32C")]
+    pub crc32c: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA1")]
+    pub sha1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA256")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC64NVME")]
+    pub crc64nvme: Option<String>,
+}
+
+impl ChecksumElements {
+    pub fn of(checksum: Option<&super::checksum::Checksum>) -> Self {
+        use super::checksum::ChecksumAlgorithm::*;
+        let mut out = Self::default();
+        if let Some(c) = checksum {
+            let value = Some(c.value.clone());
+            match c.algorithm {
+                Crc32 => out.crc32 = value,
+                Crc32c => out.crc32c = value,
+                Sha1 => out.sha1 = value,
+                Sha256 => out.sha256 = value,
+                Crc64Nvme => out.crc64nvme = value,
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InitiateMultipartUploadResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompleteMultipartUploadResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub location: String,
+    pub bucket: String,
+    pub key: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "$value")]
+    pub checksum: Vec<ChecksumElement>,
+}
+
+/// One `ChecksumXXX` or `ChecksumType` element, for documents where the order of elements
+/// matters less than having exactly the ones that apply.
+#[derive(Debug, Serialize)]
+pub enum ChecksumElement {
+    #[serde(rename = "ChecksumCRC32")]
+    Crc32(String),
+    #[serde(rename = "ChecksumCRC32C")]
+    Crc32c(String),
+    #[serde(rename = "ChecksumSHA1")]
+    Sha1(String),
+    #[serde(rename = "ChecksumSHA256")]
+    Sha256(String),
+    #[serde(rename = "ChecksumCRC64NVME")]
+    Crc64Nvme(String),
+    #[serde(rename = "ChecksumType")]
+    Type(&'static str),
+}
+
+impl ChecksumElement {
+    pub fn value(checksum: &super::checksum::Checksum, value: String) -> Self {
+        use super::checksum::ChecksumAlgorithm::*;
+        match checksum.algorithm {
+            Crc32 => Self::Crc32(value),
+            Crc32c => Self::Crc32c(value),
+            Sha1 => Self::Sha1(value),
+            Sha256 => Self::Sha256(value),
+            Crc64Nvme => Self::Crc64Nvme(value),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CopyPartResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(flatten)]
+    pub checksums: ChecksumElements,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PartEntry {
+    pub part_number: u32,
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    pub size: u64,
+    #[serde(flatten)]
+    pub checksums: ChecksumElements,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPartsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub part_number_marker: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_part_number_marker: Option<u32>,
+    pub max_parts: usize,
+    pub is_truncated: bool,
+    #[serde(rename = "Part")]
+    pub parts: Vec<PartEntry>,
+    pub initiator: Owner,
+    pub owner: Owner,
+    pub storage_class: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UploadEntry {
+    pub key: String,
+    pub upload_id: String,
+    pub initiator: Owner,
+    pub owner: Owner,
+    pub storage_class: &'static str,
+    pub initiated: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListMultipartUploadsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub bucket: String,
+    pub key_marker: String,
+    pub upload_id_marker: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_key_marker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_upload_id_marker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    pub prefix: String,
+    pub max_uploads: usize,
+    pub is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    #[serde(rename = "Upload")]
+    pub uploads: Vec<UploadEntry>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefix>,
 }

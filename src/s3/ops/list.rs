@@ -119,7 +119,7 @@ fn max_keys(ctx: &Ctx) -> S3Result<usize> {
     }
 }
 
-fn url_encoded(ctx: &Ctx) -> S3Result<bool> {
+pub(super) fn url_encoded(ctx: &Ctx) -> S3Result<bool> {
     match ctx.route.query("encoding-type") {
         None => Ok(false),
         Some("url") => Ok(true),
@@ -130,7 +130,7 @@ fn url_encoded(ctx: &Ctx) -> S3Result<bool> {
 }
 
 /// `encoding-type=url`: everything but unreserved characters and `/` percent-encoded.
-fn encode(s: &str, on: bool) -> String {
+pub(super) fn encode(s: &str, on: bool) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')

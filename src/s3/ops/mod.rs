@@ -5,6 +5,8 @@ pub mod bucket;
 pub mod copy;
 pub mod delete;
 pub mod list;
+pub mod multipart;
+pub mod multipart_list;
 pub mod object;
 mod support;
 mod write;

@@ -7,6 +7,7 @@ use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
 use super::bucket::check_canned_acl;
+use super::multipart::part_number_param;
 use super::support::existing_bucket;
 use super::write::{delete_replica, store_object, Content, WriteRequest};
 use crate::meta::ObjectRecord;
@@ -89,7 +90,7 @@ pub fn check_key(key: &str) -> S3Result<()> {
 }
 
 /// Conditional writes: `If-None-Match: *` (create only) and `If-Match: <etag>`.
-fn check_put_conditions(
+pub fn check_put_conditions(
     headers: &HeaderMap,
     current: Option<&ObjectRecord>,
     key: &str,
@@ -164,6 +165,15 @@ pub fn attributes_from_headers(headers: &HeaderMap) -> S3Result<ObjectAttributes
 pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
+    let part_number = match ctx.route.query("partNumber") {
+        None => None,
+        Some(_) => Some(part_number_param(ctx)?),
+    };
+    if part_number.is_some() && ctx.header("range").is_some() {
+        return Err(S3Error::invalid_request(
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
     existing_bucket(ctx, bucket)?;
     let record = ctx
         .gw
@@ -180,18 +190,21 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         }
         Verdict::PreconditionFailed(which) => return Err(S3Error::precondition_failed(which)),
     }
-    let (status, span) = match range::parse(ctx.header("range"), record.size) {
-        RangeRequest::Whole => (StatusCode::OK, 0..record.size),
-        RangeRequest::Part(span) => (StatusCode::PARTIAL_CONTENT, span),
-        RangeRequest::Unsatisfiable => {
-            return Err(S3Error::new(
-                "InvalidRange",
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "The requested range is not satisfiable",
-            )
-            .with("RangeRequested", ctx.header("range").unwrap_or(""))
-            .with("ActualObjectSize", record.size.to_string()))
-        }
+    let (status, span) = match part_number {
+        Some(n) => part_span(&record, n)?,
+        None => match range::parse(ctx.header("range"), record.size) {
+            RangeRequest::Whole => (StatusCode::OK, 0..record.size),
+            RangeRequest::Part(span) => (StatusCode::PARTIAL_CONTENT, span),
+            RangeRequest::Unsatisfiable => {
+                return Err(S3Error::new(
+                    "InvalidRange",
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "The requested range is not satisfiable",
+                )
+                .with("RangeRequested", ctx.header("range").unwrap_or(""))
+                .with("ActualObjectSize", record.size.to_string()))
+            }
+        },
     };
     let mut r = if head {
         response::empty(status)
@@ -225,16 +238,70 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
                 record.size
             ),
         );
-    } else if ctx
+    }
+    if !record.parts.is_empty() && part_number.is_some() {
+        response::set_header(
+            &mut r,
+            "x-amz-mp-parts-count",
+            &record.parts.len().to_string(),
+        );
+    }
+    let checksum_mode = ctx
         .header("x-amz-checksum-mode")
-        .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
-    {
-        if let Some(c) = &record.checksum {
+        .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
+    if checksum_mode {
+        // The whole object's checksum, or the part's when one part was asked for; a plain
+        // range has none.
+        let shown = match part_number {
+            Some(n) if !record.parts.is_empty() => record
+                .parts
+                .get(n as usize - 1)
+                .and_then(|p| p.checksum.as_ref())
+                .map(|c| (c, "FULL_OBJECT")),
+            _ if status == StatusCode::OK || part_number.is_some() => {
+                record.checksum.as_ref().map(|c| {
+                    let kind = record.checksum_type.map_or("FULL_OBJECT", |t| t.name());
+                    (c, kind)
+                })
+            }
+            _ => None,
+        };
+        if let Some((c, kind)) = shown {
             response::set_header(&mut r, c.algorithm.header_name(), &c.value);
-            response::set_header(&mut r, "x-amz-checksum-type", "FULL_OBJECT");
+            response::set_header(&mut r, "x-amz-checksum-type", kind);
         }
     }
     Ok(r)
+}
+
+/// The bytes of part `n`. An object written in one piece is its own single part 1.
+fn part_span(record: &ObjectRecord, n: u32) -> S3Result<(StatusCode, std::ops::Range<u64>)> {
+    let invalid = || {
+        S3Error::new(
+            "InvalidPartNumber",
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "The requested partnumber is not satisfiable",
+        )
+        .with("PartNumberRequested", n.to_string())
+        .with("ActualPartCount", record.parts.len().max(1).to_string())
+    };
+    if record.parts.is_empty() {
+        return if n == 1 {
+            Ok((StatusCode::OK, 0..record.size))
+        } else {
+            Err(invalid())
+        };
+    }
+    let index = n as usize - 1;
+    let part = record.parts.get(index).ok_or_else(invalid)?;
+    let start: u64 = record.parts[..index].iter().map(|p| p.size).sum();
+    // An empty part has no byte range to show.
+    let status = if part.size == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::PARTIAL_CONTENT
+    };
+    Ok((status, start..start + part.size))
 }
 
 /// Headers every GET/HEAD of an object carries, with response-* query overrides applied.
@@ -295,7 +362,7 @@ pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
     };
     ctx.gw.meta.sync().await?;
     for replica in &record.replicas {
-        delete_replica(ctx, replica).await;
+        delete_replica(&ctx.gw, replica).await;
     }
     Ok(())
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use hansa_backends::{naming, BackendError, LateStamp, ObjectAttributes, PhysicalName, Stamp};
 
-use crate::meta::{Intent, ObjectRecord, Replica, ReplicaState};
+use crate::gateway::Gateway;
+use crate::meta::{Intent, ObjectRecord, PartSummary, Replica, ReplicaState};
 use crate::replication::{fan_out, Flow, PutOutcome, ReplicationError, Target};
 use crate::s3::checksum::Checksum;
+use crate::s3::composite::ChecksumType;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::now_ms;
@@ -45,45 +47,19 @@ where
     F: Fn() -> Option<Content> + Send + Sync,
 {
     let gw = &ctx.gw;
-    let version_id = uuid::Uuid::new_v4().simple().to_string();
+    let owner = ctx.credential.access_key_id.as_str();
     let plan = gw.placement.write_plan(req.bucket, req.key);
-    let name = naming::physical_name(req.bucket, req.key);
-    let mut targets = Vec::with_capacity(plan.targets.len());
-    for id in &plan.targets {
-        let backend = gw
-            .backends
-            .get(id)
-            .ok_or_else(|| S3Error::internal(format!("backend {id} is not configured")))?;
-        let name = if backend.name_available(&name).await {
-            name.clone()
-        } else {
-            naming::fallback_name(req.bucket, req.key)
-        };
-        targets.push(Target {
-            backend: backend.clone(),
-            name,
-        });
-    }
-    let intent = Intent {
-        bucket: req.bucket.to_string(),
-        key: req.key.to_string(),
-        version_id: version_id.clone(),
-        targets: targets
-            .iter()
-            .map(|t| (t.backend.id().to_string(), t.name.as_str().to_string()))
-            .collect(),
-        started_ms: now_ms(),
-        owner: ctx.credential.access_key_id.clone(),
-    };
-    gw.meta.record_intent(&version_id, &intent)?;
-    // When a previous version exists, the intent must be durable before any replica can
-    // change: the write may overwrite that version's copies in place, and after a crash the
-    // intent is what lets recovery roll forward instead of leaving no readable copy. A new key
-    // has nothing to lose; its intent only names copies to clean up, and is flushed with the
-    // commit (or by sled's background flush).
-    if req.previous.is_some() {
-        gw.meta.sync().await?;
-    }
+    let targets = choose_targets(gw, req.bucket, req.key, &plan.targets).await?;
+    let version_id = begin_write(
+        gw,
+        req.bucket,
+        req.key,
+        &targets,
+        owner,
+        req.previous.is_some(),
+        None,
+    )
+    .await?;
 
     let stamp = Stamp {
         bucket: req.bucket.to_string(),
@@ -113,11 +89,7 @@ where
         targets,
         &req.attributes,
         &stamp,
-        &Flow {
-            chunk_bytes: gw.config.limits.chunk_bytes,
-            budget: &gw.budget,
-            idle_timeout: std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
-        },
+        &flow(gw),
         complete_stamp,
     )
     .await;
@@ -126,19 +98,139 @@ where
         let _ = gw.meta.clear_intent(&version_id);
         return Err(e.into());
     }
-    let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    let Some(content) = content().filter(|_| confirmed >= plan.write_quorum) else {
-        return Err(abandon(ctx, &req, &version_id, outcomes, plan.write_quorum).await);
+    let commit = Commit {
+        bucket: req.bucket,
+        key: req.key,
+        attributes: req.attributes,
+        previous: req.previous,
+        version_id,
+        owner,
+        write_quorum: plan.write_quorum,
+        parts: Vec::new(),
+        checksum_type: None,
     };
+    commit_write(gw, commit, outcomes, content()).await
+}
 
+/// How bodies flow through this gateway (buffer size, budget, stall timeout).
+pub fn flow(gw: &Gateway) -> Flow<'_> {
+    Flow {
+        chunk_bytes: gw.config.limits.chunk_bytes,
+        budget: &gw.budget,
+        idle_timeout: std::time::Duration::from_secs(gw.config.limits.body_idle_timeout_secs),
+    }
+}
+
+/// The replicas a new version of (bucket, key) goes to: the plain name where the backend can
+/// hold it, the fallback name otherwise.
+pub async fn choose_targets(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    backend_ids: &[String],
+) -> S3Result<Vec<Target>> {
+    let name = naming::physical_name(bucket, key);
+    let mut targets = Vec::with_capacity(backend_ids.len());
+    for id in backend_ids {
+        let backend = gw
+            .backends
+            .get(id)
+            .ok_or_else(|| S3Error::internal(format!("backend {id} is not configured")))?;
+        let name = if backend.name_available(&name).await {
+            name.clone()
+        } else {
+            naming::fallback_name(bucket, key)
+        };
+        targets.push(Target {
+            backend: backend.clone(),
+            name,
+        });
+    }
+    Ok(targets)
+}
+
+/// A multipart completion, as recovery needs to know it.
+pub struct UploadIntent {
+    pub upload_id: String,
+    pub parts: Vec<PartSummary>,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+/// Records the intent to write a new version to `targets`; returns the new version id.
+pub async fn begin_write(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    targets: &[Target],
+    owner: &str,
+    has_previous: bool,
+    upload: Option<UploadIntent>,
+) -> S3Result<String> {
+    let version_id = uuid::Uuid::new_v4().simple().to_string();
+    let (upload_id, parts, checksum_type) = match upload {
+        Some(u) => (Some(u.upload_id), u.parts, u.checksum_type),
+        None => (None, Vec::new(), None),
+    };
+    let intent = Intent {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: version_id.clone(),
+        targets: targets
+            .iter()
+            .map(|t| (t.backend.id().to_string(), t.name.as_str().to_string()))
+            .collect(),
+        started_ms: now_ms(),
+        owner: owner.to_string(),
+        upload_id,
+        parts,
+        checksum_type,
+    };
+    gw.meta.record_intent(&version_id, &intent)?;
+    // When a previous version exists, the intent must be durable before any replica can
+    // change: the write may overwrite that version's copies in place, and after a crash the
+    // intent is what lets recovery roll forward instead of leaving no readable copy. A new key
+    // has nothing to lose; its intent only names copies to clean up, and is flushed with the
+    // commit (or by sled's background flush). A multipart completion always flushes: recovery
+    // also decides the upload's fate from it.
+    if has_previous || intent.upload_id.is_some() {
+        gw.meta.sync().await?;
+    }
+    Ok(version_id)
+}
+
+/// The index side of a write whose replicas have been written.
+pub struct Commit<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub attributes: ObjectAttributes,
+    pub previous: Option<ObjectRecord>,
+    pub version_id: String,
+    pub owner: &'a str,
+    pub write_quorum: usize,
+    pub parts: Vec<PartSummary>,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+/// Commits the new version if the quorum holds it (durably, before returning), and removes the
+/// copies it supersedes; otherwise undoes what can be undone and reports why.
+pub async fn commit_write(
+    gw: &Gateway,
+    commit: Commit<'_>,
+    outcomes: Vec<PutOutcome>,
+    content: Option<Content>,
+) -> S3Result<ObjectRecord> {
+    let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let Some(content) = content.filter(|_| confirmed >= commit.write_quorum) else {
+        return Err(abandon(gw, &commit, outcomes).await);
+    };
     let record = ObjectRecord {
         size: content.size,
         etag: content.etag,
         checksum: content.checksum,
-        attributes: req.attributes,
+        attributes: commit.attributes,
         modified_ms: now_ms(),
-        version_id: version_id.clone(),
-        owner: ctx.credential.access_key_id.clone(),
+        version_id: commit.version_id.clone(),
+        owner: commit.owner.to_string(),
         replicas: outcomes
             .iter()
             .map(|o| match &o.result {
@@ -159,12 +251,14 @@ where
                 }
             })
             .collect(),
+        parts: commit.parts,
+        checksum_type: commit.checksum_type,
     };
-    gw.meta.put_object(req.bucket, req.key, &record)?;
+    gw.meta.put_object(commit.bucket, commit.key, &record)?;
     gw.meta.sync().await?;
-    let _ = gw.meta.clear_intent(&version_id);
-    if let Some(previous) = &req.previous {
-        delete_superseded(ctx, previous, &record.replicas).await;
+    let _ = gw.meta.clear_intent(&commit.version_id);
+    if let Some(previous) = &commit.previous {
+        delete_superseded(gw, previous, &record.replicas).await;
     }
     Ok(record)
 }
@@ -173,14 +267,8 @@ where
 /// previous version. New copies under names the previous version doesn't use are deleted; a
 /// replica that overwrote the previous version's copy in place no longer holds that version
 /// and is marked pending, so reads skip it.
-async fn abandon(
-    ctx: &Ctx,
-    req: &WriteRequest<'_>,
-    version_id: &str,
-    outcomes: Vec<PutOutcome>,
-    needed: usize,
-) -> S3Error {
-    let gw = &ctx.gw;
+async fn abandon(gw: &Gateway, req: &Commit<'_>, outcomes: Vec<PutOutcome>) -> S3Error {
+    let (version_id, needed) = (req.version_id.as_str(), req.write_quorum);
     let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
     let errors: Vec<String> = outcomes
         .iter()
@@ -227,7 +315,7 @@ async fn abandon(
 
 /// Removes copies of the previous version that the new one did not overwrite in place
 /// (a different physical name, or a backend the new version does not use).
-async fn delete_superseded(ctx: &Ctx, previous: &ObjectRecord, current: &[Replica]) {
+async fn delete_superseded(gw: &Gateway, previous: &ObjectRecord, current: &[Replica]) {
     for old in &previous.replicas {
         let reused = current
             .iter()
@@ -235,14 +323,14 @@ async fn delete_superseded(ctx: &Ctx, previous: &ObjectRecord, current: &[Replic
         if reused {
             continue;
         }
-        delete_replica(ctx, old).await;
+        delete_replica(gw, old).await;
     }
 }
 
 /// Best-effort removal of one replica; a failure leaves an orphan copy, never a wrong read
 /// (reads go through the index).
-pub async fn delete_replica(ctx: &Ctx, replica: &Replica) {
-    let Some(backend) = ctx.gw.backends.get(&replica.backend) else {
+pub async fn delete_replica(gw: &Gateway, replica: &Replica) {
+    let Some(backend) = gw.backends.get(&replica.backend) else {
         return;
     };
     let Ok(name) = PhysicalName::parse(&replica.name) else {
