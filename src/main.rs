@@ -38,6 +38,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_body_buffers_unpooled();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -176,3 +177,18 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+/// glibc raises its mmap threshold each time a large mapped block is freed, so after the first
+/// request the gateway's 8 MiB body buffers come from the heap arenas, and freed ones stay
+/// resident. A fixed threshold keeps each body buffer in its own mapping, returned to the
+/// system when the buffer is dropped: resident memory follows the buffers in use.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_body_buffers_unpooled() {
+    // SAFETY: mallopt only tunes the allocator; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_body_buffers_unpooled() {}
