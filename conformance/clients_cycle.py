@@ -10,6 +10,8 @@ Subcommands (each exits non-zero with a message on stderr when something is wron
   mutate DIR                    change one file, add one, delete one (for sync checks)
   manifest DIR                  print "sha256  relative/path" for every file, sorted
   same DIR_A DIR_B              compare two trees byte for byte (via sha256)
+  mpu-etag FILE PART_BYTES      print the ETag S3 gives FILE uploaded in parts of PART_BYTES:
+                                "<MD5 of the part MD5s>-<N>", quoted
   selfsigned DIR                write ca.pem, cert.pem, key.pem for 127.0.0.1/localhost
                                 (needs the `cryptography` package)
   boto3-cycle STEP ...          one step of the boto3 cycle (see BOTO3_STEPS below)
@@ -122,6 +124,15 @@ def same(a, b):
     if problems:
         die(f"trees differ ({len(problems)} problems):\n  " + "\n  ".join(problems[:20]))
     print(f"{len(fa)} files identical (sha256)")
+
+
+def mpu_etag(path, part_bytes):
+    part_bytes = int(part_bytes)
+    md5s = []
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(part_bytes), b""):
+            md5s.append(hashlib.md5(block).digest())
+    print(f'"{hashlib.md5(b"".join(md5s)).hexdigest()}-{len(md5s)}"')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +525,8 @@ def main(argv):
         manifest(args[0])
     elif cmd == "same":
         same(args[0], args[1])
+    elif cmd == "mpu-etag":
+        mpu_etag(args[0], args[1])
     elif cmd == "selfsigned":
         selfsigned(args[0])
     elif cmd == "boto3-cycle":

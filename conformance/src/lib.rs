@@ -46,6 +46,11 @@ pub const LIMITED: Key = Key {
 pub struct Options {
     /// `limits.header_timeout_secs` (default: the gateway's default).
     pub header_timeout_secs: Option<u64>,
+    /// `limits.upload_max_age_secs`: incomplete multipart uploads older than this are aborted
+    /// (default: the gateway's default, 7 days).
+    pub upload_max_age_secs: Option<u64>,
+    /// `limits.upload_cleanup_interval_secs`: how often the gateway looks for such uploads.
+    pub upload_cleanup_interval_secs: Option<u64>,
     /// Serve TLS as well, with a fresh self-signed certificate for `localhost`/127.0.0.1.
     pub tls: bool,
     /// Extra TOML appended to the configuration (policies, bucket mappings…).
@@ -273,6 +278,12 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
     t.push_str("\n[limits]\ninflight_bytes = 134217728\nchunk_bytes = 5242880\n");
     if let Some(secs) = options.header_timeout_secs {
         t.push_str(&format!("header_timeout_secs = {secs}\n"));
+    }
+    if let Some(secs) = options.upload_max_age_secs {
+        t.push_str(&format!("upload_max_age_secs = {secs}\n"));
+    }
+    if let Some(secs) = options.upload_cleanup_interval_secs {
+        t.push_str(&format!("upload_cleanup_interval_secs = {secs}\n"));
     }
     for (key, buckets, read_only) in [
         (ADMIN, None, false),

@@ -860,7 +860,7 @@ async fn unsupported_operations_are_not_implemented() {
             "sig?versioning",
             b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
         ),
-        ("POST", "sig/mpu?uploads", b""),
+        ("POST", "sig/mpu?restore", b""),
     ] {
         let resp = signed_raw(
             &gw,

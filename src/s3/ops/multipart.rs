@@ -594,6 +594,16 @@ fn choose_parts(
                 .with("PartNumber", entry.part_number.to_string())
                 .with("ETag", &entry.etag));
         }
+        if upload.checksum_type == Some(ChecksumType::Composite) && entry.checksum().is_none() {
+            let name = upload
+                .checksum_algorithm
+                .map(|a| a.name().to_ascii_lowercase())
+                .unwrap_or_default();
+            return Err(S3Error::invalid_request(format!(
+                "The upload was created using a {name} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                entry.part_number
+            )));
+        }
         if let Some((algorithm, value)) = entry.checksum() {
             let matches = part
                 .checksum
@@ -660,6 +670,13 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let key = ctx.key()?.to_string();
     let upload_id = upload_id_param(ctx)?;
     existing_bucket(ctx, &bucket)?;
+    // On this request `x-amz-checksum-*` is the whole object's checksum, not the XML body's:
+    // set aside before the body is read and verified.
+    let object_checksum_header = ChecksumAlgorithm::ALL.into_iter().find_map(|a| {
+        ctx.headers
+            .remove(a.header_name())
+            .and_then(|v| v.to_str().ok().map(|v| (a, v.trim().to_string())))
+    });
     let body = read_small_body(ctx).await?;
     let doc: xml::CompleteMultipartUpload = xml::from_xml("CompleteMultipartUpload", &body)?;
     let gw = ctx.gw.clone();
@@ -686,21 +703,24 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
         .ok_or_else(|| S3Error::internal("a part's ETag in the index is not an MD5"))?;
     let etag = composite::multipart_etag(&md5s);
     let checksum = object_checksum(&upload, &chosen.records)?;
-    if let Some(c) = &checksum {
-        // A full-object checksum the client computed itself must match ours.
-        if let Some(sent) = ctx.header(c.algorithm.header_name()) {
-            let sent = sent.trim();
-            let ours_plain = c.value.split('-').next().unwrap_or("");
-            if sent != c.value && sent != ours_plain {
-                return Err(S3Error::new(
-                    "BadDigest",
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        c.algorithm.name().to_ascii_lowercase()
-                    ),
-                ));
-            }
+    if let Some((algorithm, sent)) = &object_checksum_header {
+        // The checksum the client computed for the whole object must match ours.
+        let Some(c) = checksum.as_ref().filter(|c| c.algorithm == *algorithm) else {
+            return Err(S3Error::invalid_request(format!(
+                "The upload was not created with a {} checksum.",
+                algorithm.name().to_ascii_lowercase()
+            )));
+        };
+        let ours_plain = c.value.split('-').next().unwrap_or("");
+        if sent != &c.value && sent != ours_plain {
+            return Err(S3Error::new(
+                "BadDigest",
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    c.algorithm.name().to_ascii_lowercase()
+                ),
+            ));
         }
     }
     let owner = ctx.credential.access_key_id.clone();
