@@ -56,6 +56,13 @@ impl S3Error {
         )
         .with("Key", key)
     }
+    pub fn entity_too_large() -> Self {
+        Self::new(
+            "EntityTooLarge",
+            StatusCode::BAD_REQUEST,
+            "Your proposed upload exceeds the maximum allowed object size.",
+        )
+    }
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new("InvalidArgument", StatusCode::BAD_REQUEST, message)
     }

@@ -176,7 +176,7 @@ async fn dispatch(
         Operation::UploadPart => ops::multipart::upload_part(&mut ctx).await,
         Operation::UploadPartCopy => ops::multipart::upload_part_copy(&mut ctx).await,
         Operation::CompleteMultipartUpload => {
-            ops::multipart::complete_multipart_upload(&mut ctx).await
+            ops::multipart_complete::complete_multipart_upload(&mut ctx).await
         }
         Operation::AbortMultipartUpload => ops::multipart::abort_multipart_upload(&ctx).await,
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,

@@ -5,11 +5,10 @@ use futures::StreamExt;
 use http::StatusCode;
 
 use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
-use super::support::existing_bucket;
+use super::support::{check_copy_source_conditions, existing_bucket, read_object};
 use super::write::{store_object, Content, WriteRequest};
-use crate::replication::{open_replicas, ReplicationError};
+use crate::replication::ReplicationError;
 use crate::s3::checksum::ChecksumAlgorithm;
-use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
@@ -67,21 +66,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         .meta
         .object(&src_bucket, &src_key)?
         .ok_or_else(|| S3Error::no_such_key(&src_key))?;
-    match Conditions::from_headers(&ctx.headers, "x-amz-copy-source-")
-        .evaluate(&src.etag, src.modified_ms)
-    {
-        Verdict::Proceed => {}
-        Verdict::NotModified => {
-            return Err(S3Error::precondition_failed(
-                "x-amz-copy-source-If-None-Match",
-            ))
-        }
-        Verdict::PreconditionFailed(which) => {
-            return Err(S3Error::precondition_failed(&format!(
-                "x-amz-copy-source-{which}"
-            )))
-        }
-    }
+    check_copy_source_conditions(&ctx.headers, &src)?;
     if src.size > MAX_PUT_SIZE {
         return Err(S3Error::invalid_request(format!(
             "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_PUT_SIZE}"
@@ -92,14 +77,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     } else {
         src.attributes.clone()
     };
-    let replicas = ctx
-        .gw
-        .placement
-        .read_order(&src_bucket, &src.replicas)
-        .into_iter()
-        .cloned()
-        .collect();
-    let read = open_replicas(&ctx.gw.backends, replicas, 0..src.size).await?;
+    let read = read_object(&ctx.gw, &src_bucket, &src, 0..src.size).await?;
     let body = read.body.map(|item| {
         item.map_err(|e| ReplicationError::NoReplica {
             errors: e.to_string(),

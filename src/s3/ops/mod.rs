@@ -6,6 +6,7 @@ pub mod copy;
 pub mod delete;
 pub mod list;
 pub mod multipart;
+pub mod multipart_complete;
 pub mod multipart_list;
 pub mod object;
 mod support;

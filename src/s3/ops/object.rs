@@ -8,10 +8,10 @@ use http::{HeaderMap, StatusCode};
 
 use super::bucket::check_canned_acl;
 use super::multipart::part_number_param;
-use super::support::existing_bucket;
+use super::support::{existing_bucket, read_object};
 use super::write::{delete_replica, store_object, Content, WriteRequest};
 use crate::meta::ObjectRecord;
-use crate::replication::{open_replicas, ReplicationError};
+use crate::replication::ReplicationError;
 use crate::s3::body::verified_body;
 use crate::s3::body::BodyRules;
 use crate::s3::conditions::{etag_matches, Conditions, Verdict};
@@ -36,11 +36,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let payload = ctx.verified.payload.clone();
     let rules = BodyRules::from_headers(&ctx.headers, &payload)?;
     if rules.declared_len > MAX_PUT_SIZE {
-        return Err(S3Error::new(
-            "EntityTooLarge",
-            StatusCode::BAD_REQUEST,
-            "Your proposed upload exceeds the maximum allowed object size.",
-        ));
+        return Err(S3Error::entity_too_large());
     }
     let known_etag = rules.content_md5.map(hex::encode);
     let size = rules.declared_len;
@@ -209,14 +205,7 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
     let mut r = if head {
         response::empty(status)
     } else {
-        let replicas = ctx
-            .gw
-            .placement
-            .read_order(bucket, &record.replicas)
-            .into_iter()
-            .cloned()
-            .collect();
-        let read = open_replicas(&ctx.gw.backends, replicas, span.clone()).await?;
+        let read = read_object(&ctx.gw, bucket, &record, span.clone()).await?;
         let mut r = http::Response::new(response::stream_body(read.body));
         *r.status_mut() = status;
         r

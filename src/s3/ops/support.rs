@@ -1,7 +1,12 @@
 //! Small pieces several operations share: reading XML bodies, bucket lookups.
 
-use crate::meta::BucketRecord;
+use std::ops::Range;
+
+use crate::gateway::Gateway;
+use crate::meta::{BucketRecord, ObjectRecord};
+use crate::replication::{open_replicas, ReplicaRead};
 use crate::s3::body::{verified_body, BodyRules};
+use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use futures::StreamExt;
@@ -12,6 +17,37 @@ pub fn existing_bucket(ctx: &Ctx, bucket: &str) -> S3Result<BucketRecord> {
         .meta
         .bucket(bucket)?
         .ok_or_else(|| S3Error::no_such_bucket(bucket))
+}
+
+/// Opens `span` of an object, from its replicas in the bucket policy's read order.
+pub async fn read_object(
+    gw: &Gateway,
+    bucket: &str,
+    record: &ObjectRecord,
+    span: Range<u64>,
+) -> S3Result<ReplicaRead> {
+    let replicas = gw
+        .placement
+        .read_order(bucket, &record.replicas)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok(open_replicas(&gw.backends, replicas, span).await?)
+}
+
+/// The `x-amz-copy-source-if-*` conditions of CopyObject and UploadPartCopy.
+pub fn check_copy_source_conditions(headers: &http::HeaderMap, src: &ObjectRecord) -> S3Result<()> {
+    match Conditions::from_headers(headers, "x-amz-copy-source-")
+        .evaluate(&src.etag, src.modified_ms)
+    {
+        Verdict::Proceed => Ok(()),
+        Verdict::NotModified => Err(S3Error::precondition_failed(
+            "x-amz-copy-source-If-None-Match",
+        )),
+        Verdict::PreconditionFailed(which) => Err(S3Error::precondition_failed(&format!(
+            "x-amz-copy-source-{which}"
+        ))),
+    }
 }
 
 /// Reads a small request document (XML), verified like any body, bounded in size.
