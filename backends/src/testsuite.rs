@@ -712,6 +712,60 @@ pub async fn multipart_unknown_receipt(b: &dyn Backend) {
     b.abort_upload(&name, &upload).await.expect("abort");
 }
 
+/// Uploads to the same name do not disturb each other: completing one, or a plain PUT of the
+/// name, leaves the other's parts intact, and it completes afterwards with its own bytes.
+pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-same-name", "shared/key");
+    let (name, first) = start_upload(b, bucket, key, "up6").await;
+    let (_, second) = start_upload(b, bucket, key, "up7").await;
+    let (_, third) = start_upload(b, bucket, key, "up8").await;
+    let (p1, p2, p3) = (pattern(PART, 10), pattern(PART, 11), pattern(PART, 12));
+    let (a1, b1, c1) = tokio::join!(
+        upload_part(b, &name, &first, 1, &p1),
+        upload_part(b, &name, &second, 1, &p2),
+        upload_part(b, &name, &third, 1, &p3),
+    );
+    let a2 = upload_part(b, &name, &first, 2, b"first").await;
+    let b2 = upload_part(b, &name, &second, 2, b"second").await;
+    let size = |tail: &[u8]| (PART + tail.len()) as u64;
+    let complete = |upload: &str, parts: Vec<CompletedPart>, version: &str, size: u64| {
+        let (upload, version) = (upload.to_string(), version.to_string());
+        let name = name.clone();
+        async move {
+            b.complete_upload(
+                &name,
+                &upload,
+                &parts,
+                &ObjectAttributes::default(),
+                &stamp(bucket, key, &version, size),
+            )
+            .await
+        }
+    };
+    complete(&first, vec![a1, a2], "v-first", size(b"first"))
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete the first upload: {e}", b.id()));
+    assert!(read(b, &name).await == [p1, b"first".to_vec()].concat());
+    // A plain PUT in between: it too commits the name.
+    put_bytes(b, bucket, key, "v-put", b"plain").await;
+    let c2 = upload_part(b, &name, &third, 2, b"third").await;
+    complete(&second, vec![b1, b2], "v-second", size(b"second"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: the second upload lost its parts to the first: {e}",
+                b.id()
+            )
+        });
+    assert!(read(b, &name).await == [p2, b"second".to_vec()].concat());
+    let stamp_seen = b.head(&name).await.expect("head").stamp.expect("stamp");
+    assert_eq!(stamp_seen.version_id, "v-second");
+    complete(&third, vec![c1, c2], "v-third", size(b"third"))
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete the third upload: {e}", b.id()));
+    assert!(read(b, &name).await == [p3, b"third".to_vec()].concat());
+}
+
 /// All of the above, in sequence.
 pub async fn run_all(b: &dyn Backend) {
     put_get_roundtrip(b).await;
@@ -732,6 +786,7 @@ pub async fn run_all(b: &dyn Backend) {
     multipart_sparse_subset(b).await;
     multipart_abort(b).await;
     multipart_unknown_receipt(b).await;
+    multipart_concurrent_same_name(b).await;
 }
 
 #[cfg(test)]
@@ -800,6 +855,7 @@ mod runs {
         multipart_sparse_subset,
         multipart_abort,
         multipart_unknown_receipt,
+        multipart_concurrent_same_name,
     );
 
     /// The whole suite on one shared backend, as another crate would run it.

@@ -198,6 +198,7 @@ macro_rules! full_suite {
             multipart_sparse_subset,
             multipart_abort,
             multipart_unknown_receipt,
+            multipart_concurrent_same_name,
         );
     };
 }
@@ -208,6 +209,7 @@ suite!(s3_rclone_native => super::rclone_native(); [cfg(all())];
     multipart_roundtrip,
     multipart_reupload,
     multipart_abort,
+    multipart_concurrent_same_name,
 );
 suite!(s3_rclone_native_known_failures => super::rclone_native();
     [ignore = "rclone serve s3 completes only parts numbered 1..N without gaps (400 InvalidPart)"];

@@ -1,6 +1,7 @@
 //! Native multipart uploads: each part streams straight into the provider's own multipart
 //! upload (S3 UploadPart, Azure Put Block) and completion composes them on the provider
-//! (S3 CompleteMultipartUpload, Azure Put Block List), without reading the bytes again.
+//! (S3 CompleteMultipartUpload, Azure Put Block List and Copy Blob), without reading the bytes
+//! again.
 //!
 //! The requests are sent and signed here (object_store's positional multipart API cannot
 //! take the caller's sparse part numbers, nor complete with a chosen subset of receipts),
@@ -16,9 +17,15 @@
 //! * Azure: handle = the gateway upload id; receipt = the block id as 64 hex digits (32
 //!   bytes: 16 bytes of SHA-256 of the handle, the part number as a big-endian u32, a random
 //!   12-byte nonce). Every block id on a blob has the same length (44 characters in base64,
-//!   the length object_store's own block ids have), and concurrent uploads to one blob never
-//!   collide. A small marker object `.hansa/uploads/<upload id>` records that the upload is
-//!   live: abort deletes it, so an aborted upload can no longer complete.
+//!   the length object_store's own block ids have).
+//!
+//!   Azure drops every uncommitted block of a blob when anything commits that blob, so blocks
+//!   staged on the destination would be lost to a concurrent upload's completion or a plain
+//!   PUT of the same key. Each upload therefore has a staging blob of its own,
+//!   `.hansa/uploads/<upload id>`, created with the upload (its existence says the upload is
+//!   live) and holding its blocks. Completion commits the chosen blocks there (Put Block
+//!   List), copies the blob to the key (Copy Blob, a server-side copy) and deletes the staging
+//!   blob; abort deletes it, and its uncommitted blocks with it.
 //!
 //! # Attributes and stamp
 //!
@@ -39,7 +46,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
-use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
+use object_store::azure::{AzureAuthorizer, AzureCredential, AzureCredentialProvider};
 use object_store::client::{HttpRequest, HttpRequestBody};
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStore, PutPayload};
@@ -56,8 +63,11 @@ use std::time::Duration;
 pub const META_MPU: &str = "hansa-mpu";
 /// Side objects with the attributes of natively completed S3 uploads.
 pub const MPU_ATTRS_PREFIX: &str = ".hansa/mpu-attrs/";
-/// Markers of live Azure uploads.
-pub const LIVE_UPLOADS_PREFIX: &str = ".hansa/uploads/";
+/// Azure uploads' staging blobs: created with the upload (its existence says the upload is
+/// live), its blocks staged on it, committed there and copied to the key at completion.
+pub const AZURE_STAGING_PREFIX: &str = ".hansa/uploads/";
+/// How long a completion waits for a pending Azure copy.
+const AZURE_COPY_LIMIT: Duration = Duration::from_secs(3600);
 
 /// S3's URI encoding of a query value (and, without `/`, of a path).
 const STRICT_ENCODE_SET: AsciiSet = NON_ALPHANUMERIC
@@ -340,6 +350,21 @@ fn azure_block_id(handle: &str, part_number: u32) -> [u8; 32] {
     id
 }
 
+fn azure_staging_name(upload: &str) -> String {
+    format!("{AZURE_STAGING_PREFIX}{upload}")
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn azure_error_code(reply: &Reply) -> Option<String> {
+    header_text(&reply.headers, "x-ms-error-code").or_else(|| xml_element(&reply.text(), "Code"))
+}
+
 /// The block id a receipt of `handle`'s upload names, or `None` for a receipt that is not one.
 fn azure_receipt_block(handle: &str, part_number: u32, receipt: &str) -> Option<String> {
     let raw = hex::decode(receipt).ok()?;
@@ -471,7 +496,7 @@ impl ObjectStoreBackend {
                 Ok(format!("{upload_id}:{id}"))
             }
             NativeMultipart::Azure(_) => {
-                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload_id}");
+                let rel = azure_staging_name(upload_id);
                 let path = self.join(&rel)?;
                 self.store
                     .put(&path, PutPayload::from(Bytes::from(name.to_string())))
@@ -519,7 +544,8 @@ impl ObjectStoreBackend {
                 }
                 let id = azure_block_id(upload, part_number);
                 let block = base64::engine::general_purpose::STANDARD.encode(id);
-                let mut url = az.blob_url(&path);
+                // Staged on the upload's own blob, where no other writer commits.
+                let mut url = az.blob_url(&self.join(&azure_staging_name(upload))?);
                 url.query_pairs_mut()
                     .append_pair("comp", "block")
                     .append_pair("blockid", &block);
@@ -684,19 +710,21 @@ impl ObjectStoreBackend {
                 if !is_safe_token(upload) {
                     return Err(precondition());
                 }
-                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload}");
-                let marker = self.join(&rel)?;
-                match self.store.head(&marker).await {
+                let rel = azure_staging_name(upload);
+                let staging = self.join(&rel)?;
+                match self.store.head(&staging).await {
                     Ok(_) => {}
                     Err(object_store::Error::NotFound { .. }) => return Err(precondition()),
                     Err(e) => return Err(self.map_err(e, &rel)),
                 }
+                // `Latest` finds a block whether it is still uncommitted or was committed by
+                // an earlier attempt of this completion, so a retried completion works.
                 let mut xml =
                     String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<BlockList>");
                 for p in parts {
                     let block = azure_receipt_block(upload, p.part_number, &p.receipt)
                         .ok_or_else(precondition)?;
-                    xml.push_str(&format!("<Uncommitted>{block}</Uncommitted>"));
+                    xml.push_str(&format!("<Latest>{block}</Latest>"));
                 }
                 xml.push_str("</BlockList>");
                 let xml = Bytes::from(xml);
@@ -706,7 +734,7 @@ impl ObjectStoreBackend {
                     azure_standard,
                 )?;
                 headers.push(header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?);
-                let mut url = az.blob_url(&path);
+                let mut url = az.blob_url(&staging);
                 url.query_pairs_mut().append_pair("comp", "blocklist");
                 let reply = self
                     .native_small(&az.retry, name.as_str(), what, || {
@@ -714,20 +742,17 @@ impl ObjectStoreBackend {
                     })
                     .await?;
                 if !reply.status.is_success() {
-                    let text = reply.text();
                     if reply.status == StatusCode::BAD_REQUEST
-                        && (text.contains("InvalidBlockList")
-                            || reply
-                                .headers
-                                .get("x-ms-error-code")
-                                .is_some_and(|v| v.as_bytes() == b"InvalidBlockList"))
+                        && azure_error_code(&reply).as_deref() == Some("InvalidBlockList")
                     {
                         return Err(precondition());
                     }
                     return Err(self.native_status_error(name.as_str(), what, &reply));
                 }
-                if let Err(e) = self.store.delete(&marker).await {
-                    tracing::warn!(backend = %self.id, upload, error = %e, "upload marker left after completion");
+                self.azure_copy(az, &staging, &path, name.as_str()).await?;
+                // Deleting the staging blob also drops any block the completion left out.
+                if let Err(e) = self.store.delete(&staging).await {
+                    tracing::warn!(backend = %self.id, upload, error = %e, "staging blob left after completion");
                 }
                 let info = self.head_path(&path, name.as_str()).await?;
                 Ok(PutResult {
@@ -735,6 +760,75 @@ impl ObjectStoreBackend {
                     size: info.size,
                 })
             }
+        }
+    }
+
+    /// Copy Blob from `source` to `dest` in the same container, waiting until the copy is no
+    /// longer pending (a copy inside one account is usually done when the call returns).
+    async fn azure_copy(
+        &self,
+        az: &AzureNative,
+        source: &Path,
+        dest: &Path,
+        name: &str,
+    ) -> Result<()> {
+        let what = "copy staged upload to";
+        let mut source_url = az.blob_url(source);
+        if let Some(pairs) = az.sas_pairs().await? {
+            source_url.query_pairs_mut().extend_pairs(pairs);
+        }
+        let headers = vec![
+            header("x-ms-copy-source", source_url.as_str())?,
+            header(CONTENT_LENGTH.as_str(), "0")?,
+        ];
+        let dest_url = az.blob_url(dest);
+        let reply = self
+            .native_small(&az.retry, name, what, || {
+                az.signed(Method::PUT, &dest_url, headers.clone(), Bytes::new())
+            })
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.native_status_error(name, what, &reply));
+        }
+        let copy_id = header_text(&reply.headers, "x-ms-copy-id");
+        let mut status = header_text(&reply.headers, "x-ms-copy-status");
+        let mut attempt = 0usize;
+        let started = std::time::Instant::now();
+        while status.as_deref() == Some("pending") {
+            if started.elapsed() > AZURE_COPY_LIMIT {
+                return Err(BackendError::unavailable(format!(
+                    "backend {}: {what} {name}: copy still pending after {:?}",
+                    self.id, AZURE_COPY_LIMIT
+                )));
+            }
+            tokio::time::sleep(
+                Duration::from_millis(100)
+                    .saturating_mul(2u32.saturating_pow(attempt.min(5) as u32)),
+            )
+            .await;
+            attempt += 1;
+            let reply = self
+                .native_small(&az.retry, name, what, || {
+                    az.signed(Method::HEAD, &dest_url, Vec::new(), Bytes::new())
+                })
+                .await?;
+            if !reply.status.is_success() {
+                return Err(self.native_status_error(name, what, &reply));
+            }
+            if header_text(&reply.headers, "x-ms-copy-id") != copy_id {
+                // Another write replaced the blob while our copy ran.
+                return Err(BackendError::PreconditionFailed {
+                    name: name.to_string(),
+                });
+            }
+            status = header_text(&reply.headers, "x-ms-copy-status");
+        }
+        match status.as_deref() {
+            None | Some("success") => Ok(()),
+            Some(other) => Err(BackendError::unavailable(format!(
+                "backend {}: {what} {name}: copy status {other}",
+                self.id
+            ))),
         }
     }
 
@@ -788,12 +882,11 @@ impl ObjectStoreBackend {
                 Ok(())
             }
             NativeMultipart::Azure(_) => {
-                // Azure cannot delete uncommitted blocks: they go when the blob is next
-                // committed, or after a week. Removing the marker makes the upload unusable.
+                // Deleting the staging blob deletes its uncommitted blocks with it.
                 if !is_safe_token(upload) {
                     return Ok(());
                 }
-                let rel = format!("{LIVE_UPLOADS_PREFIX}{upload}");
+                let rel = azure_staging_name(upload);
                 match self.store.delete(&self.join(&rel)?).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                     Err(e) => Err(self.map_err(e, &rel)),
@@ -928,6 +1021,22 @@ impl AzureNative {
         let mut req = request(method, url.as_str(), headers, body)?;
         AzureAuthorizer::new(&credential, &self.account).authorize(&mut req);
         Ok(req)
+    }
+
+    /// The SAS token's query pairs when the credential is one (a copy's source URL needs
+    /// them).
+    async fn sas_pairs(&self) -> Result<Option<Vec<(String, String)>>> {
+        let credential =
+            self.credentials
+                .get_credential()
+                .await
+                .map_err(|e| BackendError::Unauthorized {
+                    message: format!("no Azure credentials: {e}"),
+                })?;
+        Ok(match credential.as_ref() {
+            AzureCredential::SASToken(pairs) => Some(pairs.clone()),
+            _ => None,
+        })
     }
 
     async fn signed(
