@@ -116,10 +116,12 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
         .as_ref()
         .map(|s| s.etag.clone())
         .unwrap_or_default();
-    let etag = if stamped_etag.is_empty() {
-        content_md5(source).await?
-    } else {
-        stamped_etag
+    // A replica completed through S3's protocol keeps its creation-time stamp, without ETag
+    // or checksum: the completion's intent has them.
+    let etag = match (stamped_etag.is_empty(), &intent.etag) {
+        (false, _) => stamped_etag,
+        (true, Some(etag)) => etag.clone(),
+        (true, None) => content_md5(source).await?,
     };
     let replicas = found
         .iter()
@@ -153,6 +155,7 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
             .stamp
             .as_ref()
             .and_then(|s| s.checksum.as_deref())
+            .or(intent.checksum.as_deref())
             .and_then(parse_stamped_checksum),
         attributes: info.attributes.clone(),
         modified_ms: info
@@ -165,6 +168,7 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
         replicas,
         parts: intent.parts.clone(),
         checksum_type: intent.checksum_type,
+        upload_id: intent.upload_id.clone(),
     })
 }
 

@@ -2175,3 +2175,228 @@ async fn complete_with_conditions() {
     assert_eq!(get(&s3, "cond", "exists").await, b"from the upload");
     gw.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// a retried Complete
+
+/// A client that missed Complete's answer and sends it again gets the same 200 and result
+/// (S3 does this for a while after completion, and the SDKs rely on it); nothing is written.
+#[tokio::test]
+async fn retried_complete_answers_like_the_first() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "retry").await;
+    let key = "dir/retried ✓.bin";
+    let p1 = random_bytes(PART);
+    let p2 = random_bytes(777);
+    let id = create(&s3, "retry", key).await;
+    let e1 = upload(&s3, "retry", key, &id, 1, &p1).await;
+    let e2 = upload(&s3, "retry", key, &id, 2, &p2).await;
+    let parts = [(1, e1.as_str()), (2, e2.as_str())];
+    let first = complete(&s3, "retry", key, &id, &parts).await;
+    let etag = multipart_etag(&[&p1, &p2]);
+    assert_eq!(first.e_tag(), Some(etag.as_str()));
+    let before = s3
+        .head_object()
+        .bucket("retry")
+        .key(key)
+        .send()
+        .await
+        .expect("head");
+
+    for attempt in 1..=2 {
+        let again = s3
+            .complete_multipart_upload()
+            .bucket("retry")
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(completed(&parts))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("retried Complete #{attempt}: {e:?}"));
+        assert_eq!(again.e_tag(), first.e_tag(), "retry #{attempt}");
+        assert_eq!(again.bucket(), first.bucket());
+        assert_eq!(again.key(), first.key());
+        assert_eq!(again.location(), first.location());
+        assert_eq!(again.version_id(), first.version_id());
+    }
+
+    // The object is the one the first Complete made: same bytes, ETag and modification time.
+    let got = s3
+        .get_object()
+        .bucket("retry")
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
+    assert_eq!(got.last_modified(), before.last_modified());
+    assert_eq!(
+        sha256_hex(&body_of(got).await),
+        sha256_hex(&concat(&[&p1, &p2]))
+    );
+    assert_replicas(&gw, "retry", key, &concat(&[&p1, &p2]));
+
+    // A request naming a different number of parts is not the same request.
+    assert_s3_err!(
+        s3.complete_multipart_upload()
+            .bucket("retry")
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(completed(&parts[..1]))
+            .send()
+            .await,
+        404,
+        "NoSuchUpload"
+    );
+    // The upload id belongs to its key.
+    assert_s3_err!(
+        s3.complete_multipart_upload()
+            .bucket("retry")
+            .key("other-key")
+            .upload_id(&id)
+            .multipart_upload(completed(&parts))
+            .send()
+            .await,
+        404,
+        "NoSuchUpload"
+    );
+    gw.shutdown().await;
+}
+
+/// The retried answer carries the object's checksum like the first one did.
+#[tokio::test]
+async fn retried_complete_repeats_the_checksum() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "retry-sum").await;
+    let p1 = random_bytes(PART);
+    let p2 = random_bytes(4321);
+    let id = s3
+        .create_multipart_upload()
+        .bucket("retry-sum")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("UploadId")
+        .to_string();
+    let mut done = Vec::new();
+    for (n, p) in [(1, &p1), (2, &p2)] {
+        let sum = checksum_b64("crc32", p);
+        let out = s3
+            .upload_part()
+            .bucket("retry-sum")
+            .key("k")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_crc32(&sum)
+            .body(ByteStream::from(p.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("part {n}: {e:?}"));
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("ETag"))
+                .checksum_crc32(sum)
+                .build(),
+        );
+    }
+    let send = || {
+        s3.complete_multipart_upload()
+            .bucket("retry-sum")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done.clone()))
+                    .build(),
+            )
+            .send()
+    };
+    let first = send().await.expect("complete");
+    let want = composite_checksum("crc32", &[&p1, &p2]);
+    assert_eq!(first.checksum_crc32(), Some(want.as_str()));
+    let again = send().await.expect("retried complete");
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert_eq!(again.checksum_crc32(), first.checksum_crc32());
+    assert_eq!(again.checksum_type(), first.checksum_type());
+    assert_eq!(get(&s3, "retry-sum", "k").await, concat(&[&p1, &p2]));
+    gw.shutdown().await;
+}
+
+/// Only the upload that made the current object is answered: an aborted upload, a made-up id,
+/// and a completed upload whose object was since replaced still get NoSuchUpload.
+#[tokio::test]
+async fn retried_complete_needs_the_current_object() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "retry-no").await;
+    let complete_again = |key: &'static str, id: String, etag: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.complete_multipart_upload()
+                .bucket("retry-no")
+                .key(key)
+                .upload_id(id)
+                .multipart_upload(completed(&[(1, &etag)]))
+                .send()
+                .await
+        }
+    };
+
+    // Aborted, on a key whose object another upload made.
+    let done = create(&s3, "retry-no", "k").await;
+    let e = upload(&s3, "retry-no", "k", &done, 1, b"completed").await;
+    complete(&s3, "retry-no", "k", &done, &[(1, &e)]).await;
+    let aborted = create(&s3, "retry-no", "k").await;
+    let ea = upload(&s3, "retry-no", "k", &aborted, 1, b"aborted").await;
+    s3.abort_multipart_upload()
+        .bucket("retry-no")
+        .key("k")
+        .upload_id(&aborted)
+        .send()
+        .await
+        .expect("abort");
+    assert_s3_err!(complete_again("k", aborted, ea).await, 404, "NoSuchUpload");
+    // Made up, of the gateway's shape and not.
+    for id in ["0123456789abcdef0123456789abcdef", "not-an-upload-id"] {
+        assert_s3_err!(
+            complete_again("k", id.to_string(), e.clone()).await,
+            404,
+            "NoSuchUpload"
+        );
+    }
+    // The completed one is still answered...
+    complete_again("k", done.clone(), e.clone())
+        .await
+        .expect("retry of the upload that made the object");
+    // ...until a plain PUT replaces its object.
+    put(&s3, "retry-no", "k", b"overwritten").await;
+    assert_s3_err!(
+        complete_again("k", done.clone(), e.clone()).await,
+        404,
+        "NoSuchUpload"
+    );
+    assert_eq!(get(&s3, "retry-no", "k").await, b"overwritten");
+    // Or once the object is deleted.
+    let id = create(&s3, "retry-no", "gone").await;
+    let eg = upload(&s3, "retry-no", "gone", &id, 1, b"soon deleted").await;
+    complete(&s3, "retry-no", "gone", &id, &[(1, &eg)]).await;
+    s3.delete_object()
+        .bucket("retry-no")
+        .key("gone")
+        .send()
+        .await
+        .expect("delete");
+    assert_s3_err!(complete_again("gone", id, eg).await, 404, "NoSuchUpload");
+    assert_s3_err!(
+        s3.get_object().bucket("retry-no").key("gone").send().await,
+        404,
+        "NoSuchKey"
+    );
+    gw.shutdown().await;
+}

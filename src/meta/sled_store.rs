@@ -356,6 +356,7 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
+            upload_id: None,
         }
     }
 

@@ -171,7 +171,18 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let key_guard = gw.locks.lock(&bucket, &key).await;
     let upload_guard = gw.upload_locks.lock_bucket(&upload_id).await;
     existing_bucket(ctx, &bucket)?;
-    let upload = load_upload(&gw, &bucket, &key, &upload_id)?;
+    let upload = match load_upload(&gw, &bucket, &key, &upload_id) {
+        Ok(upload) => upload,
+        Err(e) if e.code == "NoSuchUpload" => {
+            // Checked under the key and upload locks: a completion of this upload still
+            // running has finished, and an aborted upload never named an object.
+            let made =
+                completed_before(&gw, &bucket, &key, &upload_id, doc.parts.len())?.ok_or(e)?;
+            let location = object_location(ctx, &bucket, &key);
+            return completion_response(&made, &bucket, &key, &location);
+        }
+        Err(e) => return Err(e),
+    };
     let previous = gw.meta.object(&bucket, &key)?;
     check_put_conditions(&ctx.headers, previous.as_ref(), &key)?;
     let chosen = choose_parts(&gw, &upload, &doc.parts)?;
@@ -234,6 +245,23 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     };
     let record = result?;
     completion_response(&record, &bucket, &key, &location)
+}
+
+/// The key's current object if `upload_id` made it and the request names as many parts: then
+/// this Complete is a retry of one whose answer the client missed, and S3 repeats that answer.
+/// Nothing is written, and conditions are not checked again: they held when the object was
+/// made, and a retried `If-None-Match: *` would now fail against the upload's own object.
+fn completed_before(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_count: usize,
+) -> S3Result<Option<ObjectRecord>> {
+    Ok(gw
+        .meta
+        .object(bucket, key)?
+        .filter(|r| r.upload_id.as_deref() == Some(upload_id) && r.parts.len() == part_count))
 }
 
 fn object_location(ctx: &Ctx, bucket: &str, key: &str) -> String {
@@ -358,6 +386,9 @@ async fn complete_upload(
         .enumerate()
         .filter_map(|(i, t)| upload_target(&gw, t).map(|target| (target, i)))
         .unzip();
+    let stamped_checksum = checksum
+        .as_ref()
+        .map(|c| format!("{}:{}", c.algorithm.name(), c.value));
     let version_id = begin_write(
         &gw,
         &upload.bucket,
@@ -369,6 +400,8 @@ async fn complete_upload(
             upload_id: upload.upload_id.clone(),
             parts: parts_summary.clone(),
             checksum_type: checksum.as_ref().and(upload.checksum_type),
+            etag: etag.clone(),
+            checksum: stamped_checksum.clone(),
         }),
     )
     .await?;
@@ -378,9 +411,7 @@ async fn complete_upload(
         version_id: version_id.clone(),
         etag: etag.clone(),
         size,
-        checksum: checksum
-            .as_ref()
-            .map(|c| format!("{}:{}", c.algorithm.name(), c.value)),
+        checksum: stamped_checksum,
         late: None,
     };
     let completions = targets.into_iter().zip(target_slots).map(|(target, slot)| {
@@ -449,6 +480,7 @@ async fn complete_upload(
         write_quorum,
         parts: parts_summary,
         checksum_type: checksum.as_ref().and(upload.checksum_type),
+        upload_id: Some(upload.upload_id.clone()),
     };
     let record = commit_write(
         &gw,
@@ -497,6 +529,7 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
+            upload_id: None,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -108,6 +108,7 @@ where
         write_quorum: plan.write_quorum,
         parts: Vec::new(),
         checksum_type: None,
+        upload_id: None,
     };
     commit_write(gw, commit, outcomes, content()).await
 }
@@ -154,9 +155,15 @@ pub struct UploadIntent {
     pub upload_id: String,
     pub parts: Vec<PartSummary>,
     pub checksum_type: Option<ChecksumType>,
+    /// The object's ETag and stamped checksum (`ALGORITHM:base64`): a replica completed
+    /// through S3's protocol keeps its creation-time stamp, which has neither.
+    pub etag: String,
+    pub checksum: Option<String>,
 }
 
-/// Records the intent to write a new version to `targets`; returns the new version id.
+/// Records the intent to write a new version to `targets`; returns the new version id. A
+/// multipart completion's version is its upload id: backends whose provider fixes metadata
+/// when an upload starts stamped that version at creation.
 pub async fn begin_write(
     gw: &Gateway,
     bucket: &str,
@@ -166,10 +173,23 @@ pub async fn begin_write(
     has_previous: bool,
     upload: Option<UploadIntent>,
 ) -> S3Result<String> {
-    let version_id = uuid::Uuid::new_v4().simple().to_string();
-    let (upload_id, parts, checksum_type) = match upload {
-        Some(u) => (Some(u.upload_id), u.parts, u.checksum_type),
-        None => (None, Vec::new(), None),
+    let (version_id, upload_id, parts, checksum_type, etag, checksum) = match upload {
+        Some(u) => (
+            u.upload_id.clone(),
+            Some(u.upload_id),
+            u.parts,
+            u.checksum_type,
+            Some(u.etag),
+            u.checksum,
+        ),
+        None => (
+            uuid::Uuid::new_v4().simple().to_string(),
+            None,
+            Vec::new(),
+            None,
+            None,
+            None,
+        ),
     };
     let intent = Intent {
         bucket: bucket.to_string(),
@@ -184,6 +204,8 @@ pub async fn begin_write(
         upload_id,
         parts,
         checksum_type,
+        etag,
+        checksum,
     };
     gw.meta.record_intent(&version_id, &intent)?;
     // When a previous version exists, the intent must be durable before any replica can
@@ -209,6 +231,8 @@ pub struct Commit<'a> {
     pub write_quorum: usize,
     pub parts: Vec<PartSummary>,
     pub checksum_type: Option<ChecksumType>,
+    /// The multipart upload this write completes, if any.
+    pub upload_id: Option<String>,
 }
 
 /// Commits the new version if the quorum holds it (durably, before returning), and removes the
@@ -253,6 +277,7 @@ pub async fn commit_write(
             .collect(),
         parts: commit.parts,
         checksum_type: commit.checksum_type,
+        upload_id: commit.upload_id,
     };
     gw.meta.put_object(commit.bucket, commit.key, &record)?;
     gw.meta.sync().await?;
