@@ -199,6 +199,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Starts a multipart upload that will become `name`. `upload_id` is the gateway's id
     /// (ASCII alphanumeric), unique per upload. Returns this backend's handle for the upload
     /// (opaque, persisted by the caller and passed back to the calls below).
+    ///
+    /// `attrs` and `stamp` are the object's as far as they are known now; the stamp's version
+    /// is `upload_id`, the version the completed object will have. Backends whose provider
+    /// fixes metadata when an upload starts (S3's protocol) store these, not the ones given at
+    /// completion.
     async fn create_upload(
         &self,
         name: &PhysicalName,
@@ -223,7 +228,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Composes `parts` (ascending part numbers) into `name`, replacing any previous object,
     /// with `attrs` and `stamp` as `put` would store them, and removes everything the upload
-    /// staged. Durable on return. A receipt that no longer matches a stored part →
+    /// staged. `stamp.version_id` is the upload id; `attrs` are the ones given at creation.
+    /// Durable on return. A receipt that no longer matches a stored part →
     /// `PreconditionFailed`.
     async fn complete_upload(
         &self,

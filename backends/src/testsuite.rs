@@ -555,24 +555,34 @@ async fn start_upload(
     key: &str,
     upload_id: &str,
 ) -> (PhysicalName, String) {
+    start_upload_with(b, bucket, key, upload_id, &ObjectAttributes::default()).await
+}
+
+async fn start_upload_with(
+    b: &dyn Backend,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    attrs: &ObjectAttributes,
+) -> (PhysicalName, String) {
     let name = physical_name(bucket, key);
     let handle = b
-        .create_upload(
-            &name,
-            upload_id,
-            &ObjectAttributes::default(),
-            &stamp(bucket, key, upload_id, 0),
-        )
+        .create_upload(&name, upload_id, attrs, &stamp(bucket, key, upload_id, 0))
         .await
         .unwrap_or_else(|e| panic!("{}: create upload {name}: {e}", b.id()));
     (name, handle)
 }
 
 /// Parts sent out of order and concurrently compose in part-number order, with the
-/// attributes and stamp given at completion.
+/// upload's attributes and its version.
 pub async fn multipart_roundtrip(b: &dyn Backend) {
     let (bucket, key) = ("suite-mpu", "dir/big object.bin");
-    let (name, upload) = start_upload(b, bucket, key, "up1").await;
+    let mut attrs = ObjectAttributes {
+        content_type: Some("application/x-test".into()),
+        ..Default::default()
+    };
+    attrs.user_metadata.insert("colour".into(), "blau".into());
+    let (name, upload) = start_upload_with(b, bucket, key, "up1", &attrs).await;
     let p1 = pattern(PART + 1, 1);
     let p2 = pattern(PART + 2, 2);
     let p3 = pattern(1000, 3);
@@ -582,18 +592,13 @@ pub async fn multipart_roundtrip(b: &dyn Backend) {
         upload_part(b, &name, &upload, 2, &p2),
     );
     let size = (p1.len() + p2.len() + p3.len()) as u64;
-    let mut attrs = ObjectAttributes {
-        content_type: Some("application/x-test".into()),
-        ..Default::default()
-    };
-    attrs.user_metadata.insert("colour".into(), "blau".into());
     let done = b
         .complete_upload(
             &name,
             &upload,
             &[c1, c2, c3],
             &attrs,
-            &stamp(bucket, key, "v-mpu", size),
+            &stamp(bucket, key, "up1", size),
         )
         .await
         .unwrap_or_else(|e| panic!("{}: complete {name}: {e}", b.id()));
@@ -607,7 +612,7 @@ pub async fn multipart_roundtrip(b: &dyn Backend) {
     assert_eq!(info.attributes, attrs);
     let stamp = info.stamp.expect("stamp");
     assert_eq!((stamp.bucket.as_str(), stamp.key.as_str()), (bucket, key));
-    assert_eq!(stamp.version_id, "v-mpu");
+    assert_eq!(stamp.version_id, "up1");
     let mid = b
         .get(
             &name,
@@ -640,7 +645,7 @@ pub async fn multipart_reupload(b: &dyn Backend) {
         &upload,
         &[again, last],
         &ObjectAttributes::default(),
-        &stamp(bucket, key, "v", PART as u64 + 4),
+        &stamp(bucket, key, "up2", PART as u64 + 4),
     )
     .await
     .expect("complete");
@@ -659,7 +664,7 @@ pub async fn multipart_sparse_subset(b: &dyn Backend) {
         &upload,
         &[a, c],
         &ObjectAttributes::default(),
-        &stamp(bucket, key, "v", PART as u64 + 3),
+        &stamp(bucket, key, "up3", PART as u64 + 3),
     )
     .await
     .expect("complete");
@@ -680,7 +685,7 @@ pub async fn multipart_abort(b: &dyn Backend) {
             &upload,
             &[part],
             &ObjectAttributes::default(),
-            &stamp(bucket, key, "v2", 1000),
+            &stamp(bucket, key, "up4", 1000),
         )
         .await;
     assert!(after.is_err(), "{}: completed an aborted upload", b.id());
@@ -700,7 +705,7 @@ pub async fn multipart_unknown_receipt(b: &dyn Backend) {
             &upload,
             &[part],
             &ObjectAttributes::default(),
-            &stamp(bucket, key, "v2", 4),
+            &stamp(bucket, key, "up5", 4),
         )
         .await;
     assert!(
@@ -742,14 +747,14 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
             .await
         }
     };
-    complete(&first, vec![a1, a2], "v-first", size(b"first"))
+    complete(&first, vec![a1, a2], "up6", size(b"first"))
         .await
         .unwrap_or_else(|e| panic!("{}: complete the first upload: {e}", b.id()));
     assert!(read(b, &name).await == [p1, b"first".to_vec()].concat());
     // A plain PUT in between: it too commits the name.
     put_bytes(b, bucket, key, "v-put", b"plain").await;
     let c2 = upload_part(b, &name, &third, 2, b"third").await;
-    complete(&second, vec![b1, b2], "v-second", size(b"second"))
+    complete(&second, vec![b1, b2], "up7", size(b"second"))
         .await
         .unwrap_or_else(|e| {
             panic!(
@@ -759,8 +764,8 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
         });
     assert!(read(b, &name).await == [p2, b"second".to_vec()].concat());
     let stamp_seen = b.head(&name).await.expect("head").stamp.expect("stamp");
-    assert_eq!(stamp_seen.version_id, "v-second");
-    complete(&third, vec![c1, c2], "v-third", size(b"third"))
+    assert_eq!(stamp_seen.version_id, "up7");
+    complete(&third, vec![c1, c2], "up8", size(b"third"))
         .await
         .unwrap_or_else(|e| panic!("{}: complete the third upload: {e}", b.id()));
     assert!(read(b, &name).await == [p3, b"third".to_vec()].concat());

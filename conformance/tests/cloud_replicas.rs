@@ -604,10 +604,18 @@ fn check_copy(backend: &str, o: &Object, content_type: Option<&str>, copy: Optio
             o.key
         ),
     }
-    // Hansa's stamp: the size, and the real key where the name does not show it.
+    // Hansa's stamp: the size, and the real key where the name does not show it. S3's
+    // multipart protocol fixes metadata when an upload starts, before size and ETag are
+    // known: such a copy's stamp has neither (docs/LAYOUT.md).
+    let expected_size = if o.multipart && backend == "moto" {
+        assert_eq!(copy.hansa.get("hansa-etag"), None, "{backend}: {copy:?}");
+        None
+    } else {
+        Some(o.body.len().to_string())
+    };
     assert_eq!(
-        copy.hansa.get("hansa-size").map(String::as_str),
-        Some(o.body.len().to_string().as_str()),
+        copy.hansa.get("hansa-size"),
+        expected_size.as_ref(),
         "{backend}: hansa-size of {:?} in {:?}",
         o.key,
         copy.hansa

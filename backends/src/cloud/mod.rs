@@ -13,6 +13,7 @@ mod http;
 
 use crate::object_store::{
     AzureNative, MetaNames, NativeMultipart, NativeRetry, ObjectStoreBackend, S3Native,
+    S3ProtocolAuth,
 };
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
@@ -20,6 +21,10 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where object_store's GCS client sends its XML requests unless a service-account key names
+/// another base URL.
+const GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
 /// A secret value (key, token). `Debug` prints it masked, so a configuration dump or a log
 /// line never shows it.
@@ -161,12 +166,12 @@ pub struct CloudConfig {
     pub sas_token_env: Option<String>,
     pub sas_token_file: Option<PathBuf>,
 
-    /// s3, azure: multipart uploads go straight into the provider's own multipart upload
-    /// (default). `false`: parts are staged as objects and composed at completion (for
-    /// S3-compatible servers whose multipart API does not take sparse part numbers or
-    /// parts of unequal sizes, e.g. `rclone serve s3`, Cloudflare R2). gcs always stages.
-    #[serde(default = "defaults::native_multipart")]
-    pub native_multipart: bool,
+    /// s3, gcs, azure: multipart uploads go straight into the provider's own multipart upload
+    /// (the default, except for preset `garage`). `false`: parts are staged as objects and
+    /// composed at completion (for S3-compatible servers whose multipart API does not take
+    /// sparse part numbers or parts of unequal sizes, e.g. `rclone serve s3`, Cloudflare R2,
+    /// or cancels an upload when another write of the same key completes, as Garage does).
+    pub native_multipart: Option<bool>,
 
     #[serde(default = "defaults::connect_timeout")]
     pub connect_timeout_secs: f64,
@@ -187,9 +192,6 @@ pub struct CloudConfig {
 }
 
 mod defaults {
-    pub fn native_multipart() -> bool {
-        true
-    }
     pub fn connect_timeout() -> f64 {
         5.0
     }
@@ -483,31 +485,48 @@ impl CloudConfig {
             .with_connect_timeout(Duration::from_secs_f64(self.connect_timeout_secs))
     }
 
+    /// Whether multipart uploads use the provider's own multipart API. Garage (2.5) drops an
+    /// upload in progress once another write of the same key completes, so two clients
+    /// uploading one key at once would fail there: it stages unless told otherwise.
+    fn uses_native_multipart(&self) -> bool {
+        self.native_multipart
+            .unwrap_or(self.preset != Some(S3Preset::Garage))
+    }
+
     /// Builds the backend: reads secrets from their variables or files, creates the store.
     /// Makes no request (reachability is [`crate::Backend::check`]'s job).
     pub fn build(&self, id: &str) -> Result<ObjectStoreBackend, CloudError> {
         self.validate()?;
         let prefix = Path::from(self.prefix.trim_matches('/'));
-        // s3 and azure: multipart uploads go to the provider's own multipart API
-        // (`object_store::native`); gcs keeps the staged uploads.
+        // Multipart uploads go to the provider's own multipart API (`object_store::native`)
+        // unless `native_multipart = false`.
         let backend = match self.kind {
             CloudKind::S3 => {
                 let store = self.build_s3()?;
                 let native = self.s3_native(&store)?;
                 let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix);
-                if self.native_multipart {
+                if self.uses_native_multipart() {
                     backend.with_native_multipart(native)
                 } else {
                     backend
                 }
             }
-            CloudKind::Gcs => ObjectStoreBackend::new(id, Arc::new(self.build_gcs()?), prefix),
+            CloudKind::Gcs => {
+                let store = self.build_gcs()?;
+                let native = self.gcs_native(&store)?;
+                let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix);
+                if self.uses_native_multipart() {
+                    backend.with_native_multipart(native)
+                } else {
+                    backend
+                }
+            }
             CloudKind::Azure => {
                 let store = self.build_azure()?;
                 let native = self.azure_native(&store)?;
                 let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix)
                     .with_meta_names(MetaNames::Azure);
-                if self.native_multipart {
+                if self.uses_native_multipart() {
                     backend.with_native_multipart(native)
                 } else {
                     backend
@@ -553,9 +572,33 @@ impl CloudConfig {
     ) -> Result<NativeMultipart, CloudError> {
         Ok(NativeMultipart::S3(Arc::new(S3Native {
             client: self.native_client()?,
-            credentials: store.credentials().clone(),
-            region: self.s3_location()?.region,
+            auth: S3ProtocolAuth::Aws {
+                credentials: store.credentials().clone(),
+                region: self.s3_location()?.region,
+            },
             bucket_endpoint: self.s3_bucket_endpoint()?,
+            retry: self.native_retry(),
+        })))
+    }
+
+    /// GCS's XML API speaks S3's multipart protocol at `<base>/<bucket>`, the URL form
+    /// object_store's GCS client uses for its XML requests.
+    fn gcs_native(
+        &self,
+        store: &object_store::gcp::GoogleCloudStorage,
+    ) -> Result<NativeMultipart, CloudError> {
+        let base = self
+            .endpoint
+            .as_deref()
+            .unwrap_or(GCS_BASE_URL)
+            .trim_end_matches('/');
+        let bucket = self.bucket.as_deref().unwrap_or_default();
+        Ok(NativeMultipart::S3(Arc::new(S3Native {
+            client: self.native_client()?,
+            auth: S3ProtocolAuth::Gcp {
+                credentials: store.credentials().clone(),
+            },
+            bucket_endpoint: format!("{base}/{bucket}"),
             retry: self.native_retry(),
         })))
     }
@@ -944,6 +987,31 @@ mod tests {
             "endpoint",
             "http needs allow_http"
         );
+    }
+
+    #[test]
+    fn native_multipart_defaults_per_preset() {
+        let built = |extra: serde_json::Value| {
+            let mut json = serde_json::json!({"kind": "s3", "bucket": "b",
+                "endpoint": "http://127.0.0.1:1", "allow_http": true,
+                "access_key_id": "k", "secret_access_key": "s"});
+            if let (Some(obj), Some(more)) = (json.as_object_mut(), extra.as_object()) {
+                obj.extend(more.clone());
+            }
+            parse(json)
+                .build("b")
+                .expect("build")
+                .has_native_multipart()
+        };
+        assert!(built(serde_json::json!({"preset": "custom"})));
+        assert!(!built(serde_json::json!({"preset": "garage"})));
+        assert!(built(
+            serde_json::json!({"preset": "garage", "native_multipart": true})
+        ));
+        assert!(!built(serde_json::json!({"native_multipart": false})));
+        let gcs = parse(serde_json::json!({"kind": "gcs", "bucket": "b",
+            "endpoint": "http://127.0.0.1:1", "anonymous": true, "allow_http": true}));
+        assert!(gcs.build("g").expect("build gcs").has_native_multipart());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 mod native;
 mod upload;
 
-pub use native::{AzureNative, NativeMultipart, NativeRetry, S3Native};
+pub use native::{AzureNative, NativeMultipart, NativeRetry, S3Native, S3ProtocolAuth};
 
 /// Smallest part S3 accepts (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -280,8 +280,7 @@ impl ObjectStoreBackend {
             .get_opts(path, options)
             .await
             .map_err(|e| self.map_err(e, name))?;
-        let attributes = self.resolve_attributes(&result.attributes).await?;
-        Ok(self.info(name, &result.meta, &attributes))
+        Ok(self.info(name, &result.meta, &result.attributes))
     }
 
     /// Stores `body` at `path`: one PUT up to the part size, a multipart upload beyond.
@@ -585,9 +584,12 @@ pub(crate) fn encode_attributes(
     out
 }
 
+/// The object's attributes and stamp; `stored_size` is the object's own size, which a stamp
+/// written before the size was known (an upload's creation, see `native`) leaves out.
 pub(crate) fn decode_attributes(
     name: &str,
     attributes: &Attributes,
+    stored_size: u64,
 ) -> (ObjectAttributes, Option<Stamp>) {
     let mut attrs = ObjectAttributes::default();
     let (mut version, mut etag, mut size, mut bucket, mut key) = (None, None, None, None, None);
@@ -636,12 +638,12 @@ pub(crate) fn decode_attributes(
         bucket.or(name_bucket),
         key.or(name_key),
     ) {
-        (Some(version_id), Some(etag), Some(size), Some(bucket), Some(key)) => Some(Stamp {
+        (Some(version_id), etag, size, Some(bucket), Some(key)) => Some(Stamp {
             bucket,
             key,
             version_id,
-            etag,
-            size,
+            etag: etag.unwrap_or_default(),
+            size: size.unwrap_or(stored_size),
             checksum,
             late: None,
         }),
@@ -651,7 +653,7 @@ pub(crate) fn decode_attributes(
 }
 
 fn object_info(name: &str, meta: &object_store::ObjectMeta, attributes: &Attributes) -> ObjectInfo {
-    let (attributes, stamp) = decode_attributes(name, attributes);
+    let (attributes, stamp) = decode_attributes(name, attributes, meta.size);
     ObjectInfo {
         name: name.to_string(),
         size: meta.size,
@@ -946,8 +948,7 @@ impl Backend for ObjectStoreBackend {
                 });
             }
         }
-        let attributes = self.resolve_attributes(&result.attributes).await?;
-        let info = self.info(name.as_str(), &result.meta, &attributes);
+        let info = self.info(name.as_str(), &result.meta, &result.attributes);
         let owned = name.to_string();
         let this = self.clone();
         let (range, body) = match skip_to {
@@ -1076,7 +1077,7 @@ mod tests {
         assert!(!meta.contains_key(META_KEY), "the name shows the key");
         assert!(!meta.contains_key(META_BUCKET));
         assert_eq!(
-            decode_attributes(name.as_str(), &encoded),
+            decode_attributes(name.as_str(), &encoded, 10),
             (attrs, Some(st))
         );
     }
@@ -1090,12 +1091,37 @@ mod tests {
         let meta = metadata(&encoded);
         assert!(meta.contains_key(META_KEY));
         assert!(!meta.contains_key(META_BUCKET), "the name shows the bucket");
-        assert_eq!(decode_attributes(name.as_str(), &encoded).1, Some(st));
+        assert_eq!(decode_attributes(name.as_str(), &encoded, 10).1, Some(st));
         // Hashed bucket: both travel in metadata.
         let name = fallback_name("..", key);
         let st = stamp("..", key, "v1", 10);
         let encoded = encode_attributes(&name, &ObjectAttributes::default(), &st);
-        assert_eq!(decode_attributes(name.as_str(), &encoded).1, Some(st));
+        assert_eq!(decode_attributes(name.as_str(), &encoded, 10).1, Some(st));
+    }
+
+    #[test]
+    fn a_stamp_without_etag_and_size_takes_the_stored_size() {
+        let name = physical_name("photos", "big.bin");
+        let mut encoded = encode_attributes(
+            &name,
+            &ObjectAttributes::default(),
+            &stamp("photos", "big.bin", "up1", 0),
+        );
+        let mut kept = Attributes::new();
+        for (k, v) in encoded.iter() {
+            let unknown = matches!(k, Attribute::Metadata(n) if n == META_SIZE || n == META_ETAG);
+            if !unknown {
+                kept.insert(k.clone(), v.clone());
+            }
+        }
+        encoded = kept;
+        let st = decode_attributes(name.as_str(), &encoded, 12345)
+            .1
+            .expect("a stamp");
+        assert_eq!(
+            (st.version_id.as_str(), st.etag.as_str(), st.size),
+            ("up1", "", 12345)
+        );
     }
 
     #[test]
@@ -1103,7 +1129,7 @@ mod tests {
         let mut attrs = Attributes::new();
         attrs.insert(Attribute::ContentType, "text/plain".into());
         attrs.insert(Attribute::Metadata("owner".into()), "someone".into());
-        let (decoded, st) = decode_attributes("bucket/x", &attrs);
+        let (decoded, st) = decode_attributes("bucket/x", &attrs, 3);
         assert_eq!(st, None);
         assert_eq!(decoded.content_type.as_deref(), Some("text/plain"));
         assert_eq!(decoded.user_metadata.len(), 1);

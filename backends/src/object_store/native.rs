@@ -30,13 +30,12 @@
 //! # Attributes and stamp
 //!
 //! Azure takes the metadata with Put Block List, so the completed blob carries the
-//! attributes and stamp given to `complete_upload`. S3 fixes an object's metadata when the
-//! multipart upload is created, before the final stamp (version, ETag, size, checksum) is
-//! known: the object keeps the creation-time attributes plus a `hansa-mpu` entry naming the
-//! upload, and the attributes and stamp given at completion are written, just before the
-//! completion, as the metadata of an empty side object `.hansa/mpu-attrs/<upload id>`. Reads
-//! (`head`, `get`, `list`) of an object with a `hansa-mpu` entry take its attributes from
-//! there (one more HEAD). The provider's own tools see the creation-time metadata.
+//! attributes and stamp given to `complete_upload`. S3's protocol fixes an object's metadata
+//! when the upload is created, so an object completed that way carries the creation-time
+//! attributes and stamp: its version is the upload id (the gateway completes every upload
+//! under that version, see [`crate::Backend::complete_upload`]). Its ETag, size and checksum
+//! are not known then and are left out of the metadata (reads take the object's own size; the
+//! index has the rest, and a completion's intent carries it for recovery).
 
 use super::{encode_attributes, is_throttle_text, ObjectStoreBackend};
 use crate::backend::{ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
@@ -48,6 +47,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::azure::{AzureAuthorizer, AzureCredential, AzureCredentialProvider};
 use object_store::client::{HttpRequest, HttpRequestBody};
+use object_store::gcp::GcpCredentialProvider;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStore, PutPayload};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -58,11 +58,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Marks an S3 object completed natively; the value is the gateway's upload id, which names
-/// the side object holding the attributes given at completion.
-pub const META_MPU: &str = "hansa-mpu";
-/// Side objects with the attributes of natively completed S3 uploads.
-pub const MPU_ATTRS_PREFIX: &str = ".hansa/mpu-attrs/";
 /// Azure uploads' staging blobs: created with the upload (its existence says the upload is
 /// live), its blocks staged on it, committed there and copied to the key at completion.
 pub const AZURE_STAGING_PREFIX: &str = ".hansa/uploads/";
@@ -89,6 +84,8 @@ pub struct NativeRetry {
 /// The provider's own multipart API, when the store has one Hansa speaks.
 #[derive(Clone)]
 pub enum NativeMultipart {
+    /// S3's multipart protocol: S3 and S3-compatible providers, and GCS's XML API (which
+    /// speaks the same requests and documents, with OAuth instead of SigV4).
     S3(Arc<S3Native>),
     Azure(Arc<AzureNative>),
 }
@@ -104,11 +101,32 @@ impl std::fmt::Debug for NativeMultipart {
 
 pub struct S3Native {
     pub client: reqwest::Client,
-    pub credentials: AwsCredentialProvider,
-    pub region: String,
+    pub auth: S3ProtocolAuth,
     /// `https://bucket.host` or `https://host/bucket`, without a trailing `/`.
     pub bucket_endpoint: String,
     pub retry: NativeRetry,
+}
+
+/// Who speaks S3's multipart protocol, and how requests are authorised.
+pub enum S3ProtocolAuth {
+    /// S3: SigV4.
+    Aws {
+        credentials: AwsCredentialProvider,
+        region: String,
+    },
+    /// GCS's XML API: an OAuth bearer token (none when the credential's token is empty, as
+    /// with an emulator's `disable_oauth`).
+    Gcp { credentials: GcpCredentialProvider },
+}
+
+impl S3ProtocolAuth {
+    /// The header prefix of user metadata.
+    fn meta_prefix(&self) -> &'static str {
+        match self {
+            Self::Aws { .. } => "x-amz-meta-",
+            Self::Gcp { .. } => "x-goog-meta-",
+        }
+    }
 }
 
 pub struct AzureNative {
@@ -471,12 +489,16 @@ impl ObjectStoreBackend {
             NativeMultipart::S3(s3) => {
                 let path = self.path_of(name)?;
                 let url = format!("{}?uploads", s3.object_url(&path));
-                let mut attributes = encode_attributes(name, attrs, &stamp.resolved());
-                attributes.insert(
-                    Attribute::Metadata(META_MPU.into()),
-                    upload_id.to_string().into(),
-                );
-                let headers = attribute_headers(&attributes, "x-amz-meta-", s3_standard)?;
+                // The ETag and size are not known yet: left out, not written as empty or 0.
+                let mut attributes = Attributes::new();
+                for (k, v) in encode_attributes(name, attrs, &stamp.resolved()).iter() {
+                    let unknown = matches!(k, Attribute::Metadata(n)
+                        if n == super::META_SIZE || n == super::META_ETAG);
+                    if !unknown {
+                        attributes.insert(k.clone(), v.clone());
+                    }
+                }
+                let headers = attribute_headers(&attributes, s3.auth.meta_prefix(), s3_standard)?;
                 let reply = self
                     .native_small(&s3.retry, name.as_str(), "create upload", || {
                         s3.signed(Method::POST, &url, headers.clone(), Bytes::new(), true)
@@ -629,18 +651,6 @@ impl ObjectStoreBackend {
                 }
                 xml.push_str("</CompleteMultipartUpload>");
                 let xml = Bytes::from(xml);
-                // The attributes given now go to the side object first: once the object
-                // exists, its attributes can be found.
-                let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
-                let side = self.join(&rel)?;
-                let options = object_store::PutOptions {
-                    attributes: attributes.clone(),
-                    ..Default::default()
-                };
-                self.store
-                    .put_opts(&side, PutPayload::default(), options)
-                    .await
-                    .map_err(|e| self.map_err(e, &rel))?;
                 let url = format!(
                     "{}?uploadId={}",
                     s3.object_url(&path),
@@ -683,28 +693,38 @@ impl ObjectStoreBackend {
                         _ => return Err(self.native_status_error(name.as_str(), what, &reply)),
                     }
                 }
-                let info = self.head_path(&path, name.as_str()).await?;
+                // Read back with the same protocol (GCS's XML API included): the ETag as the
+                // store reports it, and the version, which names the upload that created it.
+                let head_url = s3.object_url(&path);
+                let head = self
+                    .native_small(&s3.retry, name.as_str(), what, || {
+                        s3.signed(Method::HEAD, &head_url, Vec::new(), Bytes::new(), true)
+                    })
+                    .await?;
+                if !head.status.is_success() {
+                    return Err(self.native_status_error(name.as_str(), what, &head));
+                }
                 if tries > 1 && error_code.is_some() {
-                    // Only ours if the object now is this upload's.
-                    let raw = self
-                        .store
-                        .get_opts(
-                            &path,
-                            object_store::GetOptions {
-                                head: true,
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                        .map_err(|e| self.map_err(e, name.as_str()))?;
-                    if mpu_marker(&raw.attributes).as_deref() != Some(upload_id) {
+                    // A retry found the upload gone: only a success if the object is its.
+                    let version = header_text(
+                        &head.headers,
+                        &format!("{}{}", s3.auth.meta_prefix(), super::META_VERSION),
+                    )
+                    .map(|v| super::decode_meta_value(&v));
+                    if version.as_deref() != Some(upload_id) {
                         return Err(precondition());
                     }
                 }
-                Ok(PutResult {
-                    etag: info.etag,
-                    size: info.size,
-                })
+                let etag = header_text(&head.headers, reqwest::header::ETAG.as_str());
+                let size = header_text(&head.headers, CONTENT_LENGTH.as_str())
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (etag, size) {
+                    (Some(etag), Some(size)) => Ok(PutResult { etag, size }),
+                    _ => Err(BackendError::unavailable(format!(
+                        "backend {}: {what} {name}: no ETag or length in the answer to HEAD",
+                        self.id
+                    ))),
+                }
             }
             NativeMultipart::Azure(az) => {
                 if !is_safe_token(upload) {
@@ -840,7 +860,7 @@ impl ObjectStoreBackend {
     ) -> Result<()> {
         match native {
             NativeMultipart::S3(s3) => {
-                let (upload_id, provider_id) = split_s3_handle(upload)?;
+                let (_, provider_id) = split_s3_handle(upload)?;
                 let path = self.path_of(name)?;
                 let url = format!(
                     "{}?uploadId={}",
@@ -854,30 +874,6 @@ impl ObjectStoreBackend {
                     .await?;
                 if !reply.status.is_success() && reply.status != StatusCode::NOT_FOUND {
                     return Err(self.native_status_error(name.as_str(), "abort upload", &reply));
-                }
-                // The side object of an upload that never completed (a completion that failed
-                // after writing it). After a completion the object refers to it: keep it.
-                let completed = match self
-                    .store
-                    .get_opts(
-                        &path,
-                        object_store::GetOptions {
-                            head: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                {
-                    Ok(r) => mpu_marker(&r.attributes).as_deref() == Some(upload_id),
-                    Err(object_store::Error::NotFound { .. }) => false,
-                    Err(e) => return Err(self.map_err(e, name.as_str())),
-                };
-                if !completed {
-                    let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
-                    match self.store.delete(&self.join(&rel)?).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(self.map_err(e, &rel)),
-                    }
                 }
                 Ok(())
             }
@@ -894,41 +890,6 @@ impl ObjectStoreBackend {
             }
         }
     }
-
-    /// The attributes a natively completed S3 object's reads report: those of its side
-    /// object when it names one, else its own.
-    pub(super) async fn resolve_attributes<'a>(
-        &self,
-        attributes: &'a Attributes,
-    ) -> Result<std::borrow::Cow<'a, Attributes>> {
-        let Some(NativeMultipart::S3(_)) = &self.native else {
-            return Ok(std::borrow::Cow::Borrowed(attributes));
-        };
-        let Some(upload_id) = mpu_marker(attributes).filter(|id| is_safe_token(id)) else {
-            return Ok(std::borrow::Cow::Borrowed(attributes));
-        };
-        let rel = format!("{MPU_ATTRS_PREFIX}{upload_id}");
-        let side = self.join(&rel)?;
-        let options = object_store::GetOptions {
-            head: true,
-            ..Default::default()
-        };
-        match self.store.get_opts(&side, options).await {
-            Ok(r) => Ok(std::borrow::Cow::Owned(r.attributes)),
-            // Lost side object: the creation-time attributes are all there is.
-            Err(object_store::Error::NotFound { .. }) => Ok(std::borrow::Cow::Borrowed(attributes)),
-            Err(e) => Err(self.map_err(e, &rel)),
-        }
-    }
-}
-
-fn mpu_marker(attributes: &Attributes) -> Option<String> {
-    attributes.iter().find_map(|(k, v)| match k {
-        Attribute::Metadata(name) if name.eq_ignore_ascii_case(META_MPU) => {
-            Some(v.as_ref().to_string())
-        }
-        _ => None,
-    })
 }
 
 /// The part ETag in an S3 receipt (`<etag>.<nonce>`).
@@ -967,17 +928,40 @@ impl S3Native {
         body: Bytes,
         sign_payload: bool,
     ) -> Result<HttpRequest> {
-        let credential =
-            self.credentials
-                .get_credential()
-                .await
-                .map_err(|e| BackendError::Unauthorized {
-                    message: format!("no S3 credentials: {e}"),
-                })?;
         let mut req = request(method, url, headers, body)?;
-        AwsAuthorizer::new(&credential, "s3", &self.region)
-            .with_sign_payload(sign_payload)
-            .authorize(&mut req, None);
+        match &self.auth {
+            S3ProtocolAuth::Aws {
+                credentials,
+                region,
+            } => {
+                let credential =
+                    credentials
+                        .get_credential()
+                        .await
+                        .map_err(|e| BackendError::Unauthorized {
+                            message: format!("no S3 credentials: {e}"),
+                        })?;
+                AwsAuthorizer::new(&credential, "s3", region)
+                    .with_sign_payload(sign_payload)
+                    .authorize(&mut req, None);
+            }
+            S3ProtocolAuth::Gcp { credentials } => {
+                let credential =
+                    credentials
+                        .get_credential()
+                        .await
+                        .map_err(|e| BackendError::Unauthorized {
+                            message: format!("no GCS credentials: {e}"),
+                        })?;
+                if !credential.bearer.is_empty() {
+                    let (name, value) = header(
+                        reqwest::header::AUTHORIZATION.as_str(),
+                        &format!("Bearer {}", credential.bearer),
+                    )?;
+                    req.headers_mut().insert(name, value);
+                }
+            }
+        }
         Ok(req)
     }
 
