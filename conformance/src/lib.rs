@@ -592,7 +592,16 @@ pub fn hansa_binary() -> PathBuf {
 
 /// The default test configuration for `dir`, listening on `listen`.
 pub fn process_config(dir: &Path, listen: SocketAddr) -> String {
-    config_toml(dir, &Options::default(), None).replacen(
+    process_config_with(dir, listen, String::new())
+}
+
+/// [`process_config`] with `extra_toml` appended (policies, more backends).
+pub fn process_config_with(dir: &Path, listen: SocketAddr, extra_toml: String) -> String {
+    let options = Options {
+        extra_toml,
+        ..Default::default()
+    };
+    config_toml(dir, &options, None).replacen(
         "listen = [\"127.0.0.1:0\"]",
         &format!("listen = [\"{listen}\"]"),
         1,
@@ -604,4 +613,66 @@ pub fn client_at(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         sdk_config(endpoint, ADMIN.access_key_id, ADMIN.secret_access_key).build(),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test servers (moto, Azurite) started by scripts/test-servers.sh
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A test server's variable (`HANSA_TEST_*`). `None` only when explicitly opted out
+/// (`HANSA_SKIP_CLOUD_TESTS=1`); a missing variable otherwise fails the test with how to run
+/// it.
+pub fn test_server_var(name: &str) -> Option<String> {
+    if let Some(v) = non_empty_var(name) {
+        return Some(v);
+    }
+    if non_empty_var("HANSA_SKIP_CLOUD_TESTS").as_deref() == Some("1") {
+        eprintln!("HANSA_SKIP_CLOUD_TESTS=1: {name} not set, test NOT run");
+        return None;
+    }
+    panic!(
+        "{name} is not set: this test needs moto and Azurite; run it inside \
+         scripts/test-servers.sh, e.g. `scripts/test-servers.sh cargo test -p hansa-conformance \
+         --test cloud_replicas` (or `scripts/test.sh`); set HANSA_SKIP_CLOUD_TESTS=1 to skip it \
+         knowingly"
+    )
+}
+
+/// `[[backend]]` entries `moto` (kind s3) and `azurite` (kind azure) on the test servers, each
+/// under its own prefix; `None` when the servers are not there (see [`test_server_var`]).
+pub fn cloud_backends_toml(moto_prefix: &str, azure_prefix: &str) -> Option<String> {
+    Some(format!(
+        r#"
+[[backend]]
+id = "moto"
+kind = "s3"
+preset = "custom"
+endpoint = "{s3_endpoint}"
+bucket = "{s3_bucket}"
+prefix = "{moto_prefix}"
+allow_http = true
+access_key_id_env = "HANSA_TEST_S3_ACCESS_KEY"
+secret_access_key_env = "HANSA_TEST_S3_SECRET_KEY"
+retries = 1
+
+[[backend]]
+id = "azurite"
+kind = "azure"
+endpoint = "{azure_endpoint}"
+account = "{azure_account}"
+container = "{azure_container}"
+prefix = "{azure_prefix}"
+allow_http = true
+access_key_env = "HANSA_TEST_AZURE_KEY"
+retries = 1
+"#,
+        s3_endpoint = test_server_var("HANSA_TEST_S3_ENDPOINT")?,
+        s3_bucket = test_server_var("HANSA_TEST_S3_BUCKET")?,
+        azure_endpoint = test_server_var("HANSA_TEST_AZURE_ENDPOINT")?,
+        azure_account = test_server_var("HANSA_TEST_AZURE_ACCOUNT")?,
+        azure_container = test_server_var("HANSA_TEST_AZURE_CONTAINER")?,
+    ))
 }

@@ -10,33 +10,14 @@
 //! knowingly (the convention of backends/tests/cloud.rs).
 
 use hansa_backends::physical_name;
-use hansa_conformance::{create_bucket, get, random_bytes, sha256_hex, TestGateway};
+use hansa_conformance::{
+    cloud_backends_toml, create_bucket, get, random_bytes, sha256_hex, test_server_var, TestGateway,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 // ---------------------------------------------------------------------------------------------
 // Servers
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// `None` only when explicitly opted out; a missing variable otherwise fails the test.
-fn required(name: &str) -> Option<String> {
-    if let Some(v) = var(name) {
-        return Some(v);
-    }
-    if var("HANSA_SKIP_CLOUD_TESTS").as_deref() == Some("1") {
-        eprintln!("HANSA_SKIP_CLOUD_TESTS=1: {name} not set, test NOT run");
-        return None;
-    }
-    panic!(
-        "{name} is not set: this end-to-end test needs moto and Azurite; run it inside \
-         scripts/test-servers.sh, e.g. `scripts/test-servers.sh cargo test -p hansa-conformance \
-         --test cloud_replicas` (or `scripts/test.sh`); set HANSA_SKIP_CLOUD_TESTS=1 to skip it \
-         knowingly"
-    )
-}
 
 struct Servers {
     s3_endpoint: String,
@@ -52,14 +33,14 @@ struct Servers {
 impl Servers {
     fn from_env() -> Option<Servers> {
         Some(Servers {
-            s3_endpoint: required("HANSA_TEST_S3_ENDPOINT")?,
-            s3_bucket: required("HANSA_TEST_S3_BUCKET")?,
-            s3_access_key: required("HANSA_TEST_S3_ACCESS_KEY")?,
-            s3_secret_key: required("HANSA_TEST_S3_SECRET_KEY")?,
-            azure_endpoint: required("HANSA_TEST_AZURE_ENDPOINT")?,
-            azure_account: required("HANSA_TEST_AZURE_ACCOUNT")?,
-            azure_key: required("HANSA_TEST_AZURE_KEY")?,
-            azure_container: required("HANSA_TEST_AZURE_CONTAINER")?,
+            s3_endpoint: test_server_var("HANSA_TEST_S3_ENDPOINT")?,
+            s3_bucket: test_server_var("HANSA_TEST_S3_BUCKET")?,
+            s3_access_key: test_server_var("HANSA_TEST_S3_ACCESS_KEY")?,
+            s3_secret_key: test_server_var("HANSA_TEST_S3_SECRET_KEY")?,
+            azure_endpoint: test_server_var("HANSA_TEST_AZURE_ENDPOINT")?,
+            azure_account: test_server_var("HANSA_TEST_AZURE_ACCOUNT")?,
+            azure_key: test_server_var("HANSA_TEST_AZURE_KEY")?,
+            azure_container: test_server_var("HANSA_TEST_AZURE_CONTAINER")?,
         })
     }
 }
@@ -82,42 +63,16 @@ async fn start(servers: Servers, read_order: &[&str]) -> Setup {
         .map(|b| format!("{b:?}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let backends = cloud_backends_toml(&moto_prefix, &azure_prefix)
+        .expect("the servers' variables were read before");
     let extra = format!(
-        r#"
-[[backend]]
-id = "moto"
-kind = "s3"
-preset = "custom"
-endpoint = "{s3_endpoint}"
-bucket = "{s3_bucket}"
-prefix = "{moto_prefix}"
-allow_http = true
-access_key_id_env = "HANSA_TEST_S3_ACCESS_KEY"
-secret_access_key_env = "HANSA_TEST_S3_SECRET_KEY"
-retries = 1
-
-[[backend]]
-id = "azurite"
-kind = "azure"
-endpoint = "{azure_endpoint}"
-account = "{azure_account}"
-container = "{azure_container}"
-prefix = "{azure_prefix}"
-allow_http = true
-access_key_env = "HANSA_TEST_AZURE_KEY"
-retries = 1
-
+        r#"{backends}
 [policy.default]
 backends = ["disk-a", "moto", "azurite"]
 replicas = 3
 write_quorum = 3
 read_order = [{order}]
-"#,
-        s3_endpoint = servers.s3_endpoint,
-        s3_bucket = servers.s3_bucket,
-        azure_endpoint = servers.azure_endpoint,
-        azure_account = servers.azure_account,
-        azure_container = servers.azure_container,
+"#
     );
     let gw = TestGateway::start_with(hansa_conformance::Options {
         extra_toml: extra,

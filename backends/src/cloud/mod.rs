@@ -500,40 +500,30 @@ impl CloudConfig {
         let prefix = Path::from(self.prefix.trim_matches('/'));
         // Multipart uploads go to the provider's own multipart API (`object_store::native`)
         // unless `native_multipart = false`.
-        let backend = match self.kind {
+        let (backend, native) = match self.kind {
             CloudKind::S3 => {
                 let store = self.build_s3()?;
                 let native = self.s3_native(&store)?;
-                let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix);
-                if self.uses_native_multipart() {
-                    backend.with_native_multipart(native)
-                } else {
-                    backend
-                }
+                (ObjectStoreBackend::new(id, Arc::new(store), prefix), native)
             }
             CloudKind::Gcs => {
                 let store = self.build_gcs()?;
                 let native = self.gcs_native(&store)?;
-                let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix);
-                if self.uses_native_multipart() {
-                    backend.with_native_multipart(native)
-                } else {
-                    backend
-                }
+                (ObjectStoreBackend::new(id, Arc::new(store), prefix), native)
             }
             CloudKind::Azure => {
                 let store = self.build_azure()?;
                 let native = self.azure_native(&store)?;
                 let backend = ObjectStoreBackend::new(id, Arc::new(store), prefix)
                     .with_meta_names(MetaNames::Azure);
-                if self.uses_native_multipart() {
-                    backend.with_native_multipart(native)
-                } else {
-                    backend
-                }
+                (backend, native)
             }
         };
-        Ok(backend)
+        Ok(if self.uses_native_multipart() {
+            backend.with_native_multipart(native)
+        } else {
+            backend
+        })
     }
 
     fn native_retry(&self) -> NativeRetry {

@@ -368,6 +368,12 @@ fn azure_block_id(handle: &str, part_number: u32) -> [u8; 32] {
     id
 }
 
+fn no_credentials(provider: &str, e: object_store::Error) -> BackendError {
+    BackendError::Unauthorized {
+        message: format!("no {provider} credentials: {e}"),
+    }
+}
+
 fn azure_staging_name(upload: &str) -> String {
     format!("{AZURE_STAGING_PREFIX}{upload}")
 }
@@ -934,25 +940,19 @@ impl S3Native {
                 credentials,
                 region,
             } => {
-                let credential =
-                    credentials
-                        .get_credential()
-                        .await
-                        .map_err(|e| BackendError::Unauthorized {
-                            message: format!("no S3 credentials: {e}"),
-                        })?;
+                let credential = credentials
+                    .get_credential()
+                    .await
+                    .map_err(|e| no_credentials("S3", e))?;
                 AwsAuthorizer::new(&credential, "s3", region)
                     .with_sign_payload(sign_payload)
                     .authorize(&mut req, None);
             }
             S3ProtocolAuth::Gcp { credentials } => {
-                let credential =
-                    credentials
-                        .get_credential()
-                        .await
-                        .map_err(|e| BackendError::Unauthorized {
-                            message: format!("no GCS credentials: {e}"),
-                        })?;
+                let credential = credentials
+                    .get_credential()
+                    .await
+                    .map_err(|e| no_credentials("GCS", e))?;
                 if !credential.bearer.is_empty() {
                     let (name, value) = header(
                         reqwest::header::AUTHORIZATION.as_str(),
@@ -995,13 +995,11 @@ impl AzureNative {
         headers: Vec<(HeaderName, HeaderValue)>,
         body: Bytes,
     ) -> Result<HttpRequest> {
-        let credential =
-            self.credentials
-                .get_credential()
-                .await
-                .map_err(|e| BackendError::Unauthorized {
-                    message: format!("no Azure credentials: {e}"),
-                })?;
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| no_credentials("Azure", e))?;
         let mut req = request(method, url.as_str(), headers, body)?;
         AzureAuthorizer::new(&credential, &self.account).authorize(&mut req);
         Ok(req)
@@ -1010,13 +1008,11 @@ impl AzureNative {
     /// The SAS token's query pairs when the credential is one (a copy's source URL needs
     /// them).
     async fn sas_pairs(&self) -> Result<Option<Vec<(String, String)>>> {
-        let credential =
-            self.credentials
-                .get_credential()
-                .await
-                .map_err(|e| BackendError::Unauthorized {
-                    message: format!("no Azure credentials: {e}"),
-                })?;
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| no_credentials("Azure", e))?;
         Ok(match credential.as_ref() {
             AzureCredential::SASToken(pairs) => Some(pairs.clone()),
             _ => None,
