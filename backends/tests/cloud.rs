@@ -160,6 +160,23 @@ fn azurite() -> Option<ObjectStoreBackend> {
     })))
 }
 
+/// Azurite with a 1 MiB block limit: every multipart part of the suite (5 MiB and more) is
+/// staged as several blocks, as parts above Azure's 4000 MiB limit are.
+fn azurite_small_blocks() -> Option<ObjectStoreBackend> {
+    let endpoint = required("HANSA_TEST_AZURE_ENDPOINT")?;
+    Some(build(serde_json::json!({
+        "kind": "azure",
+        "endpoint": endpoint,
+        "account": required("HANSA_TEST_AZURE_ACCOUNT")?,
+        "container": required("HANSA_TEST_AZURE_CONTAINER")?,
+        "access_key_env": "HANSA_TEST_AZURE_KEY",
+        "allow_http": true,
+        "prefix": unique_prefix(),
+        "retries": 1,
+        "max_block_mib": 1,
+    })))
+}
+
 fn fake_gcs() -> Option<ObjectStoreBackend> {
     let endpoint = required("HANSA_TEST_GCS_ENDPOINT")?;
     Some(build(serde_json::json!({
@@ -231,6 +248,7 @@ suite!(s3_rclone_native_known_failures => super::rclone_native();
     multipart_sparse_subset,
 );
 full_suite!(azure_azurite => super::azurite());
+full_suite!(azure_azurite_small_blocks => super::azurite_small_blocks());
 // Full run only (HANSA_FULL_SERVERS=1); otherwise each test reports 'not in this run'.
 full_suite!(s3_garage => super::garage());
 suite!(s3_garage_native => super::garage_native(); [cfg(all())];
@@ -619,10 +637,68 @@ mod native_gcs_protocol_on_moto {
     }
 }
 
+/// With a 1 MiB block limit, a part of 3.5 MiB sent in uneven chunks is four blocks (its
+/// receipt says so), and the object holds exactly its bytes; a body shorter than announced
+/// fails in a later block and leaves the upload usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_part_above_the_block_limit_is_several_blocks() {
+    use hansa_backends::testsuite::{body, collect, pattern, stamp};
+    use hansa_backends::{physical_name, Backend, BackendError, CompletedPart, ObjectAttributes};
+    let Some(b) = azurite_small_blocks() else {
+        return;
+    };
+    let name = physical_name("native", "blocks");
+    let handle = b
+        .create_upload(
+            &name,
+            "nativeup5",
+            &ObjectAttributes::default(),
+            &stamp("native", "blocks", "nativeup5", 0),
+        )
+        .await
+        .expect("create");
+    let short = b
+        .put_part(
+            &name,
+            &handle,
+            1,
+            3 << 20,
+            body(&pattern(2 << 20, 1), 300_001),
+        )
+        .await;
+    assert!(matches!(short, Err(BackendError::Aborted)), "{short:?}");
+    let data = pattern((7 << 20) / 2, 2);
+    let part = b
+        .put_part(&name, &handle, 1, data.len() as u64, body(&data, 300_001))
+        .await
+        .expect("put a part of four blocks");
+    assert!(part.etag.ends_with("-4"), "receipt {}", part.etag);
+    b.complete_upload(
+        &name,
+        &handle,
+        &[CompletedPart {
+            part_number: 1,
+            receipt: part.etag,
+            size: data.len() as u64,
+        }],
+        &ObjectAttributes::default(),
+        &stamp("native", "blocks", "nativeup5", data.len() as u64),
+    )
+    .await
+    .expect("complete");
+    let got = b.get(&name, None, None).await.expect("get");
+    assert!(
+        collect(got.body).await.expect("read") == data,
+        "bytes differ"
+    );
+}
+
 native_tests!(native_s3_moto => super::moto());
 native_tests!(native_s3_rclone => super::rclone_native());
 native_tests!(native_azure_azurite => super::azurite());
+native_tests!(native_azure_small_blocks => super::azurite_small_blocks());
 native_tests!(native_s3_garage => super::garage_native());
 native_sparse_tests!(native_sparse_s3_moto => super::moto());
 native_sparse_tests!(native_sparse_azure_azurite => super::azurite());
+native_sparse_tests!(native_sparse_azure_small_blocks => super::azurite_small_blocks());
 native_sparse_tests!(native_sparse_s3_garage => super::garage_native());

@@ -26,6 +26,9 @@ use std::time::Duration;
 /// another base URL.
 const GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
+/// Azure's largest block (service version 2019-12-12 and later).
+const AZURE_MAX_BLOCK_MIB: u64 = 4000;
+
 /// A secret value (key, token). `Debug` prints it masked, so a configuration dump or a log
 /// line never shows it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -165,6 +168,9 @@ pub struct CloudConfig {
     pub access_key_file: Option<PathBuf>,
     pub sas_token_env: Option<String>,
     pub sas_token_file: Option<PathBuf>,
+    /// azure: the largest block the service takes, in MiB (Azure: 4000; Azure Stack Hub:
+    /// 100). A multipart part larger than this is staged as several blocks.
+    pub max_block_mib: Option<u64>,
 
     /// s3, gcs, azure: multipart uploads go straight into the provider's own multipart upload
     /// (the default, except for preset `garage`). `false`: parts are staged as objects and
@@ -289,6 +295,7 @@ impl CloudConfig {
             ("access_key_file", self.access_key_file.is_some()),
             ("sas_token_env", self.sas_token_env.is_some()),
             ("sas_token_file", self.sas_token_file.is_some()),
+            ("max_block_mib", self.max_block_mib.is_some()),
         ];
         // The fields of the other two kinds must not appear.
         let others: [&[(&str, bool)]; 2] = match self.kind {
@@ -314,6 +321,15 @@ impl CloudConfig {
                 }
                 if self.account.as_deref().unwrap_or("").is_empty() {
                     return Err(invalid("account", "missing"));
+                }
+                if self
+                    .max_block_mib
+                    .is_some_and(|m| !(1..=AZURE_MAX_BLOCK_MIB).contains(&m))
+                {
+                    return Err(invalid(
+                        "max_block_mib",
+                        format!("must be between 1 and {AZURE_MAX_BLOCK_MIB}"),
+                    ));
                 }
             }
         }
@@ -615,6 +631,7 @@ impl CloudConfig {
             account,
             container_url,
             retry: self.native_retry(),
+            max_block_bytes: self.max_block_mib.unwrap_or(AZURE_MAX_BLOCK_MIB) << 20,
         })))
     }
 

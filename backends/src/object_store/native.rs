@@ -136,6 +136,8 @@ pub struct AzureNative {
     /// The container's URL (`https://account.blob.core.windows.net/container`).
     pub container_url: Url,
     pub retry: NativeRetry,
+    /// The largest block the service takes; larger parts are staged as several blocks.
+    pub max_block_bytes: u64,
 }
 
 /// A response read to its end (the small requests' answers).
@@ -309,6 +311,10 @@ fn redact_url(e: &reqwest::Error) -> String {
 /// A part's body as sent: checked against its announced size (a longer or shorter body fails
 /// the request), with the caller's failure remembered in `aborted`.
 fn checked_body(body: ByteStream, size: u64, aborted: Arc<AtomicBool>) -> reqwest::Body {
+    reqwest::Body::wrap_stream(checked_stream(body, size, aborted))
+}
+
+fn checked_stream(body: ByteStream, size: u64, aborted: Arc<AtomicBool>) -> ByteStream {
     let seen = Arc::new(AtomicU64::new(0));
     let (seen_end, aborted_end) = (seen.clone(), aborted.clone());
     let checked = body
@@ -337,7 +343,46 @@ fn checked_body(body: ByteStream, size: u64, aborted: Arc<AtomicBool>) -> reqwes
             }
         }))
         .try_filter(|chunk| futures::future::ready(!chunk.is_empty()));
-    reqwest::Body::wrap_stream(checked)
+    checked.boxed()
+}
+
+/// Moves exactly `len` bytes of `source` into `sink`, keeping what lies beyond in `carry` for
+/// the next block. A failing or short source sends an error down the sink (so the block's
+/// request fails) and is returned.
+async fn feed_block(
+    source: &mut ByteStream,
+    carry: &mut Option<Bytes>,
+    len: u64,
+    mut sink: futures::channel::mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
+    use futures::SinkExt;
+    let mut left = len;
+    while left > 0 {
+        let chunk = match carry.take() {
+            Some(c) => c,
+            None => match source.next().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    let _ = sink.send(Err(BackendError::Aborted)).await;
+                    return Err(e);
+                }
+                None => {
+                    let _ = sink.send(Err(BackendError::Aborted)).await;
+                    return Err(BackendError::other("part body shorter than announced"));
+                }
+            },
+        };
+        let mut chunk = chunk;
+        if chunk.len() as u64 > left {
+            *carry = Some(chunk.split_off(left as usize));
+        }
+        left -= chunk.len() as u64;
+        // The request ended early (it failed): its error is what counts.
+        if sink.send(Ok(chunk)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 fn backoff(retry: &NativeRetry, attempt: usize) -> Duration {
@@ -360,12 +405,29 @@ fn azure_upload_tag(handle: &str) -> [u8; 16] {
     tag
 }
 
-fn azure_block_id(handle: &str, part_number: u32) -> [u8; 32] {
+/// A block id: the upload's tag, the part number, a nonce of this upload of the part, and
+/// the block's index within the part (a part larger than the largest block is several).
+fn azure_block_id(handle: &str, part_number: u32, nonce: [u8; 8], index: u32) -> [u8; 32] {
     let mut id = [0u8; 32];
     id[..16].copy_from_slice(&azure_upload_tag(handle));
     id[16..20].copy_from_slice(&part_number.to_be_bytes());
-    id[20..].copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..12]);
+    id[20..28].copy_from_slice(&nonce);
+    id[28..].copy_from_slice(&index.to_be_bytes());
     id
+}
+
+fn azure_nonce() -> [u8; 8] {
+    let mut nonce = [0u8; 8];
+    nonce.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+    nonce
+}
+
+/// A receipt: the first block's id in hex, then `-<count>` when the part is several blocks.
+fn azure_receipt(first: &[u8; 32], count: u32) -> String {
+    match count {
+        1 => hex::encode(first),
+        n => format!("{}-{n}", hex::encode(first)),
+    }
 }
 
 fn no_credentials(provider: &str, e: object_store::Error) -> BackendError {
@@ -389,16 +451,34 @@ fn azure_error_code(reply: &Reply) -> Option<String> {
     header_text(&reply.headers, "x-ms-error-code").or_else(|| xml_element(&reply.text(), "Code"))
 }
 
-/// The block id a receipt of `handle`'s upload names, or `None` for a receipt that is not one.
-fn azure_receipt_block(handle: &str, part_number: u32, receipt: &str) -> Option<String> {
-    let raw = hex::decode(receipt).ok()?;
+/// The block ids (base64, in order) a receipt of `handle`'s upload names, or `None` for a
+/// receipt that is not one.
+fn azure_receipt_blocks(handle: &str, part_number: u32, receipt: &str) -> Option<Vec<String>> {
+    let (first, count) = match receipt.split_once('-') {
+        Some((first, count)) => (first, count.parse::<u32>().ok().filter(|&n| n > 1)?),
+        None => (receipt, 1),
+    };
+    let raw = hex::decode(first).ok()?;
     if raw.len() != 32
         || raw[..16] != azure_upload_tag(handle)
         || raw[16..20] != part_number.to_be_bytes()
     {
         return None;
     }
-    Some(base64::engine::general_purpose::STANDARD.encode(raw))
+    if count == 1 {
+        return Some(vec![base64::engine::general_purpose::STANDARD.encode(raw)]);
+    }
+    if raw[28..] != 0u32.to_be_bytes() {
+        return None;
+    }
+    let ids = (0..count)
+        .map(|index| {
+            let mut id = raw.clone();
+            id[28..].copy_from_slice(&index.to_be_bytes());
+            base64::engine::general_purpose::STANDARD.encode(id)
+        })
+        .collect();
+    Some(ids)
 }
 
 impl ObjectStoreBackend {
@@ -570,17 +650,17 @@ impl ObjectStoreBackend {
                 if !is_safe_token(upload) {
                     return Err(BackendError::other(format!("invalid upload {upload:?}")));
                 }
-                let id = azure_block_id(upload, part_number);
-                let block = base64::engine::general_purpose::STANDARD.encode(id);
-                // Staged on the upload's own blob, where no other writer commits.
-                let mut url = az.blob_url(&self.join(&azure_staging_name(upload))?);
-                url.query_pairs_mut()
-                    .append_pair("comp", "block")
-                    .append_pair("blockid", &block);
+                if size > az.max_block_bytes {
+                    return self
+                        .azure_put_blocks(az, name, upload, part_number, size, body)
+                        .await;
+                }
+                let id = azure_block_id(upload, part_number, azure_nonce(), 0);
+                let url = self.azure_block_url(az, upload, &id)?;
                 let req = az
                     .sign(Method::PUT, &url, vec![length], Bytes::new())
                     .await?;
-                (req, &az.client, Some(hex::encode(id)))
+                (req, &az.client, Some(azure_receipt(&id, 1)))
             }
         };
         let body = checked_body(body, size, aborted.clone());
@@ -613,6 +693,79 @@ impl ObjectStoreBackend {
         };
         Ok(PutResult {
             etag: receipt,
+            size,
+        })
+    }
+
+    /// Put Block of `id` on the upload's own staging blob, where no other writer commits.
+    fn azure_block_url(&self, az: &AzureNative, upload: &str, id: &[u8; 32]) -> Result<Url> {
+        let mut url = az.blob_url(&self.join(&azure_staging_name(upload))?);
+        url.query_pairs_mut()
+            .append_pair("comp", "block")
+            .append_pair(
+                "blockid",
+                &base64::engine::general_purpose::STANDARD.encode(id),
+            );
+        Ok(url)
+    }
+
+    /// A part larger than the largest block: consecutive blocks of at most that size, sent
+    /// one after the other while the body streams through (never more than a chunk or two
+    /// held).
+    async fn azure_put_blocks(
+        &self,
+        az: &AzureNative,
+        name: &PhysicalName,
+        upload: &str,
+        part_number: u32,
+        size: u64,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        let what = format!("part {part_number} of");
+        let aborted = Arc::new(AtomicBool::new(false));
+        let mut source = checked_stream(body, size, aborted.clone());
+        let mut carry = None;
+        let nonce = azure_nonce();
+        let count = u32::try_from(size.div_ceil(az.max_block_bytes))
+            .map_err(|_| BackendError::other("part too large"))?;
+        for index in 0..count {
+            let len = az
+                .max_block_bytes
+                .min(size - u64::from(index) * az.max_block_bytes);
+            let id = azure_block_id(upload, part_number, nonce, index);
+            let url = self.azure_block_url(az, upload, &id)?;
+            let length = header(CONTENT_LENGTH.as_str(), &len.to_string())?;
+            let req = az
+                .sign(Method::PUT, &url, vec![length], Bytes::new())
+                .await?;
+            let (sink, bytes) = futures::channel::mpsc::channel(1);
+            let sent = send(
+                &az.client,
+                req,
+                Some(reqwest::Body::wrap_stream(bytes)),
+                Some(&aborted),
+            );
+            let (reply, fed) = tokio::join!(sent, feed_block(&mut source, &mut carry, len, sink));
+            if fed.is_err() {
+                // The caller's body failed, or was shorter or longer than announced.
+                return Err(BackendError::Aborted);
+            }
+            let reply = reply.map_err(|f| self.native_failure(name.as_str(), &what, f))?;
+            if !reply.status.is_success() {
+                return Err(self.native_status_error(name.as_str(), &what, &reply));
+            }
+        }
+        // The checked stream's end: a body longer than announced fails here.
+        match source.next().await {
+            None => {}
+            Some(Ok(_)) | Some(Err(_)) => return Err(BackendError::Aborted),
+        }
+        if carry.is_some() {
+            return Err(BackendError::Aborted);
+        }
+        let first = azure_block_id(upload, part_number, nonce, 0);
+        Ok(PutResult {
+            etag: azure_receipt(&first, count),
             size,
         })
     }
@@ -748,9 +901,11 @@ impl ObjectStoreBackend {
                 let mut xml =
                     String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<BlockList>");
                 for p in parts {
-                    let block = azure_receipt_block(upload, p.part_number, &p.receipt)
+                    let blocks = azure_receipt_blocks(upload, p.part_number, &p.receipt)
                         .ok_or_else(precondition)?;
-                    xml.push_str(&format!("<Latest>{block}</Latest>"));
+                    for block in blocks {
+                        xml.push_str(&format!("<Latest>{block}</Latest>"));
+                    }
                 }
                 xml.push_str("</BlockList>");
                 let xml = Bytes::from(xml);
@@ -1037,15 +1192,43 @@ mod tests {
 
     #[test]
     fn azure_receipts_name_their_upload_and_part() {
-        let id = azure_block_id("up1", 7);
-        let receipt = hex::encode(id);
+        let id = azure_block_id("up1", 7, azure_nonce(), 0);
+        let receipt = azure_receipt(&id, 1);
         assert_eq!(receipt.len(), 64);
-        let block = azure_receipt_block("up1", 7, &receipt).expect("own receipt");
-        assert_eq!(block.len(), 44, "the length of object_store's block ids");
-        assert!(azure_receipt_block("up2", 7, &receipt).is_none());
-        assert!(azure_receipt_block("up1", 8, &receipt).is_none());
-        assert!(azure_receipt_block("up1", 7, "0123456789abcdef").is_none());
-        assert_ne!(hex::encode(azure_block_id("up1", 7)), receipt, "nonce");
+        let blocks = azure_receipt_blocks("up1", 7, &receipt).expect("own receipt");
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(
+            blocks[0].len(),
+            44,
+            "the length of object_store's block ids"
+        );
+        assert!(azure_receipt_blocks("up2", 7, &receipt).is_none());
+        assert!(azure_receipt_blocks("up1", 8, &receipt).is_none());
+        assert!(azure_receipt_blocks("up1", 7, "0123456789abcdef").is_none());
+        let again = azure_receipt(&azure_block_id("up1", 7, azure_nonce(), 0), 1);
+        assert_ne!(again, receipt, "nonce");
+    }
+
+    #[test]
+    fn azure_receipts_of_several_blocks_list_them_in_order() {
+        let nonce = azure_nonce();
+        let first = azure_block_id("up1", 3, nonce, 0);
+        let receipt = azure_receipt(&first, 3);
+        assert!(receipt.ends_with("-3"), "{receipt}");
+        let blocks = azure_receipt_blocks("up1", 3, &receipt).expect("own receipt");
+        let expected: Vec<String> = (0..3)
+            .map(|i| {
+                base64::engine::general_purpose::STANDARD.encode(azure_block_id("up1", 3, nonce, i))
+            })
+            .collect();
+        assert_eq!(blocks, expected);
+        let distinct: std::collections::HashSet<_> = blocks.iter().collect();
+        assert_eq!(distinct.len(), 3);
+        // A run must start at block 0, and hold more than one block.
+        let second = azure_block_id("up1", 3, nonce, 1);
+        assert!(azure_receipt_blocks("up1", 3, &azure_receipt(&second, 2)).is_none());
+        assert!(azure_receipt_blocks("up1", 3, &format!("{}-1", hex::encode(first))).is_none());
+        assert!(azure_receipt_blocks("up1", 3, &format!("{}-x", hex::encode(first))).is_none());
     }
 
     #[test]
