@@ -53,7 +53,7 @@ pub struct ObjectRecord {
     pub owner: String,
     pub replicas: Vec<Replica>,
     /// Parts of an object made by a multipart upload, in order (GetObject `partNumber`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "part_list")]
     pub parts: Vec<PartSummary>,
     /// How `checksum` was computed; `None` for single PUTs (a full-object checksum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +70,72 @@ pub struct PartSummary {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
+}
+
+/// The stored form of an object's part list. Tools upload fixed-size chunks, so the common
+/// list is parts of one size, the last one maybe shorter, without per-part checksums: that is
+/// stored as three numbers instead of an entry per part, so the record of a 10,000-part
+/// object stays small and listings that decode it stay cheap. Other lists (and records written
+/// before this form existed) are an array of parts.
+mod part_list {
+    use super::PartSummary;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Uniform {
+            part_size: u64,
+            count: u32,
+            last_size: u64,
+        },
+        Each(Vec<PartSummary>),
+    }
+
+    fn uniform(parts: &[PartSummary]) -> Option<Stored> {
+        let (last, rest) = parts.split_last()?;
+        let part_size = rest.first().map_or(last.size, |p| p.size);
+        let same =
+            parts.iter().all(|p| p.checksum.is_none()) && rest.iter().all(|p| p.size == part_size);
+        (same && parts.len() > 1).then(|| Stored::Uniform {
+            part_size,
+            count: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+            last_size: last.size,
+        })
+    }
+
+    pub fn serialize<S: Serializer>(parts: &[PartSummary], s: S) -> Result<S::Ok, S::Error> {
+        match uniform(parts) {
+            Some(form) => form.serialize(s),
+            None => parts.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PartSummary>, D::Error> {
+        Ok(match Stored::deserialize(d)? {
+            Stored::Each(parts) => parts,
+            Stored::Uniform {
+                part_size,
+                count,
+                last_size,
+            } => {
+                // S3 allows 10,000 parts; a larger count is a corrupt record, not a reason
+                // to allocate without bound.
+                if count > 10_000 || count == 0 {
+                    return Err(serde::de::Error::custom(format!(
+                        "part count {count} out of 1..=10000"
+                    )));
+                }
+                let part = |size| PartSummary {
+                    size,
+                    checksum: None,
+                };
+                let mut parts = vec![part(part_size); count as usize - 1];
+                parts.push(part(last_size));
+                parts
+            }
+        })
+    }
 }
 
 /// A multipart upload in progress. Its parts are [`PartRecord`]s keyed by upload id.
@@ -167,6 +233,89 @@ pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> MetaResul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record_with_parts(parts: Vec<PartSummary>) -> ObjectRecord {
+        ObjectRecord {
+            size: parts.iter().map(|p| p.size).sum(),
+            etag: "e-2".into(),
+            checksum: None,
+            attributes: Default::default(),
+            modified_ms: 1,
+            version_id: "v".into(),
+            owner: "o".into(),
+            replicas: vec![],
+            parts,
+            checksum_type: None,
+            upload_id: Some("u".into()),
+        }
+    }
+
+    fn part(size: u64) -> PartSummary {
+        PartSummary {
+            size,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn uniform_part_lists_are_stored_as_three_numbers() {
+        let mut parts = vec![part(8 << 20); 9_999];
+        parts.push(part(12_345));
+        let record = record_with_parts(parts);
+        let stored = encode(&record).expect("encode");
+        assert!(stored.len() < 400, "{} bytes", stored.len());
+        assert_eq!(
+            decode::<ObjectRecord>("object", &stored).expect("decode"),
+            record
+        );
+        // One part, or equal parts throughout.
+        for parts in [vec![part(7)], vec![part(5 << 20); 3]] {
+            let record = record_with_parts(parts);
+            let stored = encode(&record).expect("encode");
+            assert_eq!(
+                decode::<ObjectRecord>("object", &stored).expect("decode"),
+                record
+            );
+        }
+    }
+
+    #[test]
+    fn other_part_lists_keep_an_entry_per_part() {
+        let checksum = Checksum {
+            algorithm: ChecksumAlgorithm::Crc32,
+            value: "AAAAAA==".into(),
+        };
+        let with_checksums = vec![
+            PartSummary {
+                size: 5 << 20,
+                checksum: Some(checksum.clone()),
+            },
+            PartSummary {
+                size: 3,
+                checksum: Some(checksum),
+            },
+        ];
+        let uneven = vec![part(6 << 20), part(5 << 20), part(1)];
+        for parts in [with_checksums, uneven] {
+            let record = record_with_parts(parts);
+            let stored = encode(&record).expect("encode");
+            assert!(String::from_utf8_lossy(&stored).contains("\"parts\":["));
+            assert_eq!(
+                decode::<ObjectRecord>("object", &stored).expect("decode"),
+                record
+            );
+        }
+    }
+
+    #[test]
+    fn a_uniform_list_with_an_impossible_count_is_corrupt() {
+        let stored = encode(&record_with_parts(vec![part(5), part(5)])).expect("encode");
+        let text =
+            String::from_utf8_lossy(&stored[1..]).replace("\"count\":2", "\"count\":4000000000");
+        let mut bad = vec![stored[0]];
+        bad.extend_from_slice(text.as_bytes());
+        assert!(decode::<ObjectRecord>("object", &bad).is_err());
+    }
 
     /// Records written before `upload_id` existed still decode; plain writes don't store it.
     #[test]
