@@ -84,21 +84,22 @@ async fn resolve(gw: &Gateway, intent: &Intent) -> Result<(), String> {
             .and_then(|i| i.stamp.as_ref())
             .is_some_and(|s| s.version_id == intent.version_id)
     };
-    let record = if found.iter().any(landed) {
+    if found.iter().any(landed) {
         let record = roll_forward(intent, &found).await?;
+        gw.meta
+            .put_object(&intent.bucket, &intent.key, &record)
+            .map_err(|e| e.to_string())?;
+        // After the record: the upload's removal spares copies the index holds.
         forget_upload(gw, intent).await;
-        record
-    } else {
-        // A completion that landed nowhere leaves its upload as it was: the client, which got
-        // no answer, can complete it again.
-        match roll_back(intent, &found, indexed).await {
-            Some(r) => r,
-            None => return Ok(()),
-        }
-    };
-    gw.meta
-        .put_object(&intent.bucket, &intent.key, &record)
-        .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    // A completion that landed nowhere leaves its upload as it was: the client, which got no
+    // answer, can complete it again.
+    if let Some(record) = roll_back(intent, &found, indexed).await {
+        gw.meta
+            .put_object(&intent.bucket, &intent.key, &record)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

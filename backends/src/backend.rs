@@ -227,10 +227,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<PutResult, BackendError>;
 
     /// Composes `parts` (ascending part numbers) into `name`, replacing any previous object,
-    /// with `attrs` and `stamp` as `put` would store them, and removes everything the upload
-    /// staged. `stamp.version_id` is the upload id; `attrs` are the ones given at creation.
-    /// Durable on return. A receipt that no longer matches a stored part →
-    /// `PreconditionFailed`.
+    /// with `attrs` and `stamp` as `put` would store them. `stamp.version_id` is the upload
+    /// id; `attrs` are the ones given at creation. Durable on return. A receipt that no longer
+    /// matches a stored part → `PreconditionFailed`.
+    ///
+    /// What the upload staged stays until `abort_upload` (which the caller sends once the new
+    /// version is committed), and completing again with the same parts gives the same object:
+    /// a completion that failed on other replicas can be retried. (Where the provider consumes
+    /// the upload, the second completion finds the object the first one made.)
     async fn complete_upload(
         &self,
         name: &PhysicalName,
@@ -240,7 +244,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         stamp: &Stamp,
     ) -> Result<PutResult, BackendError>;
 
-    /// Removes every part the upload staged; an unknown or finished upload is `Ok`.
+    /// Removes every part the upload staged (after a completion too); an unknown or finished
+    /// upload is `Ok`. Never touches the object under `name`.
     async fn abort_upload(&self, name: &PhysicalName, upload: &str) -> Result<(), BackendError>;
 
     /// Whether `name` can be written without a [`BackendError::NameConflict`] given the names

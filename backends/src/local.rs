@@ -237,8 +237,9 @@ fn compose_parts(
             return Err(stale());
         }
     }
-    commit(out, guard, root, target, name, xattrs)?;
-    remove_upload_dir(upload_dir)
+    // The staged parts stay until the caller aborts the upload (after its commit): a
+    // completion that fails elsewhere can then be retried.
+    commit(out, guard, root, target, name, xattrs)
 }
 
 fn remove_upload_dir(dir: &Path) -> Result<()> {

@@ -625,11 +625,44 @@ pub async fn multipart_roundtrip(b: &dyn Backend) {
         collect(mid.body).await.expect("range"),
         expected[PART - 10..PART + 10]
     );
-    // Completion removed the staged parts: aborting now finds nothing and succeeds.
+    // The caller removes what the upload staged once the version is committed; the object
+    // stays.
     b.abort_upload(&name, &upload)
         .await
         .expect("abort after complete");
     assert_eq!(read(b, &name).await.len() as u64, size);
+}
+
+/// A completion can be sent again with the same parts (the gateway does when a completion
+/// missed its quorum): the second gives the same object, and a later abort leaves it alone.
+pub async fn multipart_complete_again(b: &dyn Backend) {
+    let (bucket, key) = ("suite-mpu-twice", "k");
+    let (name, upload) = start_upload(b, bucket, key, "up9").await;
+    let (p1, p2) = (pattern(PART, 20), pattern(1234, 21));
+    let parts = vec![
+        upload_part(b, &name, &upload, 1, &p1).await,
+        upload_part(b, &name, &upload, 2, &p2).await,
+    ];
+    let size = (p1.len() + p2.len()) as u64;
+    let (attrs, final_stamp) = (ObjectAttributes::default(), stamp(bucket, key, "up9", size));
+    let complete = || b.complete_upload(&name, &upload, &parts, &attrs, &final_stamp);
+    let first = complete()
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete: {e}", b.id()));
+    let second = complete()
+        .await
+        .unwrap_or_else(|e| panic!("{}: complete again: {e}", b.id()));
+    assert_eq!((second.size, first.size), (size, size));
+    let expected = [p1, p2].concat();
+    assert!(read(b, &name).await == expected, "{}: bytes", b.id());
+    b.abort_upload(&name, &upload).await.expect("abort");
+    assert!(
+        read(b, &name).await == expected,
+        "{}: abort took the object",
+        b.id()
+    );
+    let info = b.head(&name).await.expect("head");
+    assert_eq!(info.stamp.expect("stamp").version_id, "up9");
 }
 
 /// A part uploaded again replaces the earlier one when its new receipt is used.
@@ -792,6 +825,7 @@ pub async fn run_all(b: &dyn Backend) {
     multipart_abort(b).await;
     multipart_unknown_receipt(b).await;
     multipart_concurrent_same_name(b).await;
+    multipart_complete_again(b).await;
 }
 
 #[cfg(test)]
@@ -861,6 +895,7 @@ mod runs {
         multipart_abort,
         multipart_unknown_receipt,
         multipart_concurrent_same_name,
+        multipart_complete_again,
     );
 
     /// The whole suite on one shared backend, as another crate would run it.

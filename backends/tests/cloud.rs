@@ -231,6 +231,7 @@ macro_rules! full_suite {
             multipart_abort,
             multipart_unknown_receipt,
             multipart_concurrent_same_name,
+            multipart_complete_again,
         );
     };
 }
@@ -242,6 +243,7 @@ suite!(s3_rclone_native => super::rclone_native(); [cfg(all())];
     multipart_reupload,
     multipart_abort,
     multipart_concurrent_same_name,
+    multipart_complete_again,
 );
 suite!(s3_rclone_native_known_failures => super::rclone_native();
     [ignore = "rclone serve s3 completes only parts numbered 1..N without gaps (400 InvalidPart)"];
@@ -257,6 +259,7 @@ suite!(s3_garage_native => super::garage_native(); [cfg(all())];
     multipart_sparse_subset,
     multipart_abort,
     multipart_unknown_receipt,
+    multipart_complete_again,
 );
 suite!(s3_garage_native_known_failures => super::garage_native();
     [ignore = "Garage 2.5.0 drops an upload in progress once another write of the same key \

@@ -1907,6 +1907,117 @@ async fn abort_removes_staged_parts_from_every_backend() {
     gw.shutdown().await;
 }
 
+/// A non-empty directory where one backend must put the object: its completion there fails
+/// (a real file-system error, not a stand-in), and with both replicas required the whole
+/// completion misses its quorum.
+fn block_object_path(gw: &TestGateway, bucket: &str, key: &str) -> PathBuf {
+    let blocker = gw.backend_dirs()[1].join(bucket).join(key);
+    std::fs::create_dir_all(blocker.join("blocker")).expect("blocker directory");
+    blocker
+}
+
+/// A completion that misses its quorum changes nothing the client can see and keeps the
+/// upload whole: after the cause is gone, the same CompleteMultipartUpload succeeds, with
+/// the object on every backend and nothing staged left.
+#[tokio::test]
+async fn a_completion_that_missed_its_quorum_can_be_retried() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "again").await;
+    let key = "dir/retried";
+    let id = create(&s3, "again", key).await;
+    let (p1, p2) = (random_bytes(PART), random_bytes(4321));
+    let e1 = upload(&s3, "again", key, &id, 1, &p1).await;
+    let e2 = upload(&s3, "again", key, &id, 2, &p2).await;
+    let parts = [(1, e1.as_str()), (2, e2.as_str())];
+    let blocker = block_object_path(&gw, "again", key);
+    let failed = s3
+        .complete_multipart_upload()
+        .bucket("again")
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed(&parts))
+        .send()
+        .await;
+    let failed = failed.expect_err("a completion missing a replica must fail");
+    let status = failed.raw_response().map(|r| r.status().as_u16());
+    assert!(
+        status.is_some_and(|s| s >= 500),
+        "status {status:?}: {failed:?}"
+    );
+    assert_s3_err!(
+        s3.get_object().bucket("again").key(key).send().await,
+        404,
+        "NoSuchKey"
+    );
+    let listed = s3
+        .list_parts()
+        .bucket("again")
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("the upload is still there");
+    assert_eq!(listed.parts().len(), 2);
+
+    std::fs::remove_dir_all(&blocker).expect("remove the blocker");
+    let done = complete(&s3, "again", key, &id, &parts).await;
+    let data = concat(&[&p1, &p2]);
+    assert_eq!(done.e_tag(), Some(multipart_etag(&[&p1, &p2]).as_str()));
+    let got = s3
+        .get_object()
+        .bucket("again")
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(sha256_hex(&body_of(got).await), sha256_hex(&data));
+    assert_replicas(&gw, "again", key, &data);
+    assert_not_staged(&gw, &id, "Complete");
+    gw.shutdown().await;
+}
+
+/// Aborting an upload whose completion missed its quorum removes the copy it made on the
+/// backend where it succeeded, as well as the staged parts.
+#[tokio::test]
+async fn abort_after_a_failed_completion_removes_its_copies() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "again").await;
+    let key = "dir/abandoned";
+    let id = create(&s3, "again", key).await;
+    let e1 = upload(&s3, "again", key, &id, 1, &random_bytes(PART)).await;
+    let blocker = block_object_path(&gw, "again", key);
+    let failed = s3
+        .complete_multipart_upload()
+        .bucket("again")
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, e1.as_str())]))
+        .send()
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let copy = gw.backend_dirs()[0].join("again").join(key);
+    assert!(
+        copy.is_file(),
+        "the copy that succeeded is kept for a retry"
+    );
+    s3.abort_multipart_upload()
+        .bucket("again")
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort");
+    assert!(!copy.exists(), "{} is left after the abort", copy.display());
+    assert!(
+        blocker.is_dir(),
+        "a directory that is not the upload's stays"
+    );
+    assert_not_staged(&gw, &id, "Abort");
+    gw.shutdown().await;
+}
+
 /// DeleteBucket on a bucket whose only content is an upload in progress: the gateway may abort
 /// the upload and delete the bucket, or refuse with BucketNotEmpty; either way no staged part
 /// may stay behind once the bucket is gone.

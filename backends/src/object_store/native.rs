@@ -24,8 +24,9 @@
 //!   PUT of the same key. Each upload therefore has a staging blob of its own,
 //!   `.hansa/uploads/<upload id>`, created with the upload (its existence says the upload is
 //!   live) and holding its blocks. Completion commits the chosen blocks there (Put Block
-//!   List), copies the blob to the key (Copy Blob, a server-side copy) and deletes the staging
-//!   blob; abort deletes it, and its uncommitted blocks with it.
+//!   List) and copies the blob to the key (Copy Blob, a server-side copy); the staging blob
+//!   stays until abort (which the gateway also sends once the completion is committed), and
+//!   goes with its blocks.
 //!
 //! # Attributes and stamp
 //!
@@ -44,6 +45,7 @@ use crate::naming::{is_safe_token, PhysicalName};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use md5::Md5;
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::azure::{AzureAuthorizer, AzureCredential, AzureCredentialProvider};
 use object_store::client::{HttpRequest, HttpRequestBody};
@@ -816,10 +818,8 @@ impl ObjectStoreBackend {
                     utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
                 );
                 let length = header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?;
-                let mut tries = 0usize;
                 let reply = self
                     .native_small(&s3.retry, name.as_str(), what, || {
-                        tries += 1;
                         s3.signed(Method::POST, &url, vec![length.clone()], xml.clone(), true)
                     })
                     .await?;
@@ -834,12 +834,11 @@ impl ObjectStoreBackend {
                 if let Some(code) = &error_code {
                     tracing::debug!(backend = %self.id, %name, status = %reply.status, %code, "completion refused");
                     match code.as_str() {
-                        // The upload is gone: after a retry the first attempt may have
-                        // completed it (checked below); otherwise aborted or unknown.
-                        "NoSuchUpload" if tries > 1 => {}
-                        "NoSuchUpload" | "InvalidPart" | "InvalidPartOrder" => {
-                            return Err(precondition())
-                        }
+                        // The upload is gone: an earlier completion (a retried request, or
+                        // a completion the gateway is retrying) may have made the object
+                        // (checked below); otherwise it was aborted or never existed.
+                        "NoSuchUpload" => {}
+                        "InvalidPart" | "InvalidPartOrder" => return Err(precondition()),
                         _ if reply.status.is_success() => {
                             let status = if is_throttle_text(code) {
                                 StatusCode::SERVICE_UNAVAILABLE
@@ -860,30 +859,45 @@ impl ObjectStoreBackend {
                         s3.signed(Method::HEAD, &head_url, Vec::new(), Bytes::new(), true)
                     })
                     .await?;
+                let gone = error_code.is_some();
+                if gone && head.status == StatusCode::NOT_FOUND {
+                    return Err(precondition());
+                }
                 if !head.status.is_success() {
                     return Err(self.native_status_error(name.as_str(), what, &head));
                 }
-                if tries > 1 && error_code.is_some() {
-                    // A retry found the upload gone: only a success if the object is its.
+                let etag = header_text(&head.headers, reqwest::header::ETAG.as_str());
+                let size = header_text(&head.headers, CONTENT_LENGTH.as_str())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let (Some(etag), Some(size)) = (etag, size) else {
+                    return Err(BackendError::unavailable(format!(
+                        "backend {}: {what} {name}: no ETag or length in the answer to HEAD",
+                        self.id
+                    )));
+                };
+                if gone {
+                    // Only a success if the object is this upload's, made of these parts.
                     let version = header_text(
                         &head.headers,
                         &format!("{}{}", s3.auth.meta_prefix(), super::META_VERSION),
                     )
                     .map(|v| super::decode_meta_value(&v));
-                    if version.as_deref() != Some(upload_id) {
+                    // An ETag of S3's multipart form must be the one these parts give;
+                    // servers that report another kind (rclone: the MD5 of the whole) are
+                    // judged by version and size alone.
+                    let provider_etag = etag.trim_matches('"');
+                    let etag_fits = match s3_multipart_etag(parts) {
+                        Some(expected) if provider_etag.contains('-') => provider_etag == expected,
+                        _ => true,
+                    };
+                    let same = version.as_deref() == Some(upload_id)
+                        && size == parts.iter().map(|p| p.size).sum::<u64>()
+                        && etag_fits;
+                    if !same {
                         return Err(precondition());
                     }
                 }
-                let etag = header_text(&head.headers, reqwest::header::ETAG.as_str());
-                let size = header_text(&head.headers, CONTENT_LENGTH.as_str())
-                    .and_then(|v| v.parse::<u64>().ok());
-                match (etag, size) {
-                    (Some(etag), Some(size)) => Ok(PutResult { etag, size }),
-                    _ => Err(BackendError::unavailable(format!(
-                        "backend {}: {what} {name}: no ETag or length in the answer to HEAD",
-                        self.id
-                    ))),
-                }
+                Ok(PutResult { etag, size })
             }
             NativeMultipart::Azure(az) => {
                 if !is_safe_token(upload) {
@@ -930,11 +944,9 @@ impl ObjectStoreBackend {
                     }
                     return Err(self.native_status_error(name.as_str(), what, &reply));
                 }
+                // The staging blob stays until abort (after the commit): a retried
+                // completion commits and copies it again.
                 self.azure_copy(az, &staging, &path, name.as_str()).await?;
-                // Deleting the staging blob also drops any block the completion left out.
-                if let Err(e) = self.store.delete(&staging).await {
-                    tracing::warn!(backend = %self.id, upload, error = %e, "staging blob left after completion");
-                }
                 let info = self.head_path(&path, name.as_str()).await?;
                 Ok(PutResult {
                     etag: info.etag,
@@ -1051,6 +1063,20 @@ impl ObjectStoreBackend {
             }
         }
     }
+}
+
+/// The ETag S3 gives an object completed from `parts`: the MD5 of the parts' binary MD5s,
+/// then `-<count>`; `None` when a part's ETag is not an MD5 (providers that make ETags
+/// otherwise).
+fn s3_multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for p in parts {
+        let etag = s3_receipt_etag(&p.receipt)?;
+        let raw = hex::decode(etag).ok().filter(|raw| raw.len() == 16)?;
+        md5s.extend_from_slice(&raw);
+    }
+    let digest = Md5::digest(&md5s);
+    Some(format!("{}-{}", hex::encode(digest), parts.len()))
 }
 
 /// The part ETag in an S3 receipt (`<etag>.<nonce>`).
@@ -1246,6 +1272,25 @@ mod tests {
         assert_eq!(s3_receipt_etag("a.b.0123abcd"), Some("a.b"));
         assert_eq!(s3_receipt_etag("0123456789abcdef0123456789abcdef"), None);
         assert_eq!(s3_receipt_etag(".0123abcd"), None);
+    }
+
+    #[test]
+    fn s3_multipart_etags_are_the_md5_of_the_part_md5s() {
+        let part = |n: u32, receipt: &str| CompletedPart {
+            part_number: n,
+            receipt: receipt.into(),
+            size: 1,
+        };
+        // MD5("a") and MD5("b"); the object's ETag as S3 computes it for those two parts.
+        let parts = [
+            part(1, "0cc175b9c0f1b6a831c399e269772661.0123abcd"),
+            part(2, "92eb5ffee6ae2fec3ad71c777531578f.89abcdef"),
+        ];
+        let mut joined = hex::decode("0cc175b9c0f1b6a831c399e269772661").unwrap();
+        joined.extend(hex::decode("92eb5ffee6ae2fec3ad71c777531578f").unwrap());
+        let expected = format!("{}-2", hex::encode(Md5::digest(&joined)));
+        assert_eq!(s3_multipart_etag(&parts), Some(expected));
+        assert_eq!(s3_multipart_etag(&[part(1, "not-an-md5.0123abcd")]), None);
     }
 
     #[test]

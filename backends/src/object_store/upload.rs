@@ -121,18 +121,15 @@ impl ObjectStoreBackend {
                 body,
             )
             .await;
-        let stored = match stored {
-            Ok(stored) => stored,
+        match stored {
+            // The staged parts stay until the caller aborts the upload (after its commit).
+            Ok(stored) => Ok(stored),
             Err(BackendError::Aborted) => {
                 let reason = failure.lock().ok().and_then(|mut slot| slot.take());
-                return Err(reason.unwrap_or(BackendError::Aborted));
+                Err(reason.unwrap_or(BackendError::Aborted))
             }
-            Err(e) => return Err(e),
-        };
-        if let Err(e) = self.staged_abort(name, upload).await {
-            tracing::warn!(backend = %self.id, upload, error = %e, "staged parts left after completion");
+            Err(e) => Err(e),
         }
-        Ok(stored)
     }
 
     pub(super) async fn staged_abort(&self, _name: &PhysicalName, upload: &str) -> Result<()> {

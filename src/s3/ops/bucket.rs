@@ -149,7 +149,7 @@ pub async fn delete_bucket(ctx: &Ctx) -> S3Result<S3Response> {
     // Uploads still in progress go with the bucket, as on S3. Parts uploading now hold the
     // bucket lock, so none is half-way.
     for upload in ctx.gw.meta.scan_uploads(bucket, "", None, usize::MAX)? {
-        super::multipart::abort_upload(&ctx.gw, &upload).await?;
+        super::multipart::abort_upload_holding_key(&ctx.gw, &upload).await?;
     }
     Ok(response::empty(StatusCode::NO_CONTENT))
 }

@@ -534,8 +534,42 @@ pub async fn abort_on_backends(gw: &Gateway, upload: &UploadRecord) {
     }
 }
 
-/// Aborts an upload: the index forgets it (durably) and every backend drops its parts.
+/// Removes the copies a completion of `upload` left when it missed its quorum: objects
+/// stamped with the upload's version that the index does not hold.
+async fn remove_failed_completions(gw: &Gateway, upload: &UploadRecord) -> S3Result<()> {
+    let indexed = gw.meta.object(&upload.bucket, &upload.key)?;
+    if indexed.is_some_and(|r| r.version_id == upload.upload_id) {
+        return Ok(());
+    }
+    for t in &upload.targets {
+        let Some(target) = upload_target(gw, t) else {
+            continue;
+        };
+        let ours = match target.backend.head(&target.name).await {
+            Ok(info) => info.stamp.is_some_and(|s| s.version_id == upload.upload_id),
+            Err(_) => false,
+        };
+        if ours {
+            if let Err(e) = target.backend.delete(&target.name).await {
+                tracing::warn!(backend = %t.backend, upload = %upload.upload_id, error = %e, "could not remove the copy of a failed completion");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aborts an upload: the index forgets it (durably) and every backend drops its parts, and
+/// any copy a failed completion left.
 pub async fn abort_upload(gw: &Gateway, upload: &UploadRecord) -> S3Result<()> {
+    // The key's lock, taken before the upload's as a completion does: no write of the key
+    // runs while copies stamped with this upload are looked for and removed.
+    let _key = gw.locks.lock(&upload.bucket, &upload.key).await;
+    abort_upload_holding_key(gw, upload).await
+}
+
+/// [`abort_upload`] for a caller that already keeps writes away from the key (DeleteBucket
+/// holds the whole bucket).
+pub async fn abort_upload_holding_key(gw: &Gateway, upload: &UploadRecord) -> S3Result<()> {
     let _guard = gw.upload_locks.lock_bucket(&upload.upload_id).await;
     // It may have been completed or aborted while this waited.
     if gw
@@ -549,7 +583,7 @@ pub async fn abort_upload(gw: &Gateway, upload: &UploadRecord) -> S3Result<()> {
         .delete_upload(&upload.bucket, &upload.key, &upload.upload_id)?;
     gw.meta.sync().await?;
     abort_on_backends(gw, upload).await;
-    Ok(())
+    remove_failed_completions(gw, upload).await
 }
 
 pub async fn abort_multipart_upload(ctx: &Ctx) -> S3Result<S3Response> {

@@ -449,23 +449,9 @@ async fn complete_upload(
             PutOutcome { target, result }
         }
     });
+    // A replica that failed keeps its parts, and one that succeeded keeps its copy, so that
+    // the client can complete again if the quorum is missed (see `abandon`).
     let outcomes = futures::future::join_all(completions).await;
-    for o in outcomes.iter().filter(|o| o.result.is_err()) {
-        if let Some(t) = upload
-            .targets
-            .iter()
-            .find(|t| t.backend == o.target.backend.id() && !t.handle.is_empty())
-        {
-            if let Err(e) = o
-                .target
-                .backend
-                .abort_upload(&o.target.name, &t.handle)
-                .await
-            {
-                tracing::warn!(backend = %t.backend, error = %e, "could not remove the staged parts of a failed completion");
-            }
-        }
-    }
     let write_quorum = gw
         .placement
         .write_plan(&upload.bucket, &upload.key)
@@ -495,6 +481,9 @@ async fn complete_upload(
     .await?;
     gw.meta
         .delete_upload(&upload.bucket, &upload.key, &upload.upload_id)?;
+    gw.meta.sync().await?;
+    // Committed: what the upload staged is no longer needed anywhere.
+    super::multipart::abort_on_backends(&gw, &upload).await;
     Ok(record)
 }
 

@@ -289,9 +289,11 @@ pub async fn commit_write(
 }
 
 /// Too few replicas took the write (or the body's summary is missing): the index keeps the
-/// previous version. New copies under names the previous version doesn't use are deleted; a
-/// replica that overwrote the previous version's copy in place no longer holds that version
-/// and is marked pending, so reads skip it.
+/// previous version. New copies under names the previous version doesn't use are deleted
+/// (a multipart completion's are kept: where the provider consumed the upload, that copy is
+/// what lets the client complete again; aborting the upload removes them); a replica that
+/// overwrote the previous version's copy in place no longer holds that version and is marked
+/// pending, so reads skip it.
 async fn abandon(gw: &Gateway, req: &Commit<'_>, outcomes: Vec<PutOutcome>) -> S3Error {
     let (version_id, needed) = (req.version_id.as_str(), req.write_quorum);
     let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
@@ -314,6 +316,7 @@ async fn abandon(gw: &Gateway, req: &Commit<'_>, outcomes: Vec<PutOutcome>) -> S
         });
         match overwrote {
             Some(replica) => replica.state = ReplicaState::Pending,
+            None if req.upload_id.is_some() => {}
             None => {
                 if let Err(e) = o.target.backend.delete(&o.target.name).await {
                     tracing::warn!(backend = id, error = %e, "could not remove the copy of an abandoned write");
