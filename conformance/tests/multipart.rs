@@ -40,6 +40,24 @@ async fn create(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
         .to_string()
 }
 
+async fn create_with_checksum(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    algorithm: ChecksumAlgorithm,
+) -> String {
+    s3.create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .checksum_algorithm(algorithm)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create multipart upload {bucket}/{key}: {e:?}"))
+        .upload_id()
+        .expect("UploadId")
+        .to_string()
+}
+
 /// Uploads part `n` and returns its ETag (quoted, as the gateway sent it).
 async fn upload(
     s3: &aws_sdk_s3::Client,
@@ -965,17 +983,7 @@ async fn composite_upload_needs_part_checksums() {
     create_bucket(&s3, "needs").await;
     let p1 = random_bytes(PART);
     let p2 = random_bytes(1000);
-    let id = s3
-        .create_multipart_upload()
-        .bucket("needs")
-        .key("k")
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .unwrap()
-        .to_string();
+    let id = create_with_checksum(&s3, "needs", "k", ChecksumAlgorithm::Sha256).await;
     // A part with another algorithm's checksum: "Checksum Type mismatch occurred".
     assert_s3_err!(
         s3.upload_part()
@@ -2383,17 +2391,7 @@ async fn retried_complete_repeats_the_checksum() {
     create_bucket(&s3, "retry-sum").await;
     let p1 = random_bytes(PART);
     let p2 = random_bytes(4321);
-    let id = s3
-        .create_multipart_upload()
-        .bucket("retry-sum")
-        .key("k")
-        .checksum_algorithm(ChecksumAlgorithm::Crc32)
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .expect("UploadId")
-        .to_string();
+    let id = create_with_checksum(&s3, "retry-sum", "k", ChecksumAlgorithm::Crc32).await;
     let mut done = Vec::new();
     for (n, p) in [(1, &p1), (2, &p2)] {
         let sum = checksum_b64("crc32", p);
