@@ -169,7 +169,6 @@ async fn roll_forward(intent: &Intent, found: &[Found]) -> Result<ObjectRecord, 
         replicas,
         parts: intent.parts.clone(),
         checksum_type: intent.checksum_type,
-        upload_id: intent.upload_id.clone(),
     })
 }
 

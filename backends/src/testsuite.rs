@@ -804,28 +804,45 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
     assert!(read(b, &name).await == [p3, b"third".to_vec()].concat());
 }
 
+/// Calls `$m!(<args> <every function of the suite>)`: the one list of the suite's functions,
+/// for [`run_all`] and for test files that make a test of each (`backends/tests/cloud.rs`).
+#[macro_export]
+macro_rules! every_suite_function {
+    ($m:ident ! ( $($args:tt)* )) => {
+        $m! {
+            $($args)*
+            put_get_roundtrip,
+            empty_object,
+            large_object,
+            ranges,
+            head_attributes,
+            overwrite,
+            delete,
+            missing_not_found,
+            if_match,
+            aborted_stream_keeps_old,
+            list_prefixes,
+            unusual_keys,
+            check,
+            multipart_roundtrip,
+            multipart_reupload,
+            multipart_sparse_subset,
+            multipart_abort,
+            multipart_unknown_receipt,
+            multipart_concurrent_same_name,
+            multipart_complete_again,
+        }
+    };
+}
+
 /// All of the above, in sequence.
 pub async fn run_all(b: &dyn Backend) {
-    put_get_roundtrip(b).await;
-    empty_object(b).await;
-    large_object(b).await;
-    ranges(b).await;
-    head_attributes(b).await;
-    overwrite(b).await;
-    delete(b).await;
-    missing_not_found(b).await;
-    if_match(b).await;
-    aborted_stream_keeps_old(b).await;
-    list_prefixes(b).await;
-    unusual_keys(b).await;
-    check(b).await;
-    multipart_roundtrip(b).await;
-    multipart_reupload(b).await;
-    multipart_sparse_subset(b).await;
-    multipart_abort(b).await;
-    multipart_unknown_receipt(b).await;
-    multipart_concurrent_same_name(b).await;
-    multipart_complete_again(b).await;
+    macro_rules! run_each {
+        ($b:ident; $($test:ident),* $(,)?) => {
+            $( $test($b).await; )*
+        };
+    }
+    every_suite_function!(run_each!(b;));
 }
 
 #[cfg(test)]
@@ -875,28 +892,7 @@ mod runs {
         };
     }
 
-    suite!(
-        put_get_roundtrip,
-        empty_object,
-        large_object,
-        ranges,
-        head_attributes,
-        overwrite,
-        delete,
-        missing_not_found,
-        if_match,
-        aborted_stream_keeps_old,
-        list_prefixes,
-        unusual_keys,
-        check,
-        multipart_roundtrip,
-        multipart_reupload,
-        multipart_sparse_subset,
-        multipart_abort,
-        multipart_unknown_receipt,
-        multipart_concurrent_same_name,
-        multipart_complete_again,
-    );
+    every_suite_function!(suite!());
 
     /// The whole suite on one shared backend, as another crate would run it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,34 +147,28 @@ fn s3s_fs() -> Option<ObjectStoreBackend> {
 }
 
 fn azurite() -> Option<ObjectStoreBackend> {
-    let endpoint = required("HANSA_TEST_AZURE_ENDPOINT")?;
-    Some(build(serde_json::json!({
-        "kind": "azure",
-        "endpoint": endpoint,
-        "account": required("HANSA_TEST_AZURE_ACCOUNT")?,
-        "container": required("HANSA_TEST_AZURE_CONTAINER")?,
-        "access_key_env": "HANSA_TEST_AZURE_KEY",
-        "allow_http": true,
-        "prefix": unique_prefix(),
-        "retries": 1,
-    })))
+    Some(build(azurite_config()?))
 }
 
 /// Azurite with a 1 MiB block limit: every multipart part of the suite (5 MiB and more) is
 /// staged as several blocks, as parts above Azure's 4000 MiB limit are.
 fn azurite_small_blocks() -> Option<ObjectStoreBackend> {
-    let endpoint = required("HANSA_TEST_AZURE_ENDPOINT")?;
-    Some(build(serde_json::json!({
+    let mut config = azurite_config()?;
+    config["max_block_mib"] = serde_json::json!(1);
+    Some(build(config))
+}
+
+fn azurite_config() -> Option<serde_json::Value> {
+    Some(serde_json::json!({
         "kind": "azure",
-        "endpoint": endpoint,
+        "endpoint": required("HANSA_TEST_AZURE_ENDPOINT")?,
         "account": required("HANSA_TEST_AZURE_ACCOUNT")?,
         "container": required("HANSA_TEST_AZURE_CONTAINER")?,
         "access_key_env": "HANSA_TEST_AZURE_KEY",
         "allow_http": true,
         "prefix": unique_prefix(),
         "retries": 1,
-        "max_block_mib": 1,
-    })))
+    }))
 }
 
 fn fake_gcs() -> Option<ObjectStoreBackend> {
@@ -211,28 +205,7 @@ macro_rules! full_suite {
         full_suite!($kind => $make, #[cfg(all())]);
     };
     ($kind:ident => $make:expr, #$attr:tt) => {
-        suite!($kind => $make; $attr;
-            put_get_roundtrip,
-            empty_object,
-            large_object,
-            ranges,
-            head_attributes,
-            overwrite,
-            delete,
-            missing_not_found,
-            if_match,
-            aborted_stream_keeps_old,
-            list_prefixes,
-            unusual_keys,
-            check,
-            multipart_roundtrip,
-            multipart_reupload,
-            multipart_sparse_subset,
-            multipart_abort,
-            multipart_unknown_receipt,
-            multipart_concurrent_same_name,
-            multipart_complete_again,
-        );
+        hansa_backends::every_suite_function!(suite!($kind => $make; $attr;));
     };
 }
 

@@ -58,6 +58,33 @@ async fn create_with_checksum(
         .to_string()
 }
 
+/// The object's checksum of algorithm `name` (`crc32`, `sha256`, …) and its type, as
+/// HeadObject reports them with checksum mode on.
+async fn head_checksum(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+) -> (Option<String>, Option<ChecksumType>) {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {bucket}/{key}: {e:?}"));
+    let value = match name {
+        "crc32" => head.checksum_crc32(),
+        "crc32c" => head.checksum_crc32_c(),
+        "sha1" => head.checksum_sha1(),
+        "sha256" => head.checksum_sha256(),
+        "crc64nvme" => head.checksum_crc64_nvme(),
+        other => panic!("no checksum algorithm {other}"),
+    };
+    (value.map(str::to_string), head.checksum_type().cloned())
+}
+
 /// Uploads part `n` and returns its ETag (quoted, as the gateway sent it).
 async fn upload(
     s3: &aws_sdk_s3::Client,
@@ -938,20 +965,13 @@ async fn composite_checksums() {
             Some(&ChecksumType::Composite),
             "{name}: Complete's checksum type"
         );
-        let head = s3
-            .head_object()
-            .bucket("comp")
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .expect("head");
-        let got = match name {
-            "crc32" => head.checksum_crc32(),
-            _ => head.checksum_sha256(),
-        };
-        assert_eq!(got, Some(want.as_str()), "{name}: HeadObject's checksum");
-        assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
+        let (got, kind) = head_checksum(&s3, "comp", &key, name).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(want.as_str()),
+            "{name}: HeadObject's checksum"
+        );
+        assert_eq!(kind, Some(ChecksumType::Composite));
         let got = s3
             .get_object()
             .bucket("comp")
@@ -1158,20 +1178,13 @@ async fn full_object_checksums() {
             Some(&ChecksumType::FullObject),
             "{name}: Complete's checksum type"
         );
-        let head = s3
-            .head_object()
-            .bucket("full")
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .expect("head");
-        let got = match name {
-            "crc32" => head.checksum_crc32(),
-            _ => head.checksum_crc64_nvme(),
-        };
-        assert_eq!(got, Some(want.as_str()), "{name}: HeadObject's checksum");
-        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+        let (got, kind) = head_checksum(&s3, "full", &key, name).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(want.as_str()),
+            "{name}: HeadObject's checksum"
+        );
+        assert_eq!(kind, Some(ChecksumType::FullObject));
         // The SDK checks a full-object checksum against the body it reads.
         let got = s3
             .get_object()

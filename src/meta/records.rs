@@ -58,10 +58,6 @@ pub struct ObjectRecord {
     /// How `checksum` was computed; `None` for single PUTs (a full-object checksum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<ChecksumType>,
-    /// The multipart upload that made this version: a retried CompleteMultipartUpload of that
-    /// upload gets the original answer instead of NoSuchUpload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upload_id: Option<String>,
 }
 
 /// One part of a completed multipart object.
@@ -246,7 +242,6 @@ mod tests {
             replicas: vec![],
             parts,
             checksum_type: None,
-            upload_id: Some("u".into()),
         }
     }
 
@@ -315,35 +310,5 @@ mod tests {
         let mut bad = vec![stored[0]];
         bad.extend_from_slice(text.as_bytes());
         assert!(decode::<ObjectRecord>("object", &bad).is_err());
-    }
-
-    /// Records written before `upload_id` existed still decode; plain writes don't store it.
-    #[test]
-    fn upload_id_is_optional_in_object_records() {
-        let mut record = ObjectRecord {
-            size: 1,
-            etag: "e".into(),
-            checksum: None,
-            attributes: Default::default(),
-            modified_ms: 1,
-            version_id: "v".into(),
-            owner: "o".into(),
-            replicas: vec![],
-            parts: vec![],
-            checksum_type: None,
-            upload_id: None,
-        };
-        let plain = encode(&record).expect("encode");
-        assert!(!String::from_utf8_lossy(&plain).contains("upload_id"));
-        assert_eq!(
-            decode::<ObjectRecord>("object", &plain).expect("decode"),
-            record
-        );
-        record.upload_id = Some("u1".into());
-        let completed = encode(&record).expect("encode");
-        assert_eq!(
-            decode::<ObjectRecord>("object", &completed).expect("decode"),
-            record
-        );
     }
 }

@@ -356,7 +356,6 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
-            upload_id: None,
         }
     }
 

@@ -336,16 +336,8 @@ pub struct CopyObjectResult {
     pub last_modified: String,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32")]
-    pub checksum_crc32: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC32C")]
-    pub checksum_crc32c: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA1")]
-    pub checksum_sha1: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumSHA256")]
-    pub checksum_sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "ChecksumCRC64NVME")]
-    pub checksum_crc64nvme: Option<String>,
+    #[serde(flatten)]
+    pub checksums: ChecksumElements,
 }
 
 #[derive(Debug, Serialize)]
@@ -377,6 +369,26 @@ pub struct DeleteErrorEntry {
 mod tests {
 
     #[test]
+    fn copy_object_result_carries_the_checksum() {
+        use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
+        let c = Checksum::compute(ChecksumAlgorithm::Sha256, b"abc");
+        let doc = CopyObjectResult {
+            xmlns: S3_NS,
+            last_modified: "2026-01-01T00:00:00.000Z".into(),
+            etag: "e".into(),
+            checksums: ChecksumElements::of(Some(&c)),
+        };
+        let xml = to_xml("CopyObjectResult", &doc).unwrap();
+        assert!(
+            xml.ends_with(&format!(
+                "<ETag>e</ETag><ChecksumSHA256>{}</ChecksumSHA256></CopyObjectResult>",
+                c.value
+            )),
+            "{xml}"
+        );
+    }
+
+    #[test]
     fn multipart_documents() {
         use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
         let c = Checksum::compute(ChecksumAlgorithm::Crc32, b"abc");
@@ -403,10 +415,11 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
             etag: "x-2".into(),
-            checksum: vec![
-                ChecksumElement::value(&c, "v-2".into()),
-                ChecksumElement::Type("COMPOSITE"),
-            ],
+            checksums: ChecksumElements::of(Some(&Checksum {
+                value: "v-2".into(),
+                ..c.clone()
+            })),
+            checksum_type: Some("COMPOSITE"),
         };
         let xml = to_xml("CompleteMultipartUploadResult", &done).unwrap();
         assert!(
@@ -552,39 +565,10 @@ pub struct CompleteMultipartUploadResult {
     pub key: String,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(rename = "$value")]
-    pub checksum: Vec<ChecksumElement>,
-}
-
-/// One `ChecksumXXX` or `ChecksumType` element, for documents where the order of elements
-/// matters less than having exactly the ones that apply.
-#[derive(Debug, Serialize)]
-pub enum ChecksumElement {
-    #[serde(rename = "ChecksumCRC32")]
-    Crc32(String),
-    #[serde(rename = "ChecksumCRC32C")]
-    Crc32c(String),
-    #[serde(rename = "ChecksumSHA1")]
-    Sha1(String),
-    #[serde(rename = "ChecksumSHA256")]
-    Sha256(String),
-    #[serde(rename = "ChecksumCRC64NVME")]
-    Crc64Nvme(String),
-    #[serde(rename = "ChecksumType")]
-    Type(&'static str),
-}
-
-impl ChecksumElement {
-    pub fn value(checksum: &super::checksum::Checksum, value: String) -> Self {
-        use super::checksum::ChecksumAlgorithm::*;
-        match checksum.algorithm {
-            Crc32 => Self::Crc32(value),
-            Crc32c => Self::Crc32c(value),
-            Sha1 => Self::Sha1(value),
-            Sha256 => Self::Sha256(value),
-            Crc64Nvme => Self::Crc64Nvme(value),
-        }
-    }
+    #[serde(flatten)]
+    pub checksums: ChecksumElements,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]

@@ -757,12 +757,9 @@ impl ObjectStoreBackend {
                 return Err(self.native_status_error(name.as_str(), &what, &reply));
             }
         }
-        // The checked stream's end: a body longer than announced fails here.
-        match source.next().await {
-            None => {}
-            Some(Ok(_)) | Some(Err(_)) => return Err(BackendError::Aborted),
-        }
-        if carry.is_some() {
+        // The blocks took exactly `size` bytes (so nothing is carried over); a body longer
+        // than announced shows here, as more bytes or the checked stream's error.
+        if source.next().await.is_some() {
             return Err(BackendError::Aborted);
         }
         let first = azure_block_id(upload, part_number, nonce, 0);

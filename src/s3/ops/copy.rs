@@ -8,7 +8,6 @@ use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
 use super::support::{check_copy_source_conditions, existing_bucket, read_object};
 use super::write::{store_object, Content, WriteRequest};
 use crate::replication::ReplicationError;
-use crate::s3::checksum::ChecksumAlgorithm;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
@@ -101,22 +100,11 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         })
     })
     .await?;
-    let pick = |alg: ChecksumAlgorithm| {
-        record
-            .checksum
-            .as_ref()
-            .filter(|c| c.algorithm == alg)
-            .map(|c| c.value.clone())
-    };
     let doc = xml::CopyObjectResult {
         xmlns: S3_NS,
         last_modified: iso8601(record.modified_ms),
         etag: format!("\"{}\"", record.etag),
-        checksum_crc32: pick(ChecksumAlgorithm::Crc32),
-        checksum_crc32c: pick(ChecksumAlgorithm::Crc32c),
-        checksum_sha1: pick(ChecksumAlgorithm::Sha1),
-        checksum_sha256: pick(ChecksumAlgorithm::Sha256),
-        checksum_crc64nvme: pick(ChecksumAlgorithm::Crc64Nvme),
+        checksums: xml::ChecksumElements::of(record.checksum.as_ref()),
     };
     Ok(response::xml(
         StatusCode::OK,

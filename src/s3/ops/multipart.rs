@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
-use hansa_backends::{naming, BackendError, PhysicalName, Stamp};
+use hansa_backends::{naming, PhysicalName, Stamp};
 use http::StatusCode;
 use md5::{Digest, Md5};
 
@@ -280,29 +280,8 @@ where
         .write_plan(&upload.bucket, &upload.key)
         .write_quorum;
     let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    let content = content().filter(|_| confirmed >= write_quorum);
-    let Some(content) = content else {
-        let errors: Vec<String> = outcomes
-            .iter()
-            .filter_map(|o| {
-                o.result
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("{}: {e}", o.target.backend.id()))
-            })
-            .collect();
-        if outcomes
-            .iter()
-            .any(|o| matches!(o.result, Err(BackendError::Throttled { .. })))
-        {
-            return Err(ReplicationError::Throttled.into());
-        }
-        return Err(ReplicationError::QuorumNotMet {
-            confirmed,
-            needed: write_quorum,
-            errors: errors.join("; "),
-        }
-        .into());
+    let Some(content) = content().filter(|_| confirmed >= write_quorum) else {
+        return Err(super::write::quorum_not_met(&outcomes, write_quorum));
     };
     let mut receipts = vec![None; upload.targets.len()];
     for o in &outcomes {
@@ -521,17 +500,17 @@ pub(super) fn upload_target(gw: &Gateway, t: &UploadTarget) -> Option<Target> {
 
 /// Removes an upload's staged parts from every backend (best effort; logged).
 pub async fn abort_on_backends(gw: &Gateway, upload: &UploadRecord) {
-    for t in &upload.targets {
-        if t.handle.is_empty() {
-            continue;
-        }
-        let Some(target) = upload_target(gw, t) else {
-            continue;
-        };
-        if let Err(e) = target.backend.abort_upload(&target.name, &t.handle).await {
-            tracing::warn!(backend = %t.backend, upload = %upload.upload_id, error = %e, "could not remove an upload's staged parts");
-        }
-    }
+    let aborts = upload
+        .targets
+        .iter()
+        .filter(|t| !t.handle.is_empty())
+        .filter_map(|t| upload_target(gw, t).map(|target| (t, target)))
+        .map(|(t, target)| async move {
+            if let Err(e) = target.backend.abort_upload(&target.name, &t.handle).await {
+                tracing::warn!(backend = %t.backend, upload = %upload.upload_id, error = %e, "could not remove an upload's staged parts");
+            }
+        });
+    futures::future::join_all(aborts).await;
 }
 
 /// Removes the copies a completion of `upload` left when it missed its quorum: objects

@@ -247,10 +247,11 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     completion_response(&record, &bucket, &key, &location)
 }
 
-/// The key's current object if `upload_id` made it and the request names as many parts: then
-/// this Complete is a retry of one whose answer the client missed, and S3 repeats that answer.
-/// Nothing is written, and conditions are not checked again: they held when the object was
-/// made, and a retried `If-None-Match: *` would now fail against the upload's own object.
+/// The key's current object if `upload_id` made it (a completion's version is its upload id)
+/// and the request names as many parts: then this Complete is a retry of one whose answer the
+/// client missed, and S3 repeats that answer. Nothing is written, and conditions are not
+/// checked again: they held when the object was made, and a retried `If-None-Match: *` would
+/// now fail against the upload's own object.
 fn completed_before(
     gw: &Gateway,
     bucket: &str,
@@ -261,7 +262,7 @@ fn completed_before(
     Ok(gw
         .meta
         .object(bucket, key)?
-        .filter(|r| r.upload_id.as_deref() == Some(upload_id) && r.parts.len() == part_count))
+        .filter(|r| r.version_id == upload_id && r.parts.len() == part_count))
 }
 
 fn object_location(ctx: &Ctx, bucket: &str, key: &str) -> String {
@@ -282,20 +283,18 @@ fn completion_document(
     key: &str,
     location: &str,
 ) -> S3Result<String> {
-    let mut checksum = Vec::new();
-    if let Some(c) = &record.checksum {
-        checksum.push(xml::ChecksumElement::value(c, c.value.clone()));
-        if let Some(t) = record.checksum_type {
-            checksum.push(xml::ChecksumElement::Type(t.name()));
-        }
-    }
     let doc = xml::CompleteMultipartUploadResult {
         xmlns: S3_NS,
         location: location.to_string(),
         bucket: bucket.to_string(),
         key: key.to_string(),
         etag: format!("\"{}\"", record.etag),
-        checksum,
+        checksums: xml::ChecksumElements::of(record.checksum.as_ref()),
+        checksum_type: record
+            .checksum
+            .as_ref()
+            .and(record.checksum_type)
+            .map(|t| t.name()),
     };
     xml::to_xml("CompleteMultipartUploadResult", &doc)
 }
@@ -518,7 +517,6 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
-            upload_id: None,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -277,7 +277,6 @@ pub async fn commit_write(
             .collect(),
         parts: commit.parts,
         checksum_type: commit.checksum_type,
-        upload_id: commit.upload_id,
     };
     gw.meta.put_object(commit.bucket, commit.key, &record)?;
     gw.meta.sync().await?;
@@ -295,17 +294,7 @@ pub async fn commit_write(
 /// overwrote the previous version's copy in place no longer holds that version and is marked
 /// pending, so reads skip it.
 async fn abandon(gw: &Gateway, req: &Commit<'_>, outcomes: Vec<PutOutcome>) -> S3Error {
-    let (version_id, needed) = (req.version_id.as_str(), req.write_quorum);
-    let confirmed = outcomes.iter().filter(|o| o.result.is_ok()).count();
-    let errors: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.result
-                .as_ref()
-                .err()
-                .map(|e| format!("{}: {e}", o.target.backend.id()))
-        })
-        .collect();
+    let error = quorum_not_met(&outcomes, req.write_quorum);
     let mut previous = req.previous.clone();
     for o in outcomes.iter().filter(|o| o.result.is_ok()) {
         let id = o.target.backend.id();
@@ -329,12 +318,30 @@ async fn abandon(gw: &Gateway, req: &Commit<'_>, outcomes: Vec<PutOutcome>) -> S
             let _ = gw.meta.sync().await;
         }
     }
-    let _ = gw.meta.clear_intent(version_id);
-    if errors.iter().any(|e| e.contains("throttled")) {
+    let _ = gw.meta.clear_intent(&req.version_id);
+    error
+}
+
+/// Why fewer than `needed` replicas took a write: SlowDown when a backend throttled us (the
+/// client should retry later), otherwise which backends failed and how.
+pub fn quorum_not_met(outcomes: &[PutOutcome], needed: usize) -> S3Error {
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.result, Err(BackendError::Throttled { .. })))
+    {
         return ReplicationError::Throttled.into();
     }
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", o.target.backend.id()))
+        })
+        .collect();
     ReplicationError::QuorumNotMet {
-        confirmed,
+        confirmed: outcomes.iter().filter(|o| o.result.is_ok()).count(),
         needed,
         errors: errors.join("; "),
     }
