@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::s3::auth::Credential;
-use hansa_backends::CloudConfig;
+use hansa_backends::{CloudConfig, FaultPlan};
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConfigError {
@@ -104,6 +104,11 @@ pub struct Limits {
     /// A request body that sends nothing for this many seconds fails with RequestTimeout.
     #[serde(default = "default_body_timeout")]
     pub body_idle_timeout_secs: u64,
+    /// A backend call that should be quick (open a read, HEAD, publish, delete) and has not
+    /// answered after this many seconds counts as failed: reads go to the next replica,
+    /// writes go on without it. Body transfers fail after this long without progress.
+    #[serde(default = "default_backend_timeout")]
+    pub backend_timeout_secs: u64,
     /// sled's page cache.
     #[serde(default = "default_index_cache")]
     pub index_cache_bytes: u64,
@@ -126,6 +131,7 @@ impl Default for Limits {
             chunk_bytes: default_chunk(),
             header_timeout_secs: default_header_timeout(),
             body_idle_timeout_secs: default_body_timeout(),
+            backend_timeout_secs: default_backend_timeout(),
             index_cache_bytes: default_index_cache(),
             max_xml_bytes: default_xml_limit(),
             upload_max_age_secs: default_upload_max_age(),
@@ -160,6 +166,9 @@ pub struct BackendConfig {
     pub tags: BTreeMap<String, String>,
     /// `s3`, `gcs`, `azure`: everything else about the store.
     pub cloud: Option<CloudConfig>,
+    /// Injected faults (tests, demonstrations): present, even empty, makes the backend
+    /// switchable at run time; see `hansa_backends::faults`.
+    pub faults: Option<FaultPlan>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -196,6 +205,11 @@ impl TryFrom<toml::Table> for BackendConfig {
                 .map_err(|e| format!("backend {id:?}: tags: {e}"))?,
             None => BTreeMap::new(),
         };
+        let faults = table
+            .remove("faults")
+            .map(|v| v.try_into::<FaultPlan>())
+            .transpose()
+            .map_err(|e| format!("backend {id:?}: faults: {e}"))?;
         let (path, cloud) = match kind {
             BackendKind::Local | BackendKind::Memory => {
                 table.remove("kind");
@@ -229,6 +243,7 @@ impl TryFrom<toml::Table> for BackendConfig {
             path,
             tags,
             cloud,
+            faults,
         })
     }
 }
@@ -273,6 +288,9 @@ fn default_header_timeout() -> u64 {
 }
 fn default_body_timeout() -> u64 {
     60
+}
+fn default_backend_timeout() -> u64 {
+    10
 }
 fn default_index_cache() -> u64 {
     32 << 20
@@ -319,6 +337,7 @@ impl Config {
             path: Some(data_dir.join("backends").join(id)),
             tags: BTreeMap::new(),
             cloud: None,
+            faults: None,
         };
         Config {
             server: ServerConfig {

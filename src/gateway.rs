@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hansa_backends::{Backend, LocalBackend, ObjectStoreBackend};
+use std::collections::HashMap;
+
+use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectStoreBackend};
 
 use crate::config::{BackendKind, Config};
 use crate::meta::{MetaStore, SledStore};
@@ -24,6 +26,8 @@ pub struct Gateway {
     /// Multipart uploads: "bucket" = upload id, "key" = part number. Parts lock shared,
     /// completion and abort exclusively.
     pub upload_locks: KeyLocks,
+    /// The run-time fault switches of backends configured with `faults`, by backend id.
+    pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -54,8 +58,19 @@ impl Gateway {
                 }
             })?;
         let mut list: Vec<Arc<dyn Backend>> = Vec::new();
+        let mut fault_switches = HashMap::new();
         for b in &config.backends {
-            list.push(build_backend(b, config.limits.chunk_bytes)?);
+            let backend = build_backend(b, config.limits.chunk_bytes)?;
+            let backend: Arc<dyn Backend> = match b.faults {
+                Some(plan) => {
+                    let switch = Arc::new(FaultSwitch::new(plan));
+                    fault_switches.insert(b.id.clone(), switch.clone());
+                    tracing::warn!(backend = %b.id, ?plan, "fault injection enabled on this backend");
+                    Arc::new(FaultyBackend::new(backend, switch))
+                }
+                None => backend,
+            };
+            list.push(backend);
         }
         check_backends(&list).await;
         let gateway = Gateway {
@@ -70,6 +85,7 @@ impl Gateway {
             budget: InflightBudget::new(config.limits.inflight_bytes),
             locks: KeyLocks::default(),
             upload_locks: KeyLocks::default(),
+            fault_switches,
             backends: Backends::new(list),
             meta: Arc::new(meta),
             config,

@@ -55,6 +55,11 @@ pub struct Options {
     pub tls: bool,
     /// Extra TOML appended to the configuration (policies, bucket mappings…).
     pub extra_toml: String,
+    /// Extra lines of the `[limits]` table (`name = value`, one per line).
+    pub limits_toml: String,
+    /// Both local backends get a fault-injection switch ([`TestGateway::faults`]), with no
+    /// fault set.
+    pub faults: bool,
 }
 
 /// A certificate written for a TLS test gateway.
@@ -173,6 +178,19 @@ impl TestGateway {
         self.dir.path().join("data")
     }
 
+    /// The fault switch of backend `id` (`disk-a`, `disk-b`); the gateway must have been
+    /// started with [`Options::faults`].
+    pub fn faults(&self, id: &str) -> std::sync::Arc<hansa_backends::FaultSwitch> {
+        self.running
+            .as_ref()
+            .expect("gateway running")
+            .gateway
+            .fault_switches
+            .get(id)
+            .unwrap_or_else(|| panic!("no fault switch for {id}: start with Options::faults"))
+            .clone()
+    }
+
     /// The directories of the two local backends, `a` and `b`.
     pub fn backend_dirs(&self) -> [PathBuf; 2] {
         [self.dir.path().join("a"), self.dir.path().join("b")]
@@ -285,6 +303,10 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
     if let Some(secs) = options.upload_cleanup_interval_secs {
         t.push_str(&format!("upload_cleanup_interval_secs = {secs}\n"));
     }
+    t.push_str(&options.limits_toml);
+    if !options.limits_toml.ends_with('\n') {
+        t.push('\n');
+    }
     for (key, buckets, read_only) in [
         (ADMIN, None, false),
         (READER, None, true),
@@ -305,6 +327,9 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
         t.push_str("\n[[backend]]\n");
         t.push_str(&format!("id = \"disk-{id}\"\nkind = \"local\"\n"));
         t.push_str(&format!("path = {}\n", toml_str(&dir.join(id))));
+        if options.faults {
+            t.push_str("faults = {}\n");
+        }
     }
     t.push('\n');
     t.push_str(&options.extra_toml);
