@@ -109,6 +109,23 @@ pub struct Limits {
     /// writes go on without it. Body transfers fail after this long without progress.
     #[serde(default = "default_backend_timeout")]
     pub backend_timeout_secs: u64,
+    /// A publish (a rename, a multipart completion, a server-side copy) that has not
+    /// finished after this many seconds counts as failed; the replica stays staged and is
+    /// published later.
+    #[serde(default = "default_publish_timeout")]
+    pub publish_timeout_secs: u64,
+    /// Once the write quorum has staged a write, the other targets get at most this many
+    /// milliseconds (and at most half the time the write took so far) before the client is
+    /// answered; they finish in the background.
+    #[serde(default = "default_straggler_grace")]
+    pub straggler_grace_ms: u64,
+    /// Buffers a target may fall behind the write quorum before it is cut from a write (its
+    /// replica is then pending): the slowest provider never sets the upload rate.
+    #[serde(default = "default_max_lag")]
+    pub max_lag_buffers: usize,
+    /// Staged copies that no write holds (left by a crash) are removed once this old.
+    #[serde(default = "default_staging_max_age")]
+    pub staging_max_age_secs: u64,
     /// sled's page cache.
     #[serde(default = "default_index_cache")]
     pub index_cache_bytes: u64,
@@ -119,7 +136,8 @@ pub struct Limits {
     /// aborted, and their parts removed from every backend.
     #[serde(default = "default_upload_max_age")]
     pub upload_max_age_secs: u64,
-    /// How often the gateway looks for such uploads.
+    /// How often the gateway does its upkeep: aborting such uploads, publishing copies a
+    /// failed publish left staged, removing staged copies no write holds.
     #[serde(default = "default_upload_cleanup_interval")]
     pub upload_cleanup_interval_secs: u64,
 }
@@ -132,6 +150,10 @@ impl Default for Limits {
             header_timeout_secs: default_header_timeout(),
             body_idle_timeout_secs: default_body_timeout(),
             backend_timeout_secs: default_backend_timeout(),
+            publish_timeout_secs: default_publish_timeout(),
+            straggler_grace_ms: default_straggler_grace(),
+            max_lag_buffers: default_max_lag(),
+            staging_max_age_secs: default_staging_max_age(),
             index_cache_bytes: default_index_cache(),
             max_xml_bytes: default_xml_limit(),
             upload_max_age_secs: default_upload_max_age(),
@@ -292,6 +314,18 @@ fn default_body_timeout() -> u64 {
 fn default_backend_timeout() -> u64 {
     10
 }
+fn default_publish_timeout() -> u64 {
+    120
+}
+fn default_straggler_grace() -> u64 {
+    2000
+}
+fn default_max_lag() -> usize {
+    2
+}
+fn default_staging_max_age() -> u64 {
+    3600
+}
 fn default_index_cache() -> u64 {
     32 << 20
 }
@@ -300,7 +334,7 @@ fn default_upload_max_age() -> u64 {
 }
 
 fn default_upload_cleanup_interval() -> u64 {
-    3600
+    300
 }
 
 fn default_xml_limit() -> usize {

@@ -1,14 +1,15 @@
 //! Hansa: an S3-compatible gateway that keeps every object on several storage providers.
 //!
-//! A request goes `server` → `s3::router` → `s3::auth` → `s3::ops` → `replication` / `meta`
-//! → `hansa_backends`. See `docs/ARCHITECTURE.md`.
+//! A request goes `server` → `s3::router` → `s3::auth` → `s3::ops` → `store` (the storage
+//! protocol) → `placement` / `replication` / `meta` → `hansa_backends`. See `docs/ARCHITECTURE.md`.
 
+pub mod checksum;
 pub mod config;
 pub mod gateway;
 pub mod meta;
 pub mod placement;
-pub mod recovery;
 pub mod replication;
 pub mod s3;
 pub mod server;
+pub mod store;
 pub mod upkeep;

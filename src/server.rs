@@ -79,8 +79,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             header_timeout,
         ));
     }
-    tasks.spawn(crate::upkeep::abandoned_uploads(
-        gateway.clone(),
+    tasks.spawn(crate::upkeep::run(
+        gateway.store.clone(),
+        Duration::from_secs(gateway.config.limits.upload_cleanup_interval_secs),
         stopped.clone(),
     ));
     let mut tls_addrs = Vec::new();

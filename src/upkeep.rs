@@ -1,24 +1,32 @@
-//! Background work the gateway does on its own: aborting multipart uploads that were
-//! abandoned (neither completed nor aborted within `limits.upload_max_age_secs`).
+//! Background work the gateway does on its own, at intervals: aborting multipart uploads that
+//! were abandoned (neither completed nor aborted within `limits.upload_max_age_secs`),
+//! finishing writes whose copies are still staged (a publish that failed while a backend was
+//! down) and removing staged copies no write holds any more.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::gateway::Gateway;
-use crate::s3::ops::multipart::abort_stale_uploads;
+use crate::store::{self, Store};
+
+/// Intents younger than this belong to writes still settling on their own.
+const INTENT_GRACE: Duration = Duration::from_secs(60);
 
 /// Runs until `stopped` changes: once at start, then every cleanup interval.
-pub async fn abandoned_uploads(gw: Arc<Gateway>, mut stopped: watch::Receiver<bool>) {
-    let interval = Duration::from_secs(gw.config.limits.upload_cleanup_interval_secs.max(1));
-    let max_age = Duration::from_secs(gw.config.limits.upload_max_age_secs);
+pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    let interval = interval.max(Duration::from_secs(1));
     loop {
-        match abort_stale_uploads(&gw, max_age).await {
+        match store::abort_stale_uploads(&store, store.settings.upload_max_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(aborted = n, "abandoned multipart uploads removed"),
-            Err(e) => tracing::warn!(error = %e.message, "could not clean up abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "could not clean up abandoned uploads"),
         }
+        let finished = store::finish_intents(&store, INTENT_GRACE).await;
+        if finished > 0 {
+            tracing::info!(finished, "finished writes whose copies were left staged");
+        }
+        store::collect_leftovers(&store, store.settings.staging_max_age).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,

@@ -140,7 +140,7 @@ pub fn resolve_range(name: &str, range: Option<Range<u64>>, size: u64) -> BResul
     }
 }
 
-/// One part of a multipart upload as `complete_upload` uses it.
+/// One part of a multipart upload as `stage_upload` uses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletedPart {
     /// The caller's part number (1..=10000); parts are passed in ascending order, possibly
@@ -151,24 +151,145 @@ pub struct CompletedPart {
     pub size: u64,
 }
 
+/// A new version's bytes, staged where no reader sees them: the result of
+/// [`Backend::stage`] and [`Backend::stage_upload`], the input of [`Backend::publish`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    /// What `publish` and `discard` need, also in another process after a restart: opaque,
+    /// printable ASCII, persisted by the caller.
+    pub handle: String,
+    pub size: u64,
+    /// Whether the staged bytes survive a crash of this process. A store may hold a small
+    /// body in memory until it is published (one request instead of two); such a copy counts
+    /// towards a write quorum only once published or made durable with
+    /// [`Backend::persist`].
+    pub durable: bool,
+}
+
 /// One storage provider (a directory, a bucket + prefix, …).
+///
+/// # Writing: prepare, stage, publish
+///
+/// A write never changes what readers see until it is complete: [`prepare`](Backend::prepare)
+/// reserves a place, [`stage`](Backend::stage) streams the body there durably, and
+/// [`publish`](Backend::publish) makes the staged copy the object, quickly and idempotently.
+/// [`discard`](Backend::discard) removes a staged (or only prepared) copy. A failed, cut or
+/// abandoned write therefore never harms the version before it, and the caller decides when
+/// (and in which order, for concurrent writes of one name) copies become visible.
+/// [`put`](Backend::put) does all three at once.
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The configured backend id.
     fn id(&self) -> &str;
 
-    /// Stores `body` under `name`, replacing any previous object.
+    /// Reserves the place where a new version of `name` will be staged and returns its handle.
+    /// The caller records the handle before the first byte is sent, so that what a crash
+    /// leaves can be discarded. Quick (at most one small request). `stamp.size` is the size
+    /// the body will have.
+    async fn prepare(
+        &self,
+        name: &PhysicalName,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<String, BackendError>;
+
+    /// Streams `body` into the place `prepared` names, durably, where no reader sees it, and
+    /// returns what [`publish`](Backend::publish) takes (the handle may differ from the
+    /// prepared one).
     ///
-    /// Consumes `body` to its end; the new object becomes visible only if the stream ends
-    /// cleanly. An `Err` item (→ [`BackendError::Aborted`]) or a dropped future leaves the
-    /// previous object untouched and no garbage behind. Durable on return.
+    /// Consumes `body` to its end; a stream that yields an `Err` (→ [`BackendError::Aborted`])
+    /// or a dropped future stages nothing (the caller discards the prepared handle). The
+    /// stamp's late facts ([`Stamp::late`]) are complete when the body ends.
+    async fn stage(
+        &self,
+        name: &PhysicalName,
+        prepared: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+        body: ByteStream,
+    ) -> Result<Staged, BackendError>;
+
+    /// Composes `parts` of a multipart upload (ascending part numbers) into a staged copy of
+    /// `name` with `attrs` and `stamp` (whose version is the upload id). Nothing visible
+    /// changes. A receipt that no longer matches a stored part → `PreconditionFailed`.
+    ///
+    /// What the upload staged stays until `abort_upload`. Where the staged copy is the
+    /// provider's own upload (S3's protocol), publishing it consumes the upload, and the caller
+    /// aborts the upload only once the copy is published.
+    async fn stage_upload(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<Staged, BackendError>;
+
+    /// Makes the staged copy `staged` the object at `name`, replacing any previous object, and
+    /// returns the replica's backend etag. Quick (a rename, a completion, a server-side copy)
+    /// and idempotent: publishing again after a success returns the same result while `name`
+    /// still holds `stamp.version_id`. A staged copy that is gone, with another version at
+    /// `name` → `NotFound`.
+    async fn publish(
+        &self,
+        name: &PhysicalName,
+        staged: &str,
+        stamp: &Stamp,
+    ) -> Result<PutResult, BackendError>;
+
+    /// Makes a staged copy durable where it is not ([`Staged::durable`]) without making it
+    /// visible, and returns what to publish now. Durable copies are returned as they are.
+    async fn persist(&self, name: &PhysicalName, staged: &Staged) -> Result<Staged, BackendError> {
+        if staged.durable {
+            return Ok(staged.clone());
+        }
+        Err(BackendError::Other {
+            message: format!(
+                "{}: {name}: this store cannot persist a staged copy",
+                self.id()
+            ),
+        })
+    }
+
+    /// Removes a staged or only prepared copy; an unknown handle is `Ok`. Never touches the
+    /// object at `name`.
+    async fn discard(&self, name: &PhysicalName, handle: &str) -> Result<(), BackendError>;
+
+    /// Removes staged copies that are at least `older_than` old and whose handles are not
+    /// among `live` (what writes still in flight, or not yet published, hold): the leftovers of
+    /// crashed writes. Returns how many were removed.
+    async fn collect_staged(
+        &self,
+        older_than: std::time::Duration,
+        live: &std::collections::HashSet<String>,
+    ) -> Result<usize, BackendError>;
+
+    /// Stores `body` under `name`, replacing any previous object: prepare, stage and publish
+    /// in one call. The new object becomes visible only if the stream ends cleanly; an error
+    /// leaves the previous object untouched. Durable on return.
     async fn put(
         &self,
         name: &PhysicalName,
         attrs: &ObjectAttributes,
         stamp: &Stamp,
         body: ByteStream,
-    ) -> Result<PutResult, BackendError>;
+    ) -> Result<PutResult, BackendError> {
+        let prepared = self.prepare(name, attrs, stamp).await?;
+        let staged = match self.stage(name, &prepared, attrs, stamp, body).await {
+            Ok(staged) => staged,
+            Err(e) => {
+                let _ = self.discard(name, &prepared).await;
+                return Err(e);
+            }
+        };
+        match self.publish(name, &staged.handle, stamp).await {
+            Ok(put) => Ok(put),
+            Err(e) => {
+                let _ = self.discard(name, &staged.handle).await;
+                Err(e)
+            }
+        }
+    }
 
     /// Reads `range` (end clamped to the size; `start >= size` or an empty range →
     /// `RangeNotSatisfiable`) or the whole object. `if_match` compares with the backend etag
@@ -187,7 +308,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Objects whose physical name starts with `prefix` (a plain string prefix, not only whole
     /// segments), in no particular order, with attributes and stamps. Hansa's own scratch
-    /// objects (temporary files, probes) are not listed.
+    /// objects (staged copies, temporary files, probes) are not listed.
     fn list(
         &self,
         prefix: &str,
@@ -214,7 +335,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Stores one part. Parts may arrive in any order and concurrently (never two with the
     /// same number at once: the caller serialises those), and a part may be uploaded again;
-    /// each upload gets its own receipt ([`PutResult::etag`]), and `complete_upload` uses
+    /// each upload gets its own receipt ([`PutResult::etag`]), and `stage_upload` uses
     /// exactly the receipts it is given. `size` is the part's announced length. Streams: memory
     /// stays bounded whatever the part's size. Durable on return.
     async fn put_part(
@@ -226,24 +347,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         body: ByteStream,
     ) -> Result<PutResult, BackendError>;
 
-    /// Composes `parts` (ascending part numbers) into `name`, replacing any previous object,
-    /// with `attrs` and `stamp` as `put` would store them. `stamp.version_id` is the upload
-    /// id; `attrs` are the ones given at creation. Durable on return. A receipt that no longer
-    /// matches a stored part → `PreconditionFailed`.
-    ///
-    /// What the upload staged stays until `abort_upload` (which the caller sends once the new
-    /// version is committed), and completing again with the same parts gives the same object:
-    /// a completion that failed on other replicas can be retried. (Where the provider consumes
-    /// the upload, the second completion finds the object the first one made.)
-    async fn complete_upload(
-        &self,
-        name: &PhysicalName,
-        upload: &str,
-        parts: &[CompletedPart],
-        attrs: &ObjectAttributes,
-        stamp: &Stamp,
-    ) -> Result<PutResult, BackendError>;
-
     /// Removes every part the upload staged (after a completion too); an unknown or finished
     /// upload is `Ok`. Never touches the object under `name`.
     async fn abort_upload(&self, name: &PhysicalName, upload: &str) -> Result<(), BackendError>;
@@ -253,5 +356,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// any valid name.
     async fn name_available(&self, _name: &PhysicalName) -> bool {
         true
+    }
+
+    /// Writes the stamp and attributes of the object at `name` again, without touching its
+    /// bytes: a copy restored without its metadata (a disk copied without extended
+    /// attributes) becomes recognisable again. The caller has verified the bytes. Returns the
+    /// object as it is now. Stores whose copies cannot lose their metadata keep the default,
+    /// which refuses.
+    async fn restamp(
+        &self,
+        name: &PhysicalName,
+        _attrs: &ObjectAttributes,
+        _stamp: &Stamp,
+    ) -> Result<ObjectInfo, BackendError> {
+        Err(BackendError::Other {
+            message: format!("{}: {name}: this store cannot restamp objects", self.id()),
+        })
     }
 }

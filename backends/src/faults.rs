@@ -4,11 +4,14 @@
 //! configuration for a demonstration (`faults = { writes = "fail" }` on a `[[backend]]`).
 //!
 //! Faults are chosen per class of operation, because a provider rarely fails at everything at
-//! once: reads (`get`, `head`), writes (bodies going in: `put`, `put_part`), publishes (making a
-//! write visible: `complete_upload`), deletes (`delete`, `abort_upload`) and lists.
+//! once: reads (`get`, `head`), writes (bodies going in and what prepares them: `prepare`,
+//! `stage`, `stage_upload`, `create_upload`, `put_part`, `restamp`), publishes (making a write
+//! visible: `publish`), deletes (`delete`, `discard`, `abort_upload`, `collect_staged`) and
+//! lists.
 
 use crate::backend::{
-    Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo, PutResult, Stamp,
+    Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo, PutResult, Staged,
+    Stamp,
 };
 use crate::error::BackendError;
 use crate::naming::PhysicalName;
@@ -16,6 +19,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -207,17 +211,83 @@ impl Backend for FaultyBackend {
         self.inner.id()
     }
 
-    async fn put(
+    async fn prepare(
         &self,
         name: &PhysicalName,
         attrs: &ObjectAttributes,
         stamp: &Stamp,
+    ) -> Result<String, BackendError> {
+        self.before(self.switch.plan().writes, "prepare").await?;
+        self.inner.prepare(name, attrs, stamp).await
+    }
+
+    async fn stage(
+        &self,
+        name: &PhysicalName,
+        prepared: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
         body: ByteStream,
-    ) -> Result<PutResult, BackendError> {
+    ) -> Result<Staged, BackendError> {
         let fault = self.switch.plan().writes;
-        self.before(fault, "put").await?;
-        let body = faulty_stream(body, fault, format!("put {name}"));
-        self.inner.put(name, attrs, stamp, body).await
+        self.before(fault, "stage").await?;
+        let body = faulty_stream(body, fault, format!("stage {name}"));
+        self.inner.stage(name, prepared, attrs, stamp, body).await
+    }
+
+    async fn stage_upload(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<Staged, BackendError> {
+        self.before(self.switch.plan().writes, "stage upload")
+            .await?;
+        self.inner
+            .stage_upload(name, upload, parts, attrs, stamp)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        name: &PhysicalName,
+        staged: &str,
+        stamp: &Stamp,
+    ) -> Result<PutResult, BackendError> {
+        self.before(self.switch.plan().publishes, "publish").await?;
+        self.inner.publish(name, staged, stamp).await
+    }
+
+    async fn persist(&self, name: &PhysicalName, staged: &Staged) -> Result<Staged, BackendError> {
+        self.before(self.switch.plan().writes, "persist").await?;
+        self.inner.persist(name, staged).await
+    }
+
+    async fn discard(&self, name: &PhysicalName, handle: &str) -> Result<(), BackendError> {
+        self.before(self.switch.plan().deletes, "discard").await?;
+        self.inner.discard(name, handle).await
+    }
+
+    async fn collect_staged(
+        &self,
+        older_than: Duration,
+        live: &HashSet<String>,
+    ) -> Result<usize, BackendError> {
+        self.before(self.switch.plan().deletes, "collect staged")
+            .await?;
+        self.inner.collect_staged(older_than, live).await
+    }
+
+    async fn restamp(
+        &self,
+        name: &PhysicalName,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<ObjectInfo, BackendError> {
+        self.before(self.switch.plan().writes, "restamp").await?;
+        self.inner.restamp(name, attrs, stamp).await
     }
 
     async fn get(
@@ -290,21 +360,6 @@ impl Backend for FaultyBackend {
         let body = faulty_stream(body, fault, format!("part {part_number} of {name}"));
         self.inner
             .put_part(name, upload, part_number, size, body)
-            .await
-    }
-
-    async fn complete_upload(
-        &self,
-        name: &PhysicalName,
-        upload: &str,
-        parts: &[CompletedPart],
-        attrs: &ObjectAttributes,
-        stamp: &Stamp,
-    ) -> Result<PutResult, BackendError> {
-        self.before(self.switch.plan().publishes, "complete upload")
-            .await?;
-        self.inner
-            .complete_upload(name, upload, parts, attrs, stamp)
             .await
     }
 

@@ -19,7 +19,7 @@ pub mod testsuite;
 
 pub use crate::backend::{
     resolve_range, Backend, ByteStream, CompletedPart, GetResult, LateStamp, ObjectAttributes,
-    ObjectInfo, PutResult, Stamp,
+    ObjectInfo, PutResult, Staged, Stamp,
 };
 pub use crate::cloud::{CloudConfig, CloudError, CloudKind, Secret};
 pub use crate::error::BackendError;

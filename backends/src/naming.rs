@@ -36,6 +36,21 @@ pub const HASHED_BUCKET_PREFIX: &str = ".hansa/x/";
 /// Where backends that stage multipart parts themselves keep them: `.hansa/mpu/<upload>/`.
 pub const UPLOADS_PREFIX: &str = ".hansa/mpu/";
 
+/// Where backends keep bodies staged for publication: `.hansa/staging/<token>`.
+pub const STAGING_PREFIX: &str = ".hansa/staging/";
+
+/// A fresh token naming one staged body of `version`: the version (when it is a short safe
+/// token, so a staged file shows whose it is) and a random suffix, so a version staged twice
+/// (a retried completion) gets two names.
+pub fn staging_token(version: &str) -> String {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    if is_safe_token(version) && version.len() <= 40 {
+        format!("{version}x{}", &nonce[..16])
+    } else {
+        nonce
+    }
+}
+
 /// Upload ids and part receipts become path segments: only ASCII letters and digits, so they
 /// can never escape the upload's directory.
 pub fn is_safe_token(token: &str) -> bool {

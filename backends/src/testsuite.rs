@@ -3,7 +3,9 @@
 //!
 //! Every function works in its own bucket, so they may share one backend and run in any order.
 
-use crate::backend::{Backend, ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
+use crate::backend::{
+    Backend, ByteStream, CompletedPart, ObjectAttributes, PutResult, Staged, Stamp,
+};
 use crate::error::BackendError;
 use crate::naming::{physical_name, PhysicalName};
 use bytes::Bytes;
@@ -63,6 +65,44 @@ pub async fn put_bytes(
         .await
         .unwrap_or_else(|e| panic!("{}: put {name}: {e}", b.id()));
     (name, result)
+}
+
+/// Completes a multipart upload as the gateway does: stage the composition, then publish it.
+pub async fn complete(
+    b: &dyn Backend,
+    name: &PhysicalName,
+    upload: &str,
+    parts: &[CompletedPart],
+    attrs: &ObjectAttributes,
+    stamp: &Stamp,
+) -> Result<PutResult, BackendError> {
+    let staged = b.stage_upload(name, upload, parts, attrs, stamp).await?;
+    b.publish(name, &staged.handle, stamp).await
+}
+
+/// Prepares and stages `data` as version `version` of (`bucket`, `key`), unpublished.
+pub async fn stage_bytes(
+    b: &dyn Backend,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    data: &[u8],
+) -> (PhysicalName, Staged) {
+    let name = physical_name(bucket, key);
+    let (attrs, st) = (
+        ObjectAttributes::default(),
+        stamp(bucket, key, version, data.len() as u64),
+    );
+    let prepared = b
+        .prepare(&name, &attrs, &st)
+        .await
+        .unwrap_or_else(|e| panic!("{}: prepare {name}: {e}", b.id()));
+    let staged = b
+        .stage(&name, &prepared, &attrs, &st, body(data, 7))
+        .await
+        .unwrap_or_else(|e| panic!("{}: stage {name}: {e}", b.id()));
+    assert_eq!(staged.size, data.len() as u64, "{}: staged size", b.id());
+    (name, staged)
 }
 
 async fn read(b: &dyn Backend, name: &PhysicalName) -> Vec<u8> {
@@ -558,6 +598,204 @@ async fn start_upload(
     start_upload_with(b, bucket, key, upload_id, &ObjectAttributes::default()).await
 }
 
+/// A staged body is invisible (reads, heads and listings show the previous object) until it
+/// is published; publishing makes it the object, with its stamp, at once.
+pub async fn staged_is_invisible_until_published(b: &dyn Backend) {
+    let bucket = "suite-stage";
+    for (key, size) in [("small", 1000), ("large", 2 * PART + 17)] {
+        let (name, _) = put_bytes(b, bucket, key, "v1", b"before").await;
+        let data = pattern(size, 31);
+        let (_, staged) = stage_bytes(b, bucket, key, "v2", &data).await;
+        assert_eq!(
+            read(b, &name).await,
+            b"before",
+            "{}: staged {key} visible",
+            b.id()
+        );
+        let head = b.head(&name).await.expect("head");
+        assert_eq!(head.stamp.expect("stamp").version_id, "v1");
+        let listed: Vec<String> = b
+            .list(bucket)
+            .map(|r| r.expect("list").name)
+            .collect()
+            .await;
+        assert_eq!(
+            listed.iter().filter(|n| n.ends_with(key)).count(),
+            1,
+            "{}: staged copies are listed: {listed:?}",
+            b.id()
+        );
+        let published = b
+            .publish(
+                &name,
+                &staged.handle,
+                &stamp(bucket, key, "v2", size as u64),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: publish {key}: {e}", b.id()));
+        assert_eq!(published.size, size as u64);
+        assert!(read(b, &name).await == data, "{}: published bytes", b.id());
+        let head = b.head(&name).await.expect("head");
+        assert_eq!(head.etag, published.etag, "{}: etag", b.id());
+        assert_eq!(head.stamp.expect("stamp").version_id, "v2");
+    }
+}
+
+/// Publishing is idempotent while the name holds that version, and never brings an older
+/// version back over a newer one.
+pub async fn publish_is_idempotent(b: &dyn Backend) {
+    let (bucket, key) = ("suite-publish-twice", "k");
+    for size in [10, 2 * PART + 3] {
+        let data = pattern(size, 32);
+        let (name, first) = stage_bytes(b, bucket, key, "v1", &data).await;
+        let st1 = stamp(bucket, key, "v1", size as u64);
+        let once = b
+            .publish(&name, &first.handle, &st1)
+            .await
+            .expect("publish");
+        let twice = b
+            .publish(&name, &first.handle, &st1)
+            .await
+            .unwrap_or_else(|e| panic!("{}: publish again: {e}", b.id()));
+        assert_eq!(once, twice, "{}: a second publish differs", b.id());
+        let (_, second) = stage_bytes(b, bucket, key, "v2", b"newer").await;
+        b.publish(&name, &second.handle, &stamp(bucket, key, "v2", 5))
+            .await
+            .expect("publish v2");
+        let late = b.publish(&name, &first.handle, &st1).await;
+        assert!(
+            matches!(late, Err(BackendError::NotFound { .. })),
+            "{}: an old handle published again: {late:?}",
+            b.id()
+        );
+        assert_eq!(read(b, &name).await, b"newer", "{}: v1 came back", b.id());
+    }
+}
+
+/// Discarding a staged (or only prepared) copy leaves the object alone; the handle is gone.
+pub async fn discard_keeps_the_object(b: &dyn Backend) {
+    let (bucket, key) = ("suite-discard", "k");
+    let (name, _) = put_bytes(b, bucket, key, "v1", b"kept").await;
+    for size in [100, 2 * PART + 1] {
+        let (_, staged) = stage_bytes(b, bucket, key, "v2", &pattern(size, 33)).await;
+        b.discard(&name, &staged.handle).await.expect("discard");
+        b.discard(&name, &staged.handle)
+            .await
+            .expect("discard twice");
+        let publish = b
+            .publish(
+                &name,
+                &staged.handle,
+                &stamp(bucket, key, "v2", size as u64),
+            )
+            .await;
+        assert!(
+            publish.is_err(),
+            "{}: a discarded copy was published",
+            b.id()
+        );
+        assert_eq!(read(b, &name).await, b"kept");
+    }
+    let st = stamp(bucket, key, "v3", 4);
+    let prepared = b
+        .prepare(&name, &ObjectAttributes::default(), &st)
+        .await
+        .expect("prepare");
+    b.discard(&name, &prepared)
+        .await
+        .expect("discard a prepared handle");
+    assert_eq!(read(b, &name).await, b"kept");
+}
+
+/// A stream that fails mid-stage stages nothing visible; discarding the prepared handle
+/// leaves nothing behind for a collection to find.
+pub async fn aborted_stage_leaves_nothing(b: &dyn Backend) {
+    let (bucket, key) = ("suite-aborted-stage", "k");
+    let (name, _) = put_bytes(b, bucket, key, "v1", b"old").await;
+    for size in [100, 2 * PART] {
+        let st = stamp(bucket, key, "v2", size as u64);
+        let attrs = ObjectAttributes::default();
+        let prepared = b.prepare(&name, &attrs, &st).await.expect("prepare");
+        let failing = body(&pattern(size / 2, 34), 4096)
+            .chain(stream::once(async { Err(BackendError::Aborted) }))
+            .boxed();
+        let staged = b.stage(&name, &prepared, &attrs, &st, failing).await;
+        assert!(
+            matches!(staged, Err(BackendError::Aborted)),
+            "{}: {staged:?}",
+            b.id()
+        );
+        b.discard(&name, &prepared).await.expect("discard");
+        assert_eq!(read(b, &name).await, b"old");
+    }
+    let left = b
+        .collect_staged(Duration::ZERO, &Default::default())
+        .await
+        .expect("collect");
+    assert_eq!(left, 0, "{}: a cut stage left {left} staged copies", b.id());
+}
+
+/// Collection removes staged copies no write holds, and spares those it is told are live
+/// and those younger than the limit.
+pub async fn collect_spares_live_staging(b: &dyn Backend) {
+    let (bucket, key) = ("suite-collect", "k");
+    let (name, live) = stage_bytes(b, bucket, key, "v1", &pattern(2 * PART + 5, 35)).await;
+    let (_, dead) = stage_bytes(b, bucket, key, "v2", b"leftover").await;
+    let young = b
+        .collect_staged(Duration::from_secs(3600), &Default::default())
+        .await
+        .expect("collect");
+    assert_eq!(young, 0, "{}: young staged copies were collected", b.id());
+    let live_set = [live.handle.clone()].into_iter().collect();
+    let removed = b
+        .collect_staged(Duration::ZERO, &live_set)
+        .await
+        .expect("collect");
+    assert_eq!(removed, 1, "{}: collected {removed}", b.id());
+    let gone = b
+        .publish(&name, &dead.handle, &stamp(bucket, key, "v2", 8))
+        .await;
+    assert!(gone.is_err(), "{}: a collected copy was published", b.id());
+    b.publish(
+        &name,
+        &live.handle,
+        &stamp(bucket, key, "v1", 2 * PART as u64 + 5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: a live staged copy was collected: {e}", b.id()));
+    assert!(read(b, &name).await == pattern(2 * PART + 5, 35));
+}
+
+/// A staged copy made durable stays invisible and publishes the same bytes; a copy that was
+/// durable already is returned as it is.
+pub async fn persist_makes_a_staged_copy_durable(b: &dyn Backend) {
+    let (bucket, key) = ("suite-persist", "k");
+    let (name, _) = put_bytes(b, bucket, key, "v1", b"before").await;
+    for size in [300, 2 * PART + 9] {
+        let data = pattern(size, 36);
+        let (_, staged) = stage_bytes(b, bucket, key, "v2", &data).await;
+        let persisted = b
+            .persist(&name, &staged)
+            .await
+            .unwrap_or_else(|e| panic!("{}: persist: {e}", b.id()));
+        assert!(persisted.durable, "{}: persisted copy not durable", b.id());
+        assert_eq!(persisted.size, size as u64);
+        if staged.durable {
+            assert_eq!(persisted, staged, "{}: a durable copy changed", b.id());
+        }
+        assert_eq!(read(b, &name).await, b"before", "{}: visible", b.id());
+        b.publish(
+            &name,
+            &persisted.handle,
+            &stamp(bucket, key, "v2", size as u64),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: publish a persisted copy: {e}", b.id()));
+        assert!(read(b, &name).await == data, "{}: bytes", b.id());
+        put_bytes(b, bucket, key, "v1", b"before").await;
+    }
+}
+
 async fn start_upload_with(
     b: &dyn Backend,
     bucket: &str,
@@ -592,8 +830,8 @@ pub async fn multipart_roundtrip(b: &dyn Backend) {
         upload_part(b, &name, &upload, 2, &p2),
     );
     let size = (p1.len() + p2.len() + p3.len()) as u64;
-    let done = b
-        .complete_upload(
+    let staged = b
+        .stage_upload(
             &name,
             &upload,
             &[c1, c2, c3],
@@ -601,7 +839,16 @@ pub async fn multipart_roundtrip(b: &dyn Backend) {
             &stamp(bucket, key, "up1", size),
         )
         .await
-        .unwrap_or_else(|e| panic!("{}: complete {name}: {e}", b.id()));
+        .unwrap_or_else(|e| panic!("{}: stage the completion of {name}: {e}", b.id()));
+    assert!(
+        b.head(&name).await.is_err(),
+        "{}: a staged completion is visible before it is published",
+        b.id()
+    );
+    let done = b
+        .publish(&name, &staged.handle, &stamp(bucket, key, "up1", size))
+        .await
+        .unwrap_or_else(|e| panic!("{}: publish {name}: {e}", b.id()));
     assert_eq!(done.size, size);
     let expected = [p1, p2, p3].concat();
     let got = read(b, &name).await;
@@ -645,11 +892,11 @@ pub async fn multipart_complete_again(b: &dyn Backend) {
     ];
     let size = (p1.len() + p2.len()) as u64;
     let (attrs, final_stamp) = (ObjectAttributes::default(), stamp(bucket, key, "up9", size));
-    let complete = || b.complete_upload(&name, &upload, &parts, &attrs, &final_stamp);
-    let first = complete()
+    let finish = || complete(b, &name, &upload, &parts, &attrs, &final_stamp);
+    let first = finish()
         .await
         .unwrap_or_else(|e| panic!("{}: complete: {e}", b.id()));
-    let second = complete()
+    let second = finish()
         .await
         .unwrap_or_else(|e| panic!("{}: complete again: {e}", b.id()));
     assert_eq!((second.size, first.size), (size, size));
@@ -673,7 +920,8 @@ pub async fn multipart_reupload(b: &dyn Backend) {
     let again = upload_part(b, &name, &upload, 1, &pattern(PART, 5)).await;
     assert_ne!(first.receipt, again.receipt);
     let last = upload_part(b, &name, &upload, 2, b"tail").await;
-    b.complete_upload(
+    complete(
+        b,
         &name,
         &upload,
         &[again, last],
@@ -692,7 +940,8 @@ pub async fn multipart_sparse_subset(b: &dyn Backend) {
     let a = upload_part(b, &name, &upload, 2, &pattern(PART, 6)).await;
     let _unused = upload_part(b, &name, &upload, 5, &pattern(PART, 7)).await;
     let c = upload_part(b, &name, &upload, 9, b"end").await;
-    b.complete_upload(
+    complete(
+        b,
         &name,
         &upload,
         &[a, c],
@@ -712,15 +961,15 @@ pub async fn multipart_abort(b: &dyn Backend) {
     let part = upload_part(b, &name, &upload, 1, &pattern(1000, 8)).await;
     b.abort_upload(&name, &upload).await.expect("abort");
     b.abort_upload(&name, &upload).await.expect("abort twice");
-    let after = b
-        .complete_upload(
-            &name,
-            &upload,
-            &[part],
-            &ObjectAttributes::default(),
-            &stamp(bucket, key, "up4", 1000),
-        )
-        .await;
+    let after = complete(
+        b,
+        &name,
+        &upload,
+        &[part],
+        &ObjectAttributes::default(),
+        &stamp(bucket, key, "up4", 1000),
+    )
+    .await;
     assert!(after.is_err(), "{}: completed an aborted upload", b.id());
     assert_eq!(read(b, &name).await, b"old");
 }
@@ -732,15 +981,15 @@ pub async fn multipart_unknown_receipt(b: &dyn Backend) {
     let (_, upload) = start_upload(b, bucket, key, "up5").await;
     let mut part = upload_part(b, &name, &upload, 1, b"data").await;
     part.receipt = "0123456789abcdef0123456789abcdef".into();
-    let result = b
-        .complete_upload(
-            &name,
-            &upload,
-            &[part],
-            &ObjectAttributes::default(),
-            &stamp(bucket, key, "up5", 4),
-        )
-        .await;
+    let result = complete(
+        b,
+        &name,
+        &upload,
+        &[part],
+        &ObjectAttributes::default(),
+        &stamp(bucket, key, "up5", 4),
+    )
+    .await;
     assert!(
         result.is_err(),
         "{}: completed with an unknown receipt",
@@ -766,11 +1015,12 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
     let a2 = upload_part(b, &name, &first, 2, b"first").await;
     let b2 = upload_part(b, &name, &second, 2, b"second").await;
     let size = |tail: &[u8]| (PART + tail.len()) as u64;
-    let complete = |upload: &str, parts: Vec<CompletedPart>, version: &str, size: u64| {
+    let finish = |upload: &str, parts: Vec<CompletedPart>, version: &str, size: u64| {
         let (upload, version) = (upload.to_string(), version.to_string());
         let name = name.clone();
         async move {
-            b.complete_upload(
+            complete(
+                b,
                 &name,
                 &upload,
                 &parts,
@@ -780,14 +1030,14 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
             .await
         }
     };
-    complete(&first, vec![a1, a2], "up6", size(b"first"))
+    finish(&first, vec![a1, a2], "up6", size(b"first"))
         .await
         .unwrap_or_else(|e| panic!("{}: complete the first upload: {e}", b.id()));
     assert!(read(b, &name).await == [p1, b"first".to_vec()].concat());
     // A plain PUT in between: it too commits the name.
     put_bytes(b, bucket, key, "v-put", b"plain").await;
     let c2 = upload_part(b, &name, &third, 2, b"third").await;
-    complete(&second, vec![b1, b2], "up7", size(b"second"))
+    finish(&second, vec![b1, b2], "up7", size(b"second"))
         .await
         .unwrap_or_else(|e| {
             panic!(
@@ -798,7 +1048,7 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
     assert!(read(b, &name).await == [p2, b"second".to_vec()].concat());
     let stamp_seen = b.head(&name).await.expect("head").stamp.expect("stamp");
     assert_eq!(stamp_seen.version_id, "up7");
-    complete(&third, vec![c1, c2], "up8", size(b"third"))
+    finish(&third, vec![c1, c2], "up8", size(b"third"))
         .await
         .unwrap_or_else(|e| panic!("{}: complete the third upload: {e}", b.id()));
     assert!(read(b, &name).await == [p3, b"third".to_vec()].concat());
@@ -824,6 +1074,12 @@ macro_rules! every_suite_function {
             list_prefixes,
             unusual_keys,
             check,
+            staged_is_invisible_until_published,
+            publish_is_idempotent,
+            discard_keeps_the_object,
+            aborted_stage_leaves_nothing,
+            collect_spares_live_staging,
+            persist_makes_a_staged_copy_durable,
             multipart_roundtrip,
             multipart_reupload,
             multipart_sparse_subset,

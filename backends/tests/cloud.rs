@@ -209,8 +209,50 @@ macro_rules! full_suite {
     };
 }
 
-full_suite!(s3_moto => super::moto());
-full_suite!(s3_rclone => super::rclone());
+/// Every suite function but two that meet moto bugs (listed below as known failures), for
+/// `s3_moto`: a tt-muncher over the suite's list, so new suite functions run on moto too.
+macro_rules! moto_suite {
+    (@kept [$($kept:ident),*] publish_is_idempotent, $($rest:ident,)*) => {
+        moto_suite!(@kept [$($kept),*] $($rest,)*);
+    };
+    (@kept [$($kept:ident),*] collect_spares_live_staging, $($rest:ident,)*) => {
+        moto_suite!(@kept [$($kept),*] $($rest,)*);
+    };
+    (@kept [$($kept:ident),*] $next:ident, $($rest:ident,)*) => {
+        moto_suite!(@kept [$($kept,)* $next] $($rest,)*);
+    };
+    (@kept [$($kept:ident),*]) => {
+        suite!(s3_moto => super::moto(); [cfg(all())]; $($kept),*);
+    };
+}
+hansa_backends::every_suite_function!(moto_suite!(@kept []));
+suite!(s3_moto_known_failures => super::moto();
+    [ignore = "moto 5.2.5: CompleteMultipartUpload of an upload already completed answers 500 \
+               once the key holds another object (S3: 404 NoSuchUpload), and every multipart \
+               upload is listed as initiated at 2010-11-10, so a young staged write looks old"];
+    publish_is_idempotent,
+    collect_spares_live_staging,
+);
+/// Every suite function but `multipart_roundtrip`, for `s3_rclone`: a tt-muncher over the
+/// suite's list, so that functions added to the suite run on rclone without a change here.
+macro_rules! rclone_staged_suite {
+    (@kept [$($kept:ident),*] multipart_roundtrip, $($rest:ident,)*) => {
+        rclone_staged_suite!(@kept [$($kept),*] $($rest,)*);
+    };
+    (@kept [$($kept:ident),*] $next:ident, $($rest:ident,)*) => {
+        rclone_staged_suite!(@kept [$($kept,)* $next] $($rest,)*);
+    };
+    (@kept [$($kept:ident),*]) => {
+        suite!(s3_rclone => super::rclone(); [cfg(all())]; $($kept),*);
+    };
+}
+hansa_backends::every_suite_function!(rclone_staged_suite!(@kept []));
+suite!(s3_rclone_known_failures => super::rclone();
+    [ignore = "rclone serve s3 (1.75) adds an `mtime` metadata entry to the copy CopyObject \
+               makes, and staged (non-native) writes larger than a part are published with \
+               CopyObject: the composed object's user metadata gains `mtime`"];
+    multipart_roundtrip,
+);
 suite!(s3_rclone_native => super::rclone_native(); [cfg(all())];
     multipart_roundtrip,
     multipart_reupload,
@@ -357,20 +399,20 @@ async fn native_multipart_is_used(b: &ObjectStoreBackend) {
         "parts staged as objects: {everything:?}"
     );
     assert!(b.head(&name).await.is_err(), "visible before completion");
-    let done = b
-        .complete_upload(
-            &name,
-            &handle,
-            &[CompletedPart {
-                part_number: 1,
-                receipt: part.etag,
-                size: data.len() as u64,
-            }],
-            &ObjectAttributes::default(),
-            &stamp("native", "obj", "nativeup1", data.len() as u64),
-        )
-        .await
-        .expect("complete");
+    let done = hansa_backends::testsuite::complete(
+        b,
+        &name,
+        &handle,
+        &[CompletedPart {
+            part_number: 1,
+            receipt: part.etag,
+            size: data.len() as u64,
+        }],
+        &ObjectAttributes::default(),
+        &stamp("native", "obj", "nativeup1", data.len() as u64),
+    )
+    .await
+    .expect("complete");
     let got = b.get(&name, None, Some(&done.etag)).await.expect("get");
     assert_eq!(got.info.stamp.expect("stamp").version_id, "nativeup1");
     assert!(collect(got.body).await.expect("read") == data);
@@ -411,20 +453,20 @@ async fn native_part_is_streamed(b: &ObjectStoreBackend, reader: &ObjectStoreBac
         .await
         .expect("put a 20 MiB part");
     assert_eq!(part.size, SIZE);
-    let done = b
-        .complete_upload(
-            &name,
-            &handle,
-            &[CompletedPart {
-                part_number: 1,
-                receipt: part.etag,
-                size: SIZE,
-            }],
-            &ObjectAttributes::default(),
-            &stamp("native", "streamed", "nativeup2", SIZE),
-        )
-        .await
-        .expect("complete");
+    let done = hansa_backends::testsuite::complete(
+        b,
+        &name,
+        &handle,
+        &[CompletedPart {
+            part_number: 1,
+            receipt: part.etag,
+            size: SIZE,
+        }],
+        &ObjectAttributes::default(),
+        &stamp("native", "streamed", "nativeup2", SIZE),
+    )
+    .await
+    .expect("complete");
     assert_eq!(done.size, SIZE);
     let got = reader.get(&name, None, None).await.expect("get");
     let data = collect(got.body).await.expect("read");
@@ -561,16 +603,16 @@ async fn native_sparse_subset(
     );
     let chosen = vec![parts[0].clone(), parts[2].clone()];
     let size = chosen.iter().map(|p| p.size).sum();
-    let done = b
-        .complete_upload(
-            &name,
-            &handle,
-            &chosen,
-            &ObjectAttributes::default(),
-            &stamp("native", "sparse", "nativeup4", size),
-        )
-        .await
-        .expect("complete with parts 2 and 9");
+    let done = hansa_backends::testsuite::complete(
+        b,
+        &name,
+        &handle,
+        &chosen,
+        &ObjectAttributes::default(),
+        &stamp("native", "sparse", "nativeup4", size),
+    )
+    .await
+    .expect("complete with parts 2 and 9");
     assert_eq!(done.size, size);
     let got = reader.get(&name, None, None).await.expect("get");
     assert_eq!(got.info.etag, done.etag);
@@ -649,7 +691,8 @@ async fn azure_part_above_the_block_limit_is_several_blocks() {
         .await
         .expect("put a part of four blocks");
     assert!(part.etag.ends_with("-4"), "receipt {}", part.etag);
-    b.complete_upload(
+    hansa_backends::testsuite::complete(
+        &b,
         &name,
         &handle,
         &[CompletedPart {
@@ -678,3 +721,441 @@ native_sparse_tests!(native_sparse_s3_moto => super::moto());
 native_sparse_tests!(native_sparse_azure_azurite => super::azurite());
 native_sparse_tests!(native_sparse_azure_small_blocks => super::azurite_small_blocks());
 native_sparse_tests!(native_sparse_s3_garage => super::garage_native());
+
+/// moto under a prefix the test knows, and the bucket's URL for requests to moto itself
+/// (moto answers unsigned requests).
+fn moto_at(prefix: &str) -> Option<(ObjectStoreBackend, String)> {
+    let mut config = s3_config("S3", required, "custom")?;
+    config["prefix"] = serde_json::Value::String(prefix.to_string());
+    let bucket_url = format!(
+        "{}/{}",
+        required("HANSA_TEST_S3_ENDPOINT")?.trim_end_matches('/'),
+        required("HANSA_TEST_S3_BUCKET")?
+    );
+    Some((build(config), bucket_url))
+}
+
+/// The multipart uploads in progress under `prefix`, as moto lists them: (key, upload id).
+async fn moto_uploads(bucket_url: &str, prefix: &str) -> Vec<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        #[serde(default, rename = "Upload")]
+        uploads: Vec<Upload>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Upload {
+        key: String,
+        upload_id: String,
+    }
+    let text = reqwest::Client::new()
+        .get(format!("{bucket_url}?uploads&prefix={prefix}/"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("ListMultipartUploads")
+        .text()
+        .await
+        .expect("listing");
+    let listing: Listing =
+        quick_xml::de::from_str(&text).unwrap_or_else(|e| panic!("listing {text}: {e}"));
+    let mut uploads: Vec<_> = listing
+        .uploads
+        .into_iter()
+        .map(|u| (u.key, u.upload_id))
+        .collect();
+    uploads.sort();
+    uploads
+}
+
+/// Prepares and stages `data` as version `version` of `suite-kind/<key>`, unpublished.
+async fn stage_large(
+    b: &ObjectStoreBackend,
+    key: &str,
+    version: &str,
+    data: &[u8],
+) -> (hansa_backends::PhysicalName, String, String) {
+    use hansa_backends::testsuite::{body, stamp};
+    use hansa_backends::{physical_name, Backend, ObjectAttributes};
+    let name = physical_name("suite-kind", key);
+    let (attrs, st) = (
+        ObjectAttributes::default(),
+        stamp("suite-kind", key, version, data.len() as u64),
+    );
+    let prepared = b.prepare(&name, &attrs, &st).await.expect("prepare");
+    let staged = b
+        .stage(&name, &prepared, &attrs, &st, body(data, 64 << 10))
+        .await
+        .expect("stage");
+    assert_eq!(staged.size, data.len() as u64);
+    (name, prepared, staged.handle)
+}
+
+/// On S3's protocol a large write is staged as a multipart upload at the object's own key:
+/// listed as an upload (and not as an object) until published, gone once published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_large_stage_is_an_upload_at_the_key() {
+    use hansa_backends::testsuite::{collect, pattern, put_bytes, stamp};
+    use hansa_backends::Backend;
+    let prefix = unique_prefix();
+    let Some((b, bucket_url)) = moto_at(&prefix) else {
+        return;
+    };
+    put_bytes(&b, "suite-kind", "big", "v1", b"before").await;
+    let data = pattern((17 << 20) + 3, 40);
+    let (name, _, staged) = stage_large(&b, "big", "v2", &data).await;
+    let uploads = moto_uploads(&bucket_url, &prefix).await;
+    assert_eq!(
+        uploads.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        [format!("{prefix}/suite-kind/big")],
+        "{uploads:?}"
+    );
+    let got = b.get(&name, None, None).await.expect("get before publish");
+    assert_eq!(collect(got.body).await.expect("read"), b"before");
+    let published = b
+        .publish(
+            &name,
+            &staged,
+            &stamp("suite-kind", "big", "v2", data.len() as u64),
+        )
+        .await
+        .expect("publish");
+    assert_eq!(published.size, data.len() as u64);
+    assert!(moto_uploads(&bucket_url, &prefix).await.is_empty());
+    let info = b.head(&name).await.expect("head");
+    assert_eq!(info.etag, published.etag);
+    let st = info.stamp.expect("stamp");
+    assert_eq!((st.version_id.as_str(), st.size), ("v2", data.len() as u64));
+    let got = b
+        .get(&name, None, Some(&published.etag))
+        .await
+        .expect("get");
+    assert!(
+        collect(got.body).await.expect("read") == data,
+        "bytes differ"
+    );
+}
+
+/// A large write's publication is idempotent while the name holds its version, and never
+/// brings it back over a newer one (the suite's own check stays below the part size of
+/// object_store backends, where bodies are held in memory).
+async fn large_publish_is_idempotent(b: &ObjectStoreBackend) {
+    use hansa_backends::testsuite::{collect, pattern, put_bytes, stamp};
+    use hansa_backends::{Backend, BackendError};
+    let data = pattern((9 << 20) + 11, 45);
+    let (name, _, staged) = stage_large(b, "twice", "v1", &data).await;
+    let v1 = stamp("suite-kind", "twice", "v1", data.len() as u64);
+    let once = b.publish(&name, &staged, &v1).await.expect("publish");
+    let twice = b.publish(&name, &staged, &v1).await.expect("publish again");
+    assert_eq!(twice, once);
+    put_bytes(b, "suite-kind", "twice", "v2", b"newer").await;
+    let late = b.publish(&name, &staged, &v1).await;
+    assert!(
+        matches!(late, Err(BackendError::NotFound { .. })),
+        "{late:?}"
+    );
+    let got = b.get(&name, None, None).await.expect("get");
+    assert_eq!(collect(got.body).await.expect("read"), b"newer");
+}
+
+macro_rules! large_publish_tests {
+    ($($test:ident => $make:expr $(, #[$attr:meta])?;)*) => {
+        mod large_publish {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                $(#[$attr])?
+                async fn $test() {
+                    let Some(b) = $make else { return };
+                    super::large_publish_is_idempotent(&b).await;
+                }
+            )*
+        }
+    };
+}
+
+large_publish_tests! {
+    s3_rclone_native => super::rclone_native();
+    s3_rclone_staged => super::rclone();
+    azure_azurite => super::azurite();
+    azure_azurite_small_blocks => super::azurite_small_blocks();
+    s3_garage => super::garage();
+    s3_garage_native => super::garage_native();
+    s3_moto => super::moto(),
+        #[ignore = "moto 5.2.5 answers CompleteMultipartUpload of an upload that is gone with \
+                    500 (a KeyError), not 404 NoSuchUpload, once the key holds another object"];
+}
+
+/// `collect_staged` on S3's protocol aborts the uploads no live handle names (a crashed
+/// write's, an abandoned client upload), and spares a staged and a prepared write and a
+/// client upload named in `live`, and uploads at names Hansa does not write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_collect_aborts_orphan_uploads_only() {
+    use hansa_backends::testsuite::{body, collect, pattern, stamp};
+    use hansa_backends::{physical_name, Backend, CompletedPart, ObjectAttributes};
+    use std::collections::HashSet;
+    use std::time::Duration;
+    let prefix = unique_prefix();
+    let Some((b, bucket_url)) = moto_at(&prefix) else {
+        return;
+    };
+    let data = pattern((9 << 20) + 1, 41);
+    let (_, _, orphan) = stage_large(&b, "orphan", "v1", &data).await;
+    let (staged_name, _, staged) = stage_large(&b, "staged", "v1", &data).await;
+    let prepared_name = physical_name("suite-kind", "prepared");
+    let prepared_stamp = stamp("suite-kind", "prepared", "v1", data.len() as u64);
+    let prepared = b
+        .prepare(
+            &prepared_name,
+            &ObjectAttributes::default(),
+            &prepared_stamp,
+        )
+        .await
+        .expect("prepare");
+    let client_name = physical_name("suite-kind", "client");
+    let client = b
+        .create_upload(
+            &client_name,
+            "clientup1",
+            &ObjectAttributes::default(),
+            &stamp("suite-kind", "client", "clientup1", 0),
+        )
+        .await
+        .expect("create upload");
+    let part = b
+        .put_part(
+            &client_name,
+            &client,
+            1,
+            1000,
+            body(&pattern(1000, 42), 100),
+        )
+        .await
+        .expect("put part");
+    let abandoned_name = physical_name("suite-kind", "abandoned");
+    b.create_upload(
+        &abandoned_name,
+        "clientup2",
+        &ObjectAttributes::default(),
+        &stamp("suite-kind", "abandoned", "clientup2", 0),
+    )
+    .await
+    .expect("create upload");
+    // Another writer's upload in the same bucket, at a name Hansa never writes.
+    reqwest::Client::new()
+        .post(format!("{bucket_url}/{prefix}/foreign?uploads"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("create a foreign upload");
+    assert_eq!(moto_uploads(&bucket_url, &prefix).await.len(), 6);
+
+    // (moto reports every upload as initiated in 2010, so the age limit is tested on
+    // another server: `collect_spares_young_uploads`.)
+    let live: HashSet<String> = [staged.clone(), prepared.clone(), client.clone()].into();
+    let removed = b
+        .collect_staged(Duration::ZERO, &live)
+        .await
+        .expect("collect");
+    assert_eq!(
+        removed, 2,
+        "the orphan write's and the abandoned client upload"
+    );
+    let keys: Vec<String> = moto_uploads(&bucket_url, &prefix)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let expected: Vec<String> = ["client", "prepared", "staged"]
+        .iter()
+        .map(|k| format!("{prefix}/suite-kind/{k}"))
+        .chain([format!("{prefix}/foreign")])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(keys, expected);
+    assert!(
+        b.publish(
+            &physical_name("suite-kind", "orphan"),
+            &orphan,
+            &stamp("suite-kind", "orphan", "v1", data.len() as u64)
+        )
+        .await
+        .is_err(),
+        "an aborted upload was published"
+    );
+
+    // What was spared still works.
+    let published = b
+        .publish(
+            &staged_name,
+            &staged,
+            &stamp("suite-kind", "staged", "v1", data.len() as u64),
+        )
+        .await
+        .expect("publish the live staged write");
+    assert_eq!(published.size, data.len() as u64);
+    let staged_prepared = b
+        .stage(
+            &prepared_name,
+            &prepared,
+            &ObjectAttributes::default(),
+            &prepared_stamp,
+            body(&data, 64 << 10),
+        )
+        .await
+        .expect("stage the live prepared write");
+    b.publish(&prepared_name, &staged_prepared.handle, &prepared_stamp)
+        .await
+        .expect("publish the live prepared write");
+    let got = b.get(&prepared_name, None, None).await.expect("get");
+    assert!(collect(got.body).await.expect("read") == data);
+    hansa_backends::testsuite::complete(
+        &b,
+        &client_name,
+        &client,
+        &[CompletedPart {
+            part_number: 1,
+            receipt: part.etag,
+            size: 1000,
+        }],
+        &ObjectAttributes::default(),
+        &stamp("suite-kind", "client", "clientup1", 1000),
+    )
+    .await
+    .expect("complete the live client upload");
+}
+
+/// On S3's protocol `collect_staged` spares uploads younger than its limit, even when no
+/// handle names them, and aborts them once they are old enough.
+async fn collect_spares_young_uploads(b: &ObjectStoreBackend) {
+    use hansa_backends::testsuite::{pattern, stamp};
+    use hansa_backends::Backend;
+    use std::collections::HashSet;
+    use std::time::Duration;
+    let data = pattern((9 << 20) + 7, 44);
+    let (name, _, staged) = stage_large(b, "young", "v1", &data).await;
+    let young = b
+        .collect_staged(Duration::from_secs(3600), &HashSet::new())
+        .await
+        .expect("collect");
+    assert_eq!(young, 0, "a young upload was aborted");
+    let old = b
+        .collect_staged(Duration::ZERO, &HashSet::new())
+        .await
+        .expect("collect");
+    assert_eq!(old, 1, "the unnamed upload was not aborted");
+    let st = stamp("suite-kind", "young", "v1", data.len() as u64);
+    assert!(
+        b.publish(&name, &staged, &st).await.is_err(),
+        "an aborted upload was published"
+    );
+}
+
+mod s3_upload_ages {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn collect_spares_young_uploads_rclone() {
+        let Some(b) = super::rclone_native() else {
+            return;
+        };
+        super::collect_spares_young_uploads(&b).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "moto 5.2.5 lists every multipart upload as initiated at 2010-11-10T20:48:33Z"]
+    async fn collect_spares_young_uploads_moto() {
+        let Some(b) = super::moto() else { return };
+        super::collect_spares_young_uploads(&b).await;
+    }
+}
+
+/// On Azure a large write's blocks wait on a staging blob of its own: the destination keeps
+/// its object until publication, a plain write of the same name meanwhile does not take the
+/// staged blocks, and the stamp carries the facts known only at the body's end.
+async fn azure_large_stage_leaves_the_destination_alone(small_blocks: bool) {
+    use futures::{StreamExt, TryStreamExt};
+    use hansa_backends::testsuite::{body, collect, pattern, put_bytes, stamp};
+    use hansa_backends::{physical_name, Backend, LateStamp, ObjectAttributes};
+    use std::sync::{Arc, OnceLock};
+    let prefix = unique_prefix();
+    let Some(mut config) = azurite_config() else {
+        return;
+    };
+    config["prefix"] = serde_json::Value::String(prefix.clone());
+    if small_blocks {
+        config["max_block_mib"] = serde_json::json!(1);
+    }
+    let b = &build(config);
+    put_bytes(b, "suite-kind", "blob", "v1", b"before").await;
+    let data = pattern((17 << 20) + 5, 43);
+    let name = physical_name("suite-kind", "blob");
+    let mut st = stamp("suite-kind", "blob", "v2", data.len() as u64);
+    st.etag.clear();
+    let late = Arc::new(OnceLock::new());
+    st.late = Some(late.clone());
+    let attrs = ObjectAttributes::default();
+    let prepared = b.prepare(&name, &attrs, &st).await.expect("prepare");
+    // The writer learns the body's ETag only as the body ends.
+    let fill = futures::stream::once(async move {
+        let _ = late.set(LateStamp {
+            etag: "late-etag".into(),
+            checksum: None,
+        });
+        Ok(bytes::Bytes::new())
+    });
+    let staged = b
+        .stage(
+            &name,
+            &prepared,
+            &attrs,
+            &st,
+            body(&data, 64 << 10).chain(fill).boxed(),
+        )
+        .await
+        .expect("stage");
+    let got = b.get(&name, None, None).await.expect("get before publish");
+    assert_eq!(collect(got.body).await.expect("read"), b"before");
+    put_bytes(b, "suite-kind", "blob", "v3", b"concurrent").await;
+    let listed: Vec<String> = b
+        .list("")
+        .map_ok(|i| i.name)
+        .try_collect()
+        .await
+        .expect("list");
+    assert!(
+        listed.iter().all(|n| !n.starts_with(".hansa/")),
+        "staging blob listed: {listed:?}"
+    );
+    let published = b
+        .publish(&name, &staged.handle, &st)
+        .await
+        .expect("publish after a concurrent put");
+    assert_eq!(published.size, data.len() as u64);
+    let got = b
+        .get(&name, None, Some(&published.etag))
+        .await
+        .expect("get");
+    let stamp_seen = got.info.stamp.clone().expect("stamp");
+    assert_eq!(stamp_seen.version_id, "v2");
+    assert_eq!(stamp_seen.etag, "late-etag");
+    assert!(
+        collect(got.body).await.expect("read") == data,
+        "bytes differ"
+    );
+    let staging: Vec<_> = b
+        .store()
+        .list(Some(&format!("{prefix}/.hansa").into()))
+        .try_collect()
+        .await
+        .expect("list the store");
+    assert!(staging.is_empty(), "staging blob left: {staging:?}");
+}
+
+mod azure_kind {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_stage_leaves_the_destination_alone() {
+        super::azure_large_stage_leaves_the_destination_alone(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_stage_leaves_the_destination_alone_in_small_blocks() {
+        super::azure_large_stage_leaves_the_destination_alone(true).await;
+    }
+}

@@ -86,6 +86,20 @@ pub struct TestGateway {
     config_toml: String,
 }
 
+/// The gateways' logs on stderr when `HANSA_TEST_LOG` names a level or filter (e.g.
+/// `HANSA_TEST_LOG=hansa=debug cargo test ... -- --nocapture`).
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("HANSA_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// Where test directories go: under the workspace's `target/`, whose file system supports
 /// user extended attributes (the local backend needs them).
 pub fn test_tmp_root() -> PathBuf {
@@ -108,6 +122,7 @@ impl TestGateway {
     }
 
     pub async fn start_with(options: Options) -> TestGateway {
+        init_logs();
         let dir = tempfile::Builder::new()
             .prefix("gw-")
             .tempdir_in(test_tmp_root())
@@ -185,6 +200,7 @@ impl TestGateway {
             .as_ref()
             .expect("gateway running")
             .gateway
+            .store
             .fault_switches
             .get(id)
             .unwrap_or_else(|| panic!("no fault switch for {id}: start with Options::faults"))

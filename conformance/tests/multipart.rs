@@ -16,6 +16,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
 };
+use hansa_backends::Fault;
 use hansa_conformance::{
     assert_s3_err, assert_s3_status, create_bucket, encode_key, get, list_all_keys, md5_hex, put,
     random_bytes, sha256_hex, Options, TestGateway, READER,
@@ -349,7 +350,7 @@ async fn create_upload_complete_keeps_metadata_and_replicates() {
         .await
         .expect("list uploads");
     assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     assert_replicas(&gw, "mpu", key, &data);
     gw.shutdown().await;
 }
@@ -445,7 +446,7 @@ async fn parts_out_of_order_and_in_parallel() {
     assert_eq!(out.e_tag(), Some(multipart_etag(&refs).as_str()));
     let got = get(&s3, "par", "parallel.bin").await;
     assert_eq!(sha256_hex(&got), sha256_hex(&refs.concat()));
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     gw.shutdown().await;
 }
 
@@ -495,7 +496,7 @@ async fn reuploaded_part_last_wins() {
     );
     let got = get(&s3, "again", "k").await;
     assert_eq!(sha256_hex(&got), sha256_hex(&concat(&[&second, &tail])));
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     gw.shutdown().await;
 }
 
@@ -532,7 +533,7 @@ async fn complete_with_a_subset_of_sparse_parts() {
     assert_eq!(sha256_hex(&got), sha256_hex(&data));
     assert_replicas(&gw, "sparse", "k", &data);
     // The part left out is removed too.
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     gw.shutdown().await;
 }
 
@@ -1928,21 +1929,29 @@ async fn abort_removes_staged_parts_from_every_backend() {
     gw.shutdown().await;
 }
 
-/// A non-empty directory where one backend must put the object: its completion there fails
-/// (a real file-system error, not a stand-in), and with both replicas required the whole
-/// completion misses its quorum.
-fn block_object_path(gw: &TestGateway, bucket: &str, key: &str) -> PathBuf {
-    let blocker = gw.backend_dirs()[1].join(bucket).join(key);
-    std::fs::create_dir_all(blocker.join("blocker")).expect("blocker directory");
-    blocker
+/// A gateway whose two disks carry fault switches.
+async fn faulty_gateway() -> TestGateway {
+    TestGateway::start_with(Options {
+        faults: true,
+        ..Default::default()
+    })
+    .await
 }
 
-/// A completion that misses its quorum changes nothing the client can see and keeps the
-/// upload whole: after the cause is gone, the same CompleteMultipartUpload succeeds, with
-/// the object on every backend and nothing staged left.
+/// Files staged for publication (compositions of completions) on either disk.
+fn staged_compositions(gw: &TestGateway) -> Vec<PathBuf> {
+    gw.all_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".hansa/staging/"))
+        .collect()
+}
+
+/// A completion that misses its quorum (one disk cannot compose) changes nothing the client
+/// can see and keeps the upload whole: once the disk works again, the same
+/// CompleteMultipartUpload succeeds, with the object on every backend and nothing staged left.
 #[tokio::test]
 async fn a_completion_that_missed_its_quorum_can_be_retried() {
-    let gw = TestGateway::start().await;
+    let gw = faulty_gateway().await;
     let s3 = gw.client();
     create_bucket(&s3, "again").await;
     let key = "dir/retried";
@@ -1951,7 +1960,7 @@ async fn a_completion_that_missed_its_quorum_can_be_retried() {
     let e1 = upload(&s3, "again", key, &id, 1, &p1).await;
     let e2 = upload(&s3, "again", key, &id, 2, &p2).await;
     let parts = [(1, e1.as_str()), (2, e2.as_str())];
-    let blocker = block_object_path(&gw, "again", key);
+    gw.faults("disk-b").update(|p| p.writes = Fault::Fail);
     let failed = s3
         .complete_multipart_upload()
         .bucket("again")
@@ -1960,6 +1969,7 @@ async fn a_completion_that_missed_its_quorum_can_be_retried() {
         .multipart_upload(completed(&parts))
         .send()
         .await;
+    gw.faults("disk-b").clear();
     let failed = failed.expect_err("a completion missing a replica must fail");
     let status = failed.raw_response().map(|r| r.status().as_u16());
     assert!(
@@ -1971,6 +1981,13 @@ async fn a_completion_that_missed_its_quorum_can_be_retried() {
         404,
         "NoSuchKey"
     );
+    for dir in gw.backend_dirs() {
+        assert!(
+            !dir.join("again").join(key).exists(),
+            "a failed completion made a copy visible on {}",
+            dir.display()
+        );
+    }
     let listed = s3
         .list_parts()
         .bucket("again")
@@ -1981,7 +1998,6 @@ async fn a_completion_that_missed_its_quorum_can_be_retried() {
         .expect("the upload is still there");
     assert_eq!(listed.parts().len(), 2);
 
-    std::fs::remove_dir_all(&blocker).expect("remove the blocker");
     let done = complete(&s3, "again", key, &id, &parts).await;
     let data = concat(&[&p1, &p2]);
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&p1, &p2]).as_str()));
@@ -1994,21 +2010,40 @@ async fn a_completion_that_missed_its_quorum_can_be_retried() {
         .expect("get");
     assert_eq!(sha256_hex(&body_of(got).await), sha256_hex(&data));
     assert_replicas(&gw, "again", key, &data);
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     gw.shutdown().await;
 }
 
-/// Aborting an upload whose completion missed its quorum removes the copy it made on the
-/// backend where it succeeded, as well as the staged parts.
+/// Waits until a completed upload's parts and staged compositions are gone from every disk
+/// (they are removed once the object is published everywhere, right after the answer).
+async fn wait_until_gone(gw: &TestGateway, upload_id: &str) {
+    for _ in 0..100 {
+        if staged_dirs(gw, upload_id).iter().all(|d| !d.exists())
+            && staged_compositions(gw).is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_not_staged(gw, upload_id, "Complete");
+    assert!(
+        staged_compositions(gw).is_empty(),
+        "staged compositions left: {:?}",
+        staged_compositions(gw)
+    );
+}
+
+/// A completion that failed made nothing visible; aborting the upload afterwards removes its
+/// parts and leaves no staged composition behind.
 #[tokio::test]
-async fn abort_after_a_failed_completion_removes_its_copies() {
-    let gw = TestGateway::start().await;
+async fn abort_after_a_failed_completion_leaves_nothing() {
+    let gw = faulty_gateway().await;
     let s3 = gw.client();
     create_bucket(&s3, "again").await;
     let key = "dir/abandoned";
     let id = create(&s3, "again", key).await;
     let e1 = upload(&s3, "again", key, &id, 1, &random_bytes(PART)).await;
-    let blocker = block_object_path(&gw, "again", key);
+    gw.faults("disk-b").update(|p| p.writes = Fault::Fail);
     let failed = s3
         .complete_multipart_upload()
         .bucket("again")
@@ -2017,12 +2052,15 @@ async fn abort_after_a_failed_completion_removes_its_copies() {
         .multipart_upload(completed(&[(1, e1.as_str())]))
         .send()
         .await;
+    gw.faults("disk-b").clear();
     assert!(failed.is_err(), "{failed:?}");
-    let copy = gw.backend_dirs()[0].join("again").join(key);
-    assert!(
-        copy.is_file(),
-        "the copy that succeeded is kept for a retry"
-    );
+    for dir in gw.backend_dirs() {
+        assert!(
+            !dir.join("again").join(key).exists(),
+            "a failed completion made a copy visible on {}",
+            dir.display()
+        );
+    }
     s3.abort_multipart_upload()
         .bucket("again")
         .key(key)
@@ -2030,12 +2068,46 @@ async fn abort_after_a_failed_completion_removes_its_copies() {
         .send()
         .await
         .expect("abort");
-    assert!(!copy.exists(), "{} is left after the abort", copy.display());
+    assert_not_staged(&gw, &id, "Abort");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !staged_compositions(&gw).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "staged compositions left: {:?}",
+            staged_compositions(&gw)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.shutdown().await;
+}
+
+/// A directory that took the object's path on one disk after the upload began: that disk
+/// publishes the object under its fallback name instead, and the completion succeeds.
+#[tokio::test]
+async fn a_completion_blocked_by_a_directory_uses_the_fallback_name() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "again").await;
+    let key = "dir/blocked";
+    let id = create(&s3, "again", key).await;
+    let data = random_bytes(PART + 17);
+    let e1 = upload(&s3, "again", key, &id, 1, &data).await;
+    let blocker = gw.backend_dirs()[1].join("again").join(key);
+    std::fs::create_dir_all(blocker.join("blocker")).expect("blocker directory");
+    complete(&s3, "again", key, &id, &[(1, e1.as_str())]).await;
+    assert_eq!(get(&s3, "again", key).await, data);
     assert!(
         blocker.is_dir(),
         "a directory that is not the upload's stays"
     );
-    assert_not_staged(&gw, &id, "Abort");
+    let fallback = gw.backend_dirs()[1]
+        .join(".hansa/k/again")
+        .join(sha256_hex(key.as_bytes()));
+    assert_eq!(
+        std::fs::read(&fallback).expect("the copy under the fallback name"),
+        data
+    );
+    wait_until_gone(&gw, &id).await;
     gw.shutdown().await;
 }
 
@@ -2148,7 +2220,7 @@ async fn restart_between_parts() {
         Some("yes")
     );
     assert_eq!(sha256_hex(&body_of(got).await), sha256_hex(&data));
-    assert_not_staged(&gw, &id, "Complete");
+    wait_until_gone(&gw, &id).await;
     assert_replicas(&gw, "rs-bucket", "k", &data);
 
     // And the completed object survives one more restart.

@@ -7,8 +7,8 @@ mod records;
 mod sled_store;
 
 pub use records::{
-    BucketRecord, Intent, ObjectRecord, PartRecord, PartSummary, Replica, ReplicaState,
-    UploadRecord, UploadTarget,
+    BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary,
+    Replica, ReplicaState, UploadRecord, UploadTarget,
 };
 pub use sled_store::SledStore;
 
@@ -31,6 +31,14 @@ pub enum MetaError {
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+/// Milliseconds since the Unix epoch: the time stamps records carry.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// One page of keys, in key order, starting strictly after or at a bound.
 pub struct ObjectPage {
@@ -85,6 +93,7 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> MetaResult<Vec<(u32, PartRecord)>>;
 
     fn record_intent(&self, id: &str, intent: &Intent) -> MetaResult<()>;
+    fn intent(&self, id: &str) -> MetaResult<Option<Intent>>;
     fn clear_intent(&self, id: &str) -> MetaResult<()>;
     fn intents(&self) -> MetaResult<Vec<(String, Intent)>>;
 

@@ -7,8 +7,8 @@ use hansa_backends::ObjectAttributes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{MetaError, MetaResult};
-use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
-use crate::s3::composite::ChecksumType;
+use crate::checksum::composite::ChecksumType;
+use crate::checksum::{Checksum, ChecksumAlgorithm};
 
 const FORMAT_V1: u8 = 1;
 
@@ -26,8 +26,14 @@ pub struct BucketRecord {
 pub enum ReplicaState {
     /// The backend holds this version under `name`, with backend ETag `etag`.
     Present,
-    /// The backend should hold this version but does not yet (or holds a stale copy).
+    /// The backend should hold this version but does not yet (or holds a stale copy): a copy
+    /// from a present replica will make it present.
     Pending,
+    /// The backend holds this version's bytes durably but not yet under `name`: publishing
+    /// the staged copy (`Replica::staged`) makes it present.
+    Staged,
+    /// A read found bytes that do not match the object: the copy must be replaced.
+    Corrupt,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -38,6 +44,27 @@ pub struct Replica {
     /// The backend's own ETag of this replica; reads ask for exactly this one.
     pub etag: String,
     pub state: ReplicaState,
+    /// The backend's handle of the staged copy, while the state is `Staged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
+}
+
+impl Replica {
+    /// A replica in `state` without a backend etag yet.
+    pub fn new(backend: &str, name: &str, state: ReplicaState) -> Replica {
+        Replica {
+            backend: backend.to_string(),
+            name: name.to_string(),
+            etag: String::new(),
+            state,
+            staged: None,
+        }
+    }
+
+    /// Whether `other` is the same copy slot: the same backend and physical name.
+    pub fn same_slot(&self, other: &Replica) -> bool {
+        self.backend == other.backend && self.name == other.name
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -58,6 +85,11 @@ pub struct ObjectRecord {
     /// How `checksum` was computed; `None` for single PUTs (a full-object checksum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<ChecksumType>,
+    /// Hansa's own checksum of the whole object (CRC64NVME), computed as the bytes first
+    /// arrived (or combined from the parts'): every whole-object read is verified against it.
+    /// Absent in records written before it existed; reads then verify the MD5 ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Checksum>,
 }
 
 /// One part of a completed multipart object.
@@ -173,34 +205,55 @@ pub struct PartRecord {
     /// Per upload target, in the order of [`UploadRecord::targets`]: the backend's receipt,
     /// or `None` where this part did not reach that target.
     pub receipts: Vec<Option<String>>,
+    /// Hansa's CRC64NVME of the part: a completion combines them into the object's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Checksum>,
 }
 
-/// A write in flight: recorded before the first byte leaves, cleared after the index commit.
-/// A leftover intent after a crash names replicas that may hold bytes the index never saw.
+/// A write in flight: recorded before the first byte leaves, kept until every copy it made
+/// is published or discarded and the copies it superseded are removed. After a crash, the
+/// intents still recorded tell start-up what to finish.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Intent {
     pub bucket: String,
     pub key: String,
     pub version_id: String,
-    /// (backend id, physical name) pairs the write may touch.
-    pub targets: Vec<(String, String)>,
     pub started_ms: u64,
-    /// Access key of the writer: the owner if recovery adopts this version.
+    /// Access key of the writer.
     #[serde(default)]
     pub owner: String,
-    /// Set when the write completes a multipart upload: recovery removes the upload too.
+    pub phase: IntentPhase,
+    /// Where the version goes, each with the handle of its staged (or prepared) copy.
+    pub targets: Vec<IntentTarget>,
+    /// Copies of the version this write replaced that it did not overwrite in place: removed
+    /// once the write is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Replica>,
+    /// A multipart completion: the upload whose state on each backend is removed once that
+    /// backend's copy no longer needs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
-    /// The completed upload's parts and checksum type, for the record recovery builds.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<PartSummary>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum IntentPhase {
+    /// Bodies are being staged; nothing visible has changed. A crash here: discard.
+    Staging,
+    /// The index names the new version; its staged copies are being published. A crash here:
+    /// publish what is still staged.
+    Committed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IntentTarget {
+    pub backend: String,
+    pub name: String,
+    /// The handle of the prepared or staged copy on this backend, if it got one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum_type: Option<ChecksumType>,
-    /// A completion's ETag and stamped checksum, for replicas whose stamp lacks them.
+    pub handle: Option<String>,
+    /// A multipart completion: this backend's handle of the upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<String>,
+    pub upload_handle: Option<String>,
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> MetaResult<Vec<u8>> {
@@ -242,6 +295,7 @@ mod tests {
             replicas: vec![],
             parts,
             checksum_type: None,
+            integrity: None,
         }
     }
 

@@ -293,21 +293,34 @@ impl MetaStore for SledStore {
         Ok(())
     }
 
+    fn intent(&self, id: &str) -> MetaResult<Option<Intent>> {
+        self.intents
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
+    }
+
     fn clear_intent(&self, id: &str) -> MetaResult<()> {
         self.intents.remove(id.as_bytes())?;
         Ok(())
     }
 
     fn intents(&self) -> MetaResult<Vec<(String, Intent)>> {
-        self.intents
-            .iter()
-            .map(|item| {
-                let (k, v) = item?;
-                let id = String::from_utf8_lossy(&k).into_owned();
-                let intent = decode(&id, &v)?;
-                Ok((id, intent))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in self.intents.iter() {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            match decode(&id, &v) {
+                Ok(intent) => out.push((id, intent)),
+                // An intent of another format (an older gateway's) only names copies to clean
+                // up; the collection of staged leftovers finds those without it.
+                Err(e) => {
+                    tracing::warn!(intent = %id, error = %e, "dropping an unreadable write intent");
+                    self.intents.remove(&k)?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn sync(&self) -> MetaResult<()> {
@@ -356,6 +369,7 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
+            integrity: None,
         }
     }
 
@@ -380,6 +394,7 @@ mod tests {
             checksum: None,
             modified_ms: 1,
             receipts: vec![Some("r".into())],
+            integrity: None,
         }
     }
 

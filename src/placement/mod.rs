@@ -173,10 +173,8 @@ mod tests {
     fn read_order_prefers_policy_order_and_skips_pending() {
         let p = placement(&format!("{THREE}[policy.default]\nread_order = [\"c\"]\n"));
         let r = |b: &str, state| Replica {
-            backend: b.into(),
-            name: "n".into(),
             etag: "e".into(),
-            state,
+            ..Replica::new(b, "n", state)
         };
         let replicas = [
             r("a", ReplicaState::Present),

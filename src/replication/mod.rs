@@ -1,5 +1,5 @@
 //! Moving bytes between the client and the replicas: the write fan-out, reads with failover,
-//! the in-flight byte budget and per-key write serialization.
+//! the in-flight budget and per-key locks, and a time limit on every backend call.
 
 mod budget;
 mod fanout;
@@ -7,37 +7,16 @@ mod locks;
 mod read;
 
 pub use budget::InflightBudget;
-pub use fanout::{fan_out, fan_out_with, Flow, PutOutcome, Target};
+pub use fanout::{feeds, pump, Cut, Feed, Flow, Frame, Progress, PumpError, PumpReport, Pumped};
 pub use locks::{BucketGuard, KeyGuard, KeyLocks};
-pub use read::{open_replicas, ReplicaRead};
+pub use read::{open_replicas, ReadFailure, ReplicaRead};
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hansa_backends::Backend;
-
-use crate::meta::MetaError;
-use crate::s3::body::BodyError;
-
-#[derive(thiserror::Error, Debug)]
-pub enum ReplicationError {
-    #[error("request body: {0}")]
-    Body(#[from] BodyError),
-    #[error("write quorum not met: {confirmed} of {needed} replicas confirmed ({errors})")]
-    QuorumNotMet {
-        confirmed: usize,
-        needed: usize,
-        errors: String,
-    },
-    #[error("no replica readable ({errors})")]
-    NoReplica { errors: String },
-    #[error("a backend asks to slow down")]
-    Throttled,
-    #[error(transparent)]
-    Meta(#[from] MetaError),
-    #[error("the client sent no body bytes for {0:?}")]
-    BodyStalled(std::time::Duration),
-}
+use hansa_backends::{Backend, BackendError};
 
 /// The configured backends by id.
 #[derive(Clone, Debug, Default)]
@@ -58,5 +37,20 @@ impl Backends {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
         self.by_id.values()
+    }
+}
+
+/// A backend call that has not answered within `limit` fails as if the backend were
+/// unreachable: a hung disk or a silent provider means failover, never a hung request.
+pub async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(BackendError::Unavailable {
+            message: format!("{what}: no answer within {limit:?}"),
+        }),
     }
 }

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use super::auth::chunked::ChunkedDecoder;
 use super::auth::{AuthSettings, PayloadCheck};
-use super::checksum::{checksum_from_headers, Checksum, ChecksumAlgorithm, ChecksumHasher};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher};
 
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send + 'static>>;
 
@@ -404,6 +404,14 @@ struct StreamState<B> {
     outcome: BodyOutcome,
 }
 
+impl From<crate::checksum::InvalidChecksum> for BodyError {
+    fn from(e: crate::checksum::InvalidChecksum) -> Self {
+        BodyError::InvalidChecksumValue {
+            algorithm: e.algorithm,
+        }
+    }
+}
+
 /// Wraps a transport body into the verified stream of object bytes, and a handle that holds
 /// the [`BodySummary`] once the stream has ended cleanly.
 pub fn verified_body<B>(
@@ -466,9 +474,63 @@ where
     }
 }
 
+/// The `x-amz-checksum-<alg>` header of a request, if any. More than one is an error, as in S3.
+pub fn checksum_from_headers(headers: &http::HeaderMap) -> Result<Option<Checksum>, BodyError> {
+    let mut found: Option<Checksum> = None;
+    for algorithm in ChecksumAlgorithm::ALL {
+        let mut values = headers.get_all(algorithm.header_name()).iter();
+        let Some(value) = values.next() else {
+            continue;
+        };
+        if found.is_some() || values.next().is_some() {
+            return Err(BodyError::MultipleChecksums);
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| BodyError::InvalidChecksumValue { algorithm })?;
+        found = Some(Checksum::parse(algorithm, text).map_err(|e| {
+            BodyError::InvalidChecksumValue {
+                algorithm: e.algorithm,
+            }
+        })?);
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_validated() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(checksum_from_headers(&headers).ok(), Some(None));
+
+        headers.insert("x-amz-checksum-crc32", "DUoRhQ==".parse().unwrap());
+        let found = checksum_from_headers(&headers).unwrap().unwrap();
+        assert_eq!(found.algorithm, ChecksumAlgorithm::Crc32);
+        assert_eq!(found.value, "DUoRhQ==");
+
+        headers.insert(
+            "x-amz-checksum-sha1",
+            "Kq5sNclPz7QV2+lfQIuc6R7oRu0=".parse().unwrap(),
+        );
+        assert!(matches!(
+            checksum_from_headers(&headers),
+            Err(BodyError::MultipleChecksums)
+        ));
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-checksum-crc32", "not base64!".parse().unwrap());
+        assert!(matches!(
+            checksum_from_headers(&headers),
+            Err(BodyError::InvalidChecksumValue { .. })
+        ));
+        // Valid base64 of the wrong length.
+        headers.insert("x-amz-checksum-crc32", "DUoRhQA=".parse().unwrap());
+        assert!(checksum_from_headers(&headers).is_err());
+    }
+
     use crate::s3::auth::chunked::tests::{
         doc_chunked_body, doc_signing, doc_trailer_body, sign_chunks, DOC_SEED, DOC_TRAILER_SEED,
     };

@@ -6,9 +6,9 @@ use std::fmt;
 use http::StatusCode;
 
 use crate::meta::MetaError;
-use crate::replication::ReplicationError;
 use crate::s3::auth::AuthError;
 use crate::s3::body::BodyError;
+use crate::store::StoreError;
 
 /// An S3 error as the client sees it.
 #[derive(Debug, Clone)]
@@ -101,6 +101,15 @@ impl S3Error {
             message,
         )
     }
+    pub fn no_such_upload(upload_id: &str) -> Self {
+        S3Error::new(
+            "NoSuchUpload",
+            StatusCode::NOT_FOUND,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+        )
+        .with("UploadId", upload_id)
+    }
+
     pub fn slow_down() -> Self {
         Self::new(
             "SlowDown",
@@ -167,27 +176,68 @@ impl From<MetaError> for S3Error {
     }
 }
 
-impl From<ReplicationError> for S3Error {
-    fn from(e: ReplicationError) -> Self {
+impl From<StoreError> for S3Error {
+    fn from(e: StoreError) -> Self {
         match e {
-            ReplicationError::Body(b) => b.into(),
-            ReplicationError::QuorumNotMet { .. } => {
+            StoreError::NoSuchBucket(b) => S3Error::no_such_bucket(&b),
+            StoreError::NoSuchKey(k) => S3Error::no_such_key(&k),
+            StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
+            StoreError::BucketExists(b) => S3Error::new(
+                "BucketAlreadyExists",
+                StatusCode::CONFLICT,
+                "The requested bucket name is not available.",
+            )
+            .with("BucketName", b),
+            StoreError::BucketNotEmpty(b) => S3Error::new(
+                "BucketNotEmpty",
+                StatusCode::CONFLICT,
+                "The bucket you tried to delete is not empty",
+            )
+            .with("BucketName", b),
+            StoreError::PreconditionFailed(which) => S3Error::precondition_failed(which),
+            StoreError::QuorumNotMet { .. } => {
                 tracing::warn!(error = %e, "write quorum not met");
                 S3Error::service_unavailable(
                     "Not enough storage backends accepted the write; nothing was committed",
                 )
             }
-            ReplicationError::NoReplica { .. } => {
+            StoreError::Throttled => S3Error::slow_down(),
+            StoreError::MetadataTooLarge(_) => {
+                tracing::warn!(error = %e, "metadata too large for a backend");
+                S3Error::new(
+                    "MetadataTooLarge",
+                    StatusCode::BAD_REQUEST,
+                    "Your metadata headers exceed the maximum allowed metadata size.",
+                )
+            }
+            StoreError::NoReplica(_) => {
                 tracing::warn!(error = %e, "no readable replica");
                 S3Error::service_unavailable("No replica of the object could be read right now")
             }
-            ReplicationError::Throttled => S3Error::slow_down(),
-            ReplicationError::Meta(m) => m.into(),
-            ReplicationError::BodyStalled(_) => S3Error::new(
+            StoreError::SourceUnreadable(_) => {
+                tracing::warn!(error = %e, "copy source unreadable");
+                S3Error::service_unavailable(
+                    "The copy source could not be read whole and intact right now; nothing was copied",
+                )
+            }
+            StoreError::Body(failure) => match failure.downcast::<BodyError>() {
+                Ok(body) => (*body).into(),
+                Err(other) => S3Error::new(
+                    "IncompleteBody",
+                    StatusCode::BAD_REQUEST,
+                    format!("The request body could not be read: {other}"),
+                ),
+            },
+            StoreError::BodyStalled(_) => S3Error::new(
                 "RequestTimeout",
                 StatusCode::BAD_REQUEST,
                 "Your socket connection to the server was not read from or written to within the timeout period.",
             ),
+            StoreError::Meta(m) => m.into(),
+            StoreError::Internal(message) => {
+                tracing::error!(%message, "internal error");
+                S3Error::internal("We encountered an internal error. Please try again.")
+            }
         }
     }
 }

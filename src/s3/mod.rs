@@ -2,8 +2,6 @@
 
 pub mod auth;
 pub mod body;
-pub mod checksum;
-pub mod composite;
 pub mod conditions;
 pub mod error;
 pub mod handler;

@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn copy_object_result_carries_the_checksum() {
-        use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
+        use crate::checksum::{Checksum, ChecksumAlgorithm};
         let c = Checksum::compute(ChecksumAlgorithm::Sha256, b"abc");
         let doc = CopyObjectResult {
             xmlns: S3_NS,
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn multipart_documents() {
-        use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
+        use crate::checksum::{Checksum, ChecksumAlgorithm};
         let c = Checksum::compute(ChecksumAlgorithm::Crc32, b"abc");
         let doc = CopyPartResult {
             xmlns: S3_NS,
@@ -528,8 +528,8 @@ pub struct ChecksumElements {
 }
 
 impl ChecksumElements {
-    pub fn of(checksum: Option<&super::checksum::Checksum>) -> Self {
-        use super::checksum::ChecksumAlgorithm::*;
+    pub fn of(checksum: Option<&crate::checksum::Checksum>) -> Self {
+        use crate::checksum::ChecksumAlgorithm::*;
         let mut out = Self::default();
         if let Some(c) = checksum {
             let value = Some(c.value.clone());

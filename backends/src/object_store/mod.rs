@@ -5,10 +5,17 @@
 //! (`x-amz-meta-<name>` on S3), and the stamp as `hansa-*` metadata entries. See
 //! `docs/LAYOUT.md`. Azure accepts only C# identifiers as metadata names, so there every
 //! metadata name is encoded reversibly ([`MetaNames::Azure`]).
+//!
+//! Writes are staged, then published (see `write` for which mechanism each kind and size
+//! uses): `held` (small bodies, in memory), `s3_stage` and `s3_collect` (S3's multipart
+//! protocol), `azure_stage` (Azure blocks), `staging` (staging objects), with `pump` cutting
+//! bodies into parts and `handle` naming what was staged. `native` speaks the providers' own
+//! requests, and client multipart uploads; `upload` stages those as objects where there is no
+//! native API; `xml` holds the provider documents.
 
 use crate::backend::{
     resolve_range, Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo,
-    PutResult, Stamp,
+    PutResult, Staged, Stamp,
 };
 use crate::error::{BackendError, Result};
 use crate::naming::{PhysicalName, FALLBACK_PREFIX, HASHED_BUCKET_PREFIX};
@@ -26,8 +33,17 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::task::JoinSet;
 
+mod azure_stage;
+mod handle;
+mod held;
 mod native;
+mod pump;
+mod s3_collect;
+mod s3_stage;
+mod staging;
 mod upload;
+mod write;
+mod xml;
 
 pub use native::{AzureNative, NativeMultipart, NativeRetry, S3Native, S3ProtocolAuth};
 
@@ -163,6 +179,11 @@ pub struct ObjectStoreBackend {
     meta_names: MetaNames,
     /// The provider's own multipart uploads (s3, azure); `None`: parts are staged as objects.
     native: Option<NativeMultipart>,
+    /// Small bodies staged in memory until published (see `held`).
+    held: held::HeldBodies,
+    /// Staging objects above this size are published by streaming them into the name, not
+    /// with a server-side copy (S3's CopyObject stops at 5 GiB).
+    max_copy_bytes: u64,
 }
 
 impl ObjectStoreBackend {
@@ -176,6 +197,8 @@ impl ObjectStoreBackend {
             detach_buffers: false,
             meta_names: MetaNames::Plain,
             native: None,
+            held: held::HeldBodies::default(),
+            max_copy_bytes: staging::MAX_COPY_BYTES,
         }
     }
 
@@ -260,14 +283,27 @@ impl ObjectStoreBackend {
 
     /// The name relative to the prefix, or `None` for paths outside it.
     fn relative(&self, path: &Path) -> Option<String> {
+        self.relative_key(path.as_ref())
+    }
+
+    /// A full key (prefix included) relative to the prefix, or `None` for keys outside it.
+    fn relative_key(&self, key: &str) -> Option<String> {
         let p = self.prefix.as_ref();
         if p.is_empty() {
-            return Some(path.as_ref().to_string());
+            return Some(key.to_string());
         }
-        path.as_ref()
-            .strip_prefix(p)
+        key.strip_prefix(p)
             .and_then(|r| r.strip_prefix('/'))
             .map(str::to_string)
+    }
+
+    /// `body` with its chunks copied when `detach_buffers` is set, as they are otherwise.
+    fn detach(&self, body: ByteStream) -> ByteStream {
+        if self.detach_buffers {
+            body.map_ok(|chunk| Bytes::copy_from_slice(&chunk)).boxed()
+        } else {
+            body
+        }
     }
 
     async fn head_path(&self, path: &Path, name: &str) -> Result<ObjectInfo> {
@@ -283,19 +319,17 @@ impl ObjectStoreBackend {
         Ok(self.info(name, &result.meta, &result.attributes))
     }
 
-    /// Stores `body` at `path`: one PUT up to the part size, a multipart upload beyond.
+    /// Stores `body` at `path` (a staging object, a staged part, a copy streamed through
+    /// Hansa): one PUT up to the part size, a multipart upload beyond. Returns the size. The
+    /// callers need no ETag of these objects (a publication reads the name's own).
     async fn put_at(
         &self,
         path: &Path,
         name: &str,
         attributes: impl FnOnce() -> Attributes + Send,
         body: ByteStream,
-    ) -> Result<PutResult> {
-        let mut body = if self.detach_buffers {
-            body.map_ok(|chunk| Bytes::copy_from_slice(&chunk)).boxed()
-        } else {
-            body
-        };
+    ) -> Result<u64> {
+        let mut body = self.detach(body);
         let mut first = Vec::new();
         let mut size = 0usize;
         let mut multipart = false;
@@ -312,39 +346,21 @@ impl ObjectStoreBackend {
             }
         }
         let attributes = self.meta_names.encode(attributes());
-        let (result, size) = if multipart {
-            self.put_multipart(path, name, attributes, first, body)
-                .await?
-        } else {
-            let payload: PutPayload = first.into_iter().collect();
-            let options = PutOptions {
-                attributes,
-                ..Default::default()
-            };
-            let r = self
-                .store
-                .put_opts(path, payload, options)
-                .await
-                .map_err(|e| self.map_err(e, name))?;
-            (r, size as u64)
+        if multipart {
+            return self
+                .put_multipart(path, name, attributes, first, body)
+                .await;
+        }
+        let payload: PutPayload = first.into_iter().collect();
+        let options = PutOptions {
+            attributes,
+            ..Default::default()
         };
-        let etag = match result.e_tag {
-            // After a multipart upload some servers (rclone serve s3) report another ETag on
-            // reads than the completion returned; reads check the one they report.
-            Some(etag) if !multipart => etag,
-            _ => {
-                // Some stores return no ETag on PUT; the object's current one is ours (writes
-                // to one key are serialized by the gateway).
-                let info = self.head_path(path, name).await?;
-                if info.etag.is_empty() {
-                    return Err(BackendError::other(format!(
-                        "{name}: the store returned no etag"
-                    )));
-                }
-                info.etag
-            }
-        };
-        Ok(PutResult { etag, size })
+        self.store
+            .put_opts(path, payload, options)
+            .await
+            .map_err(|e| self.map_err(e, name))?;
+        Ok(size as u64)
     }
 
     async fn put_multipart(
@@ -354,7 +370,7 @@ impl ObjectStoreBackend {
         attributes: Attributes,
         first: Vec<Bytes>,
         mut body: ByteStream,
-    ) -> Result<(object_store::PutResult, u64)> {
+    ) -> Result<u64> {
         let mut size: u64 = first.iter().map(|c| c.len() as u64).sum();
         let upload = self
             .store
@@ -384,8 +400,8 @@ impl ObjectStoreBackend {
             size += chunk.len() as u64;
             upload.put(chunk);
         }
-        let result = upload.finish().await.map_err(|e| self.map_err(e, name))?;
-        Ok((result, size))
+        upload.finish().await.map_err(|e| self.map_err(e, name))?;
+        Ok(size)
     }
 }
 
@@ -791,24 +807,59 @@ impl Backend for ObjectStoreBackend {
         &self.id
     }
 
-    async fn put(
+    async fn prepare(
         &self,
         name: &PhysicalName,
         attrs: &ObjectAttributes,
         stamp: &Stamp,
+    ) -> Result<String> {
+        self.write_prepare(name, attrs, stamp).await
+    }
+
+    async fn stage(
+        &self,
+        name: &PhysicalName,
+        prepared: &str,
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
         body: ByteStream,
-    ) -> Result<PutResult> {
-        let path = self.path_of(name)?;
-        // Encoded when the body has started (or ended): a single PUT starts after the whole
-        // body is in, when the stamp is complete. A multipart upload fixes its metadata when it
-        // starts, before the content is known.
-        self.put_at(
-            &path,
-            name.as_str(),
-            || encode_attributes(name, attrs, &stamp.resolved()),
-            body,
-        )
-        .await
+    ) -> Result<Staged> {
+        self.write_stage(name, prepared, attrs, stamp, body).await
+    }
+
+    async fn stage_upload(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        attrs: &ObjectAttributes,
+        stamp: &Stamp,
+    ) -> Result<Staged> {
+        self.write_stage_upload(name, upload, parts, attrs, stamp)
+            .await
+    }
+
+    async fn publish(&self, name: &PhysicalName, staged: &str, stamp: &Stamp) -> Result<PutResult> {
+        self.write_publish(name, staged, stamp).await
+    }
+
+    async fn persist(&self, name: &PhysicalName, staged: &Staged) -> Result<Staged> {
+        match handle::Handle::parse(&staged.handle) {
+            Ok(handle::Handle::Held { token }) => self.persist_held(name, &token).await,
+            _ => Ok(staged.clone()),
+        }
+    }
+
+    async fn discard(&self, name: &PhysicalName, handle: &str) -> Result<()> {
+        self.write_discard(name, handle).await
+    }
+
+    async fn collect_staged(
+        &self,
+        older_than: std::time::Duration,
+        live: &std::collections::HashSet<String>,
+    ) -> Result<usize> {
+        self.write_collect(older_than, live).await
     }
 
     async fn create_upload(
@@ -842,26 +893,6 @@ impl Backend for ObjectStoreBackend {
             }
             None => {
                 self.staged_put_part(name, upload, part_number, size, body)
-                    .await
-            }
-        }
-    }
-
-    async fn complete_upload(
-        &self,
-        name: &PhysicalName,
-        upload: &str,
-        parts: &[CompletedPart],
-        attrs: &ObjectAttributes,
-        stamp: &Stamp,
-    ) -> Result<PutResult> {
-        match &self.native {
-            Some(native) => {
-                self.native_complete(native, name, upload, parts, attrs, stamp)
-                    .await
-            }
-            None => {
-                self.staged_complete(name, upload, parts, attrs, stamp)
                     .await
             }
         }

@@ -1,51 +1,50 @@
-//! Native multipart uploads: each part streams straight into the provider's own multipart
-//! upload (S3 UploadPart, Azure Put Block) and completion composes them on the provider
-//! (S3 CompleteMultipartUpload, Azure Put Block List and Copy Blob), without reading the bytes
-//! again.
+//! The providers' own protocols where object_store's API is not enough: requests signed
+//! with object_store's signers ([`AwsAuthorizer`], [`AzureAuthorizer`]) and credential
+//! providers and sent through a client built like the stores' own (connect and read-idle
+//! timeouts), small ones retried; and the client multipart uploads that stream each part
+//! straight into the provider's own multipart upload (S3 UploadPart, Azure Put Block), since
+//! object_store's positional multipart API can take neither the caller's sparse part numbers
+//! nor a chosen subset of them.
 //!
-//! The requests are sent and signed here (object_store's positional multipart API cannot
-//! take the caller's sparse part numbers, nor complete with a chosen subset of receipts),
-//! with object_store's own signers ([`AwsAuthorizer`], [`AzureAuthorizer`]) and credential
-//! providers, through a client built like the stores' own (connect and read-idle timeouts).
+//! Completing an upload is a staged write like any other: `s3_stage` (CompleteMultipartUpload
+//! at publication) and `azure_stage` (Put Block List when staged, Copy Blob at publication).
 //!
 //! # Handles and receipts
 //!
 //! * S3: handle `<gateway upload id>:<provider UploadId>`; receipt = the part's ETag
-//!   without quotes. Uploading a part number again replaces the part at the provider; the
-//!   gateway serialises same-number uploads and completes with the latest receipt (an older
-//!   receipt then fails the completion with `PreconditionFailed`).
+//!   without quotes and a nonce. Uploading a part number again replaces the part at the
+//!   provider; the gateway serialises same-number uploads and completes with the latest
+//!   receipt (an older receipt then fails the publication with `PreconditionFailed`).
 //! * Azure: handle = the gateway upload id; receipt = the block id as 64 hex digits (32
 //!   bytes: 16 bytes of SHA-256 of the handle, the part number as a big-endian u32, a random
-//!   12-byte nonce). Every block id on a blob has the same length (44 characters in base64,
-//!   the length object_store's own block ids have).
+//!   8-byte nonce, the block's index in the part). Every block id on a blob has the same
+//!   length (44 characters in base64, the length object_store's own block ids have).
 //!
 //!   Azure drops every uncommitted block of a blob when anything commits that blob, so blocks
 //!   staged on the destination would be lost to a concurrent upload's completion or a plain
 //!   PUT of the same key. Each upload therefore has a staging blob of its own,
 //!   `.hansa/uploads/<upload id>`, created with the upload (its existence says the upload is
-//!   live) and holding its blocks. Completion commits the chosen blocks there (Put Block
-//!   List) and copies the blob to the key (Copy Blob, a server-side copy); the staging blob
-//!   stays until abort (which the gateway also sends once the completion is committed), and
-//!   goes with its blocks.
+//!   live) and holding its blocks. The staging blob stays until abort (which the gateway also
+//!   sends once the completion is committed), and goes with its blocks.
 //!
 //! # Attributes and stamp
 //!
 //! Azure takes the metadata with Put Block List, so the completed blob carries the
-//! attributes and stamp given to `complete_upload`. S3's protocol fixes an object's metadata
+//! attributes and stamp given to `stage_upload`. S3's protocol fixes an object's metadata
 //! when the upload is created, so an object completed that way carries the creation-time
 //! attributes and stamp: its version is the upload id (the gateway completes every upload
-//! under that version, see [`crate::Backend::complete_upload`]). Its ETag, size and checksum
+//! under that version, see [`crate::Backend::create_upload`]). Its ETag, size and checksum
 //! are not known then and are left out of the metadata (reads take the object's own size; the
 //! index has the rest, and a completion's intent carries it for recovery).
 
-use super::{encode_attributes, is_throttle_text, ObjectStoreBackend};
-use crate::backend::{ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
+use super::handle::split_s3_handle;
+use super::{is_throttle_text, xml, ObjectStoreBackend};
+use crate::backend::{ByteStream, ObjectAttributes, PutResult, Stamp};
 use crate::error::{BackendError, Result};
 use crate::naming::{is_safe_token, PhysicalName};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use md5::Md5;
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::azure::{AzureAuthorizer, AzureCredential, AzureCredentialProvider};
 use object_store::client::{HttpRequest, HttpRequestBody};
@@ -61,13 +60,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Azure uploads' staging blobs: created with the upload (its existence says the upload is
-/// live), its blocks staged on it, committed there and copied to the key at completion.
+/// live), its blocks staged on it, committed there when a completion is staged and copied to
+/// the key when it is published.
 pub const AZURE_STAGING_PREFIX: &str = ".hansa/uploads/";
-/// How long a completion waits for a pending Azure copy.
-const AZURE_COPY_LIMIT: Duration = Duration::from_secs(3600);
 
 /// S3's URI encoding of a query value (and, without `/`, of a path).
-const STRICT_ENCODE_SET: AsciiSet = NON_ALPHANUMERIC
+pub(super) const STRICT_ENCODE_SET: AsciiSet = NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -123,7 +121,7 @@ pub enum S3ProtocolAuth {
 
 impl S3ProtocolAuth {
     /// The header prefix of user metadata.
-    fn meta_prefix(&self) -> &'static str {
+    pub(super) fn meta_prefix(&self) -> &'static str {
         match self {
             Self::Aws { .. } => "x-amz-meta-",
             Self::Gcp { .. } => "x-goog-meta-",
@@ -143,10 +141,10 @@ pub struct AzureNative {
 }
 
 /// A response read to its end (the small requests' answers).
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+pub(super) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl Reply {
@@ -155,40 +153,14 @@ impl Reply {
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     /// No answer (connection, timeout).
     Network(String),
     /// The caller's body failed or did not match its announced size.
     Aborted,
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#34;", "\"")
-        .replace("&amp;", "&")
-}
-
-/// The text of the first `<tag>…</tag>` in `xml`.
-fn xml_element(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&close)? + start;
-    Some(xml_unescape(xml[start..end].trim()))
-}
-
-fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+pub(super) fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
     let n = HeaderName::from_bytes(name.as_bytes())
         .map_err(|e| BackendError::other(format!("invalid header name {name:?}: {e}")))?;
     let v = HeaderValue::from_str(value)
@@ -198,7 +170,7 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
 
 /// Attributes as request headers: standard ones under `standard(..)`'s names, metadata under
 /// `meta_prefix`.
-fn attribute_headers(
+pub(super) fn attribute_headers(
     attributes: &Attributes,
     meta_prefix: &str,
     standard: impl Fn(&Attribute) -> Option<&'static str>,
@@ -220,7 +192,7 @@ fn attribute_headers(
     Ok(out)
 }
 
-fn s3_standard(a: &Attribute) -> Option<&'static str> {
+pub(super) fn s3_standard(a: &Attribute) -> Option<&'static str> {
     match a {
         Attribute::ContentType => Some("content-type"),
         Attribute::ContentEncoding => Some("content-encoding"),
@@ -231,7 +203,7 @@ fn s3_standard(a: &Attribute) -> Option<&'static str> {
     }
 }
 
-fn azure_standard(a: &Attribute) -> Option<&'static str> {
+pub(super) fn azure_standard(a: &Attribute) -> Option<&'static str> {
     match a {
         Attribute::ContentType => Some("x-ms-blob-content-type"),
         Attribute::ContentEncoding => Some("x-ms-blob-content-encoding"),
@@ -262,7 +234,7 @@ fn request(
 }
 
 /// Sends a signed request with `body` (or the request's own bytes) and reads the answer.
-async fn send(
+pub(super) async fn send(
     client: &reqwest::Client,
     req: HttpRequest,
     body: Option<reqwest::Body>,
@@ -438,24 +410,46 @@ fn no_credentials(provider: &str, e: object_store::Error) -> BackendError {
     }
 }
 
-fn azure_staging_name(upload: &str) -> String {
+pub(super) fn azure_staging_name(upload: &str) -> String {
     format!("{AZURE_STAGING_PREFIX}{upload}")
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
 
-fn azure_error_code(reply: &Reply) -> Option<String> {
-    header_text(&reply.headers, "x-ms-error-code").or_else(|| xml_element(&reply.text(), "Code"))
+/// The ETag header of an answer, without quotes.
+pub(super) fn reply_etag(reply: &Reply) -> Option<String> {
+    header_text(&reply.headers, reqwest::header::ETAG.as_str())
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A body made of `chunks` (shared, not copied): a part held in memory can be sent again
+/// when its request is retried.
+pub(super) fn chunks_body(chunks: Vec<Bytes>) -> reqwest::Body {
+    match <[Bytes; 1]>::try_from(chunks) {
+        Ok([one]) => reqwest::Body::from(one),
+        Err(chunks) => reqwest::Body::wrap_stream(stream::iter(
+            chunks.into_iter().map(Ok::<_, std::io::Error>),
+        )),
+    }
+}
+
+pub(super) fn azure_error_code(reply: &Reply) -> Option<String> {
+    header_text(&reply.headers, "x-ms-error-code").or_else(|| xml::error_code(&reply.body))
 }
 
 /// The block ids (base64, in order) a receipt of `handle`'s upload names, or `None` for a
 /// receipt that is not one.
-fn azure_receipt_blocks(handle: &str, part_number: u32, receipt: &str) -> Option<Vec<String>> {
+pub(super) fn azure_receipt_blocks(
+    handle: &str,
+    part_number: u32,
+    receipt: &str,
+) -> Option<Vec<String>> {
     let (first, count) = match receipt.split_once('-') {
         Some((first, count)) => (first, count.parse::<u32>().ok().filter(|&n| n > 1)?),
         None => (receipt, 1),
@@ -484,16 +478,15 @@ fn azure_receipt_blocks(handle: &str, part_number: u32, receipt: &str) -> Option
 }
 
 impl ObjectStoreBackend {
-    fn native_status_error(&self, name: &str, what: &str, reply: &Reply) -> BackendError {
+    pub(super) fn native_status_error(
+        &self,
+        name: &str,
+        what: &str,
+        reply: &Reply,
+    ) -> BackendError {
         let text = reply.text();
-        let code = xml_element(&text, "Code")
-            .or_else(|| {
-                reply
-                    .headers
-                    .get("x-ms-error-code")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            })
+        let code = xml::error_code(&reply.body)
+            .or_else(|| header_text(&reply.headers, "x-ms-error-code"))
             .unwrap_or_default();
         let message = super::redact(&format!(
             "backend {}: {what} {name}: HTTP {} {code}",
@@ -533,7 +526,7 @@ impl ObjectStoreBackend {
 
     /// Sends a small request (built and signed afresh per attempt), retrying network
     /// failures, 5xx and 429 with backoff. Returns the last answer, whatever its status.
-    async fn native_small<F, Fut>(
+    pub(super) async fn native_small<F, Fut>(
         &self,
         retry: &NativeRetry,
         name: &str,
@@ -575,34 +568,10 @@ impl ObjectStoreBackend {
         }
         match native {
             NativeMultipart::S3(s3) => {
-                let path = self.path_of(name)?;
-                let url = format!("{}?uploads", s3.object_url(&path));
-                // The ETag and size are not known yet: left out, not written as empty or 0.
-                let mut attributes = Attributes::new();
-                for (k, v) in encode_attributes(name, attrs, &stamp.resolved()).iter() {
-                    let unknown = matches!(k, Attribute::Metadata(n)
-                        if n == super::META_SIZE || n == super::META_ETAG);
-                    if !unknown {
-                        attributes.insert(k.clone(), v.clone());
-                    }
-                }
-                let headers = attribute_headers(&attributes, s3.auth.meta_prefix(), s3_standard)?;
-                let reply = self
-                    .native_small(&s3.retry, name.as_str(), "create upload", || {
-                        s3.signed(Method::POST, &url, headers.clone(), Bytes::new(), true)
-                    })
-                    .await?;
-                if !reply.status.is_success() {
-                    return Err(self.native_status_error(name.as_str(), "create upload", &reply));
-                }
-                let id = xml_element(&reply.text(), "UploadId")
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| {
-                        BackendError::unavailable(format!(
-                            "backend {}: create upload {name}: no UploadId in the answer",
-                            self.id
-                        ))
-                    })?;
+                // S3's protocol fixes the metadata now, before the object's ETag and size are
+                // known.
+                let attributes = super::s3_stage::creation_attributes(name, attrs, stamp, false);
+                let id = self.s3_create(s3, name, &attributes).await?;
                 Ok(format!("{upload_id}:{id}"))
             }
             NativeMultipart::Azure(_) => {
@@ -638,11 +607,7 @@ impl ObjectStoreBackend {
         let (req, client, receipt) = match native {
             NativeMultipart::S3(s3) => {
                 let (_, provider_id) = split_s3_handle(upload)?;
-                let url = format!(
-                    "{}?partNumber={part_number}&uploadId={}",
-                    s3.object_url(&path),
-                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
-                );
+                let url = s3.part_url(&path, provider_id, part_number);
                 let req = s3
                     .sign(Method::PUT, &url, vec![length], Bytes::new(), false)
                     .await?;
@@ -676,12 +641,7 @@ impl ObjectStoreBackend {
             Some(r) => r,
             // The ETag, and a nonce: an upload of the same bytes again gets a receipt of its
             // own.
-            None => reply
-                .headers
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().trim_matches('"'))
-                .filter(|v| !v.is_empty())
+            None => reply_etag(&reply)
                 .map(|etag| {
                     let nonce = uuid::Uuid::new_v4().simple().to_string();
                     format!("{etag}.{}", &nonce[..8])
@@ -769,259 +729,6 @@ impl ObjectStoreBackend {
         })
     }
 
-    pub(super) async fn native_complete(
-        &self,
-        native: &NativeMultipart,
-        name: &PhysicalName,
-        upload: &str,
-        parts: &[CompletedPart],
-        attrs: &ObjectAttributes,
-        stamp: &Stamp,
-    ) -> Result<PutResult> {
-        if parts.is_empty() {
-            return Err(BackendError::other(
-                "a multipart upload needs at least one part",
-            ));
-        }
-        if parts
-            .windows(2)
-            .any(|w| w[0].part_number >= w[1].part_number)
-        {
-            return Err(BackendError::other("parts must be in ascending order"));
-        }
-        let path = self.path_of(name)?;
-        let what = "complete upload";
-        let attributes = encode_attributes(name, attrs, &stamp.resolved());
-        let precondition = || BackendError::PreconditionFailed {
-            name: name.to_string(),
-        };
-        match native {
-            NativeMultipart::S3(s3) => {
-                let (upload_id, provider_id) = split_s3_handle(upload)?;
-                let mut xml = String::from("<CompleteMultipartUpload>");
-                for p in parts {
-                    let etag = s3_receipt_etag(&p.receipt).ok_or_else(precondition)?;
-                    xml.push_str(&format!(
-                        "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
-                        p.part_number,
-                        xml_escape(etag)
-                    ));
-                }
-                xml.push_str("</CompleteMultipartUpload>");
-                let xml = Bytes::from(xml);
-                let url = format!(
-                    "{}?uploadId={}",
-                    s3.object_url(&path),
-                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
-                );
-                let length = header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?;
-                let reply = self
-                    .native_small(&s3.retry, name.as_str(), what, || {
-                        s3.signed(Method::POST, &url, vec![length.clone()], xml.clone(), true)
-                    })
-                    .await?;
-                let text = reply.text();
-                // A 200 may still carry an <Error> (the answer is sent before the work ends).
-                let error_code = if reply.status.is_success() {
-                    text.contains("<Error>")
-                        .then(|| xml_element(&text, "Code").unwrap_or_default())
-                } else {
-                    Some(xml_element(&text, "Code").unwrap_or_default())
-                };
-                if let Some(code) = &error_code {
-                    tracing::debug!(backend = %self.id, %name, status = %reply.status, %code, "completion refused");
-                    match code.as_str() {
-                        // The upload is gone: an earlier completion (a retried request, or
-                        // a completion the gateway is retrying) may have made the object
-                        // (checked below); otherwise it was aborted or never existed.
-                        "NoSuchUpload" => {}
-                        "InvalidPart" | "InvalidPartOrder" => return Err(precondition()),
-                        _ if reply.status.is_success() => {
-                            let status = if is_throttle_text(code) {
-                                StatusCode::SERVICE_UNAVAILABLE
-                            } else {
-                                StatusCode::INTERNAL_SERVER_ERROR
-                            };
-                            let as_error = Reply { status, ..reply };
-                            return Err(self.native_status_error(name.as_str(), what, &as_error));
-                        }
-                        _ => return Err(self.native_status_error(name.as_str(), what, &reply)),
-                    }
-                }
-                // Read back with the same protocol (GCS's XML API included): the ETag as the
-                // store reports it, and the version, which names the upload that created it.
-                let head_url = s3.object_url(&path);
-                let head = self
-                    .native_small(&s3.retry, name.as_str(), what, || {
-                        s3.signed(Method::HEAD, &head_url, Vec::new(), Bytes::new(), true)
-                    })
-                    .await?;
-                let gone = error_code.is_some();
-                if gone && head.status == StatusCode::NOT_FOUND {
-                    return Err(precondition());
-                }
-                if !head.status.is_success() {
-                    return Err(self.native_status_error(name.as_str(), what, &head));
-                }
-                let etag = header_text(&head.headers, reqwest::header::ETAG.as_str());
-                let size = header_text(&head.headers, CONTENT_LENGTH.as_str())
-                    .and_then(|v| v.parse::<u64>().ok());
-                let (Some(etag), Some(size)) = (etag, size) else {
-                    return Err(BackendError::unavailable(format!(
-                        "backend {}: {what} {name}: no ETag or length in the answer to HEAD",
-                        self.id
-                    )));
-                };
-                if gone {
-                    // Only a success if the object is this upload's, made of these parts.
-                    let version = header_text(
-                        &head.headers,
-                        &format!("{}{}", s3.auth.meta_prefix(), super::META_VERSION),
-                    )
-                    .map(|v| super::decode_meta_value(&v));
-                    // An ETag of S3's multipart form must be the one these parts give;
-                    // servers that report another kind (rclone: the MD5 of the whole) are
-                    // judged by version and size alone.
-                    let provider_etag = etag.trim_matches('"');
-                    let etag_fits = match s3_multipart_etag(parts) {
-                        Some(expected) if provider_etag.contains('-') => provider_etag == expected,
-                        _ => true,
-                    };
-                    let same = version.as_deref() == Some(upload_id)
-                        && size == parts.iter().map(|p| p.size).sum::<u64>()
-                        && etag_fits;
-                    if !same {
-                        return Err(precondition());
-                    }
-                }
-                Ok(PutResult { etag, size })
-            }
-            NativeMultipart::Azure(az) => {
-                if !is_safe_token(upload) {
-                    return Err(precondition());
-                }
-                let rel = azure_staging_name(upload);
-                let staging = self.join(&rel)?;
-                match self.store.head(&staging).await {
-                    Ok(_) => {}
-                    Err(object_store::Error::NotFound { .. }) => return Err(precondition()),
-                    Err(e) => return Err(self.map_err(e, &rel)),
-                }
-                // `Latest` finds a block whether it is still uncommitted or was committed by
-                // an earlier attempt of this completion, so a retried completion works.
-                let mut xml =
-                    String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<BlockList>");
-                for p in parts {
-                    let blocks = azure_receipt_blocks(upload, p.part_number, &p.receipt)
-                        .ok_or_else(precondition)?;
-                    for block in blocks {
-                        xml.push_str(&format!("<Latest>{block}</Latest>"));
-                    }
-                }
-                xml.push_str("</BlockList>");
-                let xml = Bytes::from(xml);
-                let mut headers = attribute_headers(
-                    &self.meta_names.encode(attributes),
-                    "x-ms-meta-",
-                    azure_standard,
-                )?;
-                headers.push(header(CONTENT_LENGTH.as_str(), &xml.len().to_string())?);
-                let mut url = az.blob_url(&staging);
-                url.query_pairs_mut().append_pair("comp", "blocklist");
-                let reply = self
-                    .native_small(&az.retry, name.as_str(), what, || {
-                        az.signed(Method::PUT, &url, headers.clone(), xml.clone())
-                    })
-                    .await?;
-                if !reply.status.is_success() {
-                    if reply.status == StatusCode::BAD_REQUEST
-                        && azure_error_code(&reply).as_deref() == Some("InvalidBlockList")
-                    {
-                        return Err(precondition());
-                    }
-                    return Err(self.native_status_error(name.as_str(), what, &reply));
-                }
-                // The staging blob stays until abort (after the commit): a retried
-                // completion commits and copies it again.
-                self.azure_copy(az, &staging, &path, name.as_str()).await?;
-                let info = self.head_path(&path, name.as_str()).await?;
-                Ok(PutResult {
-                    etag: info.etag,
-                    size: info.size,
-                })
-            }
-        }
-    }
-
-    /// Copy Blob from `source` to `dest` in the same container, waiting until the copy is no
-    /// longer pending (a copy inside one account is usually done when the call returns).
-    async fn azure_copy(
-        &self,
-        az: &AzureNative,
-        source: &Path,
-        dest: &Path,
-        name: &str,
-    ) -> Result<()> {
-        let what = "copy staged upload to";
-        let mut source_url = az.blob_url(source);
-        if let Some(pairs) = az.sas_pairs().await? {
-            source_url.query_pairs_mut().extend_pairs(pairs);
-        }
-        let headers = vec![
-            header("x-ms-copy-source", source_url.as_str())?,
-            header(CONTENT_LENGTH.as_str(), "0")?,
-        ];
-        let dest_url = az.blob_url(dest);
-        let reply = self
-            .native_small(&az.retry, name, what, || {
-                az.signed(Method::PUT, &dest_url, headers.clone(), Bytes::new())
-            })
-            .await?;
-        if !reply.status.is_success() {
-            return Err(self.native_status_error(name, what, &reply));
-        }
-        let copy_id = header_text(&reply.headers, "x-ms-copy-id");
-        let mut status = header_text(&reply.headers, "x-ms-copy-status");
-        let mut attempt = 0usize;
-        let started = std::time::Instant::now();
-        while status.as_deref() == Some("pending") {
-            if started.elapsed() > AZURE_COPY_LIMIT {
-                return Err(BackendError::unavailable(format!(
-                    "backend {}: {what} {name}: copy still pending after {:?}",
-                    self.id, AZURE_COPY_LIMIT
-                )));
-            }
-            tokio::time::sleep(
-                Duration::from_millis(100)
-                    .saturating_mul(2u32.saturating_pow(attempt.min(5) as u32)),
-            )
-            .await;
-            attempt += 1;
-            let reply = self
-                .native_small(&az.retry, name, what, || {
-                    az.signed(Method::HEAD, &dest_url, Vec::new(), Bytes::new())
-                })
-                .await?;
-            if !reply.status.is_success() {
-                return Err(self.native_status_error(name, what, &reply));
-            }
-            if header_text(&reply.headers, "x-ms-copy-id") != copy_id {
-                // Another write replaced the blob while our copy ran.
-                return Err(BackendError::PreconditionFailed {
-                    name: name.to_string(),
-                });
-            }
-            status = header_text(&reply.headers, "x-ms-copy-status");
-        }
-        match status.as_deref() {
-            None | Some("success") => Ok(()),
-            Some(other) => Err(BackendError::unavailable(format!(
-                "backend {}: {what} {name}: copy status {other}",
-                self.id
-            ))),
-        }
-    }
-
     pub(super) async fn native_abort(
         &self,
         native: &NativeMultipart,
@@ -1032,20 +739,8 @@ impl ObjectStoreBackend {
             NativeMultipart::S3(s3) => {
                 let (_, provider_id) = split_s3_handle(upload)?;
                 let path = self.path_of(name)?;
-                let url = format!(
-                    "{}?uploadId={}",
-                    s3.object_url(&path),
-                    utf8_percent_encode(provider_id, &STRICT_ENCODE_SET)
-                );
-                let reply = self
-                    .native_small(&s3.retry, name.as_str(), "abort upload", || {
-                        s3.signed(Method::DELETE, &url, Vec::new(), Bytes::new(), true)
-                    })
-                    .await?;
-                if !reply.status.is_success() && reply.status != StatusCode::NOT_FOUND {
-                    return Err(self.native_status_error(name.as_str(), "abort upload", &reply));
-                }
-                Ok(())
+                self.s3_abort(s3, path.as_ref(), provider_id, name.as_str())
+                    .await
             }
             NativeMultipart::Azure(_) => {
                 // Deleting the staging blob deletes its uncommitted blocks with it.
@@ -1062,22 +757,8 @@ impl ObjectStoreBackend {
     }
 }
 
-/// The ETag S3 gives an object completed from `parts`: the MD5 of the parts' binary MD5s,
-/// then `-<count>`; `None` when a part's ETag is not an MD5 (providers that make ETags
-/// otherwise).
-fn s3_multipart_etag(parts: &[CompletedPart]) -> Option<String> {
-    let mut md5s = Vec::with_capacity(parts.len() * 16);
-    for p in parts {
-        let etag = s3_receipt_etag(&p.receipt)?;
-        let raw = hex::decode(etag).ok().filter(|raw| raw.len() == 16)?;
-        md5s.extend_from_slice(&raw);
-    }
-    let digest = Md5::digest(&md5s);
-    Some(format!("{}-{}", hex::encode(digest), parts.len()))
-}
-
 /// The part ETag in an S3 receipt (`<etag>.<nonce>`).
-fn s3_receipt_etag(receipt: &str) -> Option<&str> {
+pub(super) fn s3_receipt_etag(receipt: &str) -> Option<&str> {
     let (etag, nonce) = receipt.rsplit_once('.')?;
     let valid = !etag.is_empty()
         && !etag.chars().any(char::is_control)
@@ -1086,25 +767,47 @@ fn s3_receipt_etag(receipt: &str) -> Option<&str> {
     valid.then_some(etag)
 }
 
-fn split_s3_handle(handle: &str) -> Result<(&str, &str)> {
-    match handle.split_once(':') {
-        Some((id, provider)) if is_safe_token(id) && !provider.is_empty() => Ok((id, provider)),
-        _ => Err(BackendError::other(format!(
-            "invalid S3 upload handle {handle:?}"
-        ))),
-    }
-}
-
 impl S3Native {
-    fn object_url(&self, path: &Path) -> String {
+    /// The URL of the object whose full key (backend prefix included) is `key`.
+    pub(super) fn key_url(&self, key: &str) -> String {
         format!(
             "{}/{}",
             self.bucket_endpoint,
-            utf8_percent_encode(path.as_ref(), &STRICT_PATH_ENCODE_SET)
+            utf8_percent_encode(key, &STRICT_PATH_ENCODE_SET)
         )
     }
 
-    async fn sign(
+    pub(super) fn object_url(&self, path: &Path) -> String {
+        self.key_url(path.as_ref())
+    }
+
+    /// The URL of the multipart upload `upload` of the object `key`.
+    pub(super) fn upload_url(&self, key: &str, upload: &str) -> String {
+        format!(
+            "{}?uploadId={}",
+            self.key_url(key),
+            utf8_percent_encode(upload, &STRICT_ENCODE_SET)
+        )
+    }
+
+    /// The URL of part `number` of the multipart upload `upload` of the object at `path`.
+    pub(super) fn part_url(&self, path: &Path, upload: &str, number: u32) -> String {
+        format!(
+            "{}?partNumber={number}&uploadId={}",
+            self.object_url(path),
+            utf8_percent_encode(upload, &STRICT_ENCODE_SET)
+        )
+    }
+
+    /// The bucket's own URL (for requests on the bucket, not an object), with a path.
+    pub(super) fn bucket_url(&self) -> String {
+        match Url::parse(&self.bucket_endpoint) {
+            Ok(url) if url.path() == "/" => format!("{}/", self.bucket_endpoint),
+            _ => self.bucket_endpoint.clone(),
+        }
+    }
+
+    pub(super) async fn sign(
         &self,
         method: Method,
         url: &str,
@@ -1144,7 +847,7 @@ impl S3Native {
     }
 
     /// A small request, signed and sent.
-    async fn signed(
+    pub(super) async fn signed(
         &self,
         method: Method,
         url: &str,
@@ -1158,7 +861,7 @@ impl S3Native {
 }
 
 impl AzureNative {
-    fn blob_url(&self, path: &Path) -> Url {
+    pub(super) fn blob_url(&self, path: &Path) -> Url {
         let mut url = self.container_url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(path.parts());
@@ -1166,7 +869,7 @@ impl AzureNative {
         url
     }
 
-    async fn sign(
+    pub(super) async fn sign(
         &self,
         method: Method,
         url: &Url,
@@ -1185,7 +888,7 @@ impl AzureNative {
 
     /// The SAS token's query pairs when the credential is one (a copy's source URL needs
     /// them).
-    async fn sas_pairs(&self) -> Result<Option<Vec<(String, String)>>> {
+    pub(super) async fn sas_pairs(&self) -> Result<Option<Vec<(String, String)>>> {
         let credential = self
             .credentials
             .get_credential()
@@ -1197,7 +900,7 @@ impl AzureNative {
         })
     }
 
-    async fn signed(
+    pub(super) async fn signed(
         &self,
         method: Method,
         url: &Url,
@@ -1255,45 +958,10 @@ mod tests {
     }
 
     #[test]
-    fn xml_helpers() {
-        let xml = "<R><UploadId>a&amp;b</UploadId><Code> NoSuchUpload </Code></R>";
-        assert_eq!(xml_element(xml, "UploadId").as_deref(), Some("a&b"));
-        assert_eq!(xml_element(xml, "Code").as_deref(), Some("NoSuchUpload"));
-        assert_eq!(xml_element(xml, "ETag"), None);
-        assert_eq!(xml_unescape(&xml_escape("<\"&'>")), "<\"&'>");
-    }
-
-    #[test]
     fn s3_receipts_carry_the_etag() {
         assert_eq!(s3_receipt_etag("abc-2.0123abcd"), Some("abc-2"));
         assert_eq!(s3_receipt_etag("a.b.0123abcd"), Some("a.b"));
         assert_eq!(s3_receipt_etag("0123456789abcdef0123456789abcdef"), None);
         assert_eq!(s3_receipt_etag(".0123abcd"), None);
-    }
-
-    #[test]
-    fn s3_multipart_etags_are_the_md5_of_the_part_md5s() {
-        let part = |n: u32, receipt: &str| CompletedPart {
-            part_number: n,
-            receipt: receipt.into(),
-            size: 1,
-        };
-        // MD5("a") and MD5("b"); the object's ETag as S3 computes it for those two parts.
-        let parts = [
-            part(1, "0cc175b9c0f1b6a831c399e269772661.0123abcd"),
-            part(2, "92eb5ffee6ae2fec3ad71c777531578f.89abcdef"),
-        ];
-        let mut joined = hex::decode("0cc175b9c0f1b6a831c399e269772661").unwrap();
-        joined.extend(hex::decode("92eb5ffee6ae2fec3ad71c777531578f").unwrap());
-        let expected = format!("{}-2", hex::encode(Md5::digest(&joined)));
-        assert_eq!(s3_multipart_etag(&parts), Some(expected));
-        assert_eq!(s3_multipart_etag(&[part(1, "not-an-md5.0123abcd")]), None);
-    }
-
-    #[test]
-    fn s3_handles_split() {
-        assert_eq!(split_s3_handle("abc:x:y/z").unwrap(), ("abc", "x:y/z"));
-        assert!(split_s3_handle("abc").is_err());
-        assert!(split_s3_handle("a-b:x").is_err());
     }
 }

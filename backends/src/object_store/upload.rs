@@ -1,14 +1,15 @@
-//! Multipart uploads staged as ordinary objects under `.hansa/mpu/<upload>/`, composed by
-//! streaming them into the final object at completion.
+//! Multipart uploads staged as ordinary objects under `.hansa/mpu/<upload>/`, composed at
+//! completion by streaming them into a staging object (`.hansa/staging/<token>`, see
+//! `staging`) that publication copies to the name.
 //!
 //! This works on every store (the in-memory one included) and accepts any subset of parts in
 //! any numbering, at the price of reading and writing the bytes a second time when the upload
 //! completes.
 
-use super::{encode_attributes, map_error, ObjectStoreBackend};
-use crate::backend::{ByteStream, CompletedPart, ObjectAttributes, PutResult, Stamp};
+use super::{map_error, ObjectStoreBackend};
+use crate::backend::{ByteStream, CompletedPart, ObjectAttributes, PutResult, Staged, Stamp};
 use crate::error::{BackendError, Result};
-use crate::naming::{is_safe_token, staged_part_name, PhysicalName, UPLOADS_PREFIX};
+use crate::naming::{is_safe_token, staged_part_name, staging_token, PhysicalName, UPLOADS_PREFIX};
 use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{Attributes, GetOptions};
@@ -48,21 +49,23 @@ impl ObjectStoreBackend {
         let receipt = uuid::Uuid::new_v4().simple().to_string();
         let rel = staged_part_name(upload, part_number, &receipt);
         let path = self.join(&rel)?;
-        let stored = self.put_at(&path, &rel, Attributes::new, body).await?;
+        let size = self.put_at(&path, &rel, Attributes::new, body).await?;
         Ok(PutResult {
             etag: receipt,
-            size: stored.size,
+            size,
         })
     }
 
-    pub(super) async fn staged_complete(
+    /// Streams the chosen parts, in order, into a staging object with the object's
+    /// attributes. A part that is gone or of another size → `PreconditionFailed`.
+    pub(super) async fn staged_stage_upload(
         &self,
         name: &PhysicalName,
         upload: &str,
         parts: &[CompletedPart],
         attrs: &ObjectAttributes,
         stamp: &Stamp,
-    ) -> Result<PutResult> {
+    ) -> Result<Staged> {
         self.staged_upload_dir(upload)?;
         let mut sources = Vec::with_capacity(parts.len());
         for part in parts {
@@ -112,15 +115,8 @@ impl ObjectStoreBackend {
                 BackendError::Aborted
             })
             .boxed();
-        let path = self.path_of(name)?;
-        let stored = self
-            .put_at(
-                &path,
-                name.as_str(),
-                || encode_attributes(name, attrs, &stamp.resolved()),
-                body,
-            )
-            .await;
+        let token = staging_token(&stamp.version_id);
+        let stored = self.stage_object(name, &token, attrs, stamp, body).await;
         match stored {
             // The staged parts stay until the caller aborts the upload (after its commit).
             Ok(stored) => Ok(stored),

@@ -9,6 +9,7 @@ use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store;
 
 fn policy(owner_id: &str) -> S3Result<S3Response> {
     let doc = xml::AccessControlPolicy {
@@ -41,11 +42,8 @@ pub async fn get_object_acl(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     existing_bucket(ctx, bucket)?;
     let key = ctx.key()?;
-    let record = ctx
-        .gw
-        .meta
-        .object(bucket, key)?
-        .ok_or_else(|| S3Error::no_such_key(key))?;
+    let record =
+        store::object(&ctx.gw.store, bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
     policy(&record.owner)
 }
 
@@ -74,7 +72,7 @@ pub async fn put_object_acl(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     existing_bucket(ctx, &bucket)?;
     let key = ctx.key()?.to_string();
-    if ctx.gw.meta.object(&bucket, &key)?.is_none() {
+    if store::object(&ctx.gw.store, &bucket, &key)?.is_none() {
         return Err(S3Error::no_such_key(&key));
     }
     put_acl(ctx).await?;

@@ -3,17 +3,15 @@
 use http::StatusCode;
 
 use super::support::{existing_bucket, read_small_body};
-use crate::meta::{BucketRecord, MetaError};
+use crate::meta::BucketRecord;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, now_ms, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store::{self, StoreError};
 
 pub async fn list_buckets(ctx: &Ctx) -> S3Result<S3Response> {
-    let buckets = ctx
-        .gw
-        .meta
-        .buckets()?
+    let buckets = store::buckets(&ctx.gw.store)?
         .into_iter()
         .filter(|b| ctx.credential.may_access(&b.name))
         .map(|b| xml::BucketEntry {
@@ -73,10 +71,10 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         region: region.clone(),
         owner: ctx.credential.access_key_id.clone(),
     };
-    match ctx.gw.meta.create_bucket(&record) {
+    match store::create_bucket(&ctx.gw.store, &record).await {
         Ok(()) => {}
-        Err(MetaError::BucketExists(_)) => {
-            let existing = ctx.gw.meta.bucket(&bucket)?;
+        Err(StoreError::BucketExists(_)) => {
+            let existing = store::bucket(&ctx.gw.store, &bucket).ok();
             let mine = existing.is_some_and(|b| b.owner == ctx.credential.access_key_id);
             return Err(if mine {
                 S3Error::new(
@@ -95,7 +93,6 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
         Err(e) => return Err(e.into()),
     }
-    ctx.gw.meta.sync().await?;
     let mut r = response::empty(StatusCode::OK);
     response::set_header(&mut r, "location", &format!("/{bucket}"));
     Ok(r)
@@ -130,27 +127,7 @@ pub async fn head_bucket(ctx: &Ctx) -> S3Result<S3Response> {
 }
 
 pub async fn delete_bucket(ctx: &Ctx) -> S3Result<S3Response> {
-    let bucket = ctx.bucket()?;
-    let _guard = ctx.gw.locks.lock_bucket(bucket).await;
-    match ctx.gw.meta.delete_bucket(bucket) {
-        Ok(()) => {}
-        Err(MetaError::NoSuchBucket(_)) => return Err(S3Error::no_such_bucket(bucket)),
-        Err(MetaError::BucketNotEmpty(_)) => {
-            return Err(S3Error::new(
-                "BucketNotEmpty",
-                StatusCode::CONFLICT,
-                "The bucket you tried to delete is not empty",
-            )
-            .with("BucketName", bucket))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    ctx.gw.meta.sync().await?;
-    // Uploads still in progress go with the bucket, as on S3. Parts uploading now hold the
-    // bucket lock, so none is half-way.
-    for upload in ctx.gw.meta.scan_uploads(bucket, "", None, usize::MAX)? {
-        super::multipart::abort_upload_holding_key(&ctx.gw, &upload).await?;
-    }
+    store::delete_bucket(&ctx.gw.store, ctx.bucket()?).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 

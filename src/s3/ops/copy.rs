@@ -1,17 +1,15 @@
 //! CopyObject: within and across buckets, with the metadata directive and the copy-source
 //! conditions. The source is streamed from its replicas into the ordinary write path.
 
-use futures::StreamExt;
 use http::StatusCode;
 
 use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
-use super::support::{check_copy_source_conditions, existing_bucket, read_object};
-use super::write::{store_object, Content, WriteRequest};
-use crate::replication::ReplicationError;
+use super::support::{check_copy_source_conditions, existing_bucket, read_current};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store::{self, NewObject, WriteCondition};
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, the key URL-encoded.
 pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
@@ -57,49 +55,37 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let _guard = ctx.gw.locks.lock(&bucket, &key).await;
-    // The bucket may have been deleted while this request waited for the lock.
-    existing_bucket(ctx, &bucket)?;
-    let src = ctx
-        .gw
-        .meta
-        .object(&src_bucket, &src_key)?
-        .ok_or_else(|| S3Error::no_such_key(&src_key))?;
-    check_copy_source_conditions(&ctx.headers, &src)?;
-    if src.size > MAX_PUT_SIZE {
-        return Err(S3Error::invalid_request(format!(
-            "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_PUT_SIZE}"
-        )));
-    }
+    // The source is read whole and verified against its record as it streams: a damaged
+    // source fails the copy instead of spreading.
+    let (src, (), source) = read_current(ctx, &src_bucket, &src_key, |src| {
+        check_copy_source_conditions(&ctx.headers, src)?;
+        if src.size > MAX_PUT_SIZE {
+            return Err(S3Error::invalid_request(format!(
+                "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_PUT_SIZE}"
+            )));
+        }
+        Ok(((), Some(0..src.size)))
+    })
+    .await?;
     let attributes = if replace {
         attributes_from_headers(&ctx.headers)?
     } else {
         src.attributes.clone()
     };
-    let read = read_object(&ctx.gw, &src_bucket, &src, 0..src.size).await?;
-    let body = read.body.map(|item| {
-        item.map_err(|e| ReplicationError::NoReplica {
-            errors: e.to_string(),
-        })
-    });
-    let previous = ctx.gw.meta.object(&bucket, &key)?;
-    let request = WriteRequest {
-        bucket: &bucket,
-        key: &key,
+    let object = NewObject {
+        bucket: bucket.clone(),
+        key: key.clone(),
         attributes,
         size: src.size,
         known_etag: Some(src.etag.clone()),
-        previous,
+        owner: ctx.credential.access_key_id.clone(),
+        condition: WriteCondition::Always,
     };
-    let (size, etag, checksum) = (src.size, src.etag.clone(), src.checksum.clone());
-    let record = store_object(ctx, request, body, move || {
-        Some(Content {
-            size,
-            etag: etag.clone(),
-            checksum: checksum.clone(),
-        })
-    })
-    .await?;
+    let source = match source {
+        Some(body) => body.body,
+        None => Box::pin(futures::stream::empty()),
+    };
+    let record = store::copy_object(&ctx.gw.store, object, &src, source).await?;
     let doc = xml::CopyObjectResult {
         xmlns: S3_NS,
         last_modified: iso8601(record.modified_ms),

@@ -12,6 +12,7 @@ use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store;
 
 const MAX_KEYS: usize = 1000;
 /// Index entries read per scan while assembling a page.
@@ -54,10 +55,7 @@ fn list(
         None => Bound::Unbounded,
     };
     loop {
-        let page = ctx
-            .gw
-            .meta
-            .scan_objects(bucket, prefix, start, SCAN_BATCH)?;
+        let page = store::list_objects(&ctx.gw.store, bucket, prefix, start, SCAN_BATCH)?;
         let more = page.truncated;
         let mut jump = None;
         let mut last_key = None;

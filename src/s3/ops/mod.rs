@@ -10,4 +10,3 @@ pub mod multipart_complete;
 pub mod multipart_list;
 pub mod object;
 mod support;
-mod write;

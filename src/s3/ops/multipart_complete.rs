@@ -2,29 +2,23 @@
 //! checksum derived from the parts, composition on every backend, and the commit, with S3's
 //! keep-alive for completions that take a while.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hansa_backends::{BackendError, CompletedPart, Stamp};
 use http::StatusCode;
 
-use super::multipart::{
-    load_upload, upload_id_param, upload_target, MAX_PART_NUMBER, MIN_PART_SIZE,
-};
-use super::object::check_put_conditions;
+use super::multipart::{load_upload, upload_id_param, MAX_PART_NUMBER, MIN_PART_SIZE};
+use super::object::{check_condition_early, write_condition};
 use super::support::{existing_bucket, read_small_body};
-use super::write::{begin_write, commit_write, Commit, Content, UploadIntent};
-use crate::gateway::Gateway;
-use crate::meta::{ObjectRecord, PartRecord, PartSummary, UploadRecord};
-use crate::replication::{BucketGuard, KeyGuard, PutOutcome, Target};
-use crate::s3::checksum::{Checksum, ChecksumAlgorithm};
-use crate::s3::composite::{self, ChecksumType};
+use crate::checksum::composite::{self, ChecksumType};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::meta::{ObjectRecord, PartRecord, UploadRecord};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store::{self, ChosenPart, Completion, Store};
 
 /// Completion answers at once when it is this quick; otherwise the 200 goes out and
 /// whitespace keeps the connection alive until the result document follows, as S3 does.
@@ -39,18 +33,17 @@ struct ChosenParts {
 }
 
 fn choose_parts(
-    gw: &Gateway,
+    store: &Store,
     upload: &UploadRecord,
     requested: &[xml::CompletedPartEntry],
 ) -> S3Result<ChosenParts> {
     if requested.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    let uploaded: std::collections::HashMap<u32, PartRecord> = gw
-        .meta
-        .parts(&upload.upload_id, 0, MAX_PART_NUMBER as usize + 1)?
-        .into_iter()
-        .collect();
+    let uploaded: std::collections::HashMap<u32, PartRecord> =
+        store::list_parts(store, &upload.upload_id, 0, MAX_PART_NUMBER as usize + 1)?
+            .into_iter()
+            .collect();
     let invalid_part = || {
         S3Error::new(
             "InvalidPart",
@@ -167,25 +160,26 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     });
     let body = read_small_body(ctx).await?;
     let doc: xml::CompleteMultipartUpload = xml::from_xml("CompleteMultipartUpload", &body)?;
-    let gw = ctx.gw.clone();
-    let key_guard = gw.locks.lock(&bucket, &key).await;
-    let upload_guard = gw.upload_locks.lock_bucket(&upload_id).await;
+    let store = ctx.gw.store.clone();
+    // Held until the completion ends, in its own task: parts, aborts and other completions
+    // of this upload wait.
+    let upload_guard = store.upload_locks.lock_bucket(&upload_id).await;
     existing_bucket(ctx, &bucket)?;
-    let upload = match load_upload(&gw, &bucket, &key, &upload_id) {
+    let upload = match load_upload(&store, &bucket, &key, &upload_id) {
         Ok(upload) => upload,
         Err(e) if e.code == "NoSuchUpload" => {
-            // Checked under the key and upload locks: a completion of this upload still
-            // running has finished, and an aborted upload never named an object.
+            // Checked under the upload's lock: a completion of this upload still running has
+            // finished, and an aborted upload never named an object.
             let made =
-                completed_before(&gw, &bucket, &key, &upload_id, doc.parts.len())?.ok_or(e)?;
+                completed_before(&store, &bucket, &key, &upload_id, doc.parts.len())?.ok_or(e)?;
             let location = object_location(ctx, &bucket, &key);
             return completion_response(&made, &bucket, &key, &location);
         }
         Err(e) => return Err(e),
     };
-    let previous = gw.meta.object(&bucket, &key)?;
-    check_put_conditions(&ctx.headers, previous.as_ref(), &key)?;
-    let chosen = choose_parts(&gw, &upload, &doc.parts)?;
+    let condition = write_condition(&ctx.headers)?;
+    check_condition_early(ctx, &condition, &bucket, &key)?;
+    let chosen = choose_parts(&store, &upload, &doc.parts)?;
     let size: u64 = chosen.records.iter().map(|p| p.size).sum();
     if let Some(declared) = ctx.header("x-amz-mp-object-size") {
         if declared.trim().parse::<u64>().ok() != Some(size) {
@@ -222,21 +216,26 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
             ));
         }
     }
-    let owner = ctx.credential.access_key_id.clone();
     let location = object_location(ctx, &bucket, &key);
-    let work = complete_upload(
-        gw.clone(),
+    let completion = Completion {
         upload,
-        chosen,
-        previous,
+        parts: chosen
+            .numbers
+            .into_iter()
+            .zip(chosen.records)
+            .map(|(number, record)| ChosenPart { number, record })
+            .collect(),
         etag,
         checksum,
-        size,
-        owner,
-        (key_guard, upload_guard),
-    );
+        condition,
+        owner: ctx.credential.access_key_id.clone(),
+    };
     // Spawned: a client that hangs up must not cut a completion off halfway.
-    let mut task = tokio::spawn(work);
+    let mut task = tokio::spawn(async move {
+        let result = store::complete_upload(&store, completion).await;
+        drop(upload_guard);
+        result.map_err(S3Error::from)
+    });
     let result = match tokio::time::timeout(KEEPALIVE_AFTER, &mut task).await {
         Ok(joined) => joined.map_err(|e| S3Error::internal(format!("completion task: {e}")))?,
         Err(_) => {
@@ -253,15 +252,13 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
 /// checked again: they held when the object was made, and a retried `If-None-Match: *` would
 /// now fail against the upload's own object.
 fn completed_before(
-    gw: &Gateway,
+    store: &Store,
     bucket: &str,
     key: &str,
     upload_id: &str,
     part_count: usize,
 ) -> S3Result<Option<ObjectRecord>> {
-    Ok(gw
-        .meta
-        .object(bucket, key)?
+    Ok(store::object(store, bucket, key)?
         .filter(|r| r.version_id == upload_id && r.parts.len() == part_count))
 }
 
@@ -358,134 +355,6 @@ fn keepalive_response(
     r
 }
 
-/// The long part of a completion: compose on every backend, commit, clean up.
-#[allow(clippy::too_many_arguments)]
-async fn complete_upload(
-    gw: Arc<Gateway>,
-    upload: UploadRecord,
-    chosen: ChosenParts,
-    previous: Option<ObjectRecord>,
-    etag: String,
-    checksum: Option<Checksum>,
-    size: u64,
-    owner: String,
-    _guards: (KeyGuard, BucketGuard),
-) -> S3Result<ObjectRecord> {
-    let parts_summary: Vec<PartSummary> = chosen
-        .records
-        .iter()
-        .map(|p| PartSummary {
-            size: p.size,
-            checksum: p.checksum.clone(),
-        })
-        .collect();
-    let (targets, target_slots): (Vec<Target>, Vec<usize>) = upload
-        .targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| upload_target(&gw, t).map(|target| (target, i)))
-        .unzip();
-    let stamped_checksum = checksum
-        .as_ref()
-        .map(|c| format!("{}:{}", c.algorithm.name(), c.value));
-    let version_id = begin_write(
-        &gw,
-        &upload.bucket,
-        &upload.key,
-        &targets,
-        &owner,
-        previous.is_some(),
-        Some(UploadIntent {
-            upload_id: upload.upload_id.clone(),
-            parts: parts_summary.clone(),
-            checksum_type: checksum.as_ref().and(upload.checksum_type),
-            etag: etag.clone(),
-            checksum: stamped_checksum.clone(),
-        }),
-    )
-    .await?;
-    let stamp = Stamp {
-        bucket: upload.bucket.clone(),
-        key: upload.key.clone(),
-        version_id: version_id.clone(),
-        etag: etag.clone(),
-        size,
-        checksum: stamped_checksum,
-        late: None,
-    };
-    let completions = targets.into_iter().zip(target_slots).map(|(target, slot)| {
-        let t = &upload.targets[slot];
-        let parts: Option<Vec<CompletedPart>> = chosen
-            .numbers
-            .iter()
-            .zip(&chosen.records)
-            .map(|(&number, record)| {
-                record
-                    .receipts
-                    .get(slot)
-                    .cloned()
-                    .flatten()
-                    .map(|receipt| CompletedPart {
-                        part_number: number,
-                        receipt,
-                        size: record.size,
-                    })
-            })
-            .collect();
-        let (stamp, attrs, handle) = (&stamp, &upload.attributes, t.handle.clone());
-        async move {
-            let result = match parts {
-                Some(parts) if !handle.is_empty() => {
-                    target
-                        .backend
-                        .complete_upload(&target.name, &handle, &parts, attrs, stamp)
-                        .await
-                }
-                _ => Err(BackendError::Unavailable {
-                    message: "the backend is missing parts of this upload".into(),
-                }),
-            };
-            PutOutcome { target, result }
-        }
-    });
-    // A replica that failed keeps its parts, and one that succeeded keeps its copy, so that
-    // the client can complete again if the quorum is missed (see `abandon`).
-    let outcomes = futures::future::join_all(completions).await;
-    let write_quorum = gw
-        .placement
-        .write_plan(&upload.bucket, &upload.key)
-        .write_quorum;
-    let commit = Commit {
-        bucket: &upload.bucket,
-        key: &upload.key,
-        attributes: upload.attributes.clone(),
-        previous,
-        version_id,
-        owner: &owner,
-        write_quorum,
-        parts: parts_summary,
-        checksum_type: checksum.as_ref().and(upload.checksum_type),
-        upload_id: Some(upload.upload_id.clone()),
-    };
-    let record = commit_write(
-        &gw,
-        commit,
-        outcomes,
-        Some(Content {
-            size,
-            etag,
-            checksum,
-        }),
-    )
-    .await?;
-    gw.meta
-        .delete_upload(&upload.bucket, &upload.key, &upload.upload_id)?;
-    gw.meta.sync().await?;
-    // Committed: what the upload staged is no longer needed anywhere.
-    super::multipart::abort_on_backends(&gw, &upload).await;
-    Ok(record)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,6 +386,7 @@ mod tests {
             replicas: vec![],
             parts: vec![],
             checksum_type: None,
+            integrity: None,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -10,6 +10,7 @@ use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
+use crate::store;
 
 const MAX_PAGE: usize = 1000;
 
@@ -49,13 +50,16 @@ pub async fn list_parts(ctx: &Ctx) -> S3Result<S3Response> {
             .with("ArgumentValue", v)
         })?,
     };
-    let upload = load_upload(&ctx.gw, bucket, key, &upload_id)?;
+    let upload = load_upload(&ctx.gw.store, bucket, key, &upload_id)?;
     let mut parts = if max_parts == 0 {
         Vec::new()
     } else {
-        ctx.gw
-            .meta
-            .parts(&upload_id, marker.min(MAX_PART_NUMBER), max_parts + 1)?
+        store::list_parts(
+            &ctx.gw.store,
+            &upload_id,
+            marker.min(MAX_PART_NUMBER),
+            max_parts + 1,
+        )?
     };
     let is_truncated = parts.len() > max_parts;
     parts.truncate(max_parts);
@@ -131,7 +135,8 @@ pub async fn list_multipart_uploads(ctx: &Ctx) -> S3Result<S3Response> {
         if max_uploads == 0 {
             break;
         }
-        let batch = ctx.gw.meta.scan_uploads(
+        let batch = store::list_uploads(
+            &ctx.gw.store,
             bucket,
             prefix,
             after.as_ref().map(|(k, u)| (k.as_str(), u.as_deref())),

@@ -2,23 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
 use super::bucket::check_canned_acl;
 use super::multipart::part_number_param;
-use super::support::{existing_bucket, read_object};
-use super::write::{delete_replica, store_object, Content, WriteRequest};
+use super::support::{existing_bucket, read_current, store_body};
 use crate::meta::ObjectRecord;
-use crate::replication::ReplicationError;
 use crate::s3::body::verified_body;
 use crate::s3::body::BodyRules;
-use crate::s3::conditions::{etag_matches, Conditions, Verdict};
+use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
 use crate::s3::range::{self, RangeRequest};
 use crate::s3::response::{self, http_date, S3Response};
+use crate::store::{self, BodyFacts, NewObject, WriteCondition};
 
 /// S3's limit for a single PUT.
 pub const MAX_PUT_SIZE: u64 = 5 << 30;
@@ -39,28 +37,23 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         return Err(S3Error::entity_too_large());
     }
     let known_etag = rules.content_md5.map(hex::encode);
-    let size = rules.declared_len;
-
-    let _guard = ctx.gw.locks.lock(&bucket, &key).await;
-    // The bucket may have been deleted while this request waited for the lock.
-    existing_bucket(ctx, &bucket)?;
-    let previous = ctx.gw.meta.object(&bucket, &key)?;
-    check_put_conditions(&ctx.headers, previous.as_ref(), &key)?;
+    let condition = write_condition(&ctx.headers)?;
+    check_condition_early(ctx, &condition, &bucket, &key)?;
 
     let raw = ctx.take_body()?;
+    let size = rules.declared_len;
     let (body, outcome) = verified_body(raw, payload, rules, &ctx.gw.auth);
-    let body = body.map(|item| item.map_err(ReplicationError::from));
-    let request = WriteRequest {
-        bucket: &bucket,
-        key: &key,
+    let object = NewObject {
+        bucket: bucket.clone(),
+        key: key.clone(),
         attributes,
         size,
         known_etag,
-        previous,
+        owner: ctx.credential.access_key_id.clone(),
+        condition,
     };
-    let record = store_object(ctx, request, body, || {
-        outcome.get().map(|s| Content {
-            size: s.len,
+    let record = store::put_object(&ctx.gw.store, object, store_body(body), move || {
+        outcome.get().map(|s| BodyFacts {
             etag: hex::encode(s.md5),
             checksum: s.checksum,
         })
@@ -85,12 +78,8 @@ pub fn check_key(key: &str) -> S3Result<()> {
     Ok(())
 }
 
-/// Conditional writes: `If-None-Match: *` (create only) and `If-Match: <etag>`.
-pub fn check_put_conditions(
-    headers: &HeaderMap,
-    current: Option<&ObjectRecord>,
-    key: &str,
-) -> S3Result<()> {
+/// Conditional writes: `If-None-Match: *` (create only) and `If-Match: <etag list>`.
+pub fn write_condition(headers: &HeaderMap) -> S3Result<WriteCondition> {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     if let Some(v) = get("if-none-match") {
         if v.trim() != "*" {
@@ -98,20 +87,36 @@ pub fn check_put_conditions(
                 "If-None-Match other than * on PUT",
             ));
         }
-        if current.is_some() {
-            return Err(S3Error::precondition_failed("If-None-Match"));
-        }
+        return Ok(WriteCondition::IfAbsent);
     }
-    if let Some(v) = get("if-match") {
-        match current {
-            None => return Err(S3Error::no_such_key(key)),
-            Some(c) if !etag_matches(v, &c.etag) => {
-                return Err(S3Error::precondition_failed("If-Match"))
-            }
-            Some(_) => {}
-        }
+    Ok(match get("if-match") {
+        Some(list) => WriteCondition::IfMatch(
+            list.split(',')
+                .map(|e| {
+                    e.trim()
+                        .trim_start_matches("W/")
+                        .trim_matches('"')
+                        .to_string()
+                })
+                .collect(),
+        ),
+        None => WriteCondition::Always,
+    })
+}
+
+/// A write's condition checked before its body is read, for an early answer (the store checks
+/// it again when the write commits).
+pub fn check_condition_early(
+    ctx: &Ctx,
+    condition: &WriteCondition,
+    bucket: &str,
+    key: &str,
+) -> S3Result<()> {
+    if *condition == WriteCondition::Always {
+        return Ok(());
     }
-    Ok(())
+    let current = store::object(&ctx.gw.store, bucket, key)?;
+    Ok(condition.check(current.as_ref(), key)?)
 }
 
 /// The attributes S3 stores with an object, from the request headers. `aws-chunked` is a
@@ -171,44 +176,32 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         ));
     }
     existing_bucket(ctx, bucket)?;
-    let record = ctx
-        .gw
-        .meta
-        .object(bucket, key)?
-        .ok_or_else(|| S3Error::no_such_key(key))?;
-    match Conditions::from_headers(&ctx.headers, "").evaluate(&record.etag, record.modified_ms) {
-        Verdict::Proceed => {}
-        Verdict::NotModified => {
+    let range_header = ctx.header("range");
+    let (record, answer, body) = read_current(ctx, bucket, key, |record| {
+        let answer = plan_read(ctx, record, part_number, range_header)?;
+        let span = match &answer {
+            ReadAnswer::Content { span, .. } if !head => Some(span.clone()),
+            _ => None,
+        };
+        Ok((answer, span))
+    })
+    .await?;
+    let (status, span) = match answer {
+        ReadAnswer::NotModified => {
             let mut r = response::empty(StatusCode::NOT_MODIFIED);
             response::set_header(&mut r, "etag", &format!("\"{}\"", record.etag));
             response::set_header(&mut r, "last-modified", &http_date(record.modified_ms));
             return Ok(r);
         }
-        Verdict::PreconditionFailed(which) => return Err(S3Error::precondition_failed(which)),
-    }
-    let (status, span) = match part_number {
-        Some(n) => part_span(&record, n)?,
-        None => match range::parse(ctx.header("range"), record.size) {
-            RangeRequest::Whole => (StatusCode::OK, 0..record.size),
-            RangeRequest::Part(span) => (StatusCode::PARTIAL_CONTENT, span),
-            RangeRequest::Unsatisfiable => {
-                return Err(S3Error::new(
-                    "InvalidRange",
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "The requested range is not satisfiable",
-                )
-                .with("RangeRequested", ctx.header("range").unwrap_or(""))
-                .with("ActualObjectSize", record.size.to_string()))
-            }
-        },
+        ReadAnswer::Content { status, span } => (status, span),
     };
-    let mut r = if head {
-        response::empty(status)
-    } else {
-        let read = read_object(&ctx.gw, bucket, &record, span.clone()).await?;
-        let mut r = http::Response::new(response::stream_body(read.body));
-        *r.status_mut() = status;
-        r
+    let mut r = match body {
+        Some(body) => {
+            let mut r = http::Response::new(response::stream_body(body.body));
+            *r.status_mut() = status;
+            r
+        }
+        None => response::empty(status),
     };
     object_headers(&mut r, &record, ctx);
     response::set_header(
@@ -261,6 +254,46 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         }
     }
     Ok(r)
+}
+
+/// What a GET or HEAD answers, decided from the record alone.
+enum ReadAnswer {
+    NotModified,
+    Content {
+        status: StatusCode,
+        span: std::ops::Range<u64>,
+    },
+}
+
+/// Conditions, then the part or range asked for.
+fn plan_read(
+    ctx: &Ctx,
+    record: &ObjectRecord,
+    part_number: Option<u32>,
+    range_header: Option<&str>,
+) -> S3Result<ReadAnswer> {
+    match Conditions::from_headers(&ctx.headers, "").evaluate(&record.etag, record.modified_ms) {
+        Verdict::Proceed => {}
+        Verdict::NotModified => return Ok(ReadAnswer::NotModified),
+        Verdict::PreconditionFailed(which) => return Err(S3Error::precondition_failed(which)),
+    }
+    let (status, span) = match part_number {
+        Some(n) => part_span(record, n)?,
+        None => match range::parse(range_header, record.size) {
+            RangeRequest::Whole => (StatusCode::OK, 0..record.size),
+            RangeRequest::Part(span) => (StatusCode::PARTIAL_CONTENT, span),
+            RangeRequest::Unsatisfiable => {
+                return Err(S3Error::new(
+                    "InvalidRange",
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "The requested range is not satisfiable",
+                )
+                .with("RangeRequested", range_header.unwrap_or(""))
+                .with("ActualObjectSize", record.size.to_string()))
+            }
+        },
+    };
+    Ok(ReadAnswer::Content { status, span })
 }
 
 /// The bytes of part `n`. An object written in one piece is its own single part 1.
@@ -344,14 +377,5 @@ pub async fn delete_object(ctx: &Ctx) -> S3Result<S3Response> {
 
 /// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine.
 pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
-    let _guard = ctx.gw.locks.lock(bucket, key).await;
-    existing_bucket(ctx, bucket)?;
-    let Some(record) = ctx.gw.meta.delete_object(bucket, key)? else {
-        return Ok(());
-    };
-    ctx.gw.meta.sync().await?;
-    for replica in &record.replicas {
-        delete_replica(&ctx.gw, replica).await;
-    }
-    Ok(())
+    Ok(store::delete_object(&ctx.gw.store, bucket, key).await?)
 }

@@ -1,38 +1,59 @@
-//! Small pieces several operations share: reading XML bodies, bucket lookups.
+//! Small pieces several operations share: reading XML bodies, bucket lookups, reading the
+//! current version of an object, turning a verified body into the store's body.
 
 use std::ops::Range;
 
-use crate::gateway::Gateway;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+
 use crate::meta::{BucketRecord, ObjectRecord};
-use crate::replication::{open_replicas, ReplicaRead};
-use crate::s3::body::{verified_body, BodyRules};
+use crate::s3::body::{verified_body, BodyRules, BodyStream};
 use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::handler::Ctx;
-use futures::StreamExt;
+use crate::store::{self, BodyFailure, ObjectBody, ReadOutcome};
 
 /// The bucket's index record, or NoSuchBucket.
 pub fn existing_bucket(ctx: &Ctx, bucket: &str) -> S3Result<BucketRecord> {
-    ctx.gw
-        .meta
-        .bucket(bucket)?
-        .ok_or_else(|| S3Error::no_such_bucket(bucket))
+    Ok(store::bucket(&ctx.gw.store, bucket)?)
 }
 
-/// Opens `span` of an object, from its replicas in the bucket policy's read order.
-pub async fn read_object(
-    gw: &Gateway,
+/// How often a read starts over because the key changed under it before giving up.
+const READ_ATTEMPTS: usize = 4;
+
+/// Reads the current version of `bucket/key`: `plan` answers from the record (conditions,
+/// range) with what to send, and the span to read, if any; when the key is overwritten before
+/// its bytes could be opened, all again with the new record, so the answer always belongs to
+/// one version.
+pub async fn read_current<T>(
+    ctx: &Ctx,
     bucket: &str,
-    record: &ObjectRecord,
-    span: Range<u64>,
-) -> S3Result<ReplicaRead> {
-    let replicas = gw
-        .placement
-        .read_order(bucket, &record.replicas)
-        .into_iter()
-        .cloned()
-        .collect();
-    Ok(open_replicas(&gw.backends, replicas, span).await?)
+    key: &str,
+    mut plan: impl FnMut(&ObjectRecord) -> S3Result<(T, Option<Range<u64>>)>,
+) -> S3Result<(ObjectRecord, T, Option<ObjectBody>)> {
+    let store = &ctx.gw.store;
+    for _ in 0..READ_ATTEMPTS {
+        let record = store::object(store, bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
+        let (answer, span) = plan(&record)?;
+        let Some(span) = span else {
+            return Ok((record, answer, None));
+        };
+        match store::read_version(store, bucket, key, &record, span).await? {
+            ReadOutcome::Opened(body) => return Ok((record, answer, Some(body))),
+            ReadOutcome::Changed => continue,
+        }
+    }
+    Err(S3Error::service_unavailable(
+        "The object changed too often while it was being read",
+    ))
+}
+
+/// A verified request body as the store takes it: its failures passed through for the error
+/// mapping.
+pub fn store_body(
+    body: BodyStream,
+) -> impl Stream<Item = Result<Bytes, BodyFailure>> + Send + 'static {
+    body.map(|item| item.map_err(|e| Box::new(e) as BodyFailure))
 }
 
 /// The `x-amz-copy-source-if-*` conditions of CopyObject and UploadPartCopy.

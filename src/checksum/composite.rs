@@ -12,7 +12,7 @@ use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::checksum::{Checksum, ChecksumAlgorithm};
+use super::{Checksum, ChecksumAlgorithm};
 
 // ---------------------------------------------------------------------------------------------
 // ETag

@@ -1,14 +1,23 @@
-//! The additional checksums S3 accepts next to Content-MD5 (`x-amz-checksum-*`).
+//! The checksums S3 knows next to Content-MD5 (`x-amz-checksum-*`), and the arithmetic of
+//! multipart ETags and checksums ([`composite`]). Used by the front end, the index and the
+//! storage layer alike, so it belongs to none of them.
 //!
 //! S3 shows every checksum as the base64 of its big-endian digest bytes, so that is the form
 //! stored in [`Checksum::value`] and compared against what clients send.
+
+pub mod composite;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 
-use super::body::BodyError;
+/// A checksum value that is not the base64 of a digest of its algorithm's length.
+#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
+#[error("the {algorithm} checksum value is not valid base64 of the right length")]
+pub struct InvalidChecksum {
+    pub algorithm: ChecksumAlgorithm,
+}
 
 /// Every checksum algorithm S3 supports for `x-amz-checksum-*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,7 +174,7 @@ pub struct Checksum {
 
 impl Checksum {
     /// Validates a client-sent value (base64 of exactly the digest length).
-    pub fn parse(algorithm: ChecksumAlgorithm, value: &str) -> Result<Self, BodyError> {
+    pub fn parse(algorithm: ChecksumAlgorithm, value: &str) -> Result<Self, InvalidChecksum> {
         let value = value.trim();
         match BASE64.decode(value) {
             Ok(raw) if raw.len() == algorithm.digest_len() => Ok(Checksum {
@@ -173,8 +182,19 @@ impl Checksum {
                 // Re-encoding canonicalises the value so comparisons are plain string equality.
                 value: BASE64.encode(raw),
             }),
-            _ => Err(BodyError::InvalidChecksumValue { algorithm }),
+            _ => Err(InvalidChecksum { algorithm }),
         }
+    }
+
+    /// The form a replica's stamp carries: `ALGORITHM:base64` (e.g. `CRC32:NhCmhg==`).
+    pub fn to_stamp(&self) -> String {
+        format!("{}:{}", self.algorithm.name(), self.value)
+    }
+
+    /// Reads [`Checksum::to_stamp`]'s form back; `None` for anything else.
+    pub fn from_stamp(stamped: &str) -> Option<Self> {
+        let (algorithm, value) = stamped.split_once(':')?;
+        Checksum::parse(ChecksumAlgorithm::from_name(algorithm)?, value).ok()
     }
 
     /// Computes the checksum of a whole buffer (small bodies, tests).
@@ -183,25 +203,6 @@ impl Checksum {
         hasher.update(data);
         hasher.finish_checksum()
     }
-}
-
-/// The `x-amz-checksum-<alg>` header of a request, if any. More than one is an error, as in S3.
-pub fn checksum_from_headers(headers: &http::HeaderMap) -> Result<Option<Checksum>, BodyError> {
-    let mut found: Option<Checksum> = None;
-    for algorithm in ChecksumAlgorithm::ALL {
-        let mut values = headers.get_all(algorithm.header_name()).iter();
-        let Some(value) = values.next() else {
-            continue;
-        };
-        if found.is_some() || values.next().is_some() {
-            return Err(BodyError::MultipleChecksums);
-        }
-        let text = value
-            .to_str()
-            .map_err(|_| BodyError::InvalidChecksumValue { algorithm })?;
-        found = Some(Checksum::parse(algorithm, text)?);
-    }
-    Ok(found)
 }
 
 #[cfg(test)]
@@ -293,33 +294,13 @@ mod tests {
     }
 
     #[test]
-    fn headers_are_validated() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(checksum_from_headers(&headers).ok(), Some(None));
-
-        headers.insert("x-amz-checksum-crc32", "DUoRhQ==".parse().unwrap());
-        let found = checksum_from_headers(&headers).unwrap().unwrap();
-        assert_eq!(found.algorithm, ChecksumAlgorithm::Crc32);
-        assert_eq!(found.value, "DUoRhQ==");
-
-        headers.insert(
-            "x-amz-checksum-sha1",
-            "Kq5sNclPz7QV2+lfQIuc6R7oRu0=".parse().unwrap(),
-        );
-        assert!(matches!(
-            checksum_from_headers(&headers),
-            Err(BodyError::MultipleChecksums)
-        ));
-
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-amz-checksum-crc32", "not base64!".parse().unwrap());
-        assert!(matches!(
-            checksum_from_headers(&headers),
-            Err(BodyError::InvalidChecksumValue { .. })
-        ));
-        // Valid base64 of the wrong length.
-        headers.insert("x-amz-checksum-crc32", "DUoRhQA=".parse().unwrap());
-        assert!(checksum_from_headers(&headers).is_err());
+    fn stamp_form_round_trips() {
+        let checksum = Checksum::compute(ChecksumAlgorithm::Crc32, b"hello");
+        assert_eq!(checksum.to_stamp(), format!("CRC32:{}", checksum.value));
+        assert_eq!(Checksum::from_stamp(&checksum.to_stamp()), Some(checksum));
+        assert_eq!(Checksum::from_stamp("CRC32"), None);
+        assert_eq!(Checksum::from_stamp("MD7:AAAA"), None);
+        assert_eq!(Checksum::from_stamp("CRC32:not base64"), None);
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! Buckets, and the index reads the front end answers from (lookups and listings, which never
+//! touch a backend).
+
+use std::ops::Bound;
+
+use super::{Store, StoreError, StoreResult};
+use crate::meta::{BucketRecord, MetaError, ObjectPage, ObjectRecord, PartRecord, UploadRecord};
+
+/// The bucket's record, or `NoSuchBucket`.
+pub fn bucket(store: &Store, name: &str) -> StoreResult<BucketRecord> {
+    store
+        .meta
+        .bucket(name)?
+        .ok_or_else(|| StoreError::NoSuchBucket(name.to_string()))
+}
+
+pub fn buckets(store: &Store) -> StoreResult<Vec<BucketRecord>> {
+    Ok(store.meta.buckets()?)
+}
+
+/// Creates a bucket (durably); `BucketExists` when the name is taken.
+pub async fn create_bucket(store: &Store, record: &BucketRecord) -> StoreResult<()> {
+    match store.meta.create_bucket(record) {
+        Ok(()) => {}
+        Err(MetaError::BucketExists(name)) => return Err(StoreError::BucketExists(name)),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(store.meta.sync().await?)
+}
+
+/// Deletes an empty bucket (durably); its multipart uploads in progress go with it, as on S3.
+pub async fn delete_bucket(store: &Store, name: &str) -> StoreResult<()> {
+    {
+        // No write into the bucket runs meanwhile, so "empty" stays true until it is gone.
+        let _guard = store.locks.lock_bucket(name).await;
+        match store.meta.delete_bucket(name) {
+            Ok(()) => {}
+            Err(MetaError::NoSuchBucket(_)) => {
+                return Err(StoreError::NoSuchBucket(name.to_string()))
+            }
+            Err(MetaError::BucketNotEmpty(_)) => {
+                return Err(StoreError::BucketNotEmpty(name.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        store.meta.sync().await?;
+    }
+    // After the bucket lock: a completion in progress holds its upload's lock and waits for
+    // the bucket's; it now finds the bucket gone and fails, and then its upload is aborted.
+    for upload in store.meta.scan_uploads(name, "", None, usize::MAX)? {
+        super::abort_upload(store, &upload).await?;
+    }
+    Ok(())
+}
+
+pub fn object(store: &Store, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
+    Ok(store.meta.object(bucket, key)?)
+}
+
+/// Objects whose key starts with `prefix`, from `start` on, at most `limit` of them.
+pub fn list_objects(
+    store: &Store,
+    bucket: &str,
+    prefix: &str,
+    start: Bound<String>,
+    limit: usize,
+) -> StoreResult<ObjectPage> {
+    Ok(store.meta.scan_objects(bucket, prefix, start, limit)?)
+}
+
+/// The upload, if it exists for this bucket and key.
+pub fn upload(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> StoreResult<Option<UploadRecord>> {
+    if !hansa_backends::naming::is_safe_token(upload_id) {
+        return Ok(None);
+    }
+    Ok(store.meta.upload(bucket, key, upload_id)?)
+}
+
+/// Uploads in progress, in (key, initiation) order after `after`; see `MetaStore::scan_uploads`.
+pub fn list_uploads(
+    store: &Store,
+    bucket: &str,
+    prefix: &str,
+    after: Option<(&str, Option<&str>)>,
+    limit: usize,
+) -> StoreResult<Vec<UploadRecord>> {
+    Ok(store.meta.scan_uploads(bucket, prefix, after, limit)?)
+}
+
+/// An upload's parts numbered above `after`, ascending, at most `limit`.
+pub fn list_parts(
+    store: &Store,
+    upload_id: &str,
+    after: u32,
+    limit: usize,
+) -> StoreResult<Vec<(u32, PartRecord)>> {
+    Ok(store.meta.parts(upload_id, after, limit)?)
+}

@@ -1,0 +1,51 @@
+//! DeleteObject: the index entry goes first (durably), then the copies.
+//!
+//! A crash in between leaves copies the index no longer names (found by the collection of
+//! leftovers and anti-entropy), never a listed object without data. The copies are removed
+//! under the key's lock, so a write of the key that commits next cannot have its fresh copy
+//! removed by a delete that came before it.
+
+use super::commit::{discard, replica_target};
+use super::{Store, StoreError, StoreResult};
+use crate::meta::{Replica, ReplicaState};
+use crate::replication::bounded;
+
+/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3).
+pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResult<()> {
+    let _guard = store.locks.lock(bucket, key).await;
+    if store.meta.bucket(bucket)?.is_none() {
+        return Err(StoreError::NoSuchBucket(bucket.to_string()));
+    }
+    let Some(record) = store.meta.delete_object(bucket, key)? else {
+        return Ok(());
+    };
+    store.meta.sync().await?;
+    futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
+    Ok(())
+}
+
+/// Best-effort removal of one replica: whatever its name holds (a pending or corrupt replica's
+/// name may still hold an older version), and its staged copy if it never got published. A
+/// failure leaves an orphan copy, never a wrong read (reads go through the index).
+pub(crate) async fn remove_replica(store: &Store, replica: &Replica) -> bool {
+    let Some(target) = replica_target(store, replica) else {
+        return true;
+    };
+    if let (ReplicaState::Staged, Some(handle)) = (replica.state, &replica.staged) {
+        discard(store, &target, handle).await;
+    }
+    let deleted = bounded(
+        store.settings.backend_timeout,
+        "delete",
+        target.backend.delete(&target.name),
+    )
+    .await;
+    match deleted {
+        Ok(()) | Err(hansa_backends::BackendError::NotFound { .. }) => true,
+        Err(e) => {
+            tracing::warn!(backend = %replica.backend, name = %replica.name, error = %e,
+                "could not delete a replica; left as an orphan");
+            false
+        }
+    }
+}

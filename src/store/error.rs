@@ -1,0 +1,89 @@
+//! The storage layer's one error type. Variants say what went wrong for the caller (a missing
+//! key, a quorum not met, a body that failed), not which backend call failed; the front end
+//! maps each to its S3 error in one place.
+
+use hansa_backends::BackendError;
+
+use crate::meta::MetaError;
+
+/// A client body's own failure (a wrong digest, a bad chunk signature, a client that hung
+/// up), passed through untouched so the front end can name it.
+pub type BodyFailure = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("bucket {0} does not exist")]
+    NoSuchBucket(String),
+    #[error("key {0} does not exist")]
+    NoSuchKey(String),
+    #[error("upload {0} does not exist")]
+    NoSuchUpload(String),
+    #[error("bucket {0} already exists")]
+    BucketExists(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    /// A conditional write whose condition no longer held when it was about to commit.
+    #[error("precondition {0} failed")]
+    PreconditionFailed(&'static str),
+    #[error("write quorum not met: {confirmed} of {needed} replicas ({errors})")]
+    QuorumNotMet {
+        confirmed: usize,
+        needed: usize,
+        errors: String,
+    },
+    /// A backend asks to slow down.
+    #[error("a backend asks to slow down")]
+    Throttled,
+    /// The object's attributes are more than a backend can store with it.
+    #[error("the object's metadata is too large for a backend: {0}")]
+    MetadataTooLarge(String),
+    #[error("no replica readable ({0})")]
+    NoReplica(String),
+    /// A source read for a copy failed or did not match its object.
+    #[error("the copy source could not be read whole and intact: {0}")]
+    SourceUnreadable(String),
+    #[error("request body: {0}")]
+    Body(BodyFailure),
+    /// The client sent no body bytes for this long.
+    #[error("the client sent no body bytes for {0:?}")]
+    BodyStalled(std::time::Duration),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Why fewer than `needed` of the backends took a write: `Throttled` when one asked to slow
+    /// down (the client should retry later), otherwise which failed and how.
+    pub(crate) fn quorum(
+        confirmed: usize,
+        needed: usize,
+        failures: &[(String, BackendError)],
+    ) -> StoreError {
+        if failures
+            .iter()
+            .any(|(_, e)| matches!(e, BackendError::Throttled { .. }))
+        {
+            return StoreError::Throttled;
+        }
+        if let Some((_, BackendError::AttributesTooLarge { message, .. })) = failures
+            .iter()
+            .find(|(_, e)| matches!(e, BackendError::AttributesTooLarge { .. }))
+        {
+            return StoreError::MetadataTooLarge(message.clone());
+        }
+        let errors = failures
+            .iter()
+            .map(|(id, e)| format!("{id}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        StoreError::QuorumNotMet {
+            confirmed,
+            needed,
+            errors,
+        }
+    }
+}

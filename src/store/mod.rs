@@ -1,0 +1,257 @@
+//! The storage protocol, apart from HTTP: how a version is written (stage, then publish), read
+//! (with failover and verification), deleted, completed from multipart parts, recovered after
+//! a crash, and how what crashed writes left behind is collected.
+//!
+//! Every write goes the same way ([`commit`]): its body is staged on the placement's targets in
+//! parallel, without the key's lock, where no reader sees it; once the body is complete and
+//! verified and the write quorum has staged it, the key's lock is taken, conditions are checked
+//! again, the index entry naming the staged copies is committed (one flush), the copies are
+//! published (renamed, completed, copied into place), and the answer goes out. A failed, cut or
+//! concurrent write therefore never harms the version before it, and publishes of one key happen
+//! in commit order, so the backends and the index agree on which write won.
+//!
+//! The front end (`s3/`) calls the functions of this module; nothing here knows HTTP.
+
+mod buckets;
+mod commit;
+mod delete;
+mod error;
+mod multipart;
+mod read;
+mod recovery;
+mod stage;
+mod verify;
+mod write;
+
+pub use buckets::*;
+pub use delete::delete_object;
+pub use error::{BodyFailure, StoreError, StoreResult};
+pub use multipart::{
+    abort_stale_uploads, abort_upload, complete_upload, create_upload, store_part, ChosenPart,
+    Completion, NewUpload, PartSource,
+};
+pub use read::{read_version, ObjectBody, ReadOutcome};
+pub use recovery::{collect_leftovers, finish_intents};
+pub use write::{copy_object, put_object, BodyFacts, NewObject, WriteCondition};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectStoreBackend};
+
+use crate::config::{BackendKind, Config, Limits};
+use crate::meta::{MetaStore, SledStore};
+use crate::placement::Placement;
+use crate::replication::{Backends, Flow, InflightBudget, KeyLocks};
+
+/// The storage layer's state: the index, the backends and how writes are placed on them.
+pub struct Store {
+    pub meta: Arc<dyn MetaStore>,
+    pub backends: Backends,
+    pub placement: Placement,
+    pub budget: InflightBudget,
+    /// Writes of one key commit one at a time; deleting a bucket excludes writes into it.
+    pub locks: KeyLocks,
+    /// Multipart uploads: "bucket" = upload id, "key" = part number. Parts lock shared,
+    /// completion and abort exclusively.
+    pub upload_locks: KeyLocks,
+    pub settings: Settings,
+    /// The run-time fault switches of backends configured with `faults`, by backend id.
+    pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
+    /// Versions being written by this process: their intents are not leftovers.
+    running: Mutex<HashSet<String>>,
+}
+
+/// The limits the protocol works within (from `[limits]`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub chunk_bytes: usize,
+    pub body_idle: Duration,
+    /// A backend call that should be quick fails after this long; a body transfer after this
+    /// long without progress.
+    pub backend_timeout: Duration,
+    /// A publish (a rename, a completion, a server-side copy) fails after this long.
+    pub publish_timeout: Duration,
+    /// Once the quorum has staged a write, the other targets get at most this long (and at
+    /// most half the time the write took so far) before the client gets its answer.
+    pub straggler_grace: Duration,
+    /// Buffers a target may fall behind the quorum before it is cut from a write.
+    pub max_lag: usize,
+    /// Objects up to this size are read whole and verified before their first byte is sent.
+    pub verify_before_send: u64,
+    /// Staged copies no write holds are collected once they are this old.
+    pub staging_max_age: Duration,
+    pub upload_max_age: Duration,
+}
+
+impl Settings {
+    pub fn from_limits(limits: &Limits) -> Settings {
+        Settings {
+            chunk_bytes: limits.chunk_bytes,
+            body_idle: Duration::from_secs(limits.body_idle_timeout_secs),
+            backend_timeout: Duration::from_secs(limits.backend_timeout_secs.max(1)),
+            publish_timeout: Duration::from_secs(limits.publish_timeout_secs.max(1)),
+            straggler_grace: Duration::from_millis(limits.straggler_grace_ms),
+            max_lag: limits.max_lag_buffers.max(1),
+            verify_before_send: limits.chunk_bytes as u64,
+            staging_max_age: Duration::from_secs(limits.staging_max_age_secs),
+            upload_max_age: Duration::from_secs(limits.upload_max_age_secs),
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum OpenError {
+    #[error("index at {path}: {source}")]
+    Index {
+        path: String,
+        source: crate::meta::MetaError,
+    },
+    #[error("backend {id}: {message}")]
+    Backend { id: String, message: String },
+}
+
+impl Store {
+    /// Opens the index and builds the backends (each checked once: an unreachable backend is
+    /// reported and the others serve). Writes left in flight by a previous run are not
+    /// resolved here: call [`finish_intents`] before serving.
+    pub async fn open(config: &Config) -> Result<Store, OpenError> {
+        let index_dir = config.server.data_dir.join("index");
+        let meta =
+            SledStore::open(&index_dir, config.limits.index_cache_bytes).map_err(|source| {
+                OpenError::Index {
+                    path: index_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let mut list: Vec<Arc<dyn Backend>> = Vec::new();
+        let mut fault_switches = HashMap::new();
+        for b in &config.backends {
+            let backend = build_backend(b, config.limits.chunk_bytes)?;
+            let backend: Arc<dyn Backend> = match b.faults {
+                Some(plan) => {
+                    let switch = Arc::new(FaultSwitch::new(plan));
+                    fault_switches.insert(b.id.clone(), switch.clone());
+                    tracing::warn!(backend = %b.id, ?plan, "fault injection enabled on this backend");
+                    Arc::new(FaultyBackend::new(backend, switch))
+                }
+                None => backend,
+            };
+            list.push(backend);
+        }
+        check_backends(&list).await;
+        Ok(Store {
+            meta: Arc::new(meta),
+            backends: Backends::new(list),
+            placement: Placement::from_config(config),
+            budget: InflightBudget::new(config.limits.inflight_bytes),
+            locks: KeyLocks::default(),
+            upload_locks: KeyLocks::default(),
+            settings: Settings::from_limits(&config.limits),
+            fault_switches,
+            running: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// How bodies flow through this store's writes.
+    pub(crate) fn flow(&self) -> Flow<'_> {
+        Flow {
+            chunk_bytes: self.settings.chunk_bytes,
+            budget: &self.budget,
+            body_idle: self.settings.body_idle,
+            target_stall: self.settings.backend_timeout,
+            max_lag: self.settings.max_lag,
+        }
+    }
+
+    /// Marks `version` as being written by this process until the guard drops.
+    pub(crate) fn running(self: &Arc<Self>, version: &str) -> RunningWrite {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(version.to_string());
+        RunningWrite {
+            store: self.clone(),
+            version: version.to_string(),
+        }
+    }
+
+    pub(crate) fn is_running(&self, version: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(version)
+    }
+
+    pub(crate) fn backend(&self, id: &str) -> Option<&Arc<dyn Backend>> {
+        self.backends.get(id)
+    }
+}
+
+/// See [`Store::running`].
+pub(crate) struct RunningWrite {
+    store: Arc<Store>,
+    version: String,
+}
+
+impl Drop for RunningWrite {
+    fn drop(&mut self) {
+        self.store
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.version);
+    }
+}
+
+/// Object-store backends cut multipart parts of exactly `chunk_bytes`, the size of the
+/// gateway's shared buffers, so a backend never holds a full buffer waiting for more input.
+fn build_backend(
+    b: &crate::config::BackendConfig,
+    chunk_bytes: usize,
+) -> Result<Arc<dyn Backend>, OpenError> {
+    let err = |message: String| OpenError::Backend {
+        id: b.id.clone(),
+        message,
+    };
+    Ok(match b.kind {
+        BackendKind::Local => {
+            let path = b
+                .path
+                .clone()
+                .ok_or_else(|| err("a local backend needs a path".into()))?;
+            Arc::new(LocalBackend::new(b.id.clone(), path).map_err(|e| err(e.to_string()))?)
+        }
+        BackendKind::S3 | BackendKind::Gcs | BackendKind::Azure => {
+            let cloud = b
+                .cloud
+                .as_ref()
+                .ok_or_else(|| err("missing the store's settings (bucket, …)".into()))?;
+            // Reads secrets from their variables/files; makes no request (the start-up check
+            // below reports reachability).
+            Arc::new(
+                cloud
+                    .build(&b.id)
+                    .map_err(|e| err(e.to_string()))?
+                    .with_part_size(chunk_bytes),
+            )
+        }
+        BackendKind::Memory => {
+            Arc::new(ObjectStoreBackend::memory(b.id.clone()).with_part_size(chunk_bytes))
+        }
+    })
+}
+
+/// One line per backend: reachable and writable, or why not. An unavailable backend does not
+/// stop the gateway: the other replicas still serve.
+async fn check_backends(list: &[Arc<dyn Backend>]) {
+    let checks = list.iter().map(|b| async move {
+        match tokio::time::timeout(Duration::from_secs(10), b.check()).await {
+            Ok(Ok(())) => tracing::info!(backend = b.id(), "backend ready (reachable, writable)"),
+            Ok(Err(e)) => tracing::warn!(backend = b.id(), error = %e, "backend NOT ready"),
+            Err(_) => tracing::warn!(backend = b.id(), "backend NOT ready: check timed out"),
+        }
+    });
+    futures::future::join_all(checks).await;
+}
