@@ -207,6 +207,17 @@ impl TestGateway {
             .clone()
     }
 
+    /// The running gateway's storage layer (its index and backends), for checks behind the
+    /// S3 interface.
+    pub fn store(&self) -> &std::sync::Arc<hansa::store::Store> {
+        &self
+            .running
+            .as_ref()
+            .expect("gateway running")
+            .gateway
+            .store
+    }
+
     /// The directories of the two local backends, `a` and `b`.
     pub fn backend_dirs(&self) -> [PathBuf; 2] {
         [self.dir.path().join("a"), self.dir.path().join("b")]
@@ -256,6 +267,40 @@ impl TestGateway {
     /// `http://127.0.0.1:PORT/<path>` (path given without the leading slash).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.endpoint, path)
+    }
+
+    /// Opens a connection and sends a signed PUT's head (payload unsigned) and the first
+    /// `sent` bytes of `body`: the rest can follow, or the client can hang up.
+    pub async fn start_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        sent: usize,
+    ) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut req = raw::request("PUT", &self.url(&format!("{bucket}/{}", encode_key(key))));
+        req.headers_mut().insert(
+            "content-length",
+            body.len()
+                .to_string()
+                .parse()
+                .expect("content-length header"),
+        );
+        sign::Signer::new(ADMIN).sign(&mut req, &sign::Payload::Unsigned);
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(&raw::head_bytes(&req))
+            .await
+            .expect("send head");
+        stream
+            .write_all(&body[..sent.min(body.len())])
+            .await
+            .expect("send part of the body");
+        stream.flush().await.expect("flush");
+        stream
     }
 
     /// Every regular file under the gateway's directory, relative to it.

@@ -55,6 +55,12 @@ struct Setup {
 }
 
 async fn start(servers: Servers, read_order: &[&str]) -> Setup {
+    start_with(servers, read_order, 3, false).await
+}
+
+/// [`start`] with a write quorum of `quorum` (of the three replicas) and, with `faults`, a
+/// fault switch on every backend (`TestGateway::faults("moto")`, …).
+async fn start_with(servers: Servers, read_order: &[&str], quorum: usize, faults: bool) -> Setup {
     let run = format!("e2e/{:016x}", rand::random::<u64>());
     let moto_prefix = format!("{run}/moto");
     let azure_prefix = format!("{run}/azurite");
@@ -63,19 +69,23 @@ async fn start(servers: Servers, read_order: &[&str]) -> Setup {
         .map(|b| format!("{b:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let backends = cloud_backends_toml(&moto_prefix, &azure_prefix)
+    let mut backends = cloud_backends_toml(&moto_prefix, &azure_prefix)
         .expect("the servers' variables were read before");
+    if faults {
+        backends = backends.replace("\nretries = 1\n", "\nretries = 1\nfaults = {}\n");
+    }
     let extra = format!(
         r#"{backends}
 [policy.default]
 backends = ["disk-a", "moto", "azurite"]
 replicas = 3
-write_quorum = 3
+write_quorum = {quorum}
 read_order = [{order}]
 "#
     );
     let gw = TestGateway::start_with(hansa_conformance::Options {
         extra_toml: extra,
+        faults,
         ..Default::default()
     })
     .await;
@@ -713,5 +723,145 @@ async fn reads_fail_over_when_copies_disappear() {
     assert!(read_azurite(&setup, BUCKET, "only-on-moto").await.is_none());
     assert_eq!(get(&s3, BUCKET, "only-on-moto").await, three);
 
+    setup.gw.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write protocol on cloud kinds, with faults injected around the real servers
+
+/// Multipart uploads open on moto under this test's prefix (a write staged there and never
+/// published or discarded would show here).
+async fn moto_uploads(setup: &Setup) -> Vec<String> {
+    let s3 = moto_client(&setup.servers);
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(&setup.servers.s3_bucket)
+        .prefix(format!("{}/", setup.moto_prefix))
+        .send()
+        .await
+        .expect("moto ListMultipartUploads");
+    out.uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_string))
+        .collect()
+}
+
+/// Polls until moto has no open upload under the test's prefix (a discard runs in the
+/// background after the answer).
+async fn assert_no_uploads_left(setup: &Setup) {
+    for _ in 0..100 {
+        if moto_uploads(setup).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("uploads left on moto: {:?}", moto_uploads(setup).await);
+}
+
+/// Finding 1 on cloud kinds: with moto refusing writes and all three replicas required, an
+/// overwrite (small: held in memory; large: a multipart upload at the key) is refused, the
+/// previous version is whole on every provider, and nothing is left open on moto.
+#[tokio::test]
+async fn a_rejected_overwrite_on_a_cloud_replica_harms_nothing() {
+    let Some(servers) = Servers::from_env() else {
+        return;
+    };
+    let setup = start_with(servers, &["disk-a", "moto", "azurite"], 3, true).await;
+    let s3 = setup.gw.client();
+    create_bucket(&s3, BUCKET).await;
+    for (key, size) in [("small", 100_000), ("large", 12 << 20)] {
+        let v0 = random_bytes(size);
+        hansa_conformance::put(&s3, BUCKET, key, &v0).await;
+        setup
+            .gw
+            .faults("moto")
+            .update(|p| p.writes = hansa_backends::Fault::Fail);
+        let r = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(random_bytes(size).into())
+            .send()
+            .await;
+        setup.gw.faults("moto").clear();
+        let status = r
+            .as_ref()
+            .err()
+            .and_then(|e| e.raw_response())
+            .map(|r| r.status().as_u16());
+        assert_eq!(status, Some(503), "{key}: {r:?}");
+        let local = read_local(&local_root(&setup), BUCKET, key).expect("local copy");
+        let moto = read_moto(&setup, BUCKET, key).await.expect("moto copy");
+        let azure = read_azurite(&setup, BUCKET, key)
+            .await
+            .expect("azurite copy");
+        for (backend, copy) in [("disk-a", local), ("moto", moto), ("azurite", azure)] {
+            assert_eq!(
+                sha256_hex(&copy.bytes),
+                sha256_hex(&v0),
+                "{key}: {backend} lost the acknowledged version"
+            );
+        }
+        assert_eq!(get(&s3, BUCKET, key).await, v0);
+    }
+    assert_no_uploads_left(&setup).await;
+    setup.gw.shutdown().await;
+}
+
+/// Finding 4 on cloud kinds: W = 2 of 3 with Azurite silent: writes of every size answer
+/// without waiting for it, and read back.
+#[tokio::test]
+async fn a_silent_cloud_replica_does_not_hold_up_a_quorum_of_two() {
+    let Some(servers) = Servers::from_env() else {
+        return;
+    };
+    let setup = start_with(servers, &["disk-a", "moto", "azurite"], 2, true).await;
+    let s3 = setup.gw.client();
+    create_bucket(&s3, BUCKET).await;
+    setup.gw.faults("azurite").set(hansa_backends::FaultPlan {
+        writes: hansa_backends::Fault::Hang,
+        publishes: hansa_backends::Fault::Hang,
+        ..Default::default()
+    });
+    for (key, size) in [("one-kib", 1024), ("twelve-mib", 12 << 20)] {
+        let body = random_bytes(size);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(8),
+            hansa_conformance::put(&s3, BUCKET, key, &body),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{key}: a PUT waited for the silent replica"));
+        eprintln!("{key} with Azurite silent: {:?}", started.elapsed());
+        assert_eq!(get(&s3, BUCKET, key).await, body);
+    }
+    setup.gw.faults("azurite").clear();
+    setup.gw.shutdown().await;
+}
+
+/// Finding 2 on cloud kinds: a client that hangs up in the middle of a large body leaves the
+/// previous version whole on every provider and no upload open on moto.
+#[tokio::test]
+async fn a_client_hanging_up_leaves_nothing_on_the_providers() {
+    let Some(servers) = Servers::from_env() else {
+        return;
+    };
+    let setup = start_with(servers, &["disk-a", "moto", "azurite"], 3, true).await;
+    let s3 = setup.gw.client();
+    create_bucket(&s3, BUCKET).await;
+    let v0 = random_bytes(50_000);
+    hansa_conformance::put(&s3, BUCKET, "k", &v0).await;
+    let v1 = random_bytes(12 << 20);
+    let stream = setup.gw.start_put(BUCKET, "k", &v1, 9 << 20).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(stream);
+    assert_no_uploads_left(&setup).await;
+    assert_eq!(get(&s3, BUCKET, "k").await, v0);
+    let moto = read_moto(&setup, BUCKET, "k").await.expect("moto copy");
+    let azure = read_azurite(&setup, BUCKET, "k")
+        .await
+        .expect("azurite copy");
+    assert_eq!(sha256_hex(&moto.bytes), sha256_hex(&v0));
+    assert_eq!(sha256_hex(&azure.bytes), sha256_hex(&v0));
     setup.gw.shutdown().await;
 }

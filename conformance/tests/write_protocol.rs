@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hansa_backends::{Fault, FaultPlan};
-use hansa_conformance::raw::{self, head_bytes};
+use hansa_conformance::raw;
 use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
     bucket_name, create_bucket, encode_key, get, put, random_bytes, Options, TestGateway, ADMIN,
@@ -66,15 +66,6 @@ async fn wait_for_no_scratch(gw: &TestGateway) {
     }
 }
 
-/// A signed PUT of `len` bytes (payload unsigned) as raw request-head bytes.
-fn put_head(gw: &TestGateway, bucket: &str, key: &str, len: usize) -> Vec<u8> {
-    let mut req = raw::request("PUT", &gw.url(&format!("{bucket}/{}", encode_key(key))));
-    req.headers_mut()
-        .insert("content-length", len.to_string().parse().expect("header"));
-    Signer::new(ADMIN).sign(&mut req, &Payload::Unsigned);
-    head_bytes(&req)
-}
-
 /// Opens a connection and sends a PUT's head and the first `sent` bytes of `body`.
 async fn start_put(
     gw: &TestGateway,
@@ -83,17 +74,7 @@ async fn start_put(
     body: &[u8],
     sent: usize,
 ) -> TcpStream {
-    let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
-    stream
-        .write_all(&put_head(gw, bucket, key, body.len()))
-        .await
-        .expect("send head");
-    stream
-        .write_all(&body[..sent])
-        .await
-        .expect("send part of the body");
-    stream.flush().await.expect("flush");
-    stream
+    gw.start_put(bucket, key, body, sent).await
 }
 
 /// A signed GET through a plain HTTP client that checks nothing itself (the SDK would verify
@@ -608,4 +589,220 @@ async fn a_byte_identical_restore_keeps_every_object_readable() {
         gw.faults(other).clear();
     }
     gw.shutdown().await;
+}
+
+/// One acknowledged write in the concurrent test.
+#[derive(Clone, Debug)]
+struct Acked {
+    sha: String,
+    started: Instant,
+    ended: Instant,
+}
+
+/// Writes `body` to `key` over a raw connection; with `hang_up_after`, sends only that many
+/// bytes of the body and drops the connection. Returns whether the write got a 200.
+async fn raw_put(
+    gw: &TestGateway,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+    hang_up_after: Option<usize>,
+) -> bool {
+    let sent = hang_up_after.unwrap_or(body.len()).min(body.len());
+    let mut stream = start_put(gw, bucket, key, body, sent).await;
+    if hang_up_after.is_some() {
+        drop(stream);
+        return false;
+    }
+    match raw::read_response(&mut stream, Duration::from_secs(60)).await {
+        Some(r) if r.status == 200 => true,
+        Some(r) => panic!("PUT {key}: {} {}", r.status, r.text()),
+        None => panic!("PUT {key}: no response"),
+    }
+}
+
+/// Waits until every write has settled (no intent left in the index).
+async fn wait_for_quiescence(gw: &TestGateway) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let intents = gw.store().meta.intents().expect("intents");
+        if intents.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still unsettled: {:?}",
+            intents.iter().map(|(_, i)| &i.key).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// N clients write the same few keys at once with random sizes (some above one buffer), and
+/// some hang up in the middle of their body. Afterwards each key reads back as the last of
+/// the writes that got a 200 (one that started after it ended would have replaced it), the
+/// index and every published replica agree, and nothing staged is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_and_hang_ups_leave_index_and_replicas_agreeing() {
+    concurrent_writers("").await;
+}
+
+/// The same with W = 1 of 2: copies that finish after the answer (stragglers) are published
+/// only while their version is current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_with_a_quorum_of_one() {
+    concurrent_writers(QUORUM_ONE).await;
+}
+
+async fn concurrent_writers(policy: &str) {
+    use rand::Rng;
+    const KEYS: usize = 4;
+    const CLIENTS: usize = 8;
+    const WRITES: usize = 12;
+    let gw = gateway(policy, "").await;
+    let bucket = bucket_name("concurrent");
+    create_bucket(&gw.client(), &bucket).await;
+    let acked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<Acked>>>> =
+        Default::default();
+    let gw = std::sync::Arc::new(gw);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (gw, bucket, acked) = (gw.clone(), bucket.clone(), acked.clone());
+        clients.push(tokio::spawn(async move {
+            let mut hang_ups = 0;
+            for _ in 0..WRITES {
+                let (key, size, hang_up) = {
+                    let mut rng = rand::thread_rng();
+                    let key = format!("k{}", rng.gen_range(0..KEYS));
+                    let size = match rng.gen_range(0..10) {
+                        0 => 0,
+                        1..=6 => rng.gen_range(1..200_000),
+                        _ => rng.gen_range(5 << 20..8 << 20),
+                    };
+                    let hang_up = (size > 2 && rng.gen_bool(0.2)).then(|| size / 2);
+                    (key, size, hang_up)
+                };
+                let body = random_bytes(size);
+                let started = Instant::now();
+                if raw_put(&gw, &bucket, &key, &body, hang_up).await {
+                    acked
+                        .lock()
+                        .expect("lock")
+                        .entry(key)
+                        .or_default()
+                        .push(Acked {
+                            sha: hansa_conformance::sha256_hex(&body),
+                            started,
+                            ended: Instant::now(),
+                        });
+                } else {
+                    hang_ups += 1;
+                }
+            }
+            hang_ups
+        }));
+    }
+    let mut hang_ups = 0;
+    for c in clients {
+        hang_ups += c.await.expect("client");
+    }
+    wait_for_quiescence(&gw).await;
+    wait_for_no_scratch(&gw).await;
+    let acked = acked.lock().expect("lock").clone();
+    let total: usize = acked.values().map(Vec::len).sum();
+    eprintln!("{total} writes acknowledged, {hang_ups} clients hung up mid-body");
+    assert!(
+        total > 0 && hang_ups > 0,
+        "the test did not exercise both cases"
+    );
+
+    for (key, writes) in &acked {
+        let (status, body) = status_of_get(&gw, &bucket, key).await;
+        assert_eq!(status, 200, "{key} unreadable");
+        let sha = hansa_conformance::sha256_hex(&body);
+        // One of the writes that sent these bytes, such that no acknowledged write of the key
+        // started after it ended (that one would have replaced it).
+        let candidates: Vec<&Acked> = writes.iter().filter(|w| w.sha == sha).collect();
+        assert!(
+            !candidates.is_empty(),
+            "{key} holds bytes no acknowledged write sent"
+        );
+        let last = candidates
+            .iter()
+            .any(|c| !writes.iter().any(|w| w.started > c.ended));
+        assert!(
+            last,
+            "{key}: a write acknowledged after {candidates:?} ended lost to it"
+        );
+        // The index and every replica it calls present agree on the version and its bytes.
+        let record = gw
+            .store()
+            .meta
+            .object(&bucket, key)
+            .expect("index")
+            .expect("record");
+        assert!(
+            record
+                .replicas
+                .iter()
+                .all(|r| r.state == hansa::meta::ReplicaState::Present),
+            "{key}: replicas left unsettled: {:?}",
+            record.replicas
+        );
+        for replica in &record.replicas {
+            let backend = gw.store().backends.get(&replica.backend).expect("backend");
+            let name = hansa_backends::PhysicalName::parse(&replica.name).expect("name");
+            let info = backend.head(&name).await.expect("replica");
+            assert_eq!(
+                info.stamp.map(|s| s.version_id),
+                Some(record.version_id.clone()),
+                "{key} on {}: another version than the index names",
+                replica.backend
+            );
+            assert_eq!(info.etag, replica.etag, "{key} on {}", replica.backend);
+            let got = backend.get(&name, None, None).await.expect("read replica");
+            let bytes = hansa_backends::testsuite::collect(got.body)
+                .await
+                .expect("replica bytes");
+            assert_eq!(
+                hansa_conformance::sha256_hex(&bytes),
+                sha,
+                "{key} on {}: other bytes",
+                replica.backend
+            );
+        }
+    }
+    // No copy under any other name: every file under the bucket is a current replica.
+    for dir in gw.backend_dirs() {
+        let files: Vec<String> = walk_files(&dir.join(&bucket));
+        let mut expected: Vec<String> = acked.keys().cloned().collect();
+        expected.sort();
+        let mut files = files;
+        files.sort();
+        assert_eq!(files, expected, "{}", dir.display());
+    }
+    std::sync::Arc::try_unwrap(gw)
+        .unwrap_or_else(|_| panic!("gateway still shared"))
+        .shutdown()
+        .await;
+}
+
+/// Names of the regular files under `dir`, relative to it.
+fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }
