@@ -679,7 +679,7 @@ async fn concurrent_writers(policy: &str) {
                         1..=6 => rng.gen_range(1..200_000),
                         _ => rng.gen_range(5 << 20..8 << 20),
                     };
-                    let hang_up = (size > 2 && rng.gen_bool(0.2)).then(|| size / 2);
+                    let hang_up = (size > 2 && rng.gen_bool(0.2)).then_some(size / 2);
                     (key, size, hang_up)
                 };
                 let body = random_bytes(size);
