@@ -12,6 +12,11 @@ use crate::store::{self, Store};
 
 /// Intents younger than this belong to writes still settling on their own.
 const INTENT_GRACE: Duration = Duration::from_secs(60);
+/// While the gateway serves, staged copies and temporary files are collected only once at
+/// least this old, whatever `limits.staging_max_age_secs` says: a part being uploaded has no
+/// handle, only a fresh modification time. (At start-up nothing is running: the configured
+/// age applies as it is.)
+const LEAST_RUNTIME_STAGING_AGE: Duration = Duration::from_secs(600);
 
 /// Runs until `stopped` changes: once at start, then every cleanup interval.
 pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Receiver<bool>) {
@@ -26,7 +31,11 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Rece
         if finished > 0 {
             tracing::info!(finished, "finished writes whose copies were left staged");
         }
-        store::collect_leftovers(&store, store.settings.staging_max_age).await;
+        let age = store
+            .settings
+            .staging_max_age
+            .max(LEAST_RUNTIME_STAGING_AGE);
+        store::collect_leftovers(&store, age).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,

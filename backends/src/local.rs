@@ -94,21 +94,7 @@ impl LocalBackend {
 
     /// Removes temp files older than `max_age` (`Duration::ZERO`: all of them).
     pub fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
-        let entries = std::fs::read_dir(&self.tmp)
-            .map_err(|e| io_error(e, &format!("read {}", self.tmp.display())))?;
-        let now = SystemTime::now();
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or(Duration::ZERO);
-            if meta.is_file() && age >= max_age && std::fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
+        let removed = remove_old_files(&self.tmp, max_age, |_| false)?;
         if removed > 0 {
             tracing::info!(backend = %self.id, removed, "removed stale temporary files");
         }
@@ -298,6 +284,34 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Removes the files of `dir` at least `older_than` old (by modification time) that `keep`
+/// does not claim by name; returns how many.
+fn remove_old_files(
+    dir: &Path,
+    older_than: Duration,
+    keep: impl Fn(&str) -> bool,
+) -> Result<usize> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| io_error(e, &format!("read {}", dir.display())))?;
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if keep(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or(Duration::ZERO);
+        if meta.is_file() && age >= older_than && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Group fsync of one directory: concurrent callers that ask for durability of the entries
@@ -786,35 +800,19 @@ impl Backend for LocalBackend {
         }
     }
 
+    /// Also sweeps `.hansa/tmp/`: a part or probe on its way in when the process died stays
+    /// there (no handle names those files; one being written has a fresh modification time).
     async fn collect_staged(&self, older_than: Duration, live: &HashSet<String>) -> Result<usize> {
-        let dir = self.staging.clone();
+        let (staging, tmp) = (self.staging.clone(), self.tmp.clone());
         let live = live.clone();
         let id = self.id.clone();
         tokio::task::spawn_blocking(move || {
-            let entries = std::fs::read_dir(&dir)
-                .map_err(|e| io_error(e, &format!("read {}", dir.display())))?;
-            let now = SystemTime::now();
-            let mut removed = 0;
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if live.contains(&name) {
-                    continue;
-                }
-                let Ok(meta) = entry.metadata() else { continue };
-                let age = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .unwrap_or(Duration::ZERO);
-                if meta.is_file() && age >= older_than && std::fs::remove_file(entry.path()).is_ok()
-                {
-                    removed += 1;
-                }
+            let staged = remove_old_files(&staging, older_than, |name| live.contains(name))?;
+            let scratch = remove_old_files(&tmp, older_than, |_| false)?;
+            if staged + scratch > 0 {
+                tracing::info!(backend = %id, staged, scratch, "removed staged copies and temporary files no write holds");
             }
-            if removed > 0 {
-                tracing::info!(backend = %id, removed, "removed staged copies no write holds");
-            }
-            Ok(removed)
+            Ok(staged + scratch)
         })
         .await
         .map_err(|e| BackendError::other(format!("collect task failed: {e}")))?
@@ -1161,6 +1159,33 @@ mod tests {
         assert!(!stale.exists(), "stale temp file removed at start-up");
         assert!(fresh.exists(), "a live upload of another process is kept");
         assert_eq!(reopened.clean_tmp(Duration::ZERO).expect("clean"), 1);
+        assert!(tmp_entries(&b).is_empty());
+    }
+
+    #[tokio::test]
+    async fn collection_sweeps_temp_files_a_crash_left() {
+        let (_d, b) = backend();
+        // A part cut off by a crash, and one still being written.
+        let (stale, fresh) = (b.tmp.join("cut.tmp"), b.tmp.join("writing.tmp"));
+        std::fs::write(&stale, b"half a part").expect("write");
+        std::fs::write(&fresh, b"a part on its way").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(7200)))
+            .expect("set mtime");
+        let removed = b
+            .collect_staged(Duration::from_secs(3600), &HashSet::new())
+            .await
+            .expect("collect");
+        assert_eq!(removed, 1);
+        assert!(!stale.exists() && fresh.exists());
+        assert_eq!(
+            b.collect_staged(Duration::ZERO, &HashSet::new())
+                .await
+                .expect("collect"),
+            1
+        );
         assert!(tmp_entries(&b).is_empty());
     }
 

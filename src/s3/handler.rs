@@ -8,58 +8,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 
-use super::auth::{self, Credential, Verified};
+use super::auth::{self, Credential};
+use super::ctx::{Ctx, RawBody};
 use super::error::{S3Error, S3Result};
 use super::ops;
 use super::response::{self, S3Response};
 use super::router::{self, Operation, Route};
 use crate::gateway::Gateway;
-
-/// The client's request body, boxed once so handlers need not be generic.
-pub type RawBody =
-    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-
-/// Everything an operation handler needs about its request.
-pub struct Ctx {
-    pub gw: Arc<Gateway>,
-    pub route: Route,
-    pub method: http::Method,
-    pub headers: http::HeaderMap,
-    pub verified: Verified,
-    pub credential: Credential,
-    pub request_id: String,
-    /// In a mutex only so that `&Ctx` is `Send`; it is taken once, never contended.
-    body: std::sync::Mutex<Option<RawBody>>,
-}
-
-impl Ctx {
-    pub fn bucket(&self) -> S3Result<&str> {
-        self.route
-            .bucket
-            .as_deref()
-            .ok_or_else(|| S3Error::invalid_request("missing bucket"))
-    }
-
-    pub fn key(&self) -> S3Result<&str> {
-        self.route
-            .key
-            .as_deref()
-            .ok_or_else(|| S3Error::invalid_request("missing key"))
-    }
-
-    /// The raw body; each handler takes it at most once.
-    pub fn take_body(&mut self) -> S3Result<RawBody> {
-        self.body
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| S3Error::internal("request body taken twice"))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
 
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
 where
@@ -143,16 +98,7 @@ async fn dispatch(
         .cloned()
         .ok_or_else(S3Error::access_denied)?;
     authorize(&credential, &route)?;
-    let mut ctx = Ctx {
-        gw,
-        route,
-        method: parts.method,
-        headers: parts.headers,
-        verified,
-        credential,
-        request_id,
-        body: std::sync::Mutex::new(Some(body)),
-    };
+    let mut ctx = Ctx::new(gw, route, parts, verified, credential, request_id, body);
     match ctx.route.operation.clone() {
         Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,
         Operation::CreateBucket => ops::bucket::create_bucket(&mut ctx).await,

@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod body;
+pub mod body_error;
 pub mod conditions;
+pub mod ctx;
 pub mod error;
 pub mod handler;
 pub mod ops;

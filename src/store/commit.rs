@@ -20,8 +20,9 @@ use std::time::Instant;
 use hansa_backends::{BackendError, PhysicalName, PutResult, Staged, Stamp};
 use tokio::task::JoinHandle;
 
+use super::condition::WriteCondition;
+use super::copies::{clone_kind, discard, publish_at};
 use super::stage::{grace, IntentLog, Slot, Target, TargetSlot};
-use super::write::{clone_kind, WriteCondition};
 use super::{RunningWrite, Store, StoreError, StoreResult};
 use crate::meta::{IntentPhase, ObjectRecord, Replica, ReplicaState};
 use crate::replication::bounded;
@@ -391,7 +392,6 @@ fn quorum_error(slots: &[TargetSlot], quorum: usize) -> StoreError {
 pub(crate) fn abandon(store: &Arc<Store>, write: StagedWrite, running: RunningWrite) {
     let store = store.clone();
     tokio::spawn(async move {
-        let version = write.record.version_id.clone();
         let log = write.log.clone();
         let mut staged = Vec::new();
         for s in write.slots {
@@ -427,22 +427,9 @@ pub(crate) fn abandon(store: &Arc<Store>, write: StagedWrite, running: RunningWr
                 }
             }
         }
-        let _ = store.meta.clear_intent(&version);
+        let _ = store.meta.clear_intent(log.id());
         drop(running);
     });
-}
-
-/// Removes a staged copy (best effort: what fails here, the collection of leftovers finds).
-pub(crate) async fn discard(store: &Store, target: &Target, handle: &str) {
-    let result = bounded(
-        store.settings.backend_timeout,
-        "discard",
-        target.backend.discard(&target.name, handle),
-    )
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(backend = target.id(), error = %e, "could not discard a staged copy; the collection of leftovers will");
-    }
 }
 
 /// After the answer: late publishes are recorded, stragglers are published if their version
@@ -454,7 +441,6 @@ async fn after_commit(
     late: Vec<LatePublish>,
     running: RunningWrite,
 ) {
-    let version = write.record.version_id.clone();
     let (bucket, key, stamp) = (&write.bucket, &write.key, &write.stamp);
     let late_publishes = late.into_iter().map(|l| {
         let store = store.clone();
@@ -495,9 +481,9 @@ async fn after_commit(
     )
     .await;
     write.log.close().await;
-    match store.meta.intent(&version) {
+    match store.meta.intent(write.log.id()) {
         Ok(Some(intent)) => {
-            super::recovery::settle(&store, &intent).await;
+            super::recovery::settle(&store, write.log.id(), &intent).await;
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not read a write's intent"),
@@ -620,44 +606,4 @@ async fn publish_if_current(
     if let Err(e) = store.meta.put_object(bucket, key, &record) {
         tracing::warn!(error = %e, "could not record a straggler's replica");
     }
-}
-
-/// Publishes a staged copy at `target`'s name, or, when the store cannot hold that name next
-/// to what exists now (a file system where a directory took the path since the write began),
-/// at the key's fallback name. Returns the name published at.
-pub(crate) async fn publish_at(
-    store: &Store,
-    target: &Target,
-    handle: &str,
-    stamp: &Stamp,
-) -> (PhysicalName, Result<PutResult, BackendError>) {
-    let limit = store.settings.publish_timeout;
-    let publish = |name: PhysicalName| async move {
-        let result = bounded(
-            limit,
-            "publish",
-            target.backend.publish(&name, handle, stamp),
-        )
-        .await;
-        (name, result)
-    };
-    match publish(target.name.clone()).await {
-        (name, Err(BackendError::NameConflict { .. })) if !name.is_fallback() => {
-            let fallback = hansa_backends::naming::fallback_name(&stamp.bucket, &stamp.key);
-            tracing::info!(
-                backend = target.id(),
-                "the plain name is taken by a directory; publishing under the fallback name"
-            );
-            publish(fallback).await
-        }
-        other => other,
-    }
-}
-
-/// The backend and physical name of a replica, if both are valid.
-pub(crate) fn replica_target(store: &Store, replica: &Replica) -> Option<Target> {
-    Some(Target {
-        backend: store.backend(&replica.backend)?.clone(),
-        name: PhysicalName::parse(&replica.name).ok()?,
-    })
 }

@@ -5,7 +5,7 @@
 //! under the key's lock, so a write of the key that commits next cannot have its fresh copy
 //! removed by a delete that came before it.
 
-use super::commit::{discard, replica_target};
+use super::copies::{discard, replica_target};
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{Replica, ReplicaState};
 use crate::replication::bounded;

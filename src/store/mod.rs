@@ -14,6 +14,8 @@
 
 mod buckets;
 mod commit;
+mod condition;
+mod copies;
 mod delete;
 mod error;
 mod multipart;
@@ -24,6 +26,7 @@ mod verify;
 mod write;
 
 pub use buckets::*;
+pub use condition::WriteCondition;
 pub use delete::delete_object;
 pub use error::{BodyFailure, StoreError, StoreResult};
 pub use multipart::{
@@ -32,7 +35,7 @@ pub use multipart::{
 };
 pub use read::{read_version, ObjectBody, ReadOutcome};
 pub use recovery::{collect_leftovers, finish_intents};
-pub use write::{copy_object, put_object, BodyFacts, NewObject, WriteCondition};
+pub use write::{copy_object, put_object, BodyFacts, NewObject};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -59,7 +62,7 @@ pub struct Store {
     pub settings: Settings,
     /// The run-time fault switches of backends configured with `faults`, by backend id.
     pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
-    /// Versions being written by this process: their intents are not leftovers.
+    /// Writes running in this process, by write id: their intents are not leftovers.
     running: Mutex<HashSet<String>>,
 }
 
@@ -165,23 +168,23 @@ impl Store {
         }
     }
 
-    /// Marks `version` as being written by this process until the guard drops.
-    pub(crate) fn running(self: &Arc<Self>, version: &str) -> RunningWrite {
+    /// Marks write `id` (its intent's key) as running in this process until the guard drops.
+    pub(crate) fn running(self: &Arc<Self>, id: &str) -> RunningWrite {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(version.to_string());
+            .insert(id.to_string());
         RunningWrite {
             store: self.clone(),
-            version: version.to_string(),
+            id: id.to_string(),
         }
     }
 
-    pub(crate) fn is_running(&self, version: &str) -> bool {
+    pub(crate) fn is_running(&self, id: &str) -> bool {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(version)
+            .contains(id)
     }
 
     pub(crate) fn backend(&self, id: &str) -> Option<&Arc<dyn Backend>> {
@@ -192,7 +195,7 @@ impl Store {
 /// See [`Store::running`].
 pub(crate) struct RunningWrite {
     store: Arc<Store>,
-    version: String,
+    id: String,
 }
 
 impl Drop for RunningWrite {
@@ -201,7 +204,7 @@ impl Drop for RunningWrite {
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.version);
+            .remove(&self.id);
     }
 }
 

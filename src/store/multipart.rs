@@ -10,8 +10,9 @@ use futures::Stream;
 use hansa_backends::{BackendError, CompletedPart, ObjectAttributes, PutResult, Stamp};
 
 use super::commit::{commit, StagedWrite};
+use super::condition::WriteCondition;
 use super::stage::{await_quorum, plan_targets, IntentLog, Slot, StageTask, Target, TargetSlot};
-use super::write::{BodyFacts, WriteCondition};
+use super::write::BodyFacts;
 use super::{BodyFailure, Store, StoreError, StoreResult};
 use crate::checksum::composite::{full_object_checksum, ChecksumType};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
@@ -119,7 +120,7 @@ fn live_targets(store: &Store, upload: &UploadRecord) -> Vec<(usize, Target, Str
         .enumerate()
         .filter(|(_, t)| !t.handle.is_empty())
         .filter_map(|(i, t)| {
-            let target = super::commit::replica_target(
+            let target = super::copies::replica_target(
                 store,
                 &crate::meta::Replica::new(&t.backend, &t.name, crate::meta::ReplicaState::Pending),
             )?;
@@ -261,12 +262,13 @@ pub async fn complete_upload(
         checksum: checksum.as_ref().map(Checksum::to_stamp),
         late: None,
     };
-    let running = store.running(&version_id);
+    let write_id = uuid::Uuid::new_v4().simple().to_string();
+    let running = store.running(&write_id);
     let started_ms = now_ms();
     let mut slots = Vec::with_capacity(upload.targets.len());
     let mut intent_targets = Vec::with_capacity(upload.targets.len());
     for (slot, t) in upload.targets.iter().enumerate() {
-        let target = super::commit::replica_target(
+        let target = super::copies::replica_target(
             store,
             &crate::meta::Replica::new(&t.backend, &t.name, crate::meta::ReplicaState::Pending),
         );
@@ -322,6 +324,7 @@ pub async fn complete_upload(
     }
     let log = IntentLog::open(
         store,
+        &write_id,
         Intent {
             bucket: upload.bucket.clone(),
             key: upload.key.clone(),

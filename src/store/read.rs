@@ -20,12 +20,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use hansa_backends::{BackendError, Stamp};
+use hansa_backends::BackendError;
 
-use super::commit::replica_target;
+use super::copies::{replica_target, stamp_of};
 use super::verify::Expectation;
 use super::{Store, StoreError, StoreResult};
-use crate::checksum::Checksum;
 use crate::meta::{ObjectRecord, Replica, ReplicaState};
 use crate::replication::{bounded, open_replicas, ReadFailure};
 
@@ -418,17 +417,4 @@ async fn bytes_match(
         }
     }
     verifier.matches()
-}
-
-/// The stamp a replica of `record` carries.
-pub(crate) fn stamp_of(bucket: &str, key: &str, record: &ObjectRecord) -> Stamp {
-    Stamp {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        version_id: record.version_id.clone(),
-        etag: record.etag.clone(),
-        size: record.size,
-        checksum: record.checksum.as_ref().map(Checksum::to_stamp),
-        late: None,
-    }
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use hansa_backends::BackendError;
 
-use super::commit::{discard, publish_at, replica_target};
-use super::read::stamp_of;
+use super::copies::{discard, publish_at, replica_target, stamp_of};
 use super::Store;
 use crate::meta::{Intent, IntentPhase, Replica, ReplicaState};
 use crate::replication::bounded;
@@ -34,7 +33,7 @@ pub async fn finish_intents(store: &Arc<Store>, older_than: Duration) -> usize {
     let mut finished = 0;
     for (id, intent) in intents {
         let age = Duration::from_millis(now.saturating_sub(intent.started_ms));
-        if store.is_running(&intent.version_id) || age < older_than {
+        if store.is_running(&id) || age < older_than {
             continue;
         }
         let done = match intent.phase {
@@ -47,7 +46,7 @@ pub async fn finish_intents(store: &Arc<Store>, older_than: Duration) -> usize {
                 }
                 true
             }
-            IntentPhase::Committed => settle(store, &intent).await,
+            IntentPhase::Committed => settle(store, &id, &intent).await,
         };
         finished += usize::from(done);
     }
@@ -75,7 +74,7 @@ fn target_of(store: &Store, backend: &str, name: &str) -> Option<super::stage::T
 /// Finishes a committed write: publishes its copies still staged (or discards them if the key
 /// has moved on), removes the copies it superseded and its upload's leftovers, and clears the
 /// intent once nothing is left. Returns whether the intent is cleared.
-pub(crate) async fn settle(store: &Store, intent: &Intent) -> bool {
+pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
     let mut unfinished = publish_remaining(store, intent).await;
     for old in &intent.superseded {
         unfinished |= !remove_superseded(store, intent, old).await;
@@ -86,7 +85,7 @@ pub(crate) async fn settle(store: &Store, intent: &Intent) -> bool {
     if unfinished {
         return false;
     }
-    if let Err(e) = store.meta.clear_intent(&intent.version_id) {
+    if let Err(e) = store.meta.clear_intent(id) {
         tracing::warn!(error = %e, "could not clear an intent");
         return false;
     }

@@ -77,18 +77,30 @@ pub(crate) async fn name_for(backend: &dyn Backend, bucket: &str, key: &str) -> 
 /// a handle that arrives after that is refused (its task discards the copy itself).
 pub(crate) struct IntentLog {
     store: Arc<Store>,
+    /// The intent's key in the index: one per write attempt (a completion retried after a
+    /// failure writes the same version again, and each attempt settles its own intent).
+    id: String,
     intent: Mutex<(Intent, bool)>,
 }
 
 impl IntentLog {
     /// Records `intent` (not flushed: a write that crashes before anything is staged leaves
     /// nothing to undo).
-    pub fn open(store: &Arc<Store>, intent: Intent) -> Result<Arc<IntentLog>, StoreError> {
-        store.meta.record_intent(&intent.version_id, &intent)?;
+    pub fn open(
+        store: &Arc<Store>,
+        id: &str,
+        intent: Intent,
+    ) -> Result<Arc<IntentLog>, StoreError> {
+        store.meta.record_intent(id, &intent)?;
         Ok(Arc::new(IntentLog {
             store: store.clone(),
+            id: id.to_string(),
             intent: Mutex::new((intent, false)),
         }))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Notes target `i`'s handle and name; with `flush`, durably before returning (a handle
@@ -111,7 +123,7 @@ impl IntentLog {
                 t.name = name.as_str().to_string();
                 t.handle = Some(handle.to_string());
             }
-            if let Err(e) = self.store.meta.record_intent(&intent.version_id, intent) {
+            if let Err(e) = self.store.meta.record_intent(&self.id, intent) {
                 tracing::warn!(error = %e, "could not record a staged copy in the intent");
             }
         }
@@ -127,10 +139,7 @@ impl IntentLog {
     pub async fn update(&self, change: impl FnOnce(&mut Intent)) -> Result<(), StoreError> {
         let mut guard = self.intent.lock().await;
         change(&mut guard.0);
-        Ok(self
-            .store
-            .meta
-            .record_intent(&guard.0.version_id, &guard.0)?)
+        Ok(self.store.meta.record_intent(&self.id, &guard.0)?)
     }
 
     /// The intent's targets as they stand.

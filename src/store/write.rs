@@ -12,6 +12,8 @@ use futures::{Stream, StreamExt};
 use hansa_backends::{BackendError, ByteStream, LateStamp, ObjectAttributes, Stamp};
 
 use super::commit::{abandon, commit, StagedWrite};
+use super::condition::WriteCondition;
+use super::copies::clone_kind;
 use super::stage::{
     await_quorum, name_for, plan_targets, IntentLog, Slot, StageTask, StagedCopy, Target,
     TargetSlot,
@@ -34,39 +36,6 @@ pub struct NewObject {
     /// Access key of the writer.
     pub owner: String,
     pub condition: WriteCondition,
-}
-
-/// A conditional write's condition, checked against the key's current entry when the write
-/// commits, under the key's lock: a write that raced another cannot slip past it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum WriteCondition {
-    #[default]
-    Always,
-    /// `If-None-Match: *`: only if the key has no object.
-    IfAbsent,
-    /// `If-Match`: only if the key's object has one of these ETags (`*`: any object).
-    IfMatch(Vec<String>),
-}
-
-impl WriteCondition {
-    /// Whether the write may replace `current` (the key's entry now).
-    pub fn check(&self, current: Option<&ObjectRecord>, key: &str) -> StoreResult<()> {
-        match (self, current) {
-            (WriteCondition::Always, _) => Ok(()),
-            (WriteCondition::IfAbsent, None) => Ok(()),
-            (WriteCondition::IfAbsent, Some(_)) => {
-                Err(StoreError::PreconditionFailed("If-None-Match"))
-            }
-            (WriteCondition::IfMatch(_), None) => Err(StoreError::NoSuchKey(key.to_string())),
-            (WriteCondition::IfMatch(etags), Some(c)) => {
-                if etags.iter().any(|e| e == "*" || *e == c.etag) {
-                    Ok(())
-                } else {
-                    Err(StoreError::PreconditionFailed("If-Match"))
-                }
-            }
-        }
-    }
 }
 
 /// What a body turned out to be, known once it has been read to its end and verified.
@@ -156,9 +125,11 @@ where
         checksum: None,
         late: Some(late.clone()),
     };
-    let running = store.running(&version_id);
+    let write_id = uuid::Uuid::new_v4().simple().to_string();
+    let running = store.running(&write_id);
     let log = IntentLog::open(
         store,
+        &write_id,
         Intent {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
@@ -355,20 +326,4 @@ async fn lost_quorum(
     }
     let error = StoreError::quorum(0, quorum, &failures);
     (settled, error)
-}
-
-/// A copy of a backend error good enough for a report (its kind and text).
-pub(crate) fn clone_kind(e: &BackendError) -> BackendError {
-    match e {
-        BackendError::Throttled { message } => BackendError::Throttled {
-            message: message.clone(),
-        },
-        BackendError::AttributesTooLarge { name, message } => BackendError::AttributesTooLarge {
-            name: name.clone(),
-            message: message.clone(),
-        },
-        other => BackendError::Unavailable {
-            message: other.to_string(),
-        },
-    }
 }

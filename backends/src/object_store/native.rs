@@ -570,7 +570,7 @@ impl ObjectStoreBackend {
             NativeMultipart::S3(s3) => {
                 // S3's protocol fixes the metadata now, before the object's ETag and size are
                 // known.
-                let attributes = super::s3_stage::creation_attributes(name, attrs, stamp, false);
+                let attributes = creation_attributes(name, attrs, stamp, false);
                 let id = self.s3_create(s3, name, &attributes).await?;
                 Ok(format!("{upload_id}:{id}"))
             }
@@ -910,6 +910,28 @@ impl AzureNative {
         let req = self.sign(method, url, headers, body).await?;
         Ok(send(&self.client, req, None, None).await)
     }
+}
+
+/// The attributes an upload is created with. Facts of the stamp not known yet are left out,
+/// not written as empty or 0: a client upload's ETag and size (`known_size` false), and a
+/// write's ETag when the body has not been read yet.
+pub(super) fn creation_attributes(
+    name: &PhysicalName,
+    attrs: &ObjectAttributes,
+    stamp: &Stamp,
+    known_size: bool,
+) -> Attributes {
+    let resolved = stamp.resolved();
+    let drop_etag = !known_size || resolved.etag.is_empty();
+    super::encode_attributes(name, attrs, &resolved)
+        .iter()
+        .filter(|(k, _)| match k {
+            Attribute::Metadata(n) if n == super::META_ETAG => !drop_etag,
+            Attribute::Metadata(n) if n == super::META_SIZE => known_size,
+            _ => true,
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@
 
 use super::handle::{split_s3_handle, Handle, S3Parts};
 use super::native::{
-    attribute_headers, chunks_body, header, header_text, reply_etag, s3_receipt_etag, s3_standard,
-    send, Reply, S3Native,
+    attribute_headers, chunks_body, creation_attributes, header, header_text, reply_etag,
+    s3_receipt_etag, s3_standard, send, Reply, S3Native,
 };
 use super::xml::{self, CompleteMultipartUpload, CompletePart, InitiateMultipartUploadResult};
 use super::{is_throttle_text, pump, ObjectStoreBackend};
@@ -28,35 +28,13 @@ use crate::naming::PhysicalName;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use object_store::path::Path;
-use object_store::{Attribute, Attributes};
+use object_store::Attributes;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 
 /// S3's largest part number.
 const MAX_PARTS: usize = 10_000;
-
-/// The attributes an upload is created with. Facts of the stamp not known yet are left out,
-/// not written as empty or 0: a client upload's ETag and size (`known_size` false), and a
-/// write's ETag when the body has not been read yet.
-pub(super) fn creation_attributes(
-    name: &PhysicalName,
-    attrs: &ObjectAttributes,
-    stamp: &Stamp,
-    known_size: bool,
-) -> Attributes {
-    let resolved = stamp.resolved();
-    let drop_etag = !known_size || resolved.etag.is_empty();
-    super::encode_attributes(name, attrs, &resolved)
-        .iter()
-        .filter(|(k, _)| match k {
-            Attribute::Metadata(n) if n == super::META_ETAG => !drop_etag,
-            Attribute::Metadata(n) if n == super::META_SIZE => known_size,
-            _ => true,
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
 
 /// The ETag S3 gives an object completed from parts with these ETags: the MD5 of the parts'
 /// binary MD5s, then `-<count>`; `None` when a part's ETag is not an MD5 (providers that make
@@ -384,6 +362,7 @@ mod tests {
     }
 
     fn metadata(attributes: &Attributes) -> Vec<String> {
+        use object_store::Attribute;
         attributes
             .iter()
             .filter_map(|(k, _)| match k {

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::sigv4::{self, parse_hex32};
 use super::{ChunkSigning, PayloadCheck};
-use crate::s3::body::BodyError;
+use crate::s3::body_error::BodyError;
 
 /// Chunk-size lines and trailer lines are short; anything longer is not aws-chunked.
 const MAX_LINE: usize = 4096;

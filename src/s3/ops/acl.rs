@@ -5,8 +5,8 @@ use http::StatusCode;
 
 use super::bucket::{check_canned_acl, owner};
 use super::support::{existing_bucket, read_small_body};
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::s3::response::{self, S3Response};
 use crate::s3::xml::{self, S3_NS};
 use crate::store;

@@ -5,8 +5,8 @@ use http::StatusCode;
 
 use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
 use super::support::{check_copy_source_conditions, existing_bucket, read_current};
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
 use crate::store::{self, NewObject, WriteCondition};

@@ -6,8 +6,8 @@ use super::object::{check_key, delete_key};
 use super::support::{existing_bucket, read_small_body};
 use futures::StreamExt;
 
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::s3::response::{self, S3Response};
 use crate::s3::xml::{self, S3_NS};
 

@@ -22,13 +22,13 @@ use crate::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use crate::meta::UploadRecord;
 use crate::replication::KeyGuard;
 use crate::s3::body::{verified_body, BodyRules};
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
 use crate::store::{self, BodyFacts, NewUpload, PartSource, Store};
 
-pub const MAX_PART_NUMBER: u32 = 10_000;
+pub use super::support::{part_number_param, MAX_PART_NUMBER};
 /// Every part but the last must be at least this large.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 pub const MAX_PART_SIZE: u64 = 5 << 30;
@@ -38,21 +38,6 @@ pub fn upload_id_param(ctx: &Ctx) -> S3Result<String> {
         .query("uploadId")
         .map(str::to_string)
         .ok_or_else(|| S3Error::invalid_request("missing uploadId"))
-}
-
-/// `partNumber`: an integer from 1 to 10,000.
-pub fn part_number_param(ctx: &Ctx) -> S3Result<u32> {
-    ctx.route
-        .query("partNumber")
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
-        .ok_or_else(|| {
-            S3Error::invalid_argument(
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-            .with("ArgumentName", "partNumber")
-            .with("ArgumentValue", ctx.route.query("partNumber").unwrap_or(""))
-        })
 }
 
 /// The upload, if it exists for this bucket and key.

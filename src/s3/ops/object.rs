@@ -6,14 +6,13 @@ use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
 use super::bucket::check_canned_acl;
-use super::multipart::part_number_param;
-use super::support::{existing_bucket, read_current, store_body};
+use super::support::{existing_bucket, part_number_param, read_current, store_body};
 use crate::meta::ObjectRecord;
 use crate::s3::body::verified_body;
 use crate::s3::body::BodyRules;
 use crate::s3::conditions::{Conditions, Verdict};
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::s3::range::{self, RangeRequest};
 use crate::s3::response::{self, http_date, S3Response};
 use crate::store::{self, BodyFacts, NewObject, WriteCondition};

@@ -9,9 +9,27 @@ use futures::{Stream, StreamExt};
 use crate::meta::{BucketRecord, ObjectRecord};
 use crate::s3::body::{verified_body, BodyRules, BodyStream};
 use crate::s3::conditions::{Conditions, Verdict};
+use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::s3::handler::Ctx;
 use crate::store::{self, BodyFailure, ObjectBody, ReadOutcome};
+
+/// S3's largest part number.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// `partNumber`: an integer from 1 to 10,000.
+pub fn part_number_param(ctx: &Ctx) -> S3Result<u32> {
+    ctx.route
+        .query("partNumber")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+            .with("ArgumentName", "partNumber")
+            .with("ArgumentValue", ctx.route.query("partNumber").unwrap_or(""))
+        })
+}
 
 /// The bucket's index record, or NoSuchBucket.
 pub fn existing_bucket(ctx: &Ctx, bucket: &str) -> S3Result<BucketRecord> {
