@@ -60,6 +60,10 @@ pub struct Options {
     /// Both local backends get a fault-injection switch ([`TestGateway::faults`]), with no
     /// fault set.
     pub faults: bool,
+    /// Extra lines of a local backend's `[[backend]]` table, by backend id (`disk-a`,
+    /// `disk-b`), e.g. `("disk-a", "faults = { publishes = { slow_ms = 30 } }")`. Not together
+    /// with [`Options::faults`] for the same key.
+    pub backend_toml: Vec<(String, String)>,
 }
 
 /// A certificate written for a TLS test gateway.
@@ -391,6 +395,14 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
         if options.faults {
             t.push_str("faults = {}\n");
         }
+        for (backend, lines) in &options.backend_toml {
+            if *backend == format!("disk-{id}") {
+                t.push_str(lines);
+                if !lines.ends_with('\n') {
+                    t.push('\n');
+                }
+            }
+        }
     }
     t.push('\n');
     t.push_str(&options.extra_toml);
@@ -683,11 +695,20 @@ pub fn process_config(dir: &Path, listen: SocketAddr) -> String {
 
 /// [`process_config`] with `extra_toml` appended (policies, more backends).
 pub fn process_config_with(dir: &Path, listen: SocketAddr, extra_toml: String) -> String {
-    let options = Options {
-        extra_toml,
-        ..Default::default()
-    };
-    config_toml(dir, &options, None).replacen(
+    process_config_from(
+        dir,
+        listen,
+        &Options {
+            extra_toml,
+            ..Default::default()
+        },
+    )
+}
+
+/// The test configuration for `dir` built from `options` (its `extra_toml`, `limits_toml`,
+/// `backend_toml`…; not `tls`), listening on `listen`.
+pub fn process_config_from(dir: &Path, listen: SocketAddr, options: &Options) -> String {
+    config_toml(dir, options, None).replacen(
         "listen = [\"127.0.0.1:0\"]",
         &format!("listen = [\"{listen}\"]"),
         1,
