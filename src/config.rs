@@ -41,6 +41,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default, rename = "credential")]
     pub credentials: Vec<CredentialConfig>,
+    /// Optional per-credential rate limits, by access key id (`[rate_limit.<access key id>]`).
+    #[serde(default, rename = "rate_limit")]
+    pub rate_limits: BTreeMap<String, RateLimitConfig>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendConfig>,
     #[serde(default, rename = "policy")]
@@ -101,6 +104,20 @@ pub struct Limits {
     /// A client must send its request headers within this many seconds.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Client connections open at once, plain and TLS together. The gateway admits at most
+    /// this many, and never more than fit its open-file limit: what a reserve of a quarter of
+    /// the limit (64 to 1024 descriptors) leaves, divided by 1 + the number of backends (a
+    /// write in flight holds its connection and a file or socket per target). At the cap, the
+    /// connection idle the longest is closed to make room; with none idle, a new connection
+    /// gets 503 SlowDown. Default: 4096
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection with no request in flight is closed after this many seconds without a
+    /// new request (on HTTP/1.1: without a byte from the client). HTTP/1.1 connections are
+    /// also closed when the next request's headers do not arrive within
+    /// `header_timeout_secs`. Default: 20
+    #[serde(default = "default_keepalive_idle")]
+    pub keepalive_idle_secs: u64,
     /// A request body that sends nothing for this many seconds fails with RequestTimeout.
     #[serde(default = "default_body_timeout")]
     pub body_idle_timeout_secs: u64,
@@ -132,6 +149,27 @@ pub struct Limits {
     /// Largest request XML document accepted (DeleteObjects, CreateBucket...).
     #[serde(default = "default_xml_limit")]
     pub max_xml_bytes: usize,
+    /// A request body (object, part or XML document) must average at least this many bytes
+    /// per second, or it fails with RequestTimeout and releases what it held: a stalled or
+    /// trickling client cannot keep memory, budget and a connection for ever. Measured only
+    /// while the gateway waits for the client (not while it waits for budget or backends),
+    /// after a grace of `min_body_rate_window_secs`; 0 turns the check off. Default 4096.
+    #[serde(default = "default_min_body_rate")]
+    pub min_body_bytes_per_sec: u64,
+    /// The window the minimum body rate is averaged over: a body is cut once it has fallen
+    /// this many seconds behind the minimum rate; a fast start banks at most this much
+    /// credit. Also the grace a body gets before its first byte. Default 20.
+    #[serde(default = "default_min_body_rate_window")]
+    pub min_body_rate_window_secs: u64,
+    /// How long a request waits for in-flight budget (`inflight_bytes`) before it fails with
+    /// 503 SlowDown. Default 10000.
+    #[serde(default = "default_budget_wait")]
+    pub budget_wait_ms: u64,
+    /// The largest fraction of `inflight_bytes` the requests of one access key may hold at
+    /// once (0 < share ≤ 1; at least one `chunk_bytes`), so that no one credential can starve
+    /// the others. Default 0.5.
+    #[serde(default = "default_budget_share")]
+    pub max_budget_share_per_credential: f64,
     /// Multipart uploads neither completed nor aborted this long after they started are
     /// aborted, and their parts removed from every backend.
     #[serde(default = "default_upload_max_age")]
@@ -148,6 +186,8 @@ impl Default for Limits {
             inflight_bytes: default_inflight(),
             chunk_bytes: default_chunk(),
             header_timeout_secs: default_header_timeout(),
+            max_connections: default_max_connections(),
+            keepalive_idle_secs: default_keepalive_idle(),
             body_idle_timeout_secs: default_body_timeout(),
             backend_timeout_secs: default_backend_timeout(),
             publish_timeout_secs: default_publish_timeout(),
@@ -156,6 +196,10 @@ impl Default for Limits {
             staging_max_age_secs: default_staging_max_age(),
             index_cache_bytes: default_index_cache(),
             max_xml_bytes: default_xml_limit(),
+            min_body_bytes_per_sec: default_min_body_rate(),
+            min_body_rate_window_secs: default_min_body_rate_window(),
+            budget_wait_ms: default_budget_wait(),
+            max_budget_share_per_credential: default_budget_share(),
             upload_max_age_secs: default_upload_max_age(),
             upload_cleanup_interval_secs: default_upload_cleanup_interval(),
         }
@@ -173,6 +217,20 @@ pub struct CredentialConfig {
     pub buckets: Option<Vec<String>>,
     #[serde(default)]
     pub read_only: bool,
+}
+
+/// `[rate_limit.<access key id>]`: how fast one credential may go. Each limit is a token bucket
+/// that holds one second's worth, so a key may burst to its per-second figure and then keeps
+/// to the rate on average. Off unless configured.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second; beyond it, 503 SlowDown (S3 clients back off and retry).
+    pub requests_per_sec: Option<f64>,
+    /// Request-body bytes per second (objects, parts, XML documents): bodies are read no
+    /// faster than this, so the client is slowed by TCP back-pressure rather than failed.
+    /// Time spent throttled does not count against `limits.min_body_bytes_per_sec`.
+    pub bytes_per_sec: Option<u64>,
 }
 
 /// One `[[backend]]`. `id`, `kind`, `tags` are common; `local` takes `path`; `s3`, `gcs` and
@@ -308,6 +366,12 @@ fn default_chunk() -> usize {
 fn default_header_timeout() -> u64 {
     30
 }
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_keepalive_idle() -> u64 {
+    20
+}
 fn default_body_timeout() -> u64 {
     60
 }
@@ -339,6 +403,22 @@ fn default_upload_cleanup_interval() -> u64 {
 
 fn default_xml_limit() -> usize {
     2 << 20
+}
+
+fn default_min_body_rate() -> u64 {
+    4096
+}
+
+fn default_min_body_rate_window() -> u64 {
+    20
+}
+
+fn default_budget_wait() -> u64 {
+    10_000
+}
+
+fn default_budget_share() -> f64 {
+    0.5
 }
 
 pub const DEFAULT_POLICY: &str = "default";
@@ -381,6 +461,7 @@ impl Config {
             },
             limits: Limits::default(),
             credentials: Vec::new(),
+            rate_limits: BTreeMap::new(),
             backends: vec![backend("disk-a"), backend("disk-b")],
             policies: BTreeMap::new(),
             buckets: BTreeMap::new(),
@@ -412,6 +493,25 @@ impl Config {
                 "must hold at least two chunks (2 × limits.chunk_bytes)".into(),
             ));
         }
+        let share = self.limits.max_budget_share_per_credential;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(invalid(
+                "limits.max_budget_share_per_credential".into(),
+                "must be greater than 0 and at most 1".into(),
+            ));
+        }
+        if share * (self.limits.inflight_bytes as f64) < self.limits.chunk_bytes as f64 {
+            return Err(invalid(
+                "limits.max_budget_share_per_credential".into(),
+                "must leave each credential at least one chunk (limits.chunk_bytes) of limits.inflight_bytes".into(),
+            ));
+        }
+        if self.limits.min_body_bytes_per_sec > 0 && self.limits.min_body_rate_window_secs == 0 {
+            return Err(invalid(
+                "limits.min_body_rate_window_secs".into(),
+                "must be at least 1 when limits.min_body_bytes_per_sec is set".into(),
+            ));
+        }
         let mut keys = HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             let field = |f: &str| format!("credential[{i}].{f}");
@@ -439,6 +539,12 @@ impl Config {
                         "missing (or name an environment variable in secret_access_key_env)".into(),
                     ))
                 }
+                (Some(secret), None) if secret.is_empty() => {
+                    return Err(invalid(
+                        field("secret_access_key"),
+                        "is empty (an empty secret signs every request)".into(),
+                    ))
+                }
                 (None, Some(var)) if std::env::var(var).map_or(true, |v| v.is_empty()) => {
                     return Err(invalid(
                         field("secret_access_key_env"),
@@ -446,6 +552,29 @@ impl Config {
                     ))
                 }
                 _ => {}
+            }
+        }
+        for (key, rate) in &self.rate_limits {
+            let field = |f: &str| format!("rate_limit.{key}.{f}");
+            if !keys.contains(key) {
+                return Err(invalid(
+                    format!("rate_limit.{key}"),
+                    "names no configured [[credential]] access_key_id".into(),
+                ));
+            }
+            if let Some(r) = rate.requests_per_sec {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(invalid(
+                        field("requests_per_sec"),
+                        "must be a positive number (leave it out for no limit)".into(),
+                    ));
+                }
+            }
+            if rate.bytes_per_sec == Some(0) {
+                return Err(invalid(
+                    field("bytes_per_sec"),
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
             }
         }
         let mut ids = HashSet::new();
@@ -652,6 +781,11 @@ mod tests {
         assert!(e.contains("bucket.x.policy") && e.contains("nope"), "{e}");
         let e = err("bogus = 1\n");
         assert!(e.contains("bogus"), "{e}");
+        let e = err("[[credential]]\naccess_key_id = \"abc\"\nsecret_access_key = \"\"\n");
+        assert!(
+            e.contains("credential[0].secret_access_key: is empty"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -685,6 +819,50 @@ mod tests {
         assert!(e.contains("unknown field `bucket`"), "{e}");
         let e = err("[[backend]]\nid = \"a\"\nkind = \"gcs\"\nbucket = \"b\"\npreset = \"aws\"\n");
         assert!(e.contains("backend[0].preset"), "{e}");
+    }
+
+    #[test]
+    fn budget_and_rate_limits_are_validated() {
+        let base = "[[credential]]\naccess_key_id = \"abc\"\nsecret_access_key = \"s\"\n\
+                    [[backend]]\nid = \"a\"\nkind = \"memory\"\n";
+        let with = |extra: &str| Config::from_toml("test.toml", &format!("{base}{extra}"));
+        let e = with("[limits]\nmax_budget_share_per_credential = 0.0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("max_budget_share_per_credential"),
+            "{e}"
+        );
+        let e = with("[limits]\nmax_budget_share_per_credential = 1.5\n").unwrap_err();
+        assert!(
+            e.to_string().contains("max_budget_share_per_credential"),
+            "{e}"
+        );
+        // A share smaller than one buffer could never fill one.
+        let e =
+            with("[limits]\ninflight_bytes = 16777216\nmax_budget_share_per_credential = 0.25\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("at least one chunk"), "{e}");
+        let e = with("[limits]\nmin_body_rate_window_secs = 0\n").unwrap_err();
+        assert!(e.to_string().contains("min_body_rate_window_secs"), "{e}");
+        let e = with("[rate_limit.nobody]\nrequests_per_sec = 1\n").unwrap_err();
+        assert!(e.to_string().contains("rate_limit.nobody"), "{e}");
+        let e = with("[rate_limit.abc]\nrequests_per_sec = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("rate_limit.abc.requests_per_sec"),
+            "{e}"
+        );
+        let e = with("[rate_limit.abc]\nbytes_per_sec = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("rate_limit.abc.bytes_per_sec"),
+            "{e}"
+        );
+        let e = with("[rate_limit.abc]\nburst = 3\n").unwrap_err();
+        assert!(e.to_string().contains("burst"), "{e}");
+        let ok = with("[rate_limit.abc]\nrequests_per_sec = 2.5\nbytes_per_sec = 1000\n").unwrap();
+        assert_eq!(ok.rate_limits["abc"].requests_per_sec, Some(2.5));
+        let defaults = with("").unwrap().limits;
+        assert_eq!(defaults.min_body_bytes_per_sec, 4096);
+        assert_eq!(defaults.budget_wait_ms, 10_000);
+        assert_eq!(defaults.max_budget_share_per_credential, 0.5);
     }
 
     #[test]

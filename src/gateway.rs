@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::s3::auth::{AuthSettings, CredentialStore};
+use crate::s3::pace::RateLimits;
 use crate::store::{self, Store};
 
 pub struct Gateway {
@@ -13,6 +14,8 @@ pub struct Gateway {
     pub store: Arc<Store>,
     pub credentials: CredentialStore,
     pub auth: AuthSettings,
+    /// Per-credential request and body-byte rates (`[rate_limit.<key>]`).
+    pub rates: RateLimits,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -54,6 +57,7 @@ impl Gateway {
                 max_presigned_expiry: Duration::from_secs(7 * 24 * 3600),
                 max_chunk_size: 16 << 20,
             },
+            rates: RateLimits::from_config(&config),
             store,
             config,
         }))

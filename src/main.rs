@@ -1,10 +1,11 @@
 //! `hansa`: the gateway's command line.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use hansa::config::{self, Config, CredentialConfig};
 
 #[derive(Parser)]
@@ -14,8 +15,17 @@ use hansa::config::{self, Config, CredentialConfig};
     about = "S3-compatible gateway that replicates every object across storage providers"
 )]
 struct Cli {
+    /// Log lines as text (coloured only on a terminal) or as JSON objects for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -40,12 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     keep_body_buffers_unpooled();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HANSA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logs(cli.log_format);
     match cli.command {
         Command::Version => {
             println!("hansa {}", env!("CARGO_PKG_VERSION"));
@@ -135,8 +140,28 @@ async fn serve(
     Ok(())
 }
 
+/// Logs go to stderr (stdout carries what the operator asked for), filtered by `HANSA_LOG`.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANSA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 fn print_key(key: &config::GeneratedKey, endpoint: &str, region: &str) {
-    if key.created {
+    // Under a service manager stdout is a journal: the secret stays in its file there.
+    if key.created && !std::io::stdout().is_terminal() {
+        println!(
+            "hansa: generated a new access key {} (the secret is in {})",
+            key.access_key_id,
+            key.file.display()
+        );
+    } else if key.created {
         println!(
             "\nhansa: generated a new access key (stored in {file}, shown only this once):\n\
              \n  access key id:     {id}\n  secret access key: {secret}\n\

@@ -11,6 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod conns;
+
+use conns::{Conns, GuardedBody, Slot, Tracked};
+
 use crate::config::{Config, TlsConfig};
 use crate::gateway::{Gateway, StartError};
 
@@ -59,6 +63,33 @@ impl Running {
 
 pub async fn start(config: Config) -> Result<Running, ServerError> {
     let header_timeout = Duration::from_secs(config.limits.header_timeout_secs);
+    let idle_after = Duration::from_secs(config.limits.keepalive_idle_secs.max(1));
+    let per_connection = 1 + config.backends.len() as u64;
+    let max_connections = match crate::fd_limit::raise_nofile() {
+        Ok(lim) => {
+            let cap = crate::fd_limit::connection_cap(
+                config.limits.max_connections,
+                lim.soft,
+                per_connection,
+            );
+            tracing::info!(
+                open_files_limit = lim.soft,
+                open_files_limit_at_start = lim.initial,
+                open_files_hard_limit = lim.hard,
+                max_connections = cap,
+                open_files_per_busy_connection = per_connection,
+                keepalive_idle_secs = idle_after.as_secs(),
+                "connection limits"
+            );
+            cap
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, max_connections = config.limits.max_connections,
+                "cannot read the open-file limit; connections capped by configuration only");
+            config.limits.max_connections
+        }
+    };
+    let conns = Conns::new(max_connections, idle_after);
     let tls = match &config.server.tls {
         Some(t) => Some((t.listen.clone(), tls_acceptor(t)?)),
         None => None,
@@ -68,13 +99,26 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut http_addrs = Vec::new();
+    let mut listeners = Vec::new();
     for addr in listen {
         let listener = bind(addr).await?;
         http_addrs.push(listener.local_addr().unwrap_or(addr));
+        listeners.push((listener, None));
+    }
+    let mut tls_addrs = Vec::new();
+    if let Some((addrs, acceptor)) = tls {
+        for addr in addrs {
+            let listener = bind(addr).await?;
+            tls_addrs.push(listener.local_addr().unwrap_or(addr));
+            listeners.push((listener, Some(acceptor.clone())));
+        }
+    }
+    for (listener, acceptor) in listeners {
         tasks.spawn(accept_loop(
             listener,
-            None,
+            acceptor,
             gateway.clone(),
+            conns.clone(),
             stopped.clone(),
             header_timeout,
         ));
@@ -84,20 +128,6 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Duration::from_secs(gateway.config.limits.upload_cleanup_interval_secs),
         stopped.clone(),
     ));
-    let mut tls_addrs = Vec::new();
-    if let Some((addrs, acceptor)) = tls {
-        for addr in addrs {
-            let listener = bind(addr).await?;
-            tls_addrs.push(listener.local_addr().unwrap_or(addr));
-            tasks.spawn(accept_loop(
-                listener,
-                Some(acceptor.clone()),
-                gateway.clone(),
-                stopped.clone(),
-                header_timeout,
-            ));
-        }
-    }
     Ok(Running {
         http_addrs,
         tls_addrs,
@@ -117,14 +147,14 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     gateway: Arc<Gateway>,
+    conns: Arc<Conns>,
     mut stopped: watch::Receiver<bool>,
     header_timeout: Duration,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = stopped.changed() => break,
+            _ = stopped.wait_for(|s| *s) => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -136,30 +166,61 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let slot = tokio::select! {
+            s = conns.admit() => s,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let Some(slot) = slot else {
+            match conns.rejecting.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        reject(stream, tls.as_ref(), peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => drop(stream),
+            }
+            continue;
+        };
         let gw = gateway.clone();
+        let state = slot.state.clone();
         let service = service_fn(move |req| {
             let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::s3::handler::handle(gw, req).await) }
+            let guard = state.begin();
+            async move {
+                let response = crate::s3::handler::handle(gw, req).await;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| GuardedBody::new(body, guard)),
+                )
+            }
         });
-        match &tls {
-            None => {
+        let mut stopped = stopped.clone();
+        let idle_after = conns.idle_after();
+        let acceptor = tls.clone();
+        tokio::spawn(async move {
+            let io = Tracked::new(stream, slot.state.clone());
+            match acceptor {
                 // Plain HTTP speaks HTTP/1.1 only: protocol sniffing would wait for a first
                 // byte without any time limit, and S3 clients don't use cleartext HTTP/2.
-                let builder = connection_builder(header_timeout, false);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await;
+                None => {
+                    serve(
+                        io,
+                        false,
+                        service,
+                        (header_timeout, idle_after),
+                        &slot,
+                        stopped,
+                        peer,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        h = tokio::time::timeout(header_timeout, acceptor.accept(io)) => h,
+                        _ = slot.state.evict.notified() => return,
+                        _ = stopped.wait_for(|s| *s) => return,
+                    };
                     let stream = match handshake {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
@@ -169,16 +230,150 @@ async fn accept_loop(
                         Err(_) => return,
                     };
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let builder = connection_builder(header_timeout, h2);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    slot.state.set_reads_count(!h2);
+                    serve(
+                        stream,
+                        h2,
+                        service,
+                        (header_timeout, idle_after),
+                        &slot,
+                        stopped,
+                        peer,
+                    )
+                    .await
+                }
+            }
+        });
+    }
+    conns.drained().await;
+}
+
+/// Serves one connection until it ends. It is closed gracefully (requests in flight finish)
+/// when the gateway stops or once it has been idle for `idle_after` (hyper's HTTP/1.1 server
+/// has no idle timeout of its own, and HTTP/2 pings would keep an idle connection open for
+/// ever), and at once when the cap needs its place while it is idle.
+async fn serve<I, S>(
+    io: I,
+    h2: bool,
+    service: S,
+    (header_timeout, idle_after): (Duration, Duration),
+    slot: &Slot,
+    mut stopped: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<GuardedBody<crate::s3::response::Body>>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = connection_builder(header_timeout, h2);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let state = &slot.state;
+    let mut closing = false;
+    loop {
+        // Far enough to never fire; the request's end wakes the loop through `quiet`.
+        let idle_at = state
+            .idle_deadline(idle_after)
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400));
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped.wait_for(|s| *s), if !closing => {}
+            _ = state.evict.notified(), if !closing => {
+                // Nothing is owed to an idle connection, and one whose client is dribbling
+                // the next request's headers would hold its place until the header timeout.
+                if state.is_idle() {
+                    return;
+                }
+            }
+            _ = state.quiet.notified(), if !closing => continue,
+            _ = tokio::time::sleep_until(idle_at), if !closing => {
+                match state.idle_deadline(idle_after) {
+                    Some(at) if at <= std::time::Instant::now() => {
+                        tracing::trace!("closing an idle connection");
                     }
-                });
+                    _ => continue,
+                }
             }
         }
+        conn.as_mut().graceful_shutdown();
+        closing = true;
     }
-    graceful.shutdown().await;
+}
+
+/// A connection beyond the cap, while every open one has a request in flight, gets S3's
+/// 503 SlowDown (which clients retry with back-off) rather than waiting unseen in the accept
+/// queue. HTTP/2 over TLS is simply closed: an HTTP/1.1 answer would not parse.
+async fn reject(
+    stream: tokio::net::TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    peer: SocketAddr,
+) {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    const LIMIT: Duration = Duration::from_secs(2);
+    const DRAIN: Duration = Duration::from_millis(200);
+    async fn answer<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
+        let request_id = format!("{:016X}", rand_id());
+        let body = crate::s3::error::S3Error::slow_down().to_xml("/", &request_id);
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n\
+             Content-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\
+             x-amz-request-id: {request_id}\r\n\r\n",
+            body.len()
+        );
+        if io.write_all(head.as_bytes()).await.is_err()
+            || io.write_all(body.as_bytes()).await.is_err()
+            || io.shutdown().await.is_err()
+        {
+            return;
+        }
+        // Read what the client sent for a moment: closing with unread bytes would reset the
+        // connection, and the client might never see the answer. Only a moment: a client
+        // that keeps its end open would hold one of the few rejecting places meanwhile.
+        let mut sink = [0u8; 8192];
+        let mut total = 0usize;
+        let drain = async {
+            while let Ok(n) = io.read(&mut sink).await {
+                total += n;
+                if n == 0 || total > 1 << 20 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN, drain).await;
+    }
+    let work = async {
+        match tls {
+            None => answer(stream).await,
+            Some(acceptor) => {
+                let Ok(s) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if s.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    return;
+                }
+                answer(s).await
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LIMIT, work).await;
+    tracing::debug!(%peer, "connection turned away at the connection cap");
+}
+
+fn rand_id() -> u64 {
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
 /// One protocol per connection, chosen up front (ALPN on TLS), so that the header timeout

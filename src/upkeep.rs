@@ -21,6 +21,11 @@ const LEAST_RUNTIME_STAGING_AGE: Duration = Duration::from_secs(600);
 /// Runs until `stopped` changes: once at start, then every cleanup interval.
 pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Receiver<bool>) {
     let interval = interval.max(Duration::from_secs(1));
+    // The gateway collected leftovers before it started listening; collecting again while the
+    // first requests arrive only races them: the set of live handles is read before the
+    // backends are listed, so an upload created in between looks abandoned wherever a
+    // provider misreports its age (moto dates every upload 2010).
+    let mut collect = false;
     loop {
         match store::abort_stale_uploads(&store, store.settings.upload_max_age).await {
             Ok(0) => {}
@@ -35,7 +40,10 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Rece
             .settings
             .staging_max_age
             .max(LEAST_RUNTIME_STAGING_AGE);
-        store::collect_leftovers(&store, age).await;
+        if collect {
+            store::collect_leftovers(&store, age).await;
+        }
+        collect = true;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,

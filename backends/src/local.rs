@@ -27,7 +27,6 @@ use std::collections::{HashSet, VecDeque};
 use std::io::{ErrorKind, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xattr::FileExt;
@@ -56,8 +55,6 @@ pub struct LocalBackend {
     tmp: PathBuf,
     /// Staged bodies: kept until published or discarded, whatever their age.
     staging: PathBuf,
-    /// Concurrent stages share one fsync of the staging directory.
-    staging_sync: Arc<DirSync>,
 }
 
 impl LocalBackend {
@@ -74,7 +71,6 @@ impl LocalBackend {
             id: id.into(),
             root,
             tmp,
-            staging_sync: Arc::new(DirSync::new(staging.clone())),
             staging,
         };
         backend.clean_tmp(STALE_TMP_AGE)?;
@@ -133,8 +129,12 @@ impl LocalBackend {
     }
 
     /// Streams `body` into a new file at `path`, then sets its extended attributes (the stamp
-    /// complete by then) and fsyncs it. Any early return, or a dropped future, removes the
-    /// file. Returns the file (for a rename into place) and the size written.
+    /// complete by then) and fsyncs it, and with `sync_dir` that directory too (the new file's
+    /// entry). Any early return, or a dropped future, removes the file. Returns the file (for
+    /// a rename into place) and the size written.
+    ///
+    /// A body of at most one write buffer is gathered first and written, stamped and fsynced in
+    /// a single trip to a blocking thread: small writes pay for the disk, not for handoffs.
     async fn write_body(
         &self,
         path: PathBuf,
@@ -142,10 +142,54 @@ impl LocalBackend {
         attrs: &ObjectAttributes,
         stamp: &Stamp,
         mut body: ByteStream,
+        sync_dir: Option<PathBuf>,
     ) -> Result<(TempFile, u64)> {
         // Encoded up front so that attributes too large for the file system fail before the
         // body is read; encoded again at the end, when the stamp is complete.
         encode_xattrs(attrs, stamp)?;
+        let fail = |e: BackendError| {
+            tracing::debug!(name = display_name, error = %e, "body stream failed");
+            BackendError::Aborted
+        };
+        let mut gathered: Vec<bytes::Bytes> = Vec::new();
+        let mut size = 0u64;
+        let mut rest = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(fail)?;
+            size += chunk.len() as u64;
+            gathered.push(chunk);
+            if size > WRITE_BUFFER as u64 {
+                rest = Some(body);
+                break;
+            }
+        }
+        let name = display_name.to_string();
+        let Some(mut body) = rest else {
+            // Small: create, write, stamp, fsync (and the directory) at once.
+            check_size(display_name, size, stamp);
+            let xattrs = encode_xattrs(attrs, &stamp.resolved())?;
+            let guard = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| io_error(e, &format!("create {}", path.display())))?;
+                let guard = TempFile(Some(path));
+                for chunk in &gathered {
+                    file.write_all(chunk)
+                        .map_err(|e| io_error(e, "write file"))?;
+                }
+                finish_file(&file, &name, &xattrs)?;
+                if let Some(dir) = sync_dir {
+                    fsync_dir(&dir)?;
+                }
+                Ok::<_, BackendError>(guard)
+            })
+            .await
+            .map_err(|e| BackendError::other(format!("write task failed: {e}")))??;
+            return Ok((guard, size));
+        };
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -154,12 +198,14 @@ impl LocalBackend {
             .map_err(|e| io_error(e, &format!("create {}", path.display())))?;
         let guard = TempFile(Some(path));
         let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut size = 0u64;
+        for chunk in gathered {
+            writer
+                .write_all(&chunk)
+                .await
+                .map_err(|e| io_error(e, "write file"))?;
+        }
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                tracing::debug!(name = display_name, error = %e, "body stream failed");
-                BackendError::Aborted
-            })?;
+            let chunk = chunk.map_err(fail)?;
             size += chunk.len() as u64;
             writer
                 .write_all(&chunk)
@@ -170,20 +216,18 @@ impl LocalBackend {
             .flush()
             .await
             .map_err(|e| io_error(e, "write file"))?;
-        if size != stamp.size {
-            tracing::warn!(
-                name = display_name,
-                size,
-                stamp_size = stamp.size,
-                "stamp size differs from body size"
-            );
-        }
+        check_size(display_name, size, stamp);
         let xattrs = encode_xattrs(attrs, &stamp.resolved())?;
         let file = writer.into_inner().into_std().await;
-        let name = display_name.to_string();
-        tokio::task::spawn_blocking(move || finish_file(&file, &name, &xattrs))
-            .await
-            .map_err(|e| BackendError::other(format!("fsync task failed: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            finish_file(&file, &name, &xattrs)?;
+            match sync_dir {
+                Some(dir) => fsync_dir(&dir),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("fsync task failed: {e}")))??;
         Ok((guard, size))
     }
 
@@ -197,7 +241,7 @@ impl LocalBackend {
         body: ByteStream,
     ) -> Result<u64> {
         let (guard, size) = self
-            .write_body(self.new_tmp_path(), display_name, attrs, stamp, body)
+            .write_body(self.new_tmp_path(), display_name, attrs, stamp, body, None)
             .await?;
         let name = display_name.to_string();
         let root = self.root.clone();
@@ -275,6 +319,18 @@ fn remove_upload_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Warns when a body's size is not the one its stamp announced (a caller's bug).
+fn check_size(name: &str, size: u64, stamp: &Stamp) {
+    if size != stamp.size {
+        tracing::warn!(
+            name,
+            size,
+            stamp_size = stamp.size,
+            "stamp size differs from body size"
+        );
+    }
+}
+
 /// Removes the temp file unless the commit disarmed it.
 struct TempFile(Option<PathBuf>);
 
@@ -312,43 +368,6 @@ fn remove_old_files(
         }
     }
     Ok(removed)
-}
-
-/// Group fsync of one directory: concurrent callers that ask for durability of the entries
-/// made so far share one fsync (the one running when they ask covers them only if it started
-/// after their entries were made, so a caller waits for the next one otherwise).
-#[derive(Debug)]
-struct DirSync {
-    dir: PathBuf,
-    requested: std::sync::atomic::AtomicU64,
-    done: tokio::sync::Mutex<u64>,
-}
-
-impl DirSync {
-    fn new(dir: PathBuf) -> Self {
-        DirSync {
-            dir,
-            requested: std::sync::atomic::AtomicU64::new(0),
-            done: tokio::sync::Mutex::new(0),
-        }
-    }
-
-    async fn sync(&self) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut done = self.done.lock().await;
-        if *done >= ticket {
-            return Ok(());
-        }
-        // Every entry made before this load is covered by the fsync that follows.
-        let covered = self.requested.load(Ordering::SeqCst);
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || fsync_dir(&dir))
-            .await
-            .map_err(|e| BackendError::other(format!("fsync task failed: {e}")))??;
-        *done = covered;
-        Ok(())
-    }
 }
 
 fn encode_xattrs(attrs: &ObjectAttributes, stamp: &Stamp) -> Result<Vec<(&'static str, Vec<u8>)>> {
@@ -711,12 +730,18 @@ impl Backend for LocalBackend {
         body: ByteStream,
     ) -> Result<Staged> {
         let path = self.staging_path(prepared)?;
-        let (mut guard, size) = self
-            .write_body(path, name.as_str(), attrs, stamp, body)
-            .await?;
         // The staged copy counts towards the write quorum: its directory entry must be
-        // durable too. Concurrent stages share the fsync.
-        self.staging_sync.sync().await?;
+        // durable too.
+        let (mut guard, size) = self
+            .write_body(
+                path,
+                name.as_str(),
+                attrs,
+                stamp,
+                body,
+                Some(self.staging.clone()),
+            )
+            .await?;
         guard.0 = None;
         Ok(Staged {
             handle: prepared.to_string(),
@@ -740,12 +765,14 @@ impl Backend for LocalBackend {
         let size = parts.iter().map(|p| p.size).sum();
         let parts = parts.to_vec();
         let shown = name.as_str().to_string();
+        let staging = self.staging.clone();
         let mut guard = tokio::task::spawn_blocking(move || {
-            compose_parts(staged, &upload_dir, &parts, &shown, &xattrs)
+            let guard = compose_parts(staged, &upload_dir, &parts, &shown, &xattrs)?;
+            fsync_dir(&staging)?;
+            Ok::<_, BackendError>(guard)
         })
         .await
         .map_err(|e| BackendError::other(format!("compose task failed: {e}")))??;
-        self.staging_sync.sync().await?;
         guard.0 = None;
         Ok(Staged {
             handle,
@@ -761,7 +788,7 @@ impl Backend for LocalBackend {
         let shown = name.as_str().to_string();
         let version = stamp.version_id.clone();
         let info = tokio::task::spawn_blocking(move || {
-            match open_object(&source, &shown) {
+            let info = match open_object(&source, &shown) {
                 Ok((_, staged)) => {
                     // Only a complete staged file carries its stamp (set last, then fsynced).
                     if staged.stamp.as_ref().map(|s| s.version_id.as_str())
@@ -772,12 +799,16 @@ impl Backend for LocalBackend {
                         )));
                     }
                     rename_durably(&source, &root, &target, &shown)?;
+                    // The same file under its new name: its etag (stamp and size) is the same.
+                    ObjectInfo {
+                        name: shown.clone(),
+                        ..staged
+                    }
                 }
                 // Published before (a retry): fine if the object is still this version.
-                Err(BackendError::NotFound { .. }) => {}
+                Err(BackendError::NotFound { .. }) => open_object(&target, &shown)?.1,
                 Err(e) => return Err(e),
-            }
-            let (_, info) = open_object(&target, &shown)?;
+            };
             if info.stamp.as_ref().map(|s| s.version_id.as_str()) != Some(version.as_str()) {
                 return Err(BackendError::NotFound { name: shown });
             }
@@ -845,7 +876,7 @@ impl Backend for LocalBackend {
         let this = self.clone();
         let owned_name = name.clone();
         let if_match = if_match.map(str::to_string);
-        let (file, info, range) = tokio::task::spawn_blocking(move || {
+        let (file, info, range, eager) = tokio::task::spawn_blocking(move || {
             let (mut file, info) = this.open(&owned_name)?;
             if let Some(expected) = if_match {
                 if expected != "*" && expected != info.etag {
@@ -859,15 +890,31 @@ impl Backend for LocalBackend {
                 file.seek(SeekFrom::Start(range.start))
                     .map_err(|e| io_error(e, &format!("seek {owned_name}")))?;
             }
-            Ok((file, info, range))
+            // A small range is read here, in the same trip to a blocking thread as the open.
+            let eager = if range.end - range.start <= READ_CHUNK as u64 {
+                let mut data = vec![0u8; (range.end - range.start) as usize];
+                std::io::Read::read_exact(&mut file, &mut data).map_err(|e| match e.kind() {
+                    ErrorKind::UnexpectedEof => BackendError::unavailable(format!(
+                        "{owned_name}: file shrank while being read"
+                    )),
+                    _ => io_error(e, &format!("read {owned_name}")),
+                })?;
+                Some(bytes::Bytes::from(data))
+            } else {
+                None
+            };
+            Ok((file, info, range, eager))
         })
         .await
         .map_err(|e| BackendError::other(format!("open task failed: {e}")))??;
-        let body = read_stream(
-            tokio::fs::File::from_std(file),
-            range.clone(),
-            name.to_string(),
-        );
+        let body = match eager {
+            Some(data) => futures::stream::once(async move { Ok(data) }).boxed(),
+            None => read_stream(
+                tokio::fs::File::from_std(file),
+                range.clone(),
+                name.to_string(),
+            ),
+        };
         Ok(GetResult { info, range, body })
     }
 

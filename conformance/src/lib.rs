@@ -57,6 +57,8 @@ pub struct Options {
     pub extra_toml: String,
     /// Extra lines of the `[limits]` table (`name = value`, one per line).
     pub limits_toml: String,
+    /// `limits.inflight_bytes` (default: 128 MiB).
+    pub inflight_bytes: Option<u64>,
     /// Both local backends get a fault-injection switch ([`TestGateway::faults`]), with no
     /// fault set.
     pub faults: bool,
@@ -282,8 +284,36 @@ impl TestGateway {
         body: &[u8],
         sent: usize,
     ) -> tokio::net::TcpStream {
+        self.start_put_as(ADMIN, bucket, key, body, sent).await
+    }
+
+    /// [`TestGateway::start_put`] signed with `key`.
+    pub async fn start_put_as(
+        &self,
+        key: Key,
+        bucket: &str,
+        object: &str,
+        body: &[u8],
+        sent: usize,
+    ) -> tokio::net::TcpStream {
+        let path = format!("{bucket}/{}", encode_key(object));
+        self.start_request(key, "PUT", &path, &[], body, sent).await
+    }
+
+    /// Opens a connection and sends a signed request's head (payload unsigned, with
+    /// `headers` and a Content-Length of `body`) for `path_and_query` (no leading slash), and
+    /// the first `sent` bytes of `body`: the rest can follow, or the client can hang up.
+    pub async fn start_request(
+        &self,
+        key: Key,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        sent: usize,
+    ) -> tokio::net::TcpStream {
         use tokio::io::AsyncWriteExt;
-        let mut req = raw::request("PUT", &self.url(&format!("{bucket}/{}", encode_key(key))));
+        let mut req = raw::request(method, &self.url(path_and_query));
         req.headers_mut().insert(
             "content-length",
             body.len()
@@ -291,7 +321,13 @@ impl TestGateway {
                 .parse()
                 .expect("content-length header"),
         );
-        sign::Signer::new(ADMIN).sign(&mut req, &sign::Payload::Unsigned);
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        sign::Signer::new(key).sign(&mut req, &sign::Payload::Unsigned);
         let mut stream = tokio::net::TcpStream::connect(self.addr)
             .await
             .expect("connect");
@@ -358,7 +394,10 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
         t.push_str(&format!("certificate = {}\n", toml_str(&tls.cert_path)));
         t.push_str(&format!("private_key = {}\n", toml_str(&tls.key_path)));
     }
-    t.push_str("\n[limits]\ninflight_bytes = 134217728\nchunk_bytes = 5242880\n");
+    t.push_str(&format!(
+        "\n[limits]\ninflight_bytes = {}\nchunk_bytes = 5242880\n",
+        options.inflight_bytes.unwrap_or(128 << 20)
+    ));
     if let Some(secs) = options.header_timeout_secs {
         t.push_str(&format!("header_timeout_secs = {secs}\n"));
     }
@@ -615,6 +654,116 @@ pub async fn list_all_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<Str
         }
     }
     panic!("listing does not end");
+}
+
+/// One object as a client sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectState {
+    pub bucket: String,
+    pub key: String,
+    pub sha256: String,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// One incomplete multipart upload and its parts (number, ETag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadState {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub parts: Vec<(i32, String)>,
+}
+
+/// Everything a client can observe of a gateway's contents: buckets, objects (bytes,
+/// metadata), multipart uploads and their parts. Two snapshots are equal when nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayState {
+    pub buckets: Vec<String>,
+    pub objects: Vec<ObjectState>,
+    pub uploads: Vec<UploadState>,
+}
+
+/// A [`GatewayState`] read through `client` (which should see every bucket: the admin key).
+pub async fn gateway_state(client: &aws_sdk_s3::Client) -> GatewayState {
+    let listed = client.list_buckets().send().await.expect("list buckets");
+    let mut buckets: Vec<String> = listed
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect();
+    buckets.sort();
+    let mut objects = Vec::new();
+    let mut uploads = Vec::new();
+    for bucket in &buckets {
+        for key in list_all_keys(client, bucket).await {
+            let out = client
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
+            let mut metadata: Vec<(String, String)> = out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            metadata.sort();
+            let etag = out.e_tag().map(str::to_string);
+            let content_type = out.content_type().map(str::to_string);
+            let bytes = out.body.collect().await.expect("read body").into_bytes();
+            objects.push(ObjectState {
+                bucket: bucket.clone(),
+                key,
+                sha256: sha256_hex(&bytes),
+                etag,
+                content_type,
+                metadata,
+            });
+        }
+        let listed = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list uploads");
+        for upload in listed.uploads() {
+            let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            let parts = client
+                .list_parts()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .expect("list parts");
+            uploads.push(UploadState {
+                bucket: bucket.clone(),
+                key: key.to_string(),
+                upload_id: upload_id.to_string(),
+                parts: parts
+                    .parts()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.part_number().unwrap_or_default(),
+                            p.e_tag().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    uploads
+        .sort_by(|a, b| (&a.bucket, &a.key, &a.upload_id).cmp(&(&b.bucket, &b.key, &b.upload_id)));
+    GatewayState {
+        buckets,
+        objects,
+        uploads,
+    }
 }
 
 /// Percent-encodes a key for a URL path (everything but unreserved characters and `/`).

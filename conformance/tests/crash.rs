@@ -178,6 +178,16 @@ struct KeyState {
 
 type State = Arc<Mutex<HashMap<String, KeyState>>>;
 
+/// Notes that a write of `hash` to `key` is about to be sent.
+fn sending(state: &State, key: &str, hash: &str) {
+    state
+        .lock()
+        .unwrap()
+        .entry(key.to_string())
+        .or_default()
+        .sending(hash);
+}
+
 impl KeyState {
     fn sending(&mut self, hash: &str) {
         self.written.insert(hash.to_string());
@@ -245,12 +255,7 @@ async fn writer(
         let key = format!("w{w}/k{}", (i + round) % KEYS_PER_WRITER);
         let body = random_bytes(body_size(&mut rng, i));
         let hash = sha256_hex(&body);
-        state
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .sending(&hash);
+        sending(&state, &key, &hash);
         let sent = client
             .put_object()
             .bucket(BUCKET)
@@ -338,12 +343,7 @@ async fn multipart_writer(
             (parts, content)
         };
         let hash = sha256_hex(&content);
-        state
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .sending(&hash);
+        sending(&state, &key, &hash);
         let done = client
             .complete_multipart_upload()
             .bucket(BUCKET)
@@ -424,12 +424,7 @@ async fn verify_open_upload(
     let parts = completed_parts(&o.parts);
     let content: Vec<u8> = o.parts.iter().flat_map(|(_, _, b)| b.clone()).collect();
     let hash = sha256_hex(&content);
-    state
-        .lock()
-        .unwrap()
-        .entry(o.key.clone())
-        .or_default()
-        .sending(&hash);
+    sending(state, &o.key, &hash);
     client
         .complete_multipart_upload()
         .bucket(BUCKET)

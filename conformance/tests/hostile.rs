@@ -1048,16 +1048,18 @@ async fn hostile_lengths_and_chunk_framing() {
         ("decoded length with a unit", "5 bytes"),
     ] {
         let wire = b"5\r\nhello\r\n0\r\n\r\n".to_vec();
-        let (head, _) = chunked_put(
+        // Signed: an unsigned x-amz-* header is refused (403) before its value is parsed.
+        let (head, _) = signed_head_with(
             &f,
-            "decoded-nan",
-            STREAMING_UNSIGNED_TRAILER,
-            None,
-            Some(wire.len()),
-        );
-        let head = inject(
-            &head,
-            &[format!("x-amz-decoded-content-length: {value}").as_bytes()],
+            &Signer::new(ADMIN),
+            "PUT",
+            &format!("{BUCKET}/decoded-nan"),
+            &[
+                ("content-encoding", "aws-chunked".to_string()),
+                ("x-amz-decoded-content-length", value.to_string()),
+                ("content-length", wire.len().to_string()),
+            ],
+            Payload::Literal(STREAMING_UNSIGNED_TRAILER.to_string()),
         );
         let resp = answered(exchange(f.addr(), head, wire).await, what);
         assert_s3_error(&resp, 400, &["InvalidArgument", "InvalidRequest"], what);

@@ -10,7 +10,8 @@ use hansa_backends::{Fault, FaultPlan};
 use hansa_conformance::raw;
 use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
-    bucket_name, create_bucket, encode_key, get, put, random_bytes, Options, TestGateway, ADMIN,
+    bucket_name, create_bucket, encode_key, get, put, random_bytes, s3_err, Options, TestGateway,
+    ADMIN,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -805,4 +806,74 @@ fn walk_files(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// A multipart upload being created when its bucket is deleted does not outlive the bucket:
+/// DeleteBucket waits until the upload is recorded, then removes it with the bucket.
+#[tokio::test]
+async fn an_upload_being_created_does_not_outlive_its_bucket() {
+    let gw = gateway("", "").await;
+    let client = gw.client();
+    let bucket = bucket_name("mpu-vs-delete");
+    create_bucket(&client, &bucket).await;
+    // Creating the upload takes 1 s on disk-b: DeleteBucket arrives meanwhile.
+    gw.faults("disk-b").set(writes(Fault::SlowMs(1000)));
+    let creating = {
+        let (client, bucket) = (client.clone(), bucket.clone());
+        tokio::spawn(async move {
+            client
+                .create_multipart_upload()
+                .bucket(&bucket)
+                .key("k")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deleted = client.delete_bucket().bucket(&bucket).send().await;
+    let created = creating.await.expect("create task");
+    gw.faults("disk-b").clear();
+    let upload_id = created
+        .expect("the upload was created before the bucket went")
+        .upload_id
+        .expect("upload id");
+    assert!(deleted.is_ok(), "an empty bucket is deleted: {deleted:?}");
+
+    let part = client
+        .upload_part()
+        .bucket(&bucket)
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(random_bytes(1000).into())
+        .send()
+        .await;
+    let err = s3_err(&part.expect_err("the upload went with its bucket"));
+    assert!(
+        matches!(err.code.as_deref(), Some("NoSuchBucket" | "NoSuchUpload")),
+        "{err:?}"
+    );
+    let leftovers: Vec<PathBuf> = gw
+        .all_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&upload_id))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the upload's files stayed: {leftovers:?}"
+    );
+    // A new bucket of the same name starts without it.
+    create_bucket(&client, &bucket).await;
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        uploads.uploads().is_empty(),
+        "an upload outlived its bucket: {:?}",
+        uploads.uploads()
+    );
+    gw.shutdown().await;
 }

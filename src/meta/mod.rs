@@ -7,7 +7,7 @@ mod records;
 mod sled_store;
 
 pub use records::{
-    BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary,
+    Before, BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary,
     Replica, ReplicaState, UploadRecord, UploadTarget,
 };
 pub use sled_store::SledStore;

@@ -233,6 +233,17 @@ pub struct Intent {
     /// backend's copy no longer needs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// What the key held before the write committed: put back if a crash leaves the write
+    /// committed but provably published nowhere (its answer was never sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Before>,
+}
+
+/// The key's entry before a write committed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Before {
+    Absent,
+    Object(Box<ObjectRecord>),
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

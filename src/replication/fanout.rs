@@ -24,15 +24,17 @@ use futures::{Stream, StreamExt};
 use hansa_backends::{BackendError, ByteStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::InflightBudget;
+use super::{BudgetError, InflightBudget};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher};
 
 /// How a body flows through one write.
 pub struct Flow<'a> {
     /// Size of the shared buffers.
     pub chunk_bytes: usize,
-    /// The gateway-wide budget of buffered bytes; a buffer waits for its share.
+    /// The gateway-wide budget of buffered bytes; a buffer waits (boundedly) for its share.
     pub budget: &'a InflightBudget,
+    /// Whose share of the budget the buffers count against (the signing access key).
+    pub tenant: Option<Arc<str>>,
     /// How long the client may send nothing before the write fails.
     pub body_idle: Duration,
     /// How long a target may take nothing before it is cut.
@@ -151,6 +153,8 @@ pub enum PumpError<E> {
     Body(E),
     /// The client sent nothing for this long.
     ClientStalled(Duration),
+    /// No in-flight budget came free for the next buffer within the bounded wait.
+    Busy(BudgetError),
     /// Too few targets are left to make the write quorum.
     QuorumLost,
 }
@@ -224,8 +228,13 @@ where
             Some(r) => r.clamp(1, flow.chunk_bytes as u64) as usize,
             None => flow.chunk_bytes,
         };
-        let reservation = flow.budget.reserve(want).await;
-        let mut buf: Vec<u8> = Vec::with_capacity(want);
+        // Budget is taken as the bytes arrive, not before: a client that has not sent them
+        // (a stalled or trickling upload) holds what it sent, not a whole buffer. Past the
+        // first `EARLY` bytes the rest of the buffer is taken at once, so that concurrent
+        // writes never each hold part of a buffer while waiting for the rest (a deadlock when
+        // those parts add up to the whole budget).
+        let mut reservation = flow.budget.empty(flow.tenant.clone());
+        let mut buf: Vec<u8> = Vec::with_capacity(want.min(EARLY));
         let mut ended = false;
         while buf.len() < want {
             let data = match carry.take() {
@@ -241,6 +250,13 @@ where
                 },
             };
             let room = want - buf.len();
+            let filled = buf.len() + data.len().min(room);
+            let cover = if filled <= EARLY { filled } else { want };
+            reservation.cover(cover).await.map_err(PumpError::Busy)?;
+            if cover == want {
+                // Grows once, from at most `EARLY` bytes, to exactly the buffer's size.
+                buf.reserve_exact(want - buf.len());
+            }
             if data.len() > room {
                 buf.extend_from_slice(&data[..room]);
                 carry = Some(data.slice(room..));
@@ -276,6 +292,9 @@ struct Targets {
     /// When the previous buffer went out: how long a buffer takes at the write's pace.
     last_buffer: Option<Instant>,
 }
+
+/// Bytes of a buffer paid for as they arrive; beyond them, the whole buffer is reserved.
+const EARLY: usize = 64 << 10;
 
 /// The least patience a target without room gets before it is cut.
 const MIN_PATIENCE: Duration = Duration::from_millis(20);
@@ -402,6 +421,7 @@ mod tests {
         Flow {
             chunk_bytes: CHUNK,
             budget,
+            tenant: None,
             body_idle: Duration::from_secs(5),
             target_stall: Duration::from_millis(300),
             max_lag: 2,
@@ -541,6 +561,62 @@ mod tests {
         f.body_idle = Duration::from_millis(100);
         let report = pump(stalled, None, senders, 1, &f, || {}).await;
         assert!(matches!(report.result, Err(PumpError::ClientStalled(_))));
+        assert!(reader.await.expect("join").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_trickling_body_holds_only_what_it_sent() {
+        let budget = InflightBudget::new(4 * CHUNK as u64);
+        let (senders, feeds) = feeds(1, 2);
+        let _reader = tokio::spawn(drain(feeds.into_iter().next().expect("feed").body));
+        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let b = budget.clone();
+        let pump = tokio::spawn(async move {
+            let f = flow(&b);
+            pump(body, Some(4 * CHUNK as u64), senders, 1, &f, || {})
+                .await
+                .result
+                .map(|p| p.len)
+        });
+        tx.send(Ok(Bytes::from_static(b"x"))).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            budget.reserved_bytes(),
+            1 << 10,
+            "one byte sent, one unit held"
+        );
+        // Past the first bytes, the rest of the buffer is taken at once.
+        tx.send(Ok(Bytes::from(vec![1; 100 << 10])))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(budget.reserved_bytes(), CHUNK as u64);
+        tx.send(Err("cut".into())).await.expect("send");
+        assert!(pump.await.expect("join").is_err(), "a cut body fails");
+        assert_eq!(
+            budget.reserved_bytes(),
+            0,
+            "and releases its budget at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_without_budget_is_told_to_slow_down() {
+        let budget = InflightBudget::with_policy(
+            2 * CHUNK as u64,
+            crate::replication::BudgetPolicy {
+                wait: Duration::from_millis(100),
+                max_share: 1.0,
+            },
+        );
+        let _held = budget.reserve(2 * CHUNK, None).await.expect("reserve");
+        let (senders, feeds) = feeds(1, 2);
+        let reader = tokio::spawn(drain(feeds.into_iter().next().expect("feed").body));
+        let report = pump(body(1), None, senders, 1, &flow(&budget), || {}).await;
+        assert!(matches!(report.result, Err(PumpError::Busy(_))));
         assert!(reader.await.expect("join").is_err());
     }
 }

@@ -58,6 +58,12 @@ pub struct BucketGuard {
     _bucket: OwnedRwLockWriteGuard<()>,
 }
 
+/// Held while something is created in a bucket without writing a key (a multipart upload):
+/// the bucket is not deleted meanwhile.
+pub struct BucketShare {
+    _bucket: OwnedRwLockReadGuard<()>,
+}
+
 impl KeyLocks {
     pub async fn lock(&self, bucket: &str, key: &str) -> KeyGuard {
         let bucket_guard = self.buckets.get(bucket.to_string()).read_owned().await;
@@ -69,6 +75,12 @@ impl KeyLocks {
         KeyGuard {
             _key: key_guard,
             _bucket: bucket_guard,
+        }
+    }
+
+    pub async fn share_bucket(&self, bucket: &str) -> BucketShare {
+        BucketShare {
+            _bucket: self.buckets.get(bucket.to_string()).read_owned().await,
         }
     }
 
@@ -117,6 +129,25 @@ mod tests {
         .await;
         assert!(other.is_ok());
         drop(w);
+        let del = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            locks.lock_bucket("b"),
+        )
+        .await;
+        assert!(del.is_ok());
+    }
+
+    #[tokio::test]
+    async fn bucket_deletion_waits_for_uploads_being_created() {
+        let locks = KeyLocks::default();
+        let creating = locks.share_bucket("b").await;
+        let del = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            locks.lock_bucket("b"),
+        )
+        .await;
+        assert!(del.is_err(), "an upload is being created");
+        drop(creating);
         let del = tokio::time::timeout(
             std::time::Duration::from_millis(100),
             locks.lock_bucket("b"),

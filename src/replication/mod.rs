@@ -6,9 +6,9 @@ mod fanout;
 mod locks;
 mod read;
 
-pub use budget::InflightBudget;
+pub use budget::{BudgetError, BudgetPolicy, InflightBudget, Reservation};
 pub use fanout::{feeds, pump, Cut, Feed, Flow, Frame, Progress, PumpError, PumpReport, Pumped};
-pub use locks::{BucketGuard, KeyGuard, KeyLocks};
+pub use locks::{BucketGuard, BucketShare, KeyGuard, KeyLocks};
 pub use read::{open_replicas, ReadFailure, ReplicaRead};
 
 use std::collections::HashMap;

@@ -362,7 +362,14 @@ where
                     Err(error) => error,
                 },
             },
-            Some(Err(error)) => BodyError::Transport(error.into()),
+            Some(Err(error)) => {
+                let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+                if error.is::<super::pace::BodyTimeout>() {
+                    BodyError::RequestTimeout
+                } else {
+                    BodyError::Transport(error)
+                }
+            }
             None => match state.verifier.take()?.finish() {
                 Ok(summary) => {
                     state.outcome.set(summary);

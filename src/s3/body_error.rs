@@ -64,6 +64,10 @@ pub enum BodyError {
     /// `MalformedTrailerError` 400: trailers missing, malformed or undeclared.
     #[error("The request contained trailing data that was not well-formed or did not conform to our published schema: {0}.")]
     MalformedTrailer(&'static str),
+    /// `RequestTimeout` 400: the client sent nothing for the idle timeout, or fell behind the
+    /// minimum body rate.
+    #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
+    RequestTimeout,
     /// `IncompleteBody` 400: the transport failed (client went away, framing error).
     #[error("The request body could not be read: {0}")]
     Transport(Box<dyn std::error::Error + Send + Sync>),
@@ -90,6 +94,7 @@ impl BodyError {
             }
             BodyError::IncompleteBody | BodyError::Transport(_) => "IncompleteBody",
             BodyError::MalformedTrailer(_) => "MalformedTrailerError",
+            BodyError::RequestTimeout => "RequestTimeout",
         }
     }
 

@@ -3,16 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use http_body_util::BodyExt;
 
 use super::auth::{Credential, Verified};
 use super::error::{S3Error, S3Result};
+use super::pace::{Pace, PacedBody, RawBody};
 use super::router::Route;
 use crate::gateway::Gateway;
-
-/// The client's request body, boxed once so handlers need not be generic.
-pub type RawBody =
-    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Everything an operation handler needs about its request.
 pub struct Ctx {
@@ -63,13 +60,23 @@ impl Ctx {
             .ok_or_else(|| S3Error::invalid_request("missing key"))
     }
 
-    /// The raw body; each handler takes it at most once.
+    /// The raw body; each handler takes it at most once. It fails with RequestTimeout when
+    /// the client stalls or trickles (`limits.body_idle_timeout_secs`,
+    /// `limits.min_body_bytes_per_sec`), and is read no faster than the credential's
+    /// `bytes_per_sec`: every body, object or XML document, goes at a pace the gateway can
+    /// afford.
     pub fn take_body(&mut self) -> S3Result<RawBody> {
-        self.body
+        let raw = self
+            .body
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| S3Error::internal("request body taken twice"))
+            .ok_or_else(|| S3Error::internal("request body taken twice"))?;
+        let pace = Pace::from_limits(
+            &self.gw.config.limits,
+            self.gw.rates.bytes(&self.credential.access_key_id),
+        );
+        Ok(PacedBody::new(raw, pace).boxed_unsync())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -159,7 +159,11 @@ fn status(code: u16) -> StatusCode {
 
 impl From<AuthError> for S3Error {
     fn from(e: AuthError) -> Self {
-        S3Error::new(e.s3_code(), status(e.http_status()), e.to_string())
+        let error = S3Error::new(e.s3_code(), status(e.http_status()), e.to_string());
+        match e.headers_not_signed() {
+            Some(names) => error.with("HeadersNotSigned", names),
+            None => error,
+        }
     }
 }
 
@@ -202,6 +206,7 @@ impl From<StoreError> for S3Error {
                 )
             }
             StoreError::Throttled => S3Error::slow_down(),
+            StoreError::Busy(_) => S3Error::slow_down(),
             StoreError::MetadataTooLarge(_) => {
                 tracing::warn!(error = %e, "metadata too large for a backend");
                 S3Error::new(
@@ -239,5 +244,22 @@ impl From<StoreError> for S3Error {
                 S3Error::internal("We encountered an internal error. Please try again.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_headers_are_named_in_the_error_document() {
+        let error = S3Error::from(AuthError::HeadersNotSigned(
+            "x-amz-acl, x-amz-copy-source".into(),
+        ));
+        assert_eq!(error.status, StatusCode::FORBIDDEN);
+        let xml = error.to_xml("/b/k", "RID");
+        assert!(xml.contains("<Code>AccessDenied</Code><Message>There were headers present in the request which were not signed</Message><HeadersNotSigned>x-amz-acl, x-amz-copy-source</HeadersNotSigned><Resource>/b/k</Resource>"), "{xml}");
+        let other = S3Error::from(AuthError::SignatureDoesNotMatch).to_xml("/", "RID");
+        assert!(!other.contains("HeadersNotSigned"), "{other}");
     }
 }

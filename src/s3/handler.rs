@@ -9,9 +9,10 @@ use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 
 use super::auth::{self, Credential};
-use super::ctx::{Ctx, RawBody};
+use super::ctx::Ctx;
 use super::error::{S3Error, S3Result};
 use super::ops;
+use super::pace::RawBody;
 use super::response::{self, S3Response};
 use super::router::{self, Operation, Route};
 use crate::gateway::Gateway;
@@ -98,6 +99,9 @@ async fn dispatch(
         .cloned()
         .ok_or_else(S3Error::access_denied)?;
     authorize(&credential, &route)?;
+    if !gw.rates.admit(&credential.access_key_id) {
+        return Err(S3Error::slow_down());
+    }
     let mut ctx = Ctx::new(gw, route, parts, verified, credential, request_id, body);
     match ctx.route.operation.clone() {
         Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,

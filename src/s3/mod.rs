@@ -8,6 +8,7 @@ pub mod ctx;
 pub mod error;
 pub mod handler;
 pub mod ops;
+pub mod pace;
 pub mod range;
 pub mod response;
 pub mod router;

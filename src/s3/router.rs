@@ -186,6 +186,8 @@ pub fn route(
         None => {
             let rest = path.strip_prefix('/').unwrap_or(path);
             match rest.split_once('/') {
+                // `//key`: a key under an empty bucket name, which no operation can serve.
+                Some(("", k)) if !k.is_empty() => return Err(invalid_uri()),
                 Some((b, k)) => (non_empty(decode_path(b)?), non_empty(decode_path(k)?)),
                 None => (non_empty(decode_path(rest)?), None),
             }
@@ -444,6 +446,25 @@ mod tests {
         assert_eq!(op("GET", "/b1?uploads", false), ListMultipartUploads);
         assert_eq!(op("GET", "/b1/k?partNumber=2", false), GetObject);
         assert_eq!(op("HEAD", "/b1/k?partNumber=2", false), HeadObject);
+    }
+
+    #[test]
+    fn key_without_bucket_is_invalid_uri() {
+        // Found by fuzz/fuzz_targets/router.rs: `DELETE //PdOS` routed to a service operation
+        // carrying a key and no bucket (and `GET //key` listed the buckets).
+        for (method, uri) in [
+            (Method::DELETE, "//PdOS"),
+            (Method::GET, "//key"),
+            (Method::PUT, "//a/b"),
+        ] {
+            let e = route(&method, &uri.parse().unwrap(), &HeaderMap::new(), &[]).unwrap_err();
+            assert_eq!(e.code, "InvalidURI", "{method} {uri}");
+        }
+        assert_eq!(
+            r("GET", "//", "localhost").operation,
+            Operation::ListBuckets
+        );
+        assert_eq!(r("GET", "/", "localhost").operation, Operation::ListBuckets);
     }
 
     #[test]

@@ -22,9 +22,9 @@ use tokio::task::JoinHandle;
 
 use super::condition::WriteCondition;
 use super::copies::{clone_kind, discard, publish_at};
-use super::stage::{grace, IntentLog, Slot, Target, TargetSlot};
+use super::stage::{first_or_deadline, grace, IntentLog, Slot, Target, TargetSlot};
 use super::{RunningWrite, Store, StoreError, StoreResult};
-use crate::meta::{IntentPhase, ObjectRecord, Replica, ReplicaState};
+use crate::meta::{Before, IntentPhase, ObjectRecord, Replica, ReplicaState};
 use crate::replication::bounded;
 
 /// A version staged on its targets, ready to commit.
@@ -57,8 +57,71 @@ struct LatePublish {
 pub(crate) async fn commit(
     store: &Arc<Store>,
     mut write: StagedWrite,
-    running: RunningWrite,
+    mut running: RunningWrite,
 ) -> StoreResult<ObjectRecord> {
+    loop {
+        match try_commit(store, write, running).await {
+            Attempt::Done(result) => return result,
+            Attempt::HeldCopiesFailed(retry) => {
+                let Retry {
+                    write: w,
+                    running: r,
+                    failed,
+                } = *retry;
+                (write, running) = (w, r);
+                fall_back_to_stragglers(&mut write, failed).await;
+            }
+        }
+    }
+}
+
+/// How one attempt at committing ended.
+// One per attempt, moved once: the size of the record is no cost worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    Done(StoreResult<ObjectRecord>),
+    /// The copies held in memory that made the quorum could not be published, and nothing
+    /// visible changed; targets still staging may make the quorum instead.
+    HeldCopiesFailed(Box<Retry>),
+}
+
+/// A write to try again, and why each of its publishes failed (`None`: not tried or done).
+struct Retry {
+    write: StagedWrite,
+    running: RunningWrite,
+    failed: Vec<Option<BackendError>>,
+}
+
+/// After the held copies failed to publish: they are out of the write, and the stragglers'
+/// stages are waited for (each bounded by its own timeouts), to count towards the quorum.
+async fn fall_back_to_stragglers(write: &mut StagedWrite, failed: Vec<Option<BackendError>>) {
+    for (slot, failure) in write.slots.iter_mut().zip(failed) {
+        if let Some(e) = failure {
+            slot.slot = Slot::Missing(e);
+        }
+    }
+    for slot in write.slots.iter_mut() {
+        if !matches!(slot.slot, Slot::Straggling(_)) {
+            continue;
+        }
+        let lost = Slot::Missing(BackendError::Other {
+            message: "stage task lost".into(),
+        });
+        let Slot::Straggling(task) = std::mem::replace(&mut slot.slot, lost) else {
+            continue;
+        };
+        slot.slot = match task.outcome().await {
+            Ok((name, copy)) => {
+                slot.target.name = name;
+                Slot::Staged(copy)
+            }
+            Err(e) => Slot::Missing(e),
+        };
+    }
+}
+
+/// One attempt at [`commit`].
+async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: RunningWrite) -> Attempt {
     // Copies held in memory count once published; if the quorum needs more than one of them,
     // they are made durable first, so that a failing publish can never leave some of them
     // published and the write failed (see `publish_all`).
@@ -71,7 +134,7 @@ pub(crate) async fn commit(
     if staged < write.quorum || write.quorum.saturating_sub(durable_count(&write.slots)) >= 2 {
         let error = quorum_error(&write.slots, write.quorum);
         abandon(store, write, running);
-        return Err(error);
+        return Attempt::Done(Err(error));
     }
     let guard = store.locks.lock(&write.bucket, &write.key).await;
     let previous = match current(store, &write) {
@@ -79,7 +142,7 @@ pub(crate) async fn commit(
         Err(e) => {
             drop(guard);
             abandon(store, write, running);
-            return Err(e);
+            return Attempt::Done(Err(e));
         }
     };
     write.record.replicas = write
@@ -100,7 +163,7 @@ pub(crate) async fn commit(
         .filter(|old| !write.record.replicas.iter().any(|new| new.same_slot(old)))
         .cloned()
         .collect();
-    let durable = async {
+    let committed = async {
         let staged_handles: Vec<Option<String>> = write
             .slots
             .iter()
@@ -119,6 +182,10 @@ pub(crate) async fn commit(
             .update(|intent| {
                 intent.phase = IntentPhase::Committed;
                 intent.superseded = superseded;
+                intent.before = Some(match &previous {
+                    Some(p) => Before::Object(Box::new(p.clone())),
+                    None => Before::Absent,
+                });
                 for ((t, handle), name) in intent.targets.iter_mut().zip(staged_handles).zip(names)
                 {
                     t.name = name;
@@ -134,12 +201,12 @@ pub(crate) async fn commit(
         Ok::<_, StoreError>(store.meta.sync().await?)
     }
     .await;
-    if let Err(e) = durable {
+    if let Err(e) = committed {
         tracing::error!(error = %e, "could not commit a write to the index");
         restore(store, &write.bucket, &write.key, previous.as_ref()).await;
         drop(guard);
         abandon(store, write, running);
-        return Err(e);
+        return Attempt::Done(Err(e));
     }
     let (published, late) = publish_all(store, &write).await;
     let mut any = false;
@@ -168,13 +235,25 @@ pub(crate) async fn commit(
         }
     }
     if !any {
-        // Nothing visible changed (a publish still running is stopped, and its copy
-        // discarded): the previous version stays the object.
-        for l in &late {
-            l.task.abort();
-        }
+        // Nothing visible changed: the previous version stays the object. (Publishes are
+        // left running only once one has succeeded, so none is running now.)
         restore(store, &write.bucket, &write.key, previous.as_ref()).await;
         drop(guard);
+        if write
+            .slots
+            .iter()
+            .any(|s| matches!(s.slot, Slot::Straggling(_)))
+        {
+            let failed = published
+                .into_iter()
+                .map(|r| r.and_then(|(_, result)| result.err()))
+                .collect();
+            return Attempt::HeldCopiesFailed(Box::new(Retry {
+                write,
+                running,
+                failed,
+            }));
+        }
         let failures: Vec<(String, BackendError)> = write
             .slots
             .iter()
@@ -186,7 +265,7 @@ pub(crate) async fn commit(
             .collect();
         let error = StoreError::quorum(0, write.quorum, &failures);
         abandon(store, write, running);
-        return Err(error);
+        return Attempt::Done(Err(error));
     }
     // Not flushed: after a crash, recovery publishes the staged copies again (idempotent),
     // which gives the same etags.
@@ -199,7 +278,7 @@ pub(crate) async fn commit(
     drop(guard);
     let record = write.record.clone();
     tokio::spawn(after_commit(store.clone(), write, late, running));
-    Ok(record)
+    Attempt::Done(Ok(record))
 }
 
 /// Staged copies that survive a crash: what the write quorum counts before anything is
@@ -312,20 +391,10 @@ async fn publish_staged(
                 write.started,
             ))));
         }
-        let done = {
-            let next = futures::future::select_all(running.iter_mut().map(|l| &mut l.task));
-            match deadline.as_mut() {
-                Some(deadline) => tokio::select! {
-                    (result, pos, _) = next => Some((result, pos)),
-                    _ = deadline.as_mut() => None,
-                },
-                None => {
-                    let (result, pos, _) = next.await;
-                    Some((result, pos))
-                }
-            }
+        let next = first_or_deadline(running.iter_mut().map(|l| &mut l.task), deadline.as_mut());
+        let Some((result, pos)) = next.await else {
+            break;
         };
-        let Some((result, pos)) = done else { break };
         let finished = running.swap_remove(pos);
         results[finished.slot] = Some(result.unwrap_or_else(|e| {
             (

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// A backend asks to slow down.
     #[error("a backend asks to slow down")]
     Throttled,
+    /// The gateway's in-flight budget (or the writer's share of it) stayed full for the
+    /// bounded wait.
+    #[error("the gateway is busy: {0}")]
+    Busy(#[from] crate::replication::BudgetError),
     /// The object's attributes are more than a backend can store with it.
     #[error("the object's metadata is too large for a backend: {0}")]
     MetadataTooLarge(String),

@@ -22,6 +22,8 @@ mod multipart;
 mod read;
 mod recovery;
 mod stage;
+#[cfg(test)]
+mod tests;
 mod verify;
 mod write;
 
@@ -46,7 +48,7 @@ use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectSt
 use crate::config::{BackendKind, Config, Limits};
 use crate::meta::{MetaStore, SledStore};
 use crate::placement::Placement;
-use crate::replication::{Backends, Flow, InflightBudget, KeyLocks};
+use crate::replication::{Backends, BudgetPolicy, Flow, InflightBudget, KeyLocks};
 
 /// The storage layer's state: the index, the backends and how writes are placed on them.
 pub struct Store {
@@ -86,6 +88,8 @@ pub struct Settings {
     /// Staged copies no write holds are collected once they are this old.
     pub staging_max_age: Duration,
     pub upload_max_age: Duration,
+    /// How long a request waits for in-flight budget, and the share one access key may hold.
+    pub budget: BudgetPolicy,
 }
 
 impl Settings {
@@ -100,6 +104,10 @@ impl Settings {
             verify_before_send: limits.chunk_bytes as u64,
             staging_max_age: Duration::from_secs(limits.staging_max_age_secs),
             upload_max_age: Duration::from_secs(limits.upload_max_age_secs),
+            budget: BudgetPolicy {
+                wait: Duration::from_millis(limits.budget_wait_ms),
+                max_share: limits.max_budget_share_per_credential,
+            },
         }
     }
 }
@@ -144,24 +152,27 @@ impl Store {
             list.push(backend);
         }
         check_backends(&list).await;
+        let settings = Settings::from_limits(&config.limits);
         Ok(Store {
             meta: Arc::new(meta),
             backends: Backends::new(list),
             placement: Placement::from_config(config),
-            budget: InflightBudget::new(config.limits.inflight_bytes),
+            budget: InflightBudget::with_policy(config.limits.inflight_bytes, settings.budget),
             locks: KeyLocks::default(),
             upload_locks: KeyLocks::default(),
-            settings: Settings::from_limits(&config.limits),
+            settings,
             fault_switches,
             running: Mutex::new(HashSet::new()),
         })
     }
 
-    /// How bodies flow through this store's writes.
-    pub(crate) fn flow(&self) -> Flow<'_> {
+    /// How bodies flow through this store's writes; their buffers count against `tenant`'s
+    /// share of the budget (the access key that signed the request).
+    pub(crate) fn flow(&self, tenant: &str) -> Flow<'_> {
         Flow {
             chunk_bytes: self.settings.chunk_bytes,
             budget: &self.budget,
+            tenant: (!tenant.is_empty()).then(|| Arc::from(tenant)),
             body_idle: self.settings.body_idle,
             target_stall: self.settings.backend_timeout,
             max_lag: self.settings.max_lag,

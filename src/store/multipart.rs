@@ -35,6 +35,8 @@ pub struct NewUpload {
 /// Starts an upload on the placement's targets and records it (durably). An upload that fewer
 /// than the write quorum of targets could start is refused.
 pub async fn create_upload(store: &Store, new: NewUpload) -> StoreResult<UploadRecord> {
+    // Until the upload is recorded, DeleteBucket waits; after it, DeleteBucket aborts it.
+    let _bucket = store.locks.share_bucket(&new.bucket).await;
     if store.meta.bucket(&new.bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(new.bucket));
     }
@@ -138,11 +140,13 @@ pub enum PartSource<S> {
     },
 }
 
-/// Streams one part to every target of the upload and records it (durably). The caller holds
-/// the part's lock.
+/// Streams one part to every target of the upload and records it (durably); its buffers count
+/// against `tenant`'s share of the budget (the access key that sent the part). The caller
+/// holds the part's lock.
 pub async fn store_part<S>(
     store: &Arc<Store>,
     upload: &UploadRecord,
+    tenant: &str,
     part_number: u32,
     size: u64,
     source: PartSource<S>,
@@ -174,7 +178,8 @@ where
             (slot, target, task)
         })
         .collect();
-    let report = pump(body, Some(size), senders, quorum, &store.flow(), || {}).await;
+    let flow = store.flow(tenant);
+    let report = pump(body, Some(size), senders, quorum, &flow, || {}).await;
     // Every target's outcome (a part is cheap to wait for: it is cut if it lags).
     let mut receipts = vec![None; upload.targets.len()];
     let mut failures = Vec::new();
@@ -193,6 +198,7 @@ where
         Ok(pumped) => pumped,
         Err(PumpError::Body(e)) => return Err(StoreError::Body(e)),
         Err(PumpError::ClientStalled(d)) => return Err(StoreError::BodyStalled(d)),
+        Err(PumpError::Busy(e)) => return Err(StoreError::Busy(e)),
         Err(PumpError::QuorumLost) => {
             let confirmed = receipts.iter().filter(|r| r.is_some()).count();
             return Err(StoreError::quorum(confirmed, quorum, &failures));
@@ -334,6 +340,7 @@ pub async fn complete_upload(
             phase: IntentPhase::Staging,
             targets: intent_targets,
             superseded: Vec::new(),
+            before: None,
             upload_id: Some(upload.upload_id.clone()),
         },
     )?;

@@ -26,7 +26,7 @@ use super::copies::{replica_target, stamp_of};
 use super::verify::Expectation;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{ObjectRecord, Replica, ReplicaState};
-use crate::replication::{bounded, open_replicas, ReadFailure};
+use crate::replication::{bounded, open_replicas, ReadFailure, Reservation};
 
 /// An object's bytes on their way to the client.
 pub struct ObjectBody {
@@ -86,7 +86,11 @@ pub async fn read_version(
             .collect();
         let failure = match &expectation {
             Some(expected) if record.size <= store.settings.verify_before_send => {
-                match read_small(store, bucket, key, &record, replicas, expected).await {
+                // Held in memory until checked: counted in the in-flight budget like a
+                // write's buffer. Reads are short and nobody's share: no tenant.
+                let reservation = store.budget.reserve(record.size as usize, None).await?;
+                match read_small(store, bucket, key, &record, replicas, expected, reservation).await
+                {
                     Ok(body) => return Ok(ReadOutcome::Opened(body)),
                     Err(failure) => failure,
                 }
@@ -159,11 +163,10 @@ async fn read_small(
     record: &ObjectRecord,
     replicas: Vec<Replica>,
     expected: &Expectation,
+    reservation: Reservation,
 ) -> Result<ObjectBody, ReadFailure> {
     let mut failure = ReadFailure::default();
     for replica in replicas {
-        // Held in memory until checked: counted in the in-flight budget like a write's buffer.
-        let reservation = store.budget.reserve(record.size as usize).await;
         let read = open_replicas(
             &store.backends,
             vec![replica.clone()],

@@ -16,7 +16,7 @@ use hansa_backends::BackendError;
 
 use super::copies::{discard, publish_at, replica_target, stamp_of};
 use super::Store;
-use crate::meta::{Intent, IntentPhase, Replica, ReplicaState};
+use crate::meta::{Before, Intent, IntentPhase, Replica, ReplicaState};
 use crate::replication::bounded;
 
 /// Settles every intent at least `older_than` old that no write of this process holds;
@@ -112,6 +112,9 @@ async fn publish_remaining(store: &Store, intent: &Intent) -> bool {
     let stamp = stamp_of(&intent.bucket, &intent.key, &record);
     let mut changed = false;
     let mut still_staged = false;
+    // Whether some copy may have been published (a publish that could not be proven not to
+    // have happened): then the write may have been answered, and it stands.
+    let mut maybe_published = false;
     for replica in record.replicas.iter_mut() {
         let Some(target) = replica_target(store, replica) else {
             continue;
@@ -119,6 +122,10 @@ async fn publish_remaining(store: &Store, intent: &Intent) -> bool {
         // A copy still staged in the index, or one a straggler staged before a crash (its
         // replica is pending and the intent holds its handle).
         let handle = match (replica.state, &replica.staged) {
+            (ReplicaState::Present, _) => {
+                maybe_published = true;
+                continue;
+            }
             (ReplicaState::Staged, Some(handle)) => handle.clone(),
             (ReplicaState::Pending, _) => {
                 let from_intent = intent
@@ -143,22 +150,36 @@ async fn publish_remaining(store: &Store, intent: &Intent) -> bool {
                 replica.etag = put.etag;
                 replica.staged = None;
                 changed = true;
+                maybe_published = true;
+            }
+            // Gone, and the name does not hold this version: never published there.
+            Err(BackendError::NotFound { .. }) => {
+                if replica.state == ReplicaState::Staged {
+                    tracing::warn!(backend = %replica.backend, "a staged copy is gone; the replica is pending");
+                    replica.state = ReplicaState::Pending;
+                    replica.staged = None;
+                    changed = true;
+                }
             }
             Err(e) if replica.state == ReplicaState::Pending => {
-                // A straggler's copy that never completed.
+                // A straggler's copy that never completed (or cannot be reached now).
                 tracing::debug!(backend = %replica.backend, error = %e, "a straggler's copy cannot be published");
+                maybe_published = true;
                 discard(store, &target, &handle).await;
-            }
-            Err(BackendError::NotFound { .. }) => {
-                tracing::warn!(backend = %replica.backend, "a staged copy is gone; the replica is pending");
-                replica.state = ReplicaState::Pending;
-                replica.staged = None;
-                changed = true;
             }
             Err(e) => {
                 tracing::warn!(backend = %replica.backend, error = %e, "publishing a staged copy failed again");
+                maybe_published = true;
                 still_staged = true;
             }
+        }
+    }
+    if !maybe_published {
+        // Committed, but provably published nowhere (a crash between the index's flush and
+        // the first publish, with the staged copies lost): the client never got an answer,
+        // and the version before it is whole on every backend. Put its entry back.
+        if let Some(before) = &intent.before {
+            return roll_back(store, intent, before).await;
         }
     }
     if changed {
@@ -168,6 +189,30 @@ async fn publish_remaining(store: &Store, intent: &Intent) -> bool {
         }
     }
     still_staged
+}
+
+/// Puts back the key's entry from before a write that was committed but published nowhere.
+/// Returns whether something is left to do.
+async fn roll_back(store: &Store, intent: &Intent, before: &Before) -> bool {
+    let restored = match before {
+        Before::Object(previous) => store.meta.put_object(&intent.bucket, &intent.key, previous),
+        Before::Absent => store
+            .meta
+            .delete_object(&intent.bucket, &intent.key)
+            .map(|_| ()),
+    };
+    match restored {
+        Ok(()) => {
+            tracing::info!(bucket = %intent.bucket, key = %intent.key, version = %intent.version_id,
+                "a write committed but published nowhere was rolled back to the version before it");
+            discard_all(store, intent).await;
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not roll back a write published nowhere");
+            true
+        }
+    }
 }
 
 /// Removes a copy of the version a write replaced, if nothing the index names uses its place
@@ -235,6 +280,15 @@ async fn forget_upload(store: &Store, intent: &Intent) -> bool {
     let ours = current
         .as_ref()
         .filter(|r| r.version_id == intent.version_id);
+    if ours.is_none() {
+        // Rolled back or replaced: an upload the index still lists stays whole, so the client
+        // can complete it (again) or abort it.
+        match store.meta.upload(&intent.bucket, &intent.key, upload_id) {
+            Ok(None) => {}
+            Ok(Some(_)) => return true,
+            Err(_) => return false,
+        }
+    }
     let mut all = true;
     for t in &intent.targets {
         let Some(handle) = &t.upload_handle else {

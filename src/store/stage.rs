@@ -253,6 +253,25 @@ pub(crate) fn grace(settings: &Settings, started: Instant) -> Duration {
     settings.straggler_grace.min(started.elapsed() / 2)
 }
 
+/// The first of `running` to finish, with its position, or `None` once `deadline` (if there
+/// is one) has passed. `running` must not be empty.
+pub(crate) async fn first_or_deadline<F: Future + Unpin>(
+    running: impl IntoIterator<Item = F>,
+    deadline: Option<&mut std::pin::Pin<Box<tokio::time::Sleep>>>,
+) -> Option<(F::Output, usize)> {
+    let next = futures::future::select_all(running);
+    match deadline {
+        Some(deadline) => tokio::select! {
+            (result, pos, _) = next => Some((result, pos)),
+            _ = deadline.as_mut() => None,
+        },
+        None => {
+            let (result, pos, _) = next.await;
+            Some((result, pos))
+        }
+    }
+}
+
 /// Waits for the targets' stages until the quorum has staged, then the grace for the others;
 /// those still running then stay `Straggling`. Returns early when the quorum can no longer be
 /// made.
@@ -278,20 +297,13 @@ pub(crate) async fn await_quorum(
         if staged >= quorum && deadline.is_none() {
             deadline = Some(Box::pin(tokio::time::sleep(grace(settings, started))));
         }
-        let done = {
-            let next = futures::future::select_all(pending.iter_mut().map(|(_, t)| &mut t.outcome));
-            match deadline.as_mut() {
-                Some(deadline) => tokio::select! {
-                    (result, pos, _) = next => Some((result, pos)),
-                    _ = deadline.as_mut() => None,
-                },
-                None => {
-                    let (result, pos, _) = next.await;
-                    Some((result, pos))
-                }
-            }
+        let next = first_or_deadline(
+            pending.iter_mut().map(|(_, t)| &mut t.outcome),
+            deadline.as_mut(),
+        );
+        let Some((result, pos)) = next.await else {
+            break;
         };
-        let Some((result, pos)) = done else { break };
         let (i, _) = pending.swap_remove(pos);
         match result {
             Ok(Ok((name, copy))) => {

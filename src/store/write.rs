@@ -147,6 +147,7 @@ where
                 })
                 .collect(),
             superseded: Vec::new(),
+            before: None,
             upload_id: None,
         },
     )?;
@@ -188,7 +189,7 @@ where
             });
         }
     };
-    let flow = store.flow();
+    let flow = store.flow(&object.owner);
     let report = pump(
         body,
         Some(object.size),
@@ -228,6 +229,7 @@ where
             let (slots, error) = match e {
                 PumpError::Body(e) => (slots, body_error(e)),
                 PumpError::ClientStalled(d) => (slots, StoreError::BodyStalled(d)),
+                PumpError::Busy(e) => (slots, StoreError::Busy(e)),
                 PumpError::QuorumLost => lost_quorum(slots, &report.cut, quorum).await,
             };
             abandon(store, staged_write(slots, record), running);

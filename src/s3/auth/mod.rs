@@ -198,9 +198,10 @@ pub enum AuthError {
     /// `AccessDenied` 403: presigned URL dated further in the future than the allowed skew.
     #[error("Request is not valid yet")]
     NotYetValid,
-    /// `AccessDenied` 403: a header that must be covered by the signature is not.
-    #[error("There were headers present in the request which were not signed: {0}")]
-    HeaderNotSigned(&'static str),
+    /// `AccessDenied` 403: headers that must be covered by the signature are not. Carries
+    /// their names, lower-case and comma-separated, for the `HeadersNotSigned` element.
+    #[error("There were headers present in the request which were not signed")]
+    HeadersNotSigned(String),
     /// `InvalidRequest` 400: header auth without `x-amz-content-sha256`.
     #[error("Missing required header for this request: x-amz-content-sha256")]
     MissingContentSha256,
@@ -210,13 +211,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The names S3 lists in the error's `HeadersNotSigned` element, if it has one.
+    pub fn headers_not_signed(&self) -> Option<&str> {
+        match self {
+            AuthError::HeadersNotSigned(names) => Some(names),
+            _ => None,
+        }
+    }
+
     pub fn s3_code(&self) -> &'static str {
         match self {
             AuthError::Anonymous
             | AuthError::MissingDate
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::HeaderNotSigned(_) => "AccessDenied",
+            | AuthError::HeadersNotSigned(_) => "AccessDenied",
             AuthError::UnsupportedMechanism | AuthError::MissingContentSha256 => "InvalidRequest",
             AuthError::UnsupportedAuthorizationType
             | AuthError::MultipleMechanisms
@@ -245,7 +254,7 @@ impl AuthError {
             | AuthError::MissingDate
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::HeaderNotSigned(_) => 403,
+            | AuthError::HeadersNotSigned(_) => 403,
         }
     }
 }
@@ -298,7 +307,7 @@ mod tests {
             AuthError::MissingDate,
             AuthError::Expired,
             AuthError::NotYetValid,
-            AuthError::HeaderNotSigned("host"),
+            AuthError::HeadersNotSigned("host".into()),
             AuthError::MissingContentSha256,
             AuthError::InvalidContentSha256,
         ];

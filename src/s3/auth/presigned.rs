@@ -169,7 +169,7 @@ pub fn authenticate_presigned(
     let signed_headers = SignedHeaders::parse(&params.signed_headers)
         .ok_or_else(|| malformed("The X-Amz-SignedHeaders parameter is malformed."))?;
     if !signed_headers.contains("host") {
-        return Err(AuthError::HeaderNotSigned("host"));
+        return Err(AuthError::HeadersNotSigned("host".into()));
     }
     let (hash, kind) = payload_hash(&params)?;
     let credential = store
@@ -187,6 +187,7 @@ pub fn authenticate_presigned(
         presigned: true,
     };
     let key = sigv4::verify_signature(parts, &claim, &credential.secret_access_key)?;
+    sigv4::check_amz_headers_signed(&parts.headers, &signed_headers, true)?;
     let seed = signature.ok_or(AuthError::SignatureDoesNotMatch)?;
     Ok(Verified {
         access_key_id: credential.access_key_id.clone(),
@@ -274,7 +275,7 @@ mod tests {
         let no_host = DOC_QUERY.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=range");
         assert_eq!(
             run_at(&no_host, doc_time()).unwrap_err(),
-            AuthError::HeaderNotSigned("host")
+            AuthError::HeadersNotSigned("host".into())
         );
     }
 

@@ -252,6 +252,42 @@ impl SignedHeaders {
     }
 }
 
+/// `x-amz-*` headers a presigned request may carry unsigned. A presigned URL's payload hash
+/// comes from its query, so the `x-amz-content-sha256` header is never read; the SDKs leave
+/// `x-amz-user-agent` and `x-amz-checksum-mode` out of presigned signatures on purpose
+/// (aws-sigv4, aws-sdk-go-v2), and neither changes what is stored: one is informational, the
+/// other only adds checksum headers to a response.
+const PRESIGNED_MAY_OMIT: &[&str] = &[
+    X_AMZ_CONTENT_SHA256,
+    "x-amz-user-agent",
+    "x-amz-checksum-mode",
+];
+
+/// Every `x-amz-*` header on the request must be covered by the signature, as S3 requires.
+/// Unsigned, it could be added in transit or by whoever holds a presigned URL, and would change
+/// what the request does: a copy source, metadata, an ACL, a checksum. Called after the
+/// signature has been verified, so that only an authenticated caller learns which headers.
+pub fn check_amz_headers_signed(
+    headers: &http::HeaderMap,
+    signed: &SignedHeaders,
+    presigned: bool,
+) -> Result<(), AuthError> {
+    let mut unsigned: Vec<&str> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        // Header names are lower-case in `http`; `x-amzn-trace-id` does not match the prefix.
+        .filter(|name| name.starts_with("x-amz-"))
+        .filter(|name| !signed.contains(name))
+        .filter(|name| !(presigned && PRESIGNED_MAY_OMIT.contains(name)))
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    unsigned.dedup();
+    Err(AuthError::HeadersNotSigned(unsigned.join(", ")))
+}
+
 /// What `x-amz-content-sha256` (or its presigned equivalent) announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PayloadKind {
@@ -574,7 +610,7 @@ pub fn authenticate_header(
     for required in must_sign {
         let present = required == "host" || parts.headers.contains_key(required);
         if present && !signed_headers.contains(required) {
-            return Err(AuthError::HeaderNotSigned(required));
+            return Err(AuthError::HeadersNotSigned(required.to_owned()));
         }
     }
     let payload_hash = parts
@@ -601,6 +637,7 @@ pub fn authenticate_header(
         presigned: false,
     };
     let key = verify_signature(parts, &claim, &credential.secret_access_key)?;
+    check_amz_headers_signed(&parts.headers, &signed_headers, false)?;
     let seed = signature.ok_or(AuthError::SignatureDoesNotMatch)?;
     let signing = ChunkSigning::new(seed, key, scope.string(), date.amz.clone());
     Ok(Verified {
@@ -903,7 +940,10 @@ pub(crate) mod tests {
         parts
             .headers
             .insert("authorization", value.parse().unwrap());
-        assert_eq!(run(&parts).unwrap_err(), AuthError::HeaderNotSigned("host"));
+        assert_eq!(
+            run(&parts).unwrap_err(),
+            AuthError::HeadersNotSigned("host".into())
+        );
 
         let mut parts = doc_get_object(GET_OBJECT_SIG);
         let value = auth_header("host;range;x-amz-date", GET_OBJECT_SIG);
@@ -912,7 +952,7 @@ pub(crate) mod tests {
             .insert("authorization", value.parse().unwrap());
         assert_eq!(
             run(&parts).unwrap_err(),
-            AuthError::HeaderNotSigned("x-amz-content-sha256")
+            AuthError::HeadersNotSigned("x-amz-content-sha256".into())
         );
 
         let mut parts = doc_get_object(GET_OBJECT_SIG);
@@ -1048,6 +1088,143 @@ pub(crate) mod tests {
                 AuthError::SignatureDoesNotMatch
             );
         }
+    }
+
+    fn signed_put(location: SignatureLocation, now: SystemTime) -> http::request::Parts {
+        let expires = (location == SignatureLocation::QueryParams).then(|| Duration::from_secs(60));
+        sdk_sign(
+            "PUT",
+            "https://bucket.example.com/upload/key",
+            &[
+                ("host", "bucket.example.com"),
+                ("x-amz-meta-note", "signed"),
+            ],
+            SignableBody::UnsignedPayload,
+            sdk_settings(location, expires),
+            now,
+        )
+    }
+
+    fn with_headers(parts: &http::request::Parts, added: &[(&str, &str)]) -> http::request::Parts {
+        let mut parts = parts.clone();
+        for (name, value) in added {
+            parts.headers.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        parts
+    }
+
+    #[test]
+    fn unsigned_amz_headers_are_refused_for_both_mechanisms() {
+        let now = SystemTime::now();
+        for location in [SignatureLocation::Headers, SignatureLocation::QueryParams] {
+            let parts = signed_put(location, now);
+            assert!(authenticate(&parts, &doc_store(), &doc_settings(), now).is_ok());
+            let cases: [(&[(&str, &str)], &str); 4] = [
+                (
+                    &[("x-amz-copy-source", "other/secret")],
+                    "x-amz-copy-source",
+                ),
+                (
+                    &[("x-amz-meta-evil", "1"), ("x-amz-acl", "public-read")],
+                    "x-amz-acl, x-amz-meta-evil",
+                ),
+                (
+                    &[
+                        ("x-amz-checksum-crc32", "AAAAAA=="),
+                        ("X-Amz-Checksum-CRC32", "x"),
+                    ],
+                    "x-amz-checksum-crc32",
+                ),
+                (&[("x-amz-tagging", "a=b")], "x-amz-tagging"),
+            ];
+            for (added, names) in cases {
+                let error = authenticate(
+                    &with_headers(&parts, added),
+                    &doc_store(),
+                    &doc_settings(),
+                    now,
+                )
+                .unwrap_err();
+                assert_eq!(
+                    error,
+                    AuthError::HeadersNotSigned(names.into()),
+                    "{location:?}"
+                );
+                assert_eq!(error.s3_code(), "AccessDenied");
+                assert_eq!(error.http_status(), 403);
+                assert_eq!(error.headers_not_signed(), Some(names));
+                assert_eq!(
+                    error.to_string(),
+                    "There were headers present in the request which were not signed"
+                );
+            }
+            // Not an x-amz-* header: SDKs leave it unsigned on purpose.
+            let traced = with_headers(&parts, &[("x-amzn-trace-id", "Root=1-abc")]);
+            assert!(authenticate(&traced, &doc_store(), &doc_settings(), now).is_ok());
+            // A second value of a signed name is covered (it changes the canonical request).
+            let doubled = with_headers(&parts, &[("x-amz-meta-note", "evil")]);
+            assert_eq!(
+                authenticate(&doubled, &doc_store(), &doc_settings(), now).unwrap_err(),
+                AuthError::SignatureDoesNotMatch
+            );
+            // A bad signature is reported as such, whatever else is wrong.
+            let mut forged = with_headers(&parts, &[("x-amz-copy-source", "other/secret")]);
+            forged
+                .headers
+                .insert("x-amz-meta-note", "changed".parse().unwrap());
+            assert_eq!(
+                authenticate(&forged, &doc_store(), &doc_settings(), now).unwrap_err(),
+                AuthError::SignatureDoesNotMatch
+            );
+        }
+    }
+
+    #[test]
+    fn presigned_exemptions_are_exactly_the_documented_ones() {
+        let now = SystemTime::now();
+        let presigned = signed_put(SignatureLocation::QueryParams, now);
+        for name in [
+            "x-amz-content-sha256",
+            "x-amz-user-agent",
+            "x-amz-checksum-mode",
+        ] {
+            let parts = with_headers(&presigned, &[(name, "ENABLED")]);
+            assert!(
+                authenticate(&parts, &doc_store(), &doc_settings(), now).is_ok(),
+                "{name}"
+            );
+        }
+        // Header auth has no such exemptions.
+        let header = signed_put(SignatureLocation::Headers, now);
+        for name in ["x-amz-user-agent", "x-amz-checksum-mode"] {
+            let parts = with_headers(&header, &[(name, "ENABLED")]);
+            assert_eq!(
+                authenticate(&parts, &doc_store(), &doc_settings(), now).unwrap_err(),
+                AuthError::HeadersNotSigned(name.into())
+            );
+        }
+        // A header does not count as signed because the query carries a parameter of that name
+        // (S3 refuses the header then too): the gateway reads the header, not the parameter.
+        let hoisted = sdk_sign(
+            "PUT",
+            "https://bucket.example.com/upload/key?x-amz-acl=private",
+            &[("host", "bucket.example.com")],
+            SignableBody::UnsignedPayload,
+            sdk_settings(
+                SignatureLocation::QueryParams,
+                Some(Duration::from_secs(60)),
+            ),
+            now,
+        );
+        assert!(authenticate(&hoisted, &doc_store(), &doc_settings(), now).is_ok());
+        let parts = with_headers(&hoisted, &[("x-amz-acl", "public-read")]);
+        assert_eq!(
+            authenticate(&parts, &doc_store(), &doc_settings(), now).unwrap_err(),
+            AuthError::HeadersNotSigned("x-amz-acl".into())
+        );
     }
 
     #[test]

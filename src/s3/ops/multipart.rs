@@ -153,6 +153,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
         return Err(S3Error::entity_too_large());
     }
     let gw = ctx.gw.clone();
+    let tenant = ctx.credential.access_key_id.clone();
     let _guards = lock_part(&gw.store, &bucket, &upload_id, part_number).await;
     let upload = load_upload(&gw.store, &bucket, &key, &upload_id)?;
     if let Some(expected) = upload.checksum_algorithm {
@@ -187,7 +188,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
             })
         }),
     };
-    let part = store::store_part(&gw.store, &upload, part_number, size, source).await?;
+    let part = store::store_part(&gw.store, &upload, &tenant, part_number, size, source).await?;
     let mut r = response::empty(StatusCode::OK);
     response::set_header(&mut r, "etag", &format!("\"{}\"", part.etag));
     if let Some(c) = &part.checksum {
@@ -234,6 +235,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
     }
     existing_bucket(ctx, &src_bucket)?;
     let gw = ctx.gw.clone();
+    let tenant = ctx.credential.access_key_id.clone();
     let _guards = lock_part(&gw.store, &bucket, &upload_id, part_number).await;
     let upload = load_upload(&gw.store, &bucket, &key, &upload_id)?;
     let range_header = ctx.header("x-amz-copy-source-range");
@@ -272,7 +274,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
         body,
         facts: Box::new(move || digest.lock().ok().and_then(|d| d.summary(size))),
     };
-    let part = store::store_part(&gw.store, &upload, part_number, size, source)
+    let part = store::store_part(&gw.store, &upload, &tenant, part_number, size, source)
         .await
         .map_err(|e| match e {
             store::StoreError::Body(failure) => {
