@@ -50,6 +50,37 @@ pub struct Config {
     pub policies: BTreeMap<String, PolicyConfig>,
     #[serde(default, rename = "bucket")]
     pub buckets: BTreeMap<String, BucketConfig>,
+    #[serde(default)]
+    pub repair: RepairConfig,
+}
+
+/// The repair queue and anti-entropy (`[repair]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairConfig {
+    /// Repairs running at once per backend.
+    pub concurrency: usize,
+    /// Bytes per second a backend's repairs may write; 0 = no limit.
+    pub bytes_per_sec: u64,
+    /// A failed repair is retried after 1 s, 2 s, 4 s … up to this long.
+    pub max_backoff_secs: u64,
+    /// How often every backend's listing is compared with the index; 0 = only on demand.
+    pub anti_entropy_interval_secs: u64,
+    /// An object under Hansa's names that the index does not know is removed only once it is
+    /// this old (a write may still be on its way).
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        RepairConfig {
+            concurrency: 4,
+            bytes_per_sec: 0,
+            max_backoff_secs: 300,
+            anti_entropy_interval_secs: 6 * 3600,
+            orphan_grace_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -465,6 +496,7 @@ impl Config {
             backends: vec![backend("disk-a"), backend("disk-b")],
             policies: BTreeMap::new(),
             buckets: BTreeMap::new(),
+            repair: RepairConfig::default(),
         }
     }
 

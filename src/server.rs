@@ -128,6 +128,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Duration::from_secs(gateway.config.limits.upload_cleanup_interval_secs),
         stopped.clone(),
     ));
+    tasks.spawn(crate::upkeep::run_repairs(
+        gateway.store.clone(),
+        stopped.clone(),
+    ));
+    tasks.spawn(crate::upkeep::run_anti_entropy(
+        gateway.store.clone(),
+        Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),
+        stopped.clone(),
+    ));
     Ok(Running {
         http_addrs,
         tls_addrs,

@@ -1,7 +1,8 @@
 //! Background work the gateway does on its own, at intervals: aborting multipart uploads that
 //! were abandoned (neither completed nor aborted within `limits.upload_max_age_secs`),
 //! finishing writes whose copies are still staged (a publish that failed while a backend was
-//! down) and removing staged copies no write holds any more.
+//! down), removing staged copies no write holds any more, working off the repair queue, and
+//! comparing each backend with the index (anti-entropy).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,62 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Rece
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Works off the repair queue until `stopped` changes.
+pub async fn run_repairs(store: Arc<Store>, stopped: watch::Receiver<bool>) {
+    store::run_repairs(store, stopped).await
+}
+
+/// Compares every backend with the index every `interval` (0: never on its own) and whenever
+/// the process receives SIGUSR1 (on demand), until `stopped` changes.
+pub async fn run_anti_entropy(
+    store: Arc<Store>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut on_demand = on_demand_signal();
+    loop {
+        let periodic = async {
+            if interval.is_zero() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(interval).await
+            }
+        };
+        tokio::select! {
+            _ = periodic => {}
+            _ = on_demand.recv() => tracing::info!("anti-entropy requested (SIGUSR1)"),
+            _ = stopped.changed() => return,
+        }
+        store::anti_entropy(&store).await;
+    }
+}
+
+/// SIGUSR1 where there are signals; never elsewhere.
+struct OnDemand(Option<tokio::signal::unix::Signal>);
+
+impl OnDemand {
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(signal) => {
+                if signal.recv().await.is_none() {
+                    std::future::pending::<()>().await
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn on_demand_signal() -> OnDemand {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+        Ok(signal) => OnDemand(Some(signal)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGUSR1: anti-entropy runs only at its interval");
+            OnDemand(None)
         }
     }
 }

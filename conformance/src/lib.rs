@@ -224,6 +224,39 @@ impl TestGateway {
             .store
     }
 
+    /// Waits until the repair queue is empty; false if it is not within `limit`.
+    pub async fn wait_for_repairs(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if hansa::store::queue_depth(self.store()) == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The replica states of `bucket/key` in the index, by backend id.
+    pub fn replica_states(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Vec<(String, hansa::meta::ReplicaState)> {
+        self.store()
+            .meta
+            .object(bucket, key)
+            .expect("index readable")
+            .map(|r| {
+                r.replicas
+                    .into_iter()
+                    .map(|r| (r.backend, r.state))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The directories of the two local backends, `a` and `b`.
     pub fn backend_dirs(&self) -> [PathBuf; 2] {
         [self.dir.path().join("a"), self.dir.path().join("b")]

@@ -7,8 +7,9 @@ mod records;
 mod sled_store;
 
 pub use records::{
-    Before, BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary,
-    Replica, ReplicaState, UploadRecord, UploadTarget,
+    queue_prefix, Before, BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord,
+    PartRecord, PartSummary, RepairEntry, RepairTask, Replica, ReplicaState, UploadRecord,
+    UploadTarget,
 };
 pub use sled_store::SledStore;
 
@@ -96,6 +97,23 @@ pub trait MetaStore: Send + Sync + 'static {
     fn intent(&self, id: &str) -> MetaResult<Option<Intent>>;
     fn clear_intent(&self, id: &str) -> MetaResult<()>;
     fn intents(&self) -> MetaResult<Vec<(String, Intent)>>;
+
+    /// Queues `entry`, replacing an entry for the same work (see [`RepairEntry::queue_key`]).
+    fn queue_repair(&self, entry: &RepairEntry) -> MetaResult<()>;
+    /// Queues `entry` unless the same work is queued already (keeping its backoff).
+    fn queue_repair_if_absent(&self, entry: &RepairEntry) -> MetaResult<bool>;
+    /// `backend`'s entries in queue order, after the queue key `after`, at most `limit`.
+    fn repairs(
+        &self,
+        backend: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> MetaResult<Vec<(Vec<u8>, RepairEntry)>>;
+    /// Replaces `old` by `new` (or removes it, with `None`) if the queue still holds exactly
+    /// `old`: work queued again meanwhile is kept. Returns whether it did.
+    fn settle_repair(&self, old: &RepairEntry, new: Option<&RepairEntry>) -> MetaResult<bool>;
+    /// How many entries `backend` has, and when the oldest was queued.
+    fn repair_depth(&self, backend: &str) -> MetaResult<(usize, Option<u64>)>;
 
     /// Makes every change so far durable. Called before any success reply to a write.
     async fn sync(&self) -> MetaResult<()>;

@@ -267,6 +267,81 @@ pub struct IntentTarget {
     pub upload_handle: Option<String>,
 }
 
+/// Work a backend owes the index, kept in the index until done: make the replica of the
+/// key's current version present there, or remove a copy the index no longer names (a delete
+/// or an overwrite the backend missed while it was down).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RepairEntry {
+    pub backend: String,
+    pub bucket: String,
+    pub key: String,
+    pub task: RepairTask,
+    /// Why it was queued (for logs and the admin plane).
+    pub reason: String,
+    pub enqueued_ms: u64,
+    pub attempts: u32,
+    /// Not tried again before this time (backoff after a failure).
+    pub not_before_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RepairTask {
+    /// The replica of `version_id` on the backend is missing, stale, corrupt or only staged.
+    /// Dropped without work once the key's current version is another.
+    Replicate {
+        version_id: String,
+        /// A staged copy that may still be published instead of copied again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        staged: Option<String>,
+    },
+    /// The backend may still hold a copy of this key under `name` that is not the current
+    /// version: removed if its stamp says so.
+    Remove { name: String },
+}
+
+impl RepairEntry {
+    pub fn new(backend: &str, bucket: &str, key: &str, task: RepairTask, reason: &str) -> Self {
+        RepairEntry {
+            backend: backend.to_string(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            task,
+            reason: reason.to_string(),
+            enqueued_ms: super::now_ms(),
+            attempts: 0,
+            not_before_ms: 0,
+            last_error: None,
+        }
+    }
+
+    /// Where the entry lives in the queue: by backend first (a backend's debt is one range),
+    /// then bucket and key; one replication per key and backend, one removal per name.
+    pub fn queue_key(&self) -> Vec<u8> {
+        let mut out = queue_prefix(&self.backend);
+        for part in [self.bucket.as_bytes(), self.key.as_bytes()] {
+            out.extend_from_slice(part);
+            out.push(0);
+        }
+        match &self.task {
+            RepairTask::Replicate { .. } => out.push(b'r'),
+            RepairTask::Remove { name } => {
+                out.push(b'd');
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        out
+    }
+}
+
+/// The queue keys of one backend's entries start with this.
+pub fn queue_prefix(backend: &str) -> Vec<u8> {
+    let mut out = backend.as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
 pub(super) fn encode<T: Serialize>(value: &T) -> MetaResult<Vec<u8>> {
     let mut out = vec![FORMAT_V1];
     serde_json::to_writer(&mut out, value).map_err(|e| MetaError::Corrupt {

@@ -3,7 +3,8 @@
 //! Trees: `buckets` (name → BucketRecord), one `objects/<bucket>` tree per bucket (key bytes →
 //! ObjectRecord, so a listing is an ordered range scan), `intents`, `uploads` (bucket NUL key
 //! NUL upload id → UploadRecord; upload ids sort by creation time, so a key's uploads list in
-//! the order S3 lists them) and `parts` (upload id, big-endian part number → PartRecord).
+//! the order S3 lists them), `parts` (upload id, big-endian part number → PartRecord) and
+//! `repairs` (backend NUL bucket NUL key NUL task → RepairEntry: the repair queue).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -13,8 +14,8 @@ use tokio::sync::Mutex;
 
 use super::records::{decode, encode};
 use super::{
-    BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord, PartRecord,
-    UploadRecord,
+    queue_prefix, BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord,
+    PartRecord, RepairEntry, UploadRecord,
 };
 
 pub struct SledStore {
@@ -23,6 +24,7 @@ pub struct SledStore {
     intents: sled::Tree,
     uploads: sled::Tree,
     parts: sled::Tree,
+    repairs: sled::Tree,
     flush: GroupFlush,
 }
 
@@ -64,12 +66,14 @@ impl SledStore {
         let intents = db.open_tree("intents")?;
         let uploads = db.open_tree("uploads")?;
         let parts = db.open_tree("parts")?;
+        let repairs = db.open_tree("repairs")?;
         Ok(SledStore {
             db,
             buckets,
             intents,
             uploads,
             parts,
+            repairs,
             flush: GroupFlush::default(),
         })
     }
@@ -321,6 +325,71 @@ impl MetaStore for SledStore {
             }
         }
         Ok(out)
+    }
+
+    fn queue_repair(&self, entry: &RepairEntry) -> MetaResult<()> {
+        self.repairs.insert(entry.queue_key(), encode(entry)?)?;
+        Ok(())
+    }
+
+    fn queue_repair_if_absent(&self, entry: &RepairEntry) -> MetaResult<bool> {
+        let swapped = self.repairs.compare_and_swap(
+            entry.queue_key(),
+            None as Option<&[u8]>,
+            Some(encode(entry)?),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn repairs(
+        &self,
+        backend: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> MetaResult<Vec<(Vec<u8>, RepairEntry)>> {
+        let prefix = queue_prefix(backend);
+        let start = match after {
+            Some(after) if after >= prefix.as_slice() => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for item in self.repairs.range((start, Bound::Unbounded)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() == limit {
+                break;
+            }
+            match decode::<RepairEntry>("repair", &v) {
+                Ok(entry) => out.push((k.to_vec(), entry)),
+                // Work of a format this gateway cannot read: anti-entropy finds it again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping an unreadable repair entry");
+                    self.repairs.remove(&k)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn settle_repair(&self, old: &RepairEntry, new: Option<&RepairEntry>) -> MetaResult<bool> {
+        let key = old.queue_key();
+        let new = new.map(encode).transpose()?;
+        let swapped = self
+            .repairs
+            .compare_and_swap(key, Some(encode(old)?), new)?;
+        Ok(swapped.is_ok())
+    }
+
+    fn repair_depth(&self, backend: &str) -> MetaResult<(usize, Option<u64>)> {
+        let mut count = 0;
+        let mut oldest: Option<u64> = None;
+        for item in self.repairs.scan_prefix(queue_prefix(backend)) {
+            let (_, v) = item?;
+            count += 1;
+            if let Ok(entry) = decode::<RepairEntry>("repair", &v) {
+                oldest = Some(oldest.map_or(entry.enqueued_ms, |o| o.min(entry.enqueued_ms)));
+            }
+        }
+        Ok((count, oldest))
     }
 
     async fn sync(&self) -> MetaResult<()> {

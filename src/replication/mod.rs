@@ -4,11 +4,14 @@
 mod budget;
 mod fanout;
 mod locks;
+mod rate;
 mod read;
 
 pub use budget::{BudgetError, BudgetPolicy, InflightBudget, Reservation};
 pub use fanout::{feeds, pump, Cut, Feed, Flow, Frame, Progress, PumpError, PumpReport, Pumped};
 pub use locks::{BucketGuard, BucketShare, KeyGuard, KeyLocks};
+pub(crate) use rate::seconds;
+pub use rate::{Throttle, TokenBucket};
 pub use read::{open_replicas, ReadFailure, ReplicaRead};
 
 use std::collections::HashMap;

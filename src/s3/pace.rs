@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, Limits};
+use crate::replication::{seconds, TokenBucket};
 
 /// The client's request body, boxed once so handlers need not be generic.
 pub type RawBody =
@@ -181,74 +182,11 @@ impl Body for PacedBody {
     }
 }
 
-/// A token bucket: `rate` tokens a second, at most `capacity` saved up.
-#[derive(Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    capacity: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl TokenBucket {
-    /// A bucket holding one second's worth (at least one token), full.
-    pub fn per_second(rate: f64) -> TokenBucket {
-        let capacity = rate.max(1.0);
-        TokenBucket {
-            rate,
-            capacity,
-            state: Mutex::new((capacity, Instant::now())),
-        }
-    }
-
-    fn refill(&self) -> std::sync::MutexGuard<'_, (f64, Instant)> {
-        // Two numbers, consistent after every statement: a poisoned lock is still usable.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
-        state.0 = (state.0 + elapsed * self.rate).min(self.capacity);
-        state.1 = now;
-        state
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&self) -> bool {
-        let mut state = self.refill();
-        if state.0 >= 1.0 {
-            state.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Takes `n` tokens, going into debt if need be (a frame can be larger than the bucket),
-    /// and says how long to wait until the debt is paid.
-    pub fn take_with_debt(&self, n: f64) -> Duration {
-        let mut state = self.refill();
-        state.0 -= n;
-        if state.0 >= 0.0 {
-            Duration::ZERO
-        } else {
-            seconds(-state.0 / self.rate)
-        }
-    }
-}
-
 /// `since + d`, or a year from `since` where that overflows (limits come from configuration).
 fn after(since: Instant, d: Duration) -> Instant {
     since
         .checked_add(d)
         .unwrap_or_else(|| since + Duration::from_secs(365 * 24 * 3600))
-}
-
-/// `from_secs_f64` panics on values out of range; rates come from configuration and sizes
-/// from clients, so never trust the quotient.
-fn seconds(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(if s > 0.0 {
-        Duration::MAX
-    } else {
-        Duration::ZERO
-    })
 }
 
 /// Per-credential token buckets, built once from `[rate_limit.<key>]`.

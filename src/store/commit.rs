@@ -23,8 +23,10 @@ use tokio::task::JoinHandle;
 use super::condition::WriteCondition;
 use super::copies::{clone_kind, discard, publish_at};
 use super::stage::{first_or_deadline, grace, IntentLog, Slot, Target, TargetSlot};
-use super::{RunningWrite, Store, StoreError, StoreResult};
-use crate::meta::{Before, IntentPhase, ObjectRecord, Replica, ReplicaState};
+use super::{repair, RunningWrite, Store, StoreError, StoreResult};
+use crate::meta::{
+    Before, IntentPhase, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState,
+};
 use crate::replication::bounded;
 
 /// A version staged on its targets, ready to commit.
@@ -198,6 +200,32 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
         store
             .meta
             .put_object(&write.bucket, &write.key, &write.record)?;
+        // Replicas no copy was staged for are owed by their backends from now on: queued in
+        // the same flush as the entry that names them.
+        for r in write.record.replicas.iter().zip(&write.slots) {
+            if let (
+                replica,
+                TargetSlot {
+                    slot: Slot::Missing(e),
+                    ..
+                },
+            ) = r
+            {
+                repair::queue(
+                    store,
+                    RepairEntry::new(
+                        &replica.backend,
+                        &write.bucket,
+                        &write.key,
+                        RepairTask::Replicate {
+                            version_id: write.record.version_id.clone(),
+                            staged: None,
+                        },
+                        &format!("missed the write: {e}"),
+                    ),
+                );
+            }
+        }
         Ok::<_, StoreError>(store.meta.sync().await?)
     }
     .await;
@@ -549,6 +577,19 @@ async fn after_commit(
         futures::future::join_all(stragglers),
     )
     .await;
+    // What is still not present now (a straggler that failed, a publish that failed) is
+    // owed by its backend.
+    if let Ok(Some(record)) = store.meta.object(bucket, key) {
+        if record.version_id == stamp.version_id {
+            repair::queue_missing_replicas(
+                &store,
+                bucket,
+                key,
+                &record,
+                "not published with the write",
+            );
+        }
+    }
     write.log.close().await;
     match store.meta.intent(write.log.id()) {
         Ok(Some(intent)) => {
@@ -625,6 +666,19 @@ async fn settle_late_publish(
             "an older version's late publish landed over the current one; the replica is pending"
         );
         replica.state = ReplicaState::Pending;
+        repair::queue(
+            store,
+            RepairEntry::new(
+                target.id(),
+                bucket,
+                key,
+                RepairTask::Replicate {
+                    version_id: record.version_id.clone(),
+                    staged: None,
+                },
+                "an older version's late publish landed over it",
+            ),
+        );
     }
     if let Err(e) = store.meta.put_object(bucket, key, &record) {
         tracing::warn!(error = %e, "could not record a late publish");

@@ -6,6 +6,7 @@
 //! removed by a delete that came before it.
 
 use super::copies::{discard, replica_target};
+use super::repair::queue_removal;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{Replica, ReplicaState};
 use crate::replication::bounded;
@@ -20,7 +21,13 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
         return Ok(());
     };
     store.meta.sync().await?;
-    futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
+    let removed =
+        futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
+    for (replica, removed) in record.replicas.iter().zip(removed) {
+        if !removed {
+            queue_removal(store, bucket, key, replica, "missed a delete");
+        }
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //!
 //! The front end (`s3/`) calls the functions of this module; nothing here knows HTTP.
 
+mod anti_entropy;
 mod buckets;
 mod commit;
 mod condition;
@@ -21,12 +22,14 @@ mod error;
 mod multipart;
 mod read;
 mod recovery;
+mod repair;
 mod stage;
 #[cfg(test)]
 mod tests;
 mod verify;
 mod write;
 
+pub use anti_entropy::{anti_entropy, scan_backend, ScanReport};
 pub use buckets::*;
 pub use condition::WriteCondition;
 pub use delete::delete_object;
@@ -37,6 +40,7 @@ pub use multipart::{
 };
 pub use read::{read_version, ObjectBody, ReadOutcome};
 pub use recovery::{collect_leftovers, finish_intents};
+pub use repair::{drain_queue, queue_depth, repair_pass, run as run_repairs, PassReport, Settled};
 pub use write::{copy_object, put_object, BodyFacts, NewObject};
 
 use std::collections::{HashMap, HashSet};
@@ -45,10 +49,10 @@ use std::time::Duration;
 
 use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectStoreBackend};
 
-use crate::config::{BackendKind, Config, Limits};
+use crate::config::{BackendKind, Config, Limits, RepairConfig};
 use crate::meta::{MetaStore, SledStore};
 use crate::placement::Placement;
-use crate::replication::{Backends, BudgetPolicy, Flow, InflightBudget, KeyLocks};
+use crate::replication::{Backends, BudgetPolicy, Flow, InflightBudget, KeyLocks, Throttle};
 
 /// The storage layer's state: the index, the backends and how writes are placed on them.
 pub struct Store {
@@ -66,6 +70,25 @@ pub struct Store {
     pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
     /// Writes running in this process, by write id: their intents are not leftovers.
     running: Mutex<HashSet<String>>,
+    /// How the repair queue is worked.
+    pub repair: Repairs,
+    /// Wakes the repair worker when work is queued.
+    pub(crate) repair_wake: tokio::sync::Notify,
+}
+
+/// The repair queue's settings.
+pub struct Repairs {
+    pub settings: RepairConfig,
+    /// Bytes per second per backend, when limited.
+    pub throttle: Option<Throttle>,
+}
+
+impl Repairs {
+    pub fn new(settings: RepairConfig) -> Repairs {
+        let throttle =
+            (settings.bytes_per_sec > 0).then(|| Throttle::per_second(settings.bytes_per_sec));
+        Repairs { settings, throttle }
+    }
 }
 
 /// The limits the protocol works within (from `[limits]`).
@@ -163,6 +186,8 @@ impl Store {
             settings,
             fault_switches,
             running: Mutex::new(HashSet::new()),
+            repair: Repairs::new(config.repair.clone()),
+            repair_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -200,6 +225,12 @@ impl Store {
 
     pub(crate) fn backend(&self, id: &str) -> Option<&Arc<dyn Backend>> {
         self.backends.get(id)
+    }
+
+    /// Whether background work should use backend `id` now (it exists and its circuit is not
+    /// open): repairs wait for a backend that is down instead of failing against it.
+    pub fn backend_usable(&self, id: &str) -> bool {
+        self.backends.get(id).is_some()
     }
 }
 

@@ -307,7 +307,21 @@ fn replica_of(store: &Store, version: &Version, backend: &str) -> Option<Replica
 async fn mark_corrupt(store: &Store, version: &Version, replica: &Replica) {
     tracing::warn!(bucket = %version.bucket, key = %version.key, backend = %replica.backend,
         name = %replica.name, "replica holds other bytes than the object; marked corrupt");
-    update_replica(store, version, replica, |r| r.state = ReplicaState::Corrupt).await;
+    if update_replica(store, version, replica, |r| r.state = ReplicaState::Corrupt).await {
+        super::repair::queue(
+            store,
+            crate::meta::RepairEntry::new(
+                &replica.backend,
+                &version.bucket,
+                &version.key,
+                crate::meta::RepairTask::Replicate {
+                    version_id: version.version_id.clone(),
+                    staged: None,
+                },
+                "a read found its bytes corrupt",
+            ),
+        );
+    }
 }
 
 /// Changes one replica of the key's entry, under the key's lock, if the entry still names

@@ -15,6 +15,7 @@ use std::time::Duration;
 use hansa_backends::BackendError;
 
 use super::copies::{discard, publish_at, replica_target, stamp_of};
+use super::repair::{queue_missing_replicas, queue_removal};
 use super::Store;
 use crate::meta::{Before, Intent, IntentPhase, Replica, ReplicaState};
 use crate::replication::bounded;
@@ -75,9 +76,34 @@ fn target_of(store: &Store, backend: &str, name: &str) -> Option<super::stage::T
 /// has moved on), removes the copies it superseded and its upload's leftovers, and clears the
 /// intent once nothing is left. Returns whether the intent is cleared.
 pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
-    let mut unfinished = publish_remaining(store, intent).await;
+    let mut unfinished = false;
+    if publish_remaining(store, intent).await {
+        // Still staged where a backend is failing: its debt goes to the repair queue, which
+        // publishes (or copies) once the backend is back, and the write is settled.
+        match store.meta.object(&intent.bucket, &intent.key) {
+            Ok(Some(record)) if record.version_id == intent.version_id => {
+                queue_missing_replicas(
+                    store,
+                    &intent.bucket,
+                    &intent.key,
+                    &record,
+                    "publish failed",
+                );
+            }
+            Ok(_) => {}
+            Err(_) => unfinished = true,
+        }
+    }
     for old in &intent.superseded {
-        unfinished |= !remove_superseded(store, intent, old).await;
+        if !remove_superseded(store, intent, old).await {
+            queue_removal(
+                store,
+                &intent.bucket,
+                &intent.key,
+                old,
+                "missed an overwrite",
+            );
+        }
     }
     if intent.upload_id.is_some() {
         unfinished |= !forget_upload(store, intent).await;
@@ -348,6 +374,29 @@ pub async fn collect_leftovers(store: &Store, older_than: Duration) -> usize {
         Err(e) => {
             tracing::warn!(error = %e, "cannot read intents; nothing collected");
             return 0;
+        }
+    }
+    // Staged copies the repair queue will publish.
+    for backend in store.backends.iter() {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = match store.meta.repairs(backend.id(), after.as_deref(), 1024) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the repair queue; nothing collected");
+                    return 0;
+                }
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, entry) in page {
+                if let crate::meta::RepairTask::Replicate {
+                    staged: Some(h), ..
+                } = entry.task
+                {
+                    live.insert(h);
+                }
+            }
         }
     }
     match store.meta.all_uploads() {
