@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::placement::check::check_policy;
+use crate::placement::rules::{ReadOrder, Requirement, Rules, Spread, TagMatch};
 use crate::s3::auth::Credential;
 use hansa_backends::{CloudConfig, FaultPlan};
 
@@ -337,9 +339,31 @@ pub struct PolicyConfig {
     pub replicas: Option<usize>,
     /// Copies that must hold the bytes before the client gets its 200; all replicas when absent.
     pub write_quorum: Option<usize>,
-    /// Backends tried first on reads, in this order; the others follow.
+    /// Reads: backends tried first, in this order (the others follow), or `"latency"` (lowest
+    /// observed latency first).
     #[serde(default)]
-    pub read_order: Vec<String>,
+    pub read_order: ReadOrder,
+    /// Members are only the backends whose tags match all these pairs
+    /// (`only = { jurisdiction = "eu" }`).
+    pub only: Option<TagMatch>,
+    /// No two replicas of an object on backends sharing a value of this tag
+    /// (`spread = "provider"`); a backend without the tag conflicts with none.
+    pub spread: Option<Spread>,
+    /// At least `min` replicas on backends matching the pairs
+    /// (`require = [{ jurisdiction = "eu", min = 1 }]`).
+    #[serde(default)]
+    pub require: Vec<Requirement>,
+}
+
+impl PolicyConfig {
+    /// The policy's rules over backend tags.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            only: self.only.clone(),
+            spread: self.spread.clone(),
+            require: self.require.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -614,37 +638,61 @@ impl Config {
         }
         for (name, p) in &self.policies {
             let field = |f: &str| format!("policy.{name}.{f}");
-            let members: Vec<&str> = match &p.backends {
+            let listed: Vec<&str> = match &p.backends {
                 Some(list) => list.iter().map(String::as_str).collect(),
                 None => self.backends.iter().map(|b| b.id.as_str()).collect(),
             };
-            for id in members
-                .iter()
-                .copied()
-                .chain(p.read_order.iter().map(String::as_str))
-            {
+            for (rule, id) in listed.iter().map(|id| ("backends", *id)).chain(
+                p.read_order
+                    .listed()
+                    .iter()
+                    .map(|id| ("read_order", id.as_str())),
+            ) {
                 if !ids.contains(id) {
                     return Err(invalid(
-                        field("backends"),
-                        format!("unknown backend {id:?}"),
+                        field(rule),
+                        format!("policy {name:?}: {rule} names unknown backend {id:?}"),
                     ));
                 }
             }
-            let replicas = p.replicas.unwrap_or(members.len());
-            if replicas == 0 || replicas > members.len() {
+            let mut seen = HashSet::new();
+            if let Some(id) = listed.iter().find(|id| !seen.insert(**id)) {
                 return Err(invalid(
-                    field("replicas"),
-                    format!(
-                        "must be between 1 and the policy's {} backends",
-                        members.len()
-                    ),
+                    field("backends"),
+                    format!("policy {name:?}: backend {id:?} is listed twice"),
                 ));
             }
+            let members = listed.len();
+            let replicas = p.replicas.unwrap_or(members);
+            if replicas == 0 {
+                return Err(invalid(
+                    field("replicas"),
+                    format!("policy {name:?}: replicas must be at least 1"),
+                ));
+            }
+            let tagged: Vec<(&str, &BTreeMap<String, String>)> = listed
+                .iter()
+                .filter_map(|id| self.backends.iter().find(|b| b.id == *id))
+                .map(|b| (b.id.as_str(), &b.tags))
+                .collect();
+            // `replicas` defaults to every member, and `only` may admit fewer than listed.
+            let replicas = match (&p.only, p.replicas) {
+                (Some(only), None) => tagged
+                    .iter()
+                    .filter(|(_, t)| only.matches(t))
+                    .count()
+                    .max(1),
+                _ => replicas,
+            };
+            check_policy(name, &tagged, replicas, &p.rules())
+                .map_err(|problem| invalid(field(problem.rule), problem.message))?;
             let quorum = p.write_quorum.unwrap_or(replicas);
             if quorum == 0 || quorum > replicas {
                 return Err(invalid(
                     field("write_quorum"),
-                    format!("must be between 1 and replicas ({replicas})"),
+                    format!(
+                        "policy {name:?}: write_quorum {quorum} must be between 1 and replicas ({replicas})"
+                    ),
                 ));
             }
         }

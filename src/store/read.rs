@@ -80,7 +80,7 @@ pub async fn read_version(
         }
         let replicas: Vec<Replica> = store
             .placement
-            .read_order(bucket, &record.replicas)
+            .read_order(bucket, &record.replicas, &|_| None)
             .into_iter()
             .cloned()
             .collect();
