@@ -82,7 +82,7 @@ impl Placement {
                 let rules = p.rules();
                 let members: Vec<String> = listed
                     .iter()
-                    .filter(|id| admitted(&rules, *id))
+                    .filter(|id| admitted(&rules, id))
                     .cloned()
                     .collect();
                 let replicas = p.replicas.unwrap_or(members.len());
