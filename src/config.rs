@@ -447,22 +447,46 @@ fn default_budget_share() -> f64 {
 
 pub const DEFAULT_POLICY: &str = "default";
 
+/// Whether secrets named by environment variables must be set for a configuration to be valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Serving: a key without its secret would refuse every request.
+    Required,
+    /// Inspecting: nothing is signed or verified.
+    NotNeeded,
+}
+
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path, Secrets::Required)
+    }
+
+    /// [`Config::from_file`] for commands that only inspect (`hansa explain`): everything is
+    /// validated except that secrets named by environment variables need not be set, since
+    /// an operator's shell rarely has the gateway's environment.
+    pub fn from_file_for_inspection(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path, Secrets::NotNeeded)
+    }
+
+    fn read_file(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        Config::from_toml(&file, &text)
+        Config::parse(&file, &text, secrets)
     }
 
     pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(file, text, Secrets::Required)
+    }
+
+    fn parse(file: &str, text: &str, secrets: Secrets) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_string(),
             message: e.to_string(),
         })?;
-        config.validate(file)?;
+        config.validate(file, secrets)?;
         Ok(config)
     }
 
@@ -492,7 +516,7 @@ impl Config {
         }
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    fn validate(&self, file: &str, secrets: Secrets) -> Result<(), ConfigError> {
         let invalid = |field: String, problem: String| ConfigError::Invalid {
             file: file.to_string(),
             field,
@@ -569,7 +593,10 @@ impl Config {
                         "is empty (an empty secret signs every request)".into(),
                     ))
                 }
-                (None, Some(var)) if std::env::var(var).map_or(true, |v| v.is_empty()) => {
+                (None, Some(var))
+                    if secrets == Secrets::Required
+                        && std::env::var(var).map_or(true, |v| v.is_empty()) =>
+                {
                     return Err(invalid(
                         field("secret_access_key_env"),
                         format!("environment variable {var} is not set"),
@@ -911,6 +938,33 @@ mod tests {
         assert_eq!(defaults.min_body_bytes_per_sec, 4096);
         assert_eq!(defaults.budget_wait_ms, 10_000);
         assert_eq!(defaults.max_budget_share_per_credential, 0.5);
+    }
+
+    #[test]
+    fn inspection_needs_no_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.toml");
+        std::fs::write(
+            &file,
+            "[[credential]]\naccess_key_id = \"abc\"\n\
+             secret_access_key_env = \"HANSA_TEST_SURELY_UNSET_SECRET\"\n\
+             [[backend]]\nid = \"a\"\nkind = \"memory\"\n",
+        )
+        .unwrap();
+        let e = Config::from_file(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("HANSA_TEST_SURELY_UNSET_SECRET is not set"),
+            "{e}"
+        );
+        let config = Config::from_file_for_inspection(&file).unwrap();
+        assert_eq!(config.backends.len(), 1);
+        // Everything else is still checked.
+        std::fs::write(
+            &file,
+            "[[backend]]\nid = \"a\"\nkind = \"memory\"\n[policy.p]\nreplicas = 2\n",
+        )
+        .unwrap();
+        assert!(Config::from_file_for_inspection(&file).is_err());
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             config,
             bucket,
             key,
-        } => match Config::from_file(&config) {
+        } => match Config::from_file_for_inspection(&config) {
             // The plan can always be shown; a missing key or an index held by a running
             // gateway is part of the answer, not a failure.
             Ok(config) => {
