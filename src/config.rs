@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::placement::check::check_policy;
+use crate::placement::rules::{ReadOrder, Requirement, Rules, Spread, TagMatch};
 use crate::s3::auth::Credential;
 use hansa_backends::{CloudConfig, FaultPlan};
 
@@ -368,9 +370,31 @@ pub struct PolicyConfig {
     pub replicas: Option<usize>,
     /// Copies that must hold the bytes before the client gets its 200; all replicas when absent.
     pub write_quorum: Option<usize>,
-    /// Backends tried first on reads, in this order; the others follow.
+    /// Reads: backends tried first, in this order (the others follow), or `"latency"` (lowest
+    /// observed latency first).
     #[serde(default)]
-    pub read_order: Vec<String>,
+    pub read_order: ReadOrder,
+    /// Members are only the backends whose tags match all these pairs
+    /// (`only = { jurisdiction = "eu" }`).
+    pub only: Option<TagMatch>,
+    /// No two replicas of an object on backends sharing a value of this tag
+    /// (`spread = "provider"`); a backend without the tag conflicts with none.
+    pub spread: Option<Spread>,
+    /// At least `min` replicas on backends matching the pairs
+    /// (`require = [{ jurisdiction = "eu", min = 1 }]`).
+    #[serde(default)]
+    pub require: Vec<Requirement>,
+}
+
+impl PolicyConfig {
+    /// The policy's rules over backend tags.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            only: self.only.clone(),
+            spread: self.spread.clone(),
+            require: self.require.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -454,22 +478,46 @@ fn default_budget_share() -> f64 {
 
 pub const DEFAULT_POLICY: &str = "default";
 
+/// Whether secrets named by environment variables must be set for a configuration to be valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Serving: a key without its secret would refuse every request.
+    Required,
+    /// Inspecting: nothing is signed or verified.
+    NotNeeded,
+}
+
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path, Secrets::Required)
+    }
+
+    /// [`Config::from_file`] for commands that only inspect (`hansa explain`): everything is
+    /// validated except that secrets named by environment variables need not be set, since
+    /// an operator's shell rarely has the gateway's environment.
+    pub fn from_file_for_inspection(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path, Secrets::NotNeeded)
+    }
+
+    fn read_file(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        Config::from_toml(&file, &text)
+        Config::parse(&file, &text, secrets)
     }
 
     pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(file, text, Secrets::Required)
+    }
+
+    fn parse(file: &str, text: &str, secrets: Secrets) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_string(),
             message: e.to_string(),
         })?;
-        config.validate(file)?;
+        config.validate(file, secrets)?;
         Ok(config)
     }
 
@@ -500,7 +548,7 @@ impl Config {
         }
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    fn validate(&self, file: &str, secrets: Secrets) -> Result<(), ConfigError> {
         let invalid = |field: String, problem: String| ConfigError::Invalid {
             file: file.to_string(),
             field,
@@ -577,7 +625,10 @@ impl Config {
                         "is empty (an empty secret signs every request)".into(),
                     ))
                 }
-                (None, Some(var)) if std::env::var(var).map_or(true, |v| v.is_empty()) => {
+                (None, Some(var))
+                    if secrets == Secrets::Required
+                        && std::env::var(var).map_or(true, |v| v.is_empty()) =>
+                {
                     return Err(invalid(
                         field("secret_access_key_env"),
                         format!("environment variable {var} is not set"),
@@ -646,37 +697,61 @@ impl Config {
         }
         for (name, p) in &self.policies {
             let field = |f: &str| format!("policy.{name}.{f}");
-            let members: Vec<&str> = match &p.backends {
+            let listed: Vec<&str> = match &p.backends {
                 Some(list) => list.iter().map(String::as_str).collect(),
                 None => self.backends.iter().map(|b| b.id.as_str()).collect(),
             };
-            for id in members
-                .iter()
-                .copied()
-                .chain(p.read_order.iter().map(String::as_str))
-            {
+            for (rule, id) in listed.iter().map(|id| ("backends", *id)).chain(
+                p.read_order
+                    .listed()
+                    .iter()
+                    .map(|id| ("read_order", id.as_str())),
+            ) {
                 if !ids.contains(id) {
                     return Err(invalid(
-                        field("backends"),
-                        format!("unknown backend {id:?}"),
+                        field(rule),
+                        format!("policy {name:?}: {rule} names unknown backend {id:?}"),
                     ));
                 }
             }
-            let replicas = p.replicas.unwrap_or(members.len());
-            if replicas == 0 || replicas > members.len() {
+            let mut seen = HashSet::new();
+            if let Some(id) = listed.iter().find(|id| !seen.insert(**id)) {
                 return Err(invalid(
-                    field("replicas"),
-                    format!(
-                        "must be between 1 and the policy's {} backends",
-                        members.len()
-                    ),
+                    field("backends"),
+                    format!("policy {name:?}: backend {id:?} is listed twice"),
                 ));
             }
+            let members = listed.len();
+            let replicas = p.replicas.unwrap_or(members);
+            if replicas == 0 {
+                return Err(invalid(
+                    field("replicas"),
+                    format!("policy {name:?}: replicas must be at least 1"),
+                ));
+            }
+            let tagged: Vec<(&str, &BTreeMap<String, String>)> = listed
+                .iter()
+                .filter_map(|id| self.backends.iter().find(|b| b.id == *id))
+                .map(|b| (b.id.as_str(), &b.tags))
+                .collect();
+            // `replicas` defaults to every member, and `only` may admit fewer than listed.
+            let replicas = match (&p.only, p.replicas) {
+                (Some(only), None) => tagged
+                    .iter()
+                    .filter(|(_, t)| only.matches(t))
+                    .count()
+                    .max(1),
+                _ => replicas,
+            };
+            check_policy(name, &tagged, replicas, &p.rules())
+                .map_err(|problem| invalid(field(problem.rule), problem.message))?;
             let quorum = p.write_quorum.unwrap_or(replicas);
             if quorum == 0 || quorum > replicas {
                 return Err(invalid(
                     field("write_quorum"),
-                    format!("must be between 1 and replicas ({replicas})"),
+                    format!(
+                        "policy {name:?}: write_quorum {quorum} must be between 1 and replicas ({replicas})"
+                    ),
                 ));
             }
         }
@@ -895,6 +970,33 @@ mod tests {
         assert_eq!(defaults.min_body_bytes_per_sec, 4096);
         assert_eq!(defaults.budget_wait_ms, 10_000);
         assert_eq!(defaults.max_budget_share_per_credential, 0.5);
+    }
+
+    #[test]
+    fn inspection_needs_no_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.toml");
+        std::fs::write(
+            &file,
+            "[[credential]]\naccess_key_id = \"abc\"\n\
+             secret_access_key_env = \"HANSA_TEST_SURELY_UNSET_SECRET\"\n\
+             [[backend]]\nid = \"a\"\nkind = \"memory\"\n",
+        )
+        .unwrap();
+        let e = Config::from_file(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("HANSA_TEST_SURELY_UNSET_SECRET is not set"),
+            "{e}"
+        );
+        let config = Config::from_file_for_inspection(&file).unwrap();
+        assert_eq!(config.backends.len(), 1);
+        // Everything else is still checked.
+        std::fs::write(
+            &file,
+            "[[backend]]\nid = \"a\"\nkind = \"memory\"\n[policy.p]\nreplicas = 2\n",
+        )
+        .unwrap();
+        assert!(Config::from_file_for_inspection(&file).is_err());
     }
 
     #[test]

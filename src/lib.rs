@@ -5,6 +5,7 @@
 
 pub mod checksum;
 pub mod config;
+pub mod explain;
 pub mod fd_limit;
 pub mod gateway;
 pub mod meta;

@@ -43,6 +43,15 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Explain where writes of a key go and why (from the configuration alone), and where its
+    /// current version lives (from the index, unless a running gateway holds it).
+    Explain {
+        /// TOML configuration file, as given to `hansa serve`.
+        #[arg(long)]
+        config: PathBuf,
+        bucket: String,
+        key: String,
+    },
     /// Print the version.
     Version,
 }
@@ -56,6 +65,22 @@ fn main() -> ExitCode {
             println!("hansa {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Explain {
+            config,
+            bucket,
+            key,
+        } => match Config::from_file_for_inspection(&config) {
+            // The plan can always be shown; a missing key or an index held by a running
+            // gateway is part of the answer, not a failure.
+            Ok(config) => {
+                print!("{}", hansa::explain::explain(&config, &bucket, &key));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hansa: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve {
             config,
             listen,

@@ -195,6 +195,11 @@ impl TestGateway {
         }
     }
 
+    /// The configuration this gateway runs with (TOML), e.g. to hand to the `hansa` binary.
+    pub fn config_toml(&self) -> &str {
+        &self.config_toml
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -1,21 +1,41 @@
 //! Placement policy: which backends take a write, how many must confirm it, and in what order
 //! reads try the replicas.
+//!
+//! A policy's members are its `backends` (every backend when absent) that its `only` rule
+//! admits. For each key the members are ranked by rendezvous hashing (stable per key, even
+//! over keys); the targets are the first set in rank order that honours `spread` and every
+//! `require` ([`select`]). The configuration refuses a policy no set of members can satisfy
+//! ([`check`]), so a plan always exists for a validated configuration.
+
+pub mod check;
+mod explain;
+pub mod rules;
+mod select;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DEFAULT_POLICY};
 use crate::meta::{Replica, ReplicaState};
+pub use explain::{BackendVerdict, Verdict, WriteExplanation};
+use rules::{ReadOrder, Rules, Tags};
+use select::{Candidate, Constraints, Pick, Selection};
 
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub name: String,
-    /// Backend ids this policy may use.
+    /// The backends the policy lists (its `backends`, or every backend), in configured order.
+    pub listed: Vec<String>,
+    /// The listed backends its `only` rule admits: where replicas may go.
     pub members: Vec<String>,
     pub replicas: usize,
     pub write_quorum: usize,
-    pub read_order: Vec<String>,
+    pub read_order: ReadOrder,
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone)]
@@ -24,6 +44,9 @@ pub struct Placement {
     default: Policy,
     policies: HashMap<String, Policy>,
     bucket_policy: HashMap<String, String>,
+    /// Every configured backend, in configured order.
+    backends: Vec<String>,
+    tags: HashMap<String, Tags>,
 }
 
 /// Where one write goes.
@@ -33,31 +56,56 @@ pub struct WritePlan {
     pub write_quorum: usize,
 }
 
+/// Tags of a backend the configuration does not know (an index entry naming a removed
+/// backend): none, so it matches no rule.
+static NO_TAGS: Tags = Tags::new();
+
 impl Placement {
     pub fn from_config(config: &Config) -> Placement {
         let all: Vec<String> = config.backends.iter().map(|b| b.id.clone()).collect();
+        let tags: HashMap<String, Tags> = config
+            .backends
+            .iter()
+            .map(|b| (b.id.clone(), b.tags.clone()))
+            .collect();
+        let admitted = |rules: &Rules, id: &String| {
+            rules
+                .only
+                .as_ref()
+                .is_none_or(|only| only.matches(tags.get(id).unwrap_or(&NO_TAGS)))
+        };
         let mut policies: HashMap<String, Policy> = config
             .policies
             .iter()
             .map(|(name, p)| {
-                let members = p.backends.clone().unwrap_or_else(|| all.clone());
+                let listed = p.backends.clone().unwrap_or_else(|| all.clone());
+                let rules = p.rules();
+                let members: Vec<String> = listed
+                    .iter()
+                    .filter(|id| admitted(&rules, id))
+                    .cloned()
+                    .collect();
                 let replicas = p.replicas.unwrap_or(members.len());
                 let policy = Policy {
                     name: name.clone(),
                     write_quorum: p.write_quorum.unwrap_or(replicas),
                     replicas,
+                    listed,
                     members,
                     read_order: p.read_order.clone(),
+                    rules,
                 };
                 (name.clone(), policy)
             })
             .collect();
         let default = policies.remove(DEFAULT_POLICY).unwrap_or_else(|| Policy {
             name: DEFAULT_POLICY.to_string(),
+            listed: all.clone(),
             members: all.clone(),
             replicas: all.len(),
             write_quorum: all.len(),
-            read_order: Vec::new(),
+            read_order: ReadOrder::default(),
+            rules: Rules::default(),
         });
         let bucket_policy = config
             .buckets
@@ -68,6 +116,8 @@ impl Placement {
             default,
             policies,
             bucket_policy,
+            backends: all,
+            tags,
         }
     }
 
@@ -78,11 +128,15 @@ impl Placement {
             .unwrap_or(&self.default)
     }
 
-    /// The backends that take a write of `bucket/key`. When the policy has more members than
-    /// replicas, rendezvous hashing spreads keys evenly and keeps a key's targets stable.
-    pub fn write_plan(&self, bucket: &str, key: &str) -> WritePlan {
-        let policy = self.policy(bucket);
-        let mut ranked: Vec<(Vec<u8>, &String)> = policy
+    fn tags(&self, id: &str) -> &Tags {
+        self.tags.get(id).unwrap_or(&NO_TAGS)
+    }
+
+    /// The policy's members ranked for `bucket/key` by rendezvous hashing: each member's hash
+    /// of (id, bucket, key), lowest first. Adding or removing a member moves only the keys
+    /// that rank it (or ranked it) among their targets.
+    fn ranked<'p>(policy: &'p Policy, bucket: &str, key: &str) -> Vec<&'p str> {
+        let mut ranked: Vec<(Vec<u8>, &str)> = policy
             .members
             .iter()
             .map(|id| {
@@ -92,100 +146,188 @@ impl Placement {
                 h.update(bucket.as_bytes());
                 h.update([0]);
                 h.update(key.as_bytes());
-                (h.finalize().to_vec(), id)
+                (h.finalize().to_vec(), id.as_str())
             })
             .collect();
         ranked.sort();
+        ranked.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The ranked members of `bucket/key`'s policy and the search's decision on each.
+    fn select<'p>(
+        &'p self,
+        policy: &'p Policy,
+        bucket: &str,
+        key: &str,
+    ) -> (Vec<&'p str>, Selection) {
+        let ranked = Self::ranked(policy, bucket, key);
+        let candidates: Vec<Candidate<'_>> = ranked
+            .iter()
+            .map(|id| Candidate {
+                id,
+                tags: self.tags(id),
+            })
+            .collect();
+        let selection = select::select(
+            &candidates,
+            Constraints {
+                replicas: policy.replicas,
+                spread: policy.rules.spread.as_ref(),
+                require: &policy.rules.require,
+            },
+        );
+        (ranked, selection)
+    }
+
+    /// The backends that take a write of `bucket/key`, best ranked first: the first set of
+    /// `replicas` members in rank order that honours the policy's `spread` and `require`
+    /// rules. Stable per key; without rules, the best-ranked members.
+    pub fn write_plan(&self, bucket: &str, key: &str) -> WritePlan {
+        let policy = self.policy(bucket);
+        let (ranked, selection) = self.select(policy, bucket, key);
         WritePlan {
-            targets: ranked
-                .into_iter()
-                .take(policy.replicas)
-                .map(|(_, id)| id.clone())
-                .collect(),
+            targets: selection.chosen().map(|i| ranked[i].to_string()).collect(),
             write_quorum: policy.write_quorum,
         }
     }
 
-    /// Present replicas in the order reads should try them: the policy's read order first,
-    /// then the rest as recorded.
-    pub fn read_order<'r>(&self, bucket: &str, replicas: &'r [Replica]) -> Vec<&'r Replica> {
+    /// The write plan of `bucket/key` with the reason for every backend's place in it.
+    pub fn explain_write(&self, bucket: &str, key: &str) -> WriteExplanation {
         let policy = self.policy(bucket);
-        let rank = |r: &Replica| {
-            policy
-                .read_order
-                .iter()
-                .position(|id| *id == r.backend)
-                .unwrap_or(usize::MAX)
+        let (ranked, selection) = self.select(policy, bucket, key);
+        let rules = &policy.rules;
+        let require_name = |i: usize| {
+            rules
+                .require
+                .get(i)
+                .map_or_else(|| format!("require rule {i}"), ToString::to_string)
         };
+        let mut backends: Vec<BackendVerdict> = ranked
+            .iter()
+            .zip(&selection.picks)
+            .enumerate()
+            .map(|(rank, (id, pick))| BackendVerdict {
+                backend: id.to_string(),
+                rank: Some(rank + 1),
+                tags: self.tags(id).clone(),
+                verdict: match pick {
+                    Pick::Chosen { counts_towards } => Verdict::Target {
+                        counts_towards: counts_towards.iter().map(|&i| require_name(i)).collect(),
+                    },
+                    Pick::SpreadConflict { value, with } => Verdict::SpreadConflict {
+                        tag: rules
+                            .spread
+                            .as_ref()
+                            .map_or_else(String::new, |s| s.tag().to_string()),
+                        value: value.clone(),
+                        with: with.clone(),
+                    },
+                    Pick::WouldMissRequire(rule) => Verdict::WouldMissRequire {
+                        rule: rule.map(require_name),
+                    },
+                    Pick::BeyondReplicas => Verdict::BeyondReplicas,
+                },
+            })
+            .collect();
+        for id in &self.backends {
+            if policy.members.contains(id) {
+                continue;
+            }
+            let verdict = match (&rules.only, policy.listed.contains(id)) {
+                (Some(only), true) => Verdict::ExcludedByOnly {
+                    only: only.to_string(),
+                },
+                _ => Verdict::NotListed,
+            };
+            backends.push(BackendVerdict {
+                backend: id.clone(),
+                rank: None,
+                tags: self.tags(id).clone(),
+                verdict,
+            });
+        }
+        WriteExplanation {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            policy: policy.name.clone(),
+            replicas: policy.replicas,
+            write_quorum: policy.write_quorum,
+            rules: rules.describe(),
+            rules_met: selection.rules_met,
+            targets: selection.chosen().map(|i| ranked[i].to_string()).collect(),
+            backends,
+        }
+    }
+
+    /// Given the backends that hold a write durably, the first `require` rule of the bucket's
+    /// policy they fail, as a message naming the policy and the rule (a write the store must
+    /// refuse, e.g. when the only EU backend is down). `None` when every rule is met.
+    pub fn unmet_rule(&self, bucket: &str, holders: &[&str]) -> Option<String> {
+        let policy = self.policy(bucket);
+        let mut distinct: Vec<&str> = holders.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        policy.rules.require.iter().find_map(|rule| {
+            let matching: Vec<&str> = distinct
+                .iter()
+                .copied()
+                .filter(|id| rule.tags.matches(self.tags(id)))
+                .collect();
+            if matching.len() >= rule.min {
+                return None;
+            }
+            let held = if distinct.is_empty() {
+                "no backend holds the write".to_string()
+            } else if matching.is_empty() {
+                format!(
+                    "the write is held by {}, none of which has {}",
+                    distinct.join(", "),
+                    rule.tags
+                )
+            } else {
+                format!(
+                    "the write is held by {}, of which only {} ({}) {} {}",
+                    distinct.join(", "),
+                    matching.len(),
+                    matching.join(", "),
+                    if matching.len() == 1 { "has" } else { "have" },
+                    rule.tags
+                )
+            };
+            Some(format!(
+                "policy {:?}: {rule} is not met: {held}",
+                policy.name
+            ))
+        })
+    }
+
+    /// Present replicas in the order reads should try them. A listed order: those backends
+    /// first, in that order, then the rest as recorded. `latency`: lowest latency reported by
+    /// `latency` (by backend id) first; backends without a measurement last; ties as recorded.
+    pub fn read_order<'r>(
+        &self,
+        bucket: &str,
+        replicas: &'r [Replica],
+        latency: &dyn Fn(&str) -> Option<Duration>,
+    ) -> Vec<&'r Replica> {
+        let policy = self.policy(bucket);
         let mut present: Vec<&Replica> = replicas
             .iter()
             .filter(|r| r.state == ReplicaState::Present)
             .collect();
-        present.sort_by_key(|r| rank(r));
+        // Stable sorts: equal keys keep the recorded order.
+        match &policy.read_order {
+            ReadOrder::Listed(order) => present.sort_by_key(|r| {
+                order
+                    .iter()
+                    .position(|id| *id == r.backend)
+                    .unwrap_or(usize::MAX)
+            }),
+            ReadOrder::Latency => present.sort_by_key(|r| match latency(r.backend.as_str()) {
+                Some(d) => (false, d),
+                None => (true, Duration::ZERO),
+            }),
+        }
         present
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn placement(toml: &str) -> Placement {
-        Placement::from_config(&Config::from_toml("t.toml", toml).unwrap())
-    }
-
-    const THREE: &str = "[[backend]]\nid = \"a\"\nkind = \"memory\"\n[[backend]]\nid = \"b\"\nkind = \"memory\"\n[[backend]]\nid = \"c\"\nkind = \"memory\"\n";
-
-    #[test]
-    fn default_policy_writes_everywhere() {
-        let p = placement(THREE);
-        let plan = p.write_plan("bkt", "k");
-        assert_eq!(plan.targets.len(), 3);
-        assert_eq!(plan.write_quorum, 3);
-    }
-
-    #[test]
-    fn fewer_replicas_spread_keys_over_members() {
-        let p = placement(&format!(
-            "{THREE}[policy.two]\nreplicas = 2\nwrite_quorum = 1\n[bucket.bkt]\npolicy = \"two\"\n"
-        ));
-        let mut counts = HashMap::new();
-        for i in 0..300 {
-            let plan = p.write_plan("bkt", &format!("key{i}"));
-            assert_eq!(plan.targets.len(), 2);
-            assert_eq!(plan.write_quorum, 1);
-            assert_ne!(plan.targets[0], plan.targets[1]);
-            assert_eq!(
-                plan.targets,
-                p.write_plan("bkt", &format!("key{i}")).targets
-            );
-            for t in plan.targets {
-                *counts.entry(t).or_insert(0) += 1;
-            }
-        }
-        // Each of the three backends gets roughly 2/3 of 300 keys.
-        for (_, n) in counts {
-            assert!((150..250).contains(&n), "{n}");
-        }
-    }
-
-    #[test]
-    fn read_order_prefers_policy_order_and_skips_pending() {
-        let p = placement(&format!("{THREE}[policy.default]\nread_order = [\"c\"]\n"));
-        let r = |b: &str, state| Replica {
-            etag: "e".into(),
-            ..Replica::new(b, "n", state)
-        };
-        let replicas = [
-            r("a", ReplicaState::Present),
-            r("b", ReplicaState::Pending),
-            r("c", ReplicaState::Present),
-        ];
-        let order: Vec<_> = p
-            .read_order("x", &replicas)
-            .iter()
-            .map(|r| r.backend.as_str())
-            .collect();
-        assert_eq!(order, ["c", "a"]);
     }
 }

@@ -205,6 +205,12 @@ impl From<StoreError> for S3Error {
                     "Not enough storage backends accepted the write; nothing was committed",
                 )
             }
+            StoreError::PlacementUnmet(ref rule) => {
+                tracing::warn!(error = %e, "placement policy not met");
+                S3Error::service_unavailable(&format!(
+                    "The bucket's placement policy cannot be met now ({rule}); nothing was committed"
+                ))
+            }
             StoreError::Throttled => S3Error::slow_down(),
             StoreError::Busy(_) => S3Error::slow_down(),
             StoreError::MetadataTooLarge(_) => {

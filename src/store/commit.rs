@@ -138,6 +138,10 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
         abandon(store, write, running);
         return Attempt::Done(Err(error));
     }
+    if let Some(rule) = unmet_rule(store, &mut write).await {
+        abandon(store, write, running);
+        return Attempt::Done(Err(StoreError::PlacementUnmet(rule)));
+    }
     let guard = store.locks.lock(&write.bucket, &write.key).await;
     let previous = match current(store, &write) {
         Ok(previous) => previous,
@@ -307,6 +311,35 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
     let record = write.record.clone();
     tokio::spawn(after_commit(store.clone(), write, late, running));
     Attempt::Done(Ok(record))
+}
+
+/// The first rule of the bucket's policy that the staged copies fail (e.g. no copy in the
+/// required jurisdiction), after waiting for the targets still staging when they are needed:
+/// a write is never acknowledged on backends the policy does not accept as its holders.
+async fn unmet_rule(store: &Store, write: &mut StagedWrite) -> Option<String> {
+    let holders = |write: &StagedWrite| -> Vec<String> {
+        write
+            .slots
+            .iter()
+            .filter(|s| s.is_staged())
+            .map(|s| s.target.id().to_string())
+            .collect()
+    };
+    let check = |write: &StagedWrite| {
+        let ids = holders(write);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store.placement.unmet_rule(&write.bucket, &ids)
+    };
+    check(write)?;
+    if write
+        .slots
+        .iter()
+        .any(|s| matches!(s.slot, Slot::Straggling(_)))
+    {
+        let none = write.slots.iter().map(|_| None).collect();
+        fall_back_to_stragglers(write, none).await;
+    }
+    check(write)
 }
 
 /// Staged copies that survive a crash: what the write quorum counts before anything is

@@ -31,6 +31,10 @@ pub enum StoreError {
         needed: usize,
         errors: String,
     },
+    /// The copies that could be made do not meet a rule of the bucket's placement policy
+    /// (e.g. the only backend in the required jurisdiction is down): nothing was committed.
+    #[error("placement policy not met: {0}")]
+    PlacementUnmet(String),
     /// A backend asks to slow down.
     #[error("a backend asks to slow down")]
     Throttled,

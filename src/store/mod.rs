@@ -227,6 +227,16 @@ impl Store {
         self.backends.get(id)
     }
 
+    /// Present replicas in the order reads should try them (the policy's read order; by
+    /// observed latency where the policy says so).
+    pub(crate) fn read_order<'r>(
+        &self,
+        bucket: &str,
+        replicas: &'r [crate::meta::Replica],
+    ) -> Vec<&'r crate::meta::Replica> {
+        self.placement.read_order(bucket, replicas, &|_| None)
+    }
+
     /// Whether background work should use backend `id` now (it exists and its circuit is not
     /// open): repairs wait for a backend that is down instead of failing against it.
     pub fn backend_usable(&self, id: &str) -> bool {

@@ -79,7 +79,6 @@ pub async fn read_version(
             }
         }
         let replicas: Vec<Replica> = store
-            .placement
             .read_order(bucket, &record.replicas)
             .into_iter()
             .cloned()

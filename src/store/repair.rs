@@ -405,7 +405,6 @@ async fn stage_copy(
     target: &Target,
 ) -> Result<String, String> {
     let sources: Vec<Replica> = store
-        .placement
         .read_order(&entry.bucket, &record.replicas)
         .into_iter()
         .filter(|r| r.backend != replica.backend && store.backend_usable(&r.backend))
