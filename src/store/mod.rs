@@ -48,7 +48,9 @@ use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectSt
 use crate::config::{BackendKind, Config, Limits};
 use crate::meta::{MetaStore, SledStore};
 use crate::placement::Placement;
-use crate::replication::{Backends, BudgetPolicy, Flow, InflightBudget, KeyLocks};
+use crate::replication::{
+    Backends, BudgetPolicy, Flow, Health, HealthSettings, InflightBudget, KeyLocks,
+};
 
 /// The storage layer's state: the index, the backends and how writes are placed on them.
 pub struct Store {
@@ -64,6 +66,8 @@ pub struct Store {
     pub settings: Settings,
     /// The run-time fault switches of backends configured with `faults`, by backend id.
     pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
+    /// Every backend's health and circuit; each backend in `backends` reports to it.
+    pub health: Arc<Health>,
     /// Writes running in this process, by write id: their intents are not leftovers.
     running: Mutex<HashSet<String>>,
 }
@@ -136,6 +140,8 @@ impl Store {
                     source,
                 }
             })?;
+        let settings = Settings::from_limits(&config.limits);
+        let health = Arc::new(Health::new(health_settings(config, &settings)));
         let mut list: Vec<Arc<dyn Backend>> = Vec::new();
         let mut fault_switches = HashMap::new();
         for b in &config.backends {
@@ -149,10 +155,10 @@ impl Store {
                 }
                 None => backend,
             };
-            list.push(backend);
+            // Outside the fault wrapper: injected faults are judged like real ones.
+            list.push(health.track(backend));
         }
         check_backends(&list).await;
-        let settings = Settings::from_limits(&config.limits);
         Ok(Store {
             meta: Arc::new(meta),
             backends: Backends::new(list),
@@ -162,6 +168,7 @@ impl Store {
             upload_locks: KeyLocks::default(),
             settings,
             fault_switches,
+            health,
             running: Mutex::new(HashSet::new()),
         })
     }
@@ -200,6 +207,21 @@ impl Store {
 
     pub(crate) fn backend(&self, id: &str) -> Option<&Arc<dyn Backend>> {
         self.backends.get(id)
+    }
+}
+
+/// `[health]`, with the backend timeout: a call still without an answer when its caller
+/// gives up after (nearly) that long was hung. Nine tenths, because the caller's clock
+/// started a moment before the call's own.
+fn health_settings(config: &Config, settings: &Settings) -> HealthSettings {
+    let h = &config.health;
+    HealthSettings {
+        probe_interval: Duration::from_millis(h.probe_interval_ms),
+        probe_timeout: Duration::from_millis(h.probe_timeout_ms),
+        failures_to_open: h.failures_to_open,
+        open_for: Duration::from_millis(h.open_for_ms),
+        hung_after: settings.backend_timeout.mul_f64(0.9),
+        ..HealthSettings::default()
     }
 }
 
