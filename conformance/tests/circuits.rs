@@ -106,9 +106,9 @@ async fn a_hung_backend_is_skipped_once_its_circuit_opens_and_rejoins_when_probe
     let hang_started = Instant::now();
     // The first reads meet it (it is first in read order) and fail over after the timeout.
     let mut first_reads = Vec::new();
-    for (key, body) in before.iter().take(4).cloned() {
-        let client = client.clone();
-        let bucket = bucket.clone();
+    for (key, body) in before.iter().take(4) {
+        let (client, bucket) = (client.clone(), bucket.clone());
+        let (key, body) = (key.clone(), body.clone());
         first_reads.push(tokio::spawn(async move {
             assert_eq!(get(&client, &bucket, &key).await, body);
         }));
