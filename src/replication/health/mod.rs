@@ -63,7 +63,7 @@ pub struct HealthSettings {
 impl Default for HealthSettings {
     fn default() -> Self {
         HealthSettings {
-            probe_interval: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(5),
             failures_to_open: 5,
             open_for: Duration::from_secs(10),
