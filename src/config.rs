@@ -41,6 +41,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Probes and circuit breakers (`[health]`).
+    #[serde(default)]
+    pub health: HealthConfig,
     #[serde(default, rename = "credential")]
     pub credentials: Vec<CredentialConfig>,
     /// Optional per-credential rate limits, by access key id (`[rate_limit.<access key id>]`).
@@ -235,6 +238,42 @@ impl Default for Limits {
             max_budget_share_per_credential: default_budget_share(),
             upload_max_age_secs: default_upload_max_age(),
             upload_cleanup_interval_secs: default_upload_cleanup_interval(),
+        }
+    }
+}
+
+/// `[health]`: how backends are probed, and when a backend's circuit opens. While a circuit
+/// is open the backend's calls fail at once (reads go to the next replica, writes go on with
+/// the others and record that replica pending) instead of waiting for timeouts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Every backend is probed this often (write, read back and delete a small object under
+    /// `.hansa/`), with or without traffic. Default 5000: on a cloud provider each probe is
+    /// three billed requests, about 52,000 a day per backend at this interval.
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_ms: u64,
+    /// A probe that has not finished after this long failed. Default 5000.
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout_ms: u64,
+    /// Failures in a row — of requests (provider errors, calls given up after the backend
+    /// timeout) or of probes — that open a backend's circuit; any healthy answer resets the
+    /// count. Default 5.
+    #[serde(default = "default_failures_to_open")]
+    pub failures_to_open: u32,
+    /// An open circuit refuses every call this long; then the next probe decides: passing,
+    /// it closes; failing, it opens for this long again. Default 10000.
+    #[serde(default = "default_open_for")]
+    pub open_for_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe_interval_ms: default_probe_interval(),
+            probe_timeout_ms: default_probe_timeout(),
+            failures_to_open: default_failures_to_open(),
+            open_for_ms: default_open_for(),
         }
     }
 }
@@ -476,6 +515,22 @@ fn default_budget_share() -> f64 {
     0.5
 }
 
+fn default_probe_interval() -> u64 {
+    5000
+}
+
+fn default_probe_timeout() -> u64 {
+    5000
+}
+
+fn default_failures_to_open() -> u32 {
+    5
+}
+
+fn default_open_for() -> u64 {
+    10_000
+}
+
 pub const DEFAULT_POLICY: &str = "default";
 
 /// Whether secrets named by environment variables must be set for a configuration to be valid.
@@ -539,6 +594,7 @@ impl Config {
                 ..ServerConfig::default()
             },
             limits: Limits::default(),
+            health: HealthConfig::default(),
             credentials: Vec::new(),
             rate_limits: BTreeMap::new(),
             backends: vec![backend("disk-a"), backend("disk-b")],
@@ -591,6 +647,21 @@ impl Config {
                 "limits.min_body_rate_window_secs".into(),
                 "must be at least 1 when limits.min_body_bytes_per_sec is set".into(),
             ));
+        }
+        let health = &self.health;
+        for (field, value, least) in [
+            ("health.probe_interval_ms", health.probe_interval_ms, 10),
+            ("health.probe_timeout_ms", health.probe_timeout_ms, 1),
+            ("health.open_for_ms", health.open_for_ms, 1),
+            (
+                "health.failures_to_open",
+                u64::from(health.failures_to_open),
+                1,
+            ),
+        ] {
+            if value < least {
+                return Err(invalid(field.into(), format!("must be at least {least}")));
+            }
         }
         let mut keys = HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
@@ -966,6 +1037,19 @@ mod tests {
         assert!(e.to_string().contains("burst"), "{e}");
         let ok = with("[rate_limit.abc]\nrequests_per_sec = 2.5\nbytes_per_sec = 1000\n").unwrap();
         assert_eq!(ok.rate_limits["abc"].requests_per_sec, Some(2.5));
+        let e = with("[health]\nprobe_interval_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("health.probe_interval_ms"), "{e}");
+        let e = with("[health]\nfailures_to_open = 0\n").unwrap_err();
+        assert!(e.to_string().contains("health.failures_to_open"), "{e}");
+        let e = with("[health]\nprobe_every = 1\n").unwrap_err();
+        assert!(e.to_string().contains("probe_every"), "{e}");
+        let health = with("[health]\nprobe_interval_ms = 100\nopen_for_ms = 500\n")
+            .unwrap()
+            .health;
+        assert_eq!((health.probe_interval_ms, health.open_for_ms), (100, 500));
+        assert_eq!(with("").unwrap().health, HealthConfig::default());
+        assert_eq!(HealthConfig::default().failures_to_open, 5);
+        assert_eq!(HealthConfig::default().probe_interval_ms, 5000);
         let defaults = with("").unwrap().limits;
         assert_eq!(defaults.min_body_bytes_per_sec, 4096);
         assert_eq!(defaults.budget_wait_ms, 10_000);

@@ -137,6 +137,13 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),
         stopped.clone(),
     ));
+    let store = &gateway.store;
+    tasks.spawn(
+        store
+            .health
+            .clone()
+            .run_probes(store.backends.iter().cloned().collect(), stopped.clone()),
+    );
     Ok(Running {
         http_addrs,
         tls_addrs,

@@ -62,6 +62,11 @@ pub struct Options {
     /// Both local backends get a fault-injection switch ([`TestGateway::faults`]), with no
     /// fault set.
     pub faults: bool,
+    /// Lines of the `[health]` table (probes, circuit breakers). When absent, circuits
+    /// practically never open and probes run once an hour: most tests switch faults on and
+    /// off faster than a circuit's open period and check the write protocol's own timeouts,
+    /// and a probe's short-lived files would show in their listings of the disks.
+    pub health_toml: Option<String>,
     /// Extra lines of a local backend's `[[backend]]` table, by backend id (`disk-a`,
     /// `disk-b`), e.g. `("disk-a", "faults = { publishes = { slow_ms = 30 } }")`. Not together
     /// with [`Options::faults`] for the same key.
@@ -243,23 +248,28 @@ impl TestGateway {
         }
     }
 
-    /// The replica states of `bucket/key` in the index, by backend id.
+    /// The replica states of `bucket/key` in the index, by backend id (sorted); none when the
+    /// key is not in the index.
     pub fn replica_states(
         &self,
         bucket: &str,
         key: &str,
     ) -> Vec<(String, hansa::meta::ReplicaState)> {
-        self.store()
+        let record = self
+            .store()
             .meta
             .object(bucket, key)
-            .expect("index readable")
+            .expect("index readable");
+        let mut states: Vec<_> = record
             .map(|r| {
                 r.replicas
                     .into_iter()
                     .map(|r| (r.backend, r.state))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        states.sort_by(|x, y| x.0.cmp(&y.0));
+        states
     }
 
     /// The directories of the two local backends, `a` and `b`.
@@ -448,6 +458,16 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
     t.push_str(&options.limits_toml);
     if !options.limits_toml.ends_with('\n') {
         t.push('\n');
+    }
+    t.push_str("\n[health]\n");
+    match &options.health_toml {
+        Some(lines) => {
+            t.push_str(lines);
+            if !lines.ends_with('\n') {
+                t.push('\n');
+            }
+        }
+        None => t.push_str("probe_interval_ms = 3600000\nfailures_to_open = 4294967295\n"),
     }
     for (key, buckets, read_only) in [
         (ADMIN, None, false),

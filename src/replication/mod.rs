@@ -1,14 +1,17 @@
 //! Moving bytes between the client and the replicas: the write fan-out, reads with failover,
-//! the in-flight budget and per-key locks, and a time limit on every backend call.
+//! the in-flight budget and per-key locks, a time limit on every backend call, and each
+//! backend's health (probes, latency, circuit breakers).
 
 mod budget;
 mod fanout;
+pub mod health;
 mod locks;
 mod rate;
 mod read;
 
 pub use budget::{BudgetError, BudgetPolicy, InflightBudget, Reservation};
 pub use fanout::{feeds, pump, Cut, Feed, Flow, Frame, Progress, PumpError, PumpReport, Pumped};
+pub use health::{BackendHealth, CircuitState, Health, HealthSettings, HealthTracked};
 pub use locks::{BucketGuard, BucketShare, KeyGuard, KeyLocks};
 pub(crate) use rate::seconds;
 pub use rate::{Throttle, TokenBucket};

@@ -52,7 +52,9 @@ use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectSt
 use crate::config::{BackendKind, Config, Limits, RepairConfig};
 use crate::meta::{MetaStore, SledStore};
 use crate::placement::Placement;
-use crate::replication::{Backends, BudgetPolicy, Flow, InflightBudget, KeyLocks, Throttle};
+use crate::replication::{
+    Backends, BudgetPolicy, Flow, Health, HealthSettings, InflightBudget, KeyLocks, Throttle,
+};
 
 /// The storage layer's state: the index, the backends and how writes are placed on them.
 pub struct Store {
@@ -68,12 +70,25 @@ pub struct Store {
     pub settings: Settings,
     /// The run-time fault switches of backends configured with `faults`, by backend id.
     pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
+    /// Every backend's health and circuit; each backend in `backends` reports to it.
+    pub health: Arc<Health>,
     /// Writes running in this process, by write id: their intents are not leftovers.
     running: Mutex<HashSet<String>>,
     /// How the repair queue is worked.
     pub repair: Repairs,
     /// Wakes the repair worker when work is queued.
     pub(crate) repair_wake: tokio::sync::Notify,
+}
+
+/// One backend's health and repair debt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendStatus {
+    #[serde(flatten)]
+    pub health: crate::replication::BackendHealth,
+    /// Repair entries queued for it.
+    pub queued: usize,
+    /// When the oldest of them was queued (ms since the epoch).
+    pub oldest_queued_ms: Option<u64>,
 }
 
 /// The repair queue's settings.
@@ -159,6 +174,8 @@ impl Store {
                     source,
                 }
             })?;
+        let settings = Settings::from_limits(&config.limits);
+        let health = Arc::new(Health::new(health_settings(config, &settings)));
         let mut list: Vec<Arc<dyn Backend>> = Vec::new();
         let mut fault_switches = HashMap::new();
         for b in &config.backends {
@@ -172,10 +189,10 @@ impl Store {
                 }
                 None => backend,
             };
-            list.push(backend);
+            // Outside the fault wrapper: injected faults are judged like real ones.
+            list.push(health.track(backend));
         }
         check_backends(&list).await;
-        let settings = Settings::from_limits(&config.limits);
         Ok(Store {
             meta: Arc::new(meta),
             backends: Backends::new(list),
@@ -185,6 +202,7 @@ impl Store {
             upload_locks: KeyLocks::default(),
             settings,
             fault_switches,
+            health,
             running: Mutex::new(HashSet::new()),
             repair: Repairs::new(config.repair.clone()),
             repair_wake: tokio::sync::Notify::new(),
@@ -234,13 +252,46 @@ impl Store {
         bucket: &str,
         replicas: &'r [crate::meta::Replica],
     ) -> Vec<&'r crate::meta::Replica> {
-        self.placement.read_order(bucket, replicas, &|_| None)
+        self.placement
+            .read_order(bucket, replicas, &|id| self.health.latency_p50(id))
     }
 
     /// Whether background work should use backend `id` now (it exists and its circuit is not
     /// open): repairs wait for a backend that is down instead of failing against it.
     pub fn backend_usable(&self, id: &str) -> bool {
-        self.backends.get(id).is_some()
+        self.backends.get(id).is_some() && !self.health.is_open(id)
+    }
+
+    /// Each backend's health with its repair queue: what the admin plane and the logs show.
+    pub fn backend_status(&self) -> Vec<BackendStatus> {
+        self.health
+            .snapshot()
+            .into_iter()
+            .map(|health| {
+                let (queued, oldest_queued_ms) =
+                    self.meta.repair_depth(&health.id).unwrap_or((0, None));
+                BackendStatus {
+                    health,
+                    queued,
+                    oldest_queued_ms,
+                }
+            })
+            .collect()
+    }
+}
+
+/// `[health]`, with the backend timeout: a call still without an answer when its caller
+/// gives up after (nearly) that long was hung. Nine tenths, because the caller's clock
+/// started a moment before the call's own.
+fn health_settings(config: &Config, settings: &Settings) -> HealthSettings {
+    let h = &config.health;
+    HealthSettings {
+        probe_interval: Duration::from_millis(h.probe_interval_ms),
+        probe_timeout: Duration::from_millis(h.probe_timeout_ms),
+        failures_to_open: h.failures_to_open,
+        open_for: Duration::from_millis(h.open_for_ms),
+        hung_after: settings.backend_timeout.mul_f64(0.9),
+        ..HealthSettings::default()
     }
 }
 

@@ -128,8 +128,10 @@ pub(crate) fn queue_removal(store: &Store, bucket: &str, key: &str, replica: &Re
 
 /// Works the queue until `stopped` changes: a pass whenever woken or every few seconds.
 pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
+    let mut depths = std::collections::BTreeMap::new();
     loop {
         let report = repair_pass(&store).await;
+        log_depth_changes(&store, &mut depths);
         if report.settled() + report.failed > 0 {
             tracing::info!(
                 repaired = report.repaired,
@@ -151,6 +153,24 @@ pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
             _ = store.repair_wake.notified() => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// Logs each backend's queue depth, with its health, when it has changed since the last pass.
+fn log_depth_changes(store: &Store, last: &mut std::collections::BTreeMap<String, usize>) {
+    for status in store.backend_status() {
+        let before = last.insert(status.health.id.clone(), status.queued);
+        if before.unwrap_or(0) == status.queued {
+            continue;
+        }
+        tracing::info!(
+            backend = %status.health.id,
+            queued = status.queued,
+            state = ?status.health.state,
+            p50_ms = status.health.p50.map(|d| d.as_millis() as u64),
+            p99_ms = status.health.p99.map(|d| d.as_millis() as u64),
+            "repair queue depth changed"
+        );
     }
 }
 
