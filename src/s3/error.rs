@@ -207,7 +207,7 @@ impl From<StoreError> for S3Error {
             }
             StoreError::PlacementUnmet(ref rule) => {
                 tracing::warn!(error = %e, "placement policy not met");
-                S3Error::service_unavailable(&format!(
+                S3Error::service_unavailable(format!(
                     "The bucket's placement policy cannot be met now ({rule}); nothing was committed"
                 ))
             }
