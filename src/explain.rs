@@ -144,13 +144,7 @@ impl Report {
             })
             .collect();
         let header = ["state", "backend", "physical name"];
-        let width = |col: usize| {
-            rows.iter()
-                .map(|r| r[col].chars().count())
-                .chain([header[col].len()])
-                .max()
-                .unwrap_or(0)
-        };
+        let width = |col: usize| crate::placement::column_width(&rows, col, header[col]);
         let (w0, w1, w2) = (width(0), width(1), width(2));
         writeln!(f, "  {:<w0$}  {:<w1$}  {}", header[0], header[1], header[2])?;
         for [state, backend, name, note] in &rows {

@@ -128,13 +128,7 @@ impl fmt::Display for WriteExplanation {
             })
             .collect();
         let header = ["rank", "backend", "tags", "decision"];
-        let width = |col: usize| {
-            rows.iter()
-                .map(|r| r[col].chars().count())
-                .chain([header[col].len()])
-                .max()
-                .unwrap_or(0)
-        };
+        let width = |col: usize| column_width(&rows, col, header[col]);
         let (w0, w1, w2) = (width(0), width(1), width(2));
         writeln!(
             f,
@@ -146,4 +140,17 @@ impl fmt::Display for WriteExplanation {
         }
         Ok(())
     }
+}
+
+/// The width of column `col` of a text table: its widest cell, or its header.
+pub(crate) fn column_width<const N: usize>(
+    rows: &[[String; N]],
+    col: usize,
+    header: &str,
+) -> usize {
+    rows.iter()
+        .map(|r| r[col].chars().count())
+        .chain([header.chars().count()])
+        .max()
+        .unwrap_or(0)
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DEFAULT_POLICY};
 use crate::meta::{Replica, ReplicaState};
+pub(crate) use explain::column_width;
 pub use explain::{BackendVerdict, Verdict, WriteExplanation};
 use rules::{ReadOrder, Rules, Tags};
 use select::{Candidate, Constraints, Pick, Selection};

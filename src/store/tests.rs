@@ -11,7 +11,7 @@ use hansa_backends::{Fault, FaultPlan, ObjectAttributes};
 
 use super::*;
 use crate::config::Config;
-use crate::meta::{BucketRecord, ReplicaState};
+use crate::meta::{BucketRecord, RepairEntry, RepairTask, ReplicaState};
 
 struct Fixture {
     store: Arc<Store>,
@@ -146,8 +146,8 @@ async fn a_failed_publish_of_a_needed_held_copy_changes_nothing() {
 }
 
 /// A durable staged copy whose publish fails still counts towards the quorum: the write
-/// commits with that replica staged, and finishing the intent publishes it once the backend
-/// works again.
+/// commits with that replica staged, its debt goes to the repair queue (with the staged
+/// copy's handle), and the repair publishes that copy once the backend works again.
 #[tokio::test]
 async fn a_staged_copy_whose_publish_failed_is_published_later() {
     let f = fixture(DISK_AND_MEMORY, 2).await;
@@ -161,11 +161,44 @@ async fn a_staged_copy_whose_publish_failed_is_published_later() {
     assert_eq!(disk.state, ReplicaState::Staged, "{record:?}");
     assert_eq!(read(&f.store, "k").await, b"v1");
     assert_eq!(on_backend(&f.store, "disk", "k").await, None);
-    // The write's own follow-up tries again and gives up; its intent waits for upkeep.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(f.store.meta.intents().expect("intents").len(), 1);
+    // The write's own follow-up tries again, gives up and queues the publish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f.store.meta.intents().expect("intents").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the intent stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = f.store.meta.repairs("disk", None, 10).expect("queue");
+    assert!(
+        matches!(
+            queued.as_slice(),
+            [(
+                _,
+                RepairEntry {
+                    task: RepairTask::Replicate {
+                        staged: Some(_),
+                        ..
+                    },
+                    ..
+                }
+            )]
+        ),
+        "{queued:?}"
+    );
+    // Still failing: the entry stays, with a backoff.
+    let report = super::repair_pass(&f.store).await;
+    assert_eq!((report.repaired, report.failed), (0, 1), "{report:?}");
     f.store.fault_switches["disk"].clear();
-    assert_eq!(finish_intents(&f.store, Duration::ZERO).await, 1);
+    let queued = f.store.meta.repairs("disk", None, 10).expect("queue");
+    f.store
+        .meta
+        .queue_repair(&RepairEntry {
+            not_before_ms: 0,
+            ..queued[0].1.clone()
+        })
+        .expect("due now");
+    let report = super::repair_pass(&f.store).await;
+    assert_eq!(report.repaired, 1, "{report:?}");
+    assert_eq!(super::queue_depth(&f.store), 0);
     assert_eq!(
         on_backend(&f.store, "disk", "k").await.as_deref(),
         Some(&b"v1"[..])
