@@ -114,3 +114,67 @@ fn json_logs_are_one_object_per_line() {
         run.stderr
     );
 }
+
+/// `kill -USR1` asks a running gateway for an anti-entropy pass: a copy removed behind its back
+/// is found and repaired without a restart.
+#[tokio::test]
+async fn sigusr1_runs_anti_entropy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr: SocketAddr = {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address")
+    };
+    let config = dir.path().join("hansa.toml");
+    let options = hansa_conformance::Options {
+        extra_toml: "[repair]\nanti_entropy_interval_secs = 0\n".into(),
+        ..Default::default()
+    };
+    std::fs::write(
+        &config,
+        hansa_conformance::process_config_from(dir.path(), addr, &options),
+    )
+    .expect("config");
+    let err = dir.path().join("stderr");
+    let mut child = Command::new(hansa_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("start hansa");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "hansa did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s3 = hansa_conformance::client_at(&format!("http://{addr}"));
+    hansa_conformance::create_bucket(&s3, "usr1").await;
+    hansa_conformance::put(&s3, "usr1", "doc", b"kept on both disks").await;
+    let on_b = dir.path().join("b").join("usr1").join("doc");
+    std::fs::remove_file(&on_b).expect("remove the copy on disk-b");
+
+    // SAFETY: kill only sends a signal to our own child, which has not been waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR1) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !on_b.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not repaired after SIGUSR1: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read(&on_b).expect("repaired copy"),
+        b"kept on both disks"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("wait for hansa");
+    assert!(status.success(), "hansa stopped with {status}");
+    let log = std::fs::read_to_string(&err).expect("stderr");
+    assert!(log.contains("anti-entropy requested (SIGUSR1)"), "{log}");
+    assert!(log.contains("anti-entropy pass"), "{log}");
+}

@@ -895,6 +895,22 @@ async fn a_cloud_replica_that_was_down_catches_up() {
                 o.key
             );
         }
+        // A delete and an overwrite of objects the provider still holds from before.
+        let (gone, changed) = (format!("{down}-gone"), format!("{down}-changed"));
+        setup.gw.faults(down).clear();
+        hansa_conformance::put(&s3, BUCKET, &gone, b"deleted while down").await;
+        hansa_conformance::put(&s3, BUCKET, &changed, b"old version").await;
+        setup
+            .gw
+            .faults(down)
+            .set(hansa_backends::FaultPlan::all(hansa_backends::Fault::Fail));
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(&gone)
+            .send()
+            .await
+            .expect("delete while a provider is down");
+        hansa_conformance::put(&s3, BUCKET, &changed, b"new version").await;
         setup.gw.faults(down).clear();
         assert!(
             setup
@@ -938,6 +954,21 @@ async fn a_cloud_replica_that_was_down_catches_up() {
                 );
             }
         }
+        let read = |key: String| {
+            let setup = &setup;
+            async move {
+                match down {
+                    "moto" => read_moto(setup, BUCKET, &key).await,
+                    _ => read_azurite(setup, BUCKET, &key).await,
+                }
+            }
+        };
+        assert!(
+            read(gone.clone()).await.is_none(),
+            "{down}: {gone} came back"
+        );
+        let copy = read(changed.clone()).await.expect("overwritten copy");
+        assert_eq!(copy.bytes, b"new version", "{down}: {changed} is stale");
     }
     setup.gw.shutdown().await;
 }

@@ -274,3 +274,34 @@ fn forget_queue(gw: &TestGateway) {
         }
     }
 }
+
+/// `repair.bytes_per_sec` holds a backend's repairs to its rate: 4 MiB at 1 MiB/s (one
+/// second's worth saved up) take about three seconds, however fast the disks are.
+#[tokio::test]
+async fn repairs_keep_to_the_bandwidth_limit() {
+    let gw = TestGateway::start_with(Options {
+        faults: true,
+        extra_toml: "[policy.default]\nreplicas = 2\nwrite_quorum = 1\n\
+                     [repair]\nmax_backoff_secs = 1\nbytes_per_sec = 1048576\n\
+                     anti_entropy_interval_secs = 0\n"
+            .into(),
+        ..Default::default()
+    })
+    .await;
+    let s3 = gw.client();
+    let bucket = bucket_name("paced");
+    create_bucket(&s3, &bucket).await;
+    down(&gw);
+    for i in 0..4 {
+        put(&s3, &bucket, &format!("k{i}"), &random_bytes(1 << 20)).await;
+    }
+    let started = std::time::Instant::now();
+    gw.faults("disk-b").clear();
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await, "queue not drained");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2500), "4 MiB repaired in {took:?}");
+    for i in 0..4 {
+        assert!(all_present(&gw, &bucket, &format!("k{i}")));
+    }
+    gw.shutdown().await;
+}
