@@ -57,15 +57,10 @@ const POLICY: &str = "[policy.default]\nreplicas = 2\nwrite_quorum = 1\n\n\
                       [repair]\nmax_backoff_secs = 1\nanti_entropy_interval_secs = 0\n";
 
 const DOWN: &str = "disk-b down";
+const DOWN_FAULTS: &str = r#"faults = { writes = "fail", publishes = "fail", deletes = "fail" }"#;
 /// The fault plans the rounds rotate through: a name and the lines added to `disk-b`.
 const PLANS: [(&str, &[(&str, &str)]); 3] = [
-    (
-        DOWN,
-        &[(
-            "disk-b",
-            r#"faults = { writes = "fail", publishes = "fail", deletes = "fail" }"#,
-        )],
-    ),
+    (DOWN, &[("disk-b", DOWN_FAULTS)]),
     (
         "disk-b back, slow",
         &[("disk-b", "faults = { writes = { slow_ms = 20 } }")],
@@ -558,4 +553,76 @@ async fn repair_queue_survives_kill_9_loop() {
         rounds_with_repairs >= MIN_KILLS_DURING_REPAIR,
         "only {rounds_with_repairs} kills landed while the queue was being worked off"
     );
+}
+
+/// The removal an acknowledged DELETE leaves to a backend that is down is durable when the
+/// client gets its answer: kill -9 right after it, and the copy still goes once the backend is
+/// back. (It used to be queued without a flush: the kill lost it, and the deleted object's
+/// copy stayed on disk-b with an empty queue.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_missed_by_a_backend_survives_kill_9() {
+    let dir = TestDir::new("crash-repair-delete-");
+    let addr = free_port();
+    let config = dir.path().join("hansa.toml");
+    let log = dir.path().join("hansa.log");
+    let client = client_at(&format!("http://{addr}"));
+    let copy_on_b = disk_dir(dir.path(), "disk-b").join(physical_name("gone", "k").as_str());
+
+    write_config(&config, dir.path(), addr, POLICY, &[], "");
+    let mut child = spawn(&config, &log, addr);
+    client
+        .create_bucket()
+        .bucket("gone")
+        .send()
+        .await
+        .expect("create bucket");
+    client
+        .put_object()
+        .bucket("gone")
+        .key("k")
+        .body(vec![7u8; 1000].into())
+        .send()
+        .await
+        .expect("put");
+    assert!(child.terminate(Duration::from_secs(30)), "no clean stop");
+    assert!(
+        copy_on_b.exists(),
+        "{} was never written",
+        copy_on_b.display()
+    );
+
+    write_config(
+        &config,
+        dir.path(),
+        addr,
+        POLICY,
+        &[("disk-b", DOWN_FAULTS)],
+        "",
+    );
+    let mut child = spawn(&config, &log, addr);
+    client
+        .delete_object()
+        .bucket("gone")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    child.kill_9();
+
+    write_config(&config, dir.path(), addr, POLICY, &[], "");
+    let from = log_len(&log);
+    let mut child = spawn(&config, &log, addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while copy_on_b.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(child.terminate(Duration::from_secs(30)), "no clean stop");
+    assert!(
+        !copy_on_b.exists(),
+        "the deleted object's copy is still on disk-b after the restart:\n{}",
+        log_since(&log, from)
+    );
+    let index =
+        SledStore::open(&dir.path().join("data").join("index"), 8 << 20).expect("open the index");
+    assert_eq!(index.repair_depth("disk-b").expect("queue depth").0, 0);
 }
