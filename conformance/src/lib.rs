@@ -874,6 +874,8 @@ pub mod sign;
 // ---------------------------------------------------------------------------------------------
 // A gateway as a separate process (for crash tests: kill -9)
 
+pub mod process;
+
 /// The `hansa` binary built next to this test (`cargo build --workspace` puts it there), or
 /// `HANSA_BIN`.
 pub fn hansa_binary() -> PathBuf {

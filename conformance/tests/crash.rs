@@ -27,17 +27,18 @@
 //! everything must still read back.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hansa_backends::physical_name;
+use hansa_conformance::process::{
+    field, files_under, free_port, log_len, log_since, spawn, write_config, TestDir,
+};
 use hansa_conformance::{
-    client_at, cloud_backends_toml, hansa_binary, list_all_keys, process_config_from, random_bytes,
-    s3_err, sha256_hex, test_server_var, test_tmp_root, Options,
+    client_at, cloud_backends_toml, list_all_keys, random_bytes, s3_err, sha256_hex,
+    test_server_var,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -70,78 +71,6 @@ const PLANS: [(&str, &[(&str, &str)]); 4] = [
         ],
     ),
 ];
-
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-/// The gateway process; killed when dropped, so a failing assertion leaves no process behind.
-struct Gateway(Child);
-
-impl Gateway {
-    fn kill_9(&mut self) {
-        let _ = self.0.kill(); // SIGKILL on Unix
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
-
-/// The test's directory, kept (and its path printed) when the test fails, for the log.
-struct TestDir(Option<tempfile::TempDir>);
-
-impl TestDir {
-    fn path(&self) -> &Path {
-        self.0.as_ref().expect("test directory").path()
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.0.take() {
-                eprintln!(
-                    "test directory kept for inspection: {}",
-                    dir.keep().display()
-                );
-            }
-        }
-    }
-}
-
-fn spawn(config: &Path, log: &Path, addr: SocketAddr) -> Gateway {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let child = Command::new(hansa_binary())
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start hansa");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() >= deadline {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gateway did not start listening");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Gateway(child)
-}
 
 /// An upload the kill interrupted: the parts acknowledged so far (number, ETag, bytes).
 #[derive(Default)]
@@ -667,38 +596,6 @@ impl Recovery {
     }
 }
 
-/// `name=value` of a log line.
-fn field<'l>(line: &'l str, name: &str) -> Option<&'l str> {
-    let at = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[at..].split_whitespace().next()
-}
-
-/// Removes terminal colour sequences (in case the subscriber writes them anyway).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The log from `from` (bytes).
-fn log_since(log: &Path, from: u64) -> String {
-    let bytes = std::fs::read(log).expect("read log");
-    strip_ansi(&String::from_utf8_lossy(
-        &bytes[(from as usize).min(bytes.len())..],
-    ))
-}
-
 /// What recovery did, from the log a gateway wrote while starting (up to its first request).
 fn recovery_in(text: &str) -> Recovery {
     let mut r = Recovery::default();
@@ -722,46 +619,6 @@ fn recovery_in(text: &str) -> Recovery {
         }
     }
     r
-}
-
-/// Writes the gateway's configuration: `plan`'s faults, `limits` in `[limits]`.
-fn write_config(
-    config: &Path,
-    dir: &Path,
-    addr: SocketAddr,
-    extra_toml: &str,
-    plan: &[(&str, &str)],
-    limits: &str,
-) {
-    let options = Options {
-        extra_toml: extra_toml.to_string(),
-        limits_toml: limits.to_string(),
-        backend_toml: plan
-            .iter()
-            .map(|(id, lines)| (id.to_string(), lines.to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    std::fs::write(config, process_config_from(dir, addr, &options)).expect("config");
-}
-
-/// Every file under `dir` (none if it does not exist).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => todo.push(e.path()),
-                Ok(_) => out.push(e.path()),
-                Err(_) => {}
-            }
-        }
-    }
-    out
 }
 
 /// The files under `.hansa/staging/` of both disks.
@@ -937,12 +794,7 @@ async fn kill_rounds(extra_toml: String, kills: usize, disks: &[&str], moto: Opt
         .unwrap_or_else(rand::random::<u64>);
     eprintln!("crash test seed {seed} (HANSA_CRASH_SEED={seed} repeats its choices)");
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = TestDir(Some(
-        tempfile::Builder::new()
-            .prefix("crash-")
-            .tempdir_in(test_tmp_root())
-            .expect("tempdir"),
-    ));
+    let dir = TestDir::new("crash-");
     let addr = free_port();
     let config = dir.path().join("hansa.toml");
     let log = dir.path().join("hansa.log");
@@ -1009,7 +861,7 @@ async fn kill_rounds(extra_toml: String, kills: usize, disks: &[&str], moto: Opt
 
         let next = PLANS[(round + 1) % PLANS.len()].1;
         write_config(&config, dir.path(), addr, &extra_toml, next, "");
-        let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let from = log_len(&log);
         child = spawn(&config, &log, addr);
         let found = recovery_in(&log_since(&log, from));
         recovered.add(&found);
@@ -1039,7 +891,7 @@ async fn kill_rounds(extra_toml: String, kills: usize, disks: &[&str], moto: Opt
         &[],
         "staging_max_age_secs = 0",
     );
-    let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let from = log_len(&log);
     let child = spawn(&config, &log, addr);
     let last = recovery_in(&log_since(&log, from));
     recovered.add(&last);

@@ -23,10 +23,18 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
     store.meta.sync().await?;
     let removed =
         futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
+    let mut owed = false;
     for (replica, removed) in record.replicas.iter().zip(removed) {
         if !removed {
             queue_removal(store, bucket, key, replica, "missed a delete");
+            owed = true;
         }
+    }
+    if owed {
+        // The removal a backend owes must survive a crash like the delete itself: without this
+        // flush, kill -9 right after the answer loses it, and the copy stays on that backend
+        // until anti-entropy (if it runs at all).
+        store.meta.sync().await?;
     }
     Ok(())
 }
