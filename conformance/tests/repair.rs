@@ -218,7 +218,20 @@ async fn anti_entropy_repairs_what_the_queue_never_heard_of() {
         .send()
         .await
         .expect("delete");
-    // Forgotten while disk-b is still down, so the worker cannot have done it already.
+    // Forgotten while disk-b is still down, once the worker has failed at it (so that no
+    // attempt is in flight: the next waits for its backoff), as if the entry had been lost.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw
+        .store()
+        .meta
+        .repairs("disk-b", None, 10)
+        .expect("queue")
+        .iter()
+        .any(|(_, e)| e.attempts >= 1)
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     forget_queue(&gw);
     gw.faults("disk-b").clear();
     assert!(file(&gw, 1, &bucket, "k5").exists());
