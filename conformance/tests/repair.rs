@@ -229,7 +229,10 @@ async fn anti_entropy_repairs_what_the_queue_never_heard_of() {
         .iter()
         .any(|(_, e)| e.attempts >= 1)
     {
-        assert!(std::time::Instant::now() < deadline, "the worker never tried");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never tried"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     forget_queue(&gw);
@@ -310,9 +313,15 @@ async fn repairs_keep_to_the_bandwidth_limit() {
     }
     let started = std::time::Instant::now();
     gw.faults("disk-b").clear();
-    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await, "queue not drained");
+    assert!(
+        gw.wait_for_repairs(Duration::from_secs(30)).await,
+        "queue not drained"
+    );
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(2500), "4 MiB repaired in {took:?}");
+    assert!(
+        took >= Duration::from_millis(2500),
+        "4 MiB repaired in {took:?}"
+    );
     for i in 0..4 {
         assert!(all_present(&gw, &bucket, &format!("k{i}")));
     }

@@ -337,7 +337,11 @@ async fn a_silent_replica_does_not_slow_a_quorum_of_one() {
         .iter()
         .any(|(_, s)| *s != hansa::meta::ReplicaState::Present)
     {
-        assert!(Instant::now() < deadline, "{:?}", gw.replica_states(&bucket, "r"));
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            gw.replica_states(&bucket, "r")
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gw.faults("disk-a").set(FaultPlan {

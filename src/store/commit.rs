@@ -215,7 +215,7 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
                 },
             ) = r
             {
-                repair::queue(
+                repair::queue_quietly(
                     store,
                     RepairEntry::new(
                         &replica.backend,

@@ -18,6 +18,7 @@
 //! exactly as for client writes: a repair never puts an older version over a newer one.
 //! Failures are retried with exponential backoff; the queue survives restarts.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,12 +74,23 @@ impl PassReport {
 /// Queues `entry` (replacing the same work queued before) and wakes the worker. A failure to
 /// record it is logged: anti-entropy finds the same work again.
 pub(crate) fn queue(store: &Store, entry: RepairEntry) {
-    if let Err(e) = store.meta.queue_repair(&entry) {
-        tracing::error!(backend = %entry.backend, bucket = %entry.bucket, key = %entry.key,
-            error = %e, "could not queue a repair");
-        return;
+    if queue_quietly(store, entry) {
+        store.repair_wake.notify_one();
     }
-    store.repair_wake.notify_one();
+}
+
+/// Queues `entry` without waking the worker: for a write that queues what it missed before
+/// its own copies are published (there is nothing to copy from yet; the write wakes the worker
+/// once it is done). Returns whether it was recorded.
+pub(crate) fn queue_quietly(store: &Store, entry: RepairEntry) -> bool {
+    match store.meta.queue_repair(&entry) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(backend = %entry.backend, bucket = %entry.bucket, key = %entry.key,
+                error = %e, "could not queue a repair");
+            false
+        }
+    }
 }
 
 /// Queues the replication of every replica of `record` that is not present.
@@ -129,8 +141,23 @@ pub(crate) fn queue_removal(store: &Store, bucket: &str, key: &str, replica: &Re
 /// Works the queue until `stopped` changes: a pass whenever woken or every few seconds.
 pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
     let mut depths = std::collections::BTreeMap::new();
+    // Backends whose entries are all due on the next pass, whatever their backoff says: every
+    // backend at start (the backoffs were earned against a backend that may have come back
+    // since), and a backend whose circuit has just closed.
+    let mut fresh: HashSet<String> = store.backends.iter().map(|b| b.id().to_string()).collect();
+    let mut unusable: HashSet<String> = HashSet::new();
     loop {
-        let report = repair_pass(&store).await;
+        for b in store.backends.iter() {
+            let id = b.id().to_string();
+            if store.backend_usable(&id) {
+                if unusable.remove(&id) {
+                    fresh.insert(id);
+                }
+            } else {
+                unusable.insert(id);
+            }
+        }
+        let report = repair_pass_with(&store, &std::mem::take(&mut fresh)).await;
         log_depth_changes(&store, &mut depths);
         if report.settled() + report.failed > 0 {
             tracing::info!(
@@ -177,9 +204,16 @@ fn log_depth_changes(store: &Store, last: &mut std::collections::BTreeMap<String
 /// One pass over every backend's due entries, backends side by side, each with its own
 /// concurrency (a slow provider does not hold up the others' repairs).
 pub async fn repair_pass(store: &Arc<Store>) -> PassReport {
+    repair_pass_with(store, &HashSet::new()).await
+}
+
+/// [`repair_pass`], with every entry of the backends in `due_now` taken as due.
+async fn repair_pass_with(store: &Arc<Store>, due_now: &HashSet<String>) -> PassReport {
     let mut ids: Vec<String> = store.backends.iter().map(|b| b.id().to_string()).collect();
     ids.sort();
-    let passes = ids.iter().map(|id| backend_pass(store, id));
+    let passes = ids
+        .iter()
+        .map(|id| backend_pass(store, id, due_now.contains(id)));
     let mut total = PassReport::default();
     for report in futures::future::join_all(passes).await {
         total.add(report);
@@ -214,7 +248,7 @@ pub fn queue_depth(store: &Store) -> usize {
         .sum()
 }
 
-async fn backend_pass(store: &Arc<Store>, backend: &str) -> PassReport {
+async fn backend_pass(store: &Arc<Store>, backend: &str, all_due: bool) -> PassReport {
     let mut report = PassReport::default();
     let concurrency = store.repair.settings.concurrency.max(1);
     let mut after: Option<Vec<u8>> = None;
@@ -240,7 +274,7 @@ async fn backend_pass(store: &Arc<Store>, backend: &str) -> PassReport {
         let (due, later): (Vec<_>, Vec<_>) = page
             .into_iter()
             .map(|(_, entry)| entry)
-            .partition(|e| e.not_before_ms <= now);
+            .partition(|e| all_due || e.not_before_ms <= now);
         report.deferred += later.len();
         let outcomes: Vec<(RepairEntry, Result<Settled, String>)> =
             futures::stream::iter(due.into_iter().map(|entry| async move {
