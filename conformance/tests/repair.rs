@@ -39,6 +39,22 @@ fn sizes() -> Vec<usize> {
     vec![0, 1, 1000, 100_000, 5 << 20, (5 << 20) + 1, 11 << 20]
 }
 
+/// Waits until both replicas of each key are present: with W = 1 the second copy of a write
+/// may still be on its way when the write is answered.
+async fn wait_for_both(gw: &TestGateway, bucket: &str, keys: impl IntoIterator<Item = String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for key in keys {
+        while !all_present(gw, bucket, &key) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key}: {:?}",
+                gw.replica_states(bucket, &key)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 fn all_present(gw: &TestGateway, bucket: &str, key: &str) -> bool {
     let states = gw.replica_states(bucket, key);
     states.len() == 2 && states.iter().all(|(_, s)| *s == ReplicaState::Present)
@@ -107,6 +123,7 @@ async fn deletes_and_overwrites_a_backend_missed_do_not_come_back() {
         put(&s3, &bucket, &format!("k{i:02}"), &body).await;
         bodies.push(body);
     }
+    wait_for_both(&gw, &bucket, (0..30).map(|i| format!("k{i:02}"))).await;
     down(&gw);
     for i in 0..10 {
         s3.delete_object()
@@ -164,6 +181,7 @@ async fn a_corrupt_replica_found_by_a_read_is_repaired() {
     create_bucket(&s3, &bucket).await;
     let body = random_bytes(64 * 1024);
     put(&s3, &bucket, "doc", &body).await;
+    wait_for_both(&gw, &bucket, ["doc".to_string()]).await;
     // Flip a byte in place on disk-a: same size, same file, same attributes.
     let path = file(&gw, 0, &bucket, "doc");
     let mut bad = std::fs::read(&path).expect("copy on disk-a");
@@ -204,6 +222,7 @@ async fn anti_entropy_repairs_what_the_queue_never_heard_of() {
         put(&s3, &bucket, &format!("k{i}"), &body).await;
         bodies.push(body);
     }
+    wait_for_both(&gw, &bucket, (0..6).map(|i| format!("k{i}"))).await;
     // Behind the gateway's back: a copy vanishes from disk-b, another is overwritten with
     // other bytes, and a file Hansa never wrote appears under the bucket's directory.
     std::fs::remove_file(file(&gw, 1, &bucket, "k0")).expect("remove");
