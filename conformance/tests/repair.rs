@@ -346,3 +346,49 @@ async fn repairs_keep_to_the_bandwidth_limit() {
     }
     gw.shutdown().await;
 }
+
+/// One entry per key and backend: an entry still naming an older version (kept by
+/// anti-entropy's "queue unless queued", say) repairs the current version when its replica
+/// waits too, instead of being dropped and leaving the backend behind.
+#[tokio::test]
+async fn an_entry_for_an_older_version_repairs_the_current_one() {
+    let gw = gateway(r#"["disk-a", "disk-b"]"#).await;
+    let s3 = gw.client();
+    let bucket = bucket_name("moved-on");
+    create_bucket(&s3, &bucket).await;
+    down(&gw);
+    put(&s3, &bucket, "k", b"v1").await;
+    let meta = &gw.store().meta;
+    let v1 = meta
+        .object(&bucket, "k")
+        .expect("index")
+        .expect("record")
+        .version_id;
+    put(&s3, &bucket, "k", b"v2, the current one").await;
+    meta.queue_repair(&hansa::meta::RepairEntry::new(
+        "disk-b",
+        &bucket,
+        "k",
+        hansa::meta::RepairTask::Replicate {
+            version_id: v1,
+            staged: None,
+        },
+        "an entry of the older version",
+    ))
+    .expect("queue");
+    gw.faults("disk-b").clear();
+    assert!(
+        gw.wait_for_repairs(Duration::from_secs(30)).await,
+        "queue not drained"
+    );
+    assert!(
+        all_present(&gw, &bucket, "k"),
+        "{:?}",
+        gw.replica_states(&bucket, "k")
+    );
+    assert_eq!(
+        std::fs::read(file(&gw, 1, &bucket, "k")).expect("copy on disk-b"),
+        b"v2, the current one"
+    );
+    gw.shutdown().await;
+}

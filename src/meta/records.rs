@@ -289,7 +289,8 @@ pub struct RepairEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum RepairTask {
     /// The replica of `version_id` on the backend is missing, stale, corrupt or only staged.
-    /// Dropped without work once the key's current version is another.
+    /// If a later version's replica there waits too, that one is repaired instead; dropped
+    /// without work once the backend holds the key's current version (or the key is gone).
     Replicate {
         version_id: String,
         /// A staged copy that may still be published instead of copied again.

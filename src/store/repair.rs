@@ -9,7 +9,8 @@
 //! * **Replicate**: publish the staged copy if it is still there; otherwise stream the version
 //!   from a present replica (verified against the record's checksum as it flows), stage it on
 //!   the backend, and publish it under the key's lock, if the version is still current then.
-//!   An entry whose version is no longer the key's is dropped without work.
+//!   One entry per key and backend: if the key has moved on and its newer version's replica
+//!   there waits too, that one is repaired; otherwise the entry is dropped without work.
 //! * **Remove**: under the key's lock, delete the copy at the name unless the index names that
 //!   place for the current version, and only if its stamp says it is another version of this
 //!   key (never a foreign object).
@@ -158,7 +159,7 @@ pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
             }
         }
         let report = repair_pass_with(&store, &std::mem::take(&mut fresh)).await;
-        log_depth_changes(&store, &mut depths);
+        let queued = log_depth_changes(&store, &mut depths);
         if report.settled() + report.failed > 0 {
             tracing::info!(
                 repaired = report.repaired,
@@ -172,7 +173,7 @@ pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
         if report.settled() > 0 && report.deferred + report.failed > 0 {
             continue;
         }
-        if report.settled() > 0 && queue_depth(&store) == 0 {
+        if report.settled() > 0 && queued == 0 {
             tracing::info!("repair queue empty: every backend holds what the index says");
         }
         tokio::select! {
@@ -184,8 +185,11 @@ pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Logs each backend's queue depth, with its health, when it has changed since the last pass.
-fn log_depth_changes(store: &Store, last: &mut std::collections::BTreeMap<String, usize>) {
+/// Returns the entries queued over all backends.
+fn log_depth_changes(store: &Store, last: &mut std::collections::BTreeMap<String, usize>) -> usize {
+    let mut total = 0;
     for status in store.backend_status() {
+        total += status.queued;
         let before = last.insert(status.health.id.clone(), status.queued);
         if before.unwrap_or(0) == status.queued {
             continue;
@@ -199,6 +203,7 @@ fn log_depth_changes(store: &Store, last: &mut std::collections::BTreeMap<String
             "repair queue depth changed"
         );
     }
+    total
 }
 
 /// One pass over every backend's due entries, backends side by side, each with its own
@@ -352,18 +357,19 @@ pub(crate) async fn repair_entry(
     }
 }
 
-/// The key's record if it still has `version_id`, with the index of its replica on `backend`
-/// when that one is not present.
+/// The key's current record (if it has `version_id`, when one is given), with the index of
+/// its replica on the entry's backend when that one is not present.
 fn waiting_replica(
     store: &Store,
     entry: &RepairEntry,
-    version_id: &str,
+    version_id: Option<&str>,
 ) -> Result<Option<(ObjectRecord, usize)>, String> {
     let record = store
         .meta
         .object(&entry.bucket, &entry.key)
         .map_err(|e| e.to_string())?;
-    Ok(record.filter(|r| r.version_id == version_id).and_then(|r| {
+    let wanted = |r: &ObjectRecord| version_id.is_none_or(|v| r.version_id == v);
+    Ok(record.filter(wanted).and_then(|r| {
         let slot = r
             .replicas
             .iter()
@@ -372,20 +378,25 @@ fn waiting_replica(
     }))
 }
 
+/// Brings the backend's replica of the key to the key's current version. The entry names the
+/// version it was queued for; when a later version's replica there waits too (its write missed
+/// the backend as well), that one is repaired instead: one entry per key and backend.
 async fn replicate(
     store: &Arc<Store>,
     entry: &RepairEntry,
-    version_id: &str,
+    queued_version: &str,
     queued_handle: Option<&str>,
 ) -> Result<Settled, String> {
-    let Some((record, slot)) = waiting_replica(store, entry, version_id)? else {
+    let Some((record, slot)) = waiting_replica(store, entry, None)? else {
         return Ok(Settled::Dropped);
     };
+    let version_id = record.version_id.as_str();
     let replica = record.replicas[slot].clone();
     let Some(target) = replica_target(store, &replica) else {
         return Ok(Settled::Dropped);
     };
     // A copy staged by the write itself: publishing it is all that is left.
+    let queued_handle = queued_handle.filter(|_| queued_version == version_id);
     let handle = replica.staged.clone().or(queued_handle.map(str::to_string));
     if let Some(handle) = handle {
         match publish_if_waiting(store, entry, version_id, &target, &handle).await? {
@@ -411,7 +422,7 @@ async fn publish_if_waiting(
     handle: &str,
 ) -> Result<Option<Settled>, String> {
     let _guard = store.locks.lock(&entry.bucket, &entry.key).await;
-    let Some((mut record, slot)) = waiting_replica(store, entry, version_id)? else {
+    let Some((mut record, slot)) = waiting_replica(store, entry, Some(version_id))? else {
         drop(_guard);
         discard(store, target, handle).await;
         return Ok(Some(Settled::Dropped));
