@@ -3,8 +3,11 @@
 //! `MetaStore` is a trait so that a shared database can replace the embedded sled store when
 //! one gateway is not enough; the gateway only talks to the trait.
 
+mod jobs;
 mod records;
 mod sled_store;
+
+pub use jobs::{JobCursor, JobProblem, JobProgress, JobRecord, JobSpec, JobState, MAX_PROBLEMS};
 
 pub use records::{
     queue_prefix, Before, BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord,
@@ -114,6 +117,12 @@ pub trait MetaStore: Send + Sync + 'static {
     fn settle_repair(&self, old: &RepairEntry, new: Option<&RepairEntry>) -> MetaResult<bool>;
     /// How many entries `backend` has, and when the oldest was queued.
     fn repair_depth(&self, backend: &str) -> MetaResult<(usize, Option<u64>)>;
+
+    /// Creates or replaces a job's record.
+    fn put_job(&self, job: &JobRecord) -> MetaResult<()>;
+    fn job(&self, id: &str) -> MetaResult<Option<JobRecord>>;
+    /// Every job, oldest first.
+    fn jobs(&self) -> MetaResult<Vec<JobRecord>>;
 
     /// Makes every change so far durable. Called before any success reply to a write.
     async fn sync(&self) -> MetaResult<()>;

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use super::records::{decode, encode};
 use super::{
     queue_prefix, BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord,
-    PartRecord, RepairEntry, UploadRecord,
+    JobRecord, PartRecord, RepairEntry, UploadRecord,
 };
 
 pub struct SledStore {
@@ -25,6 +25,7 @@ pub struct SledStore {
     uploads: sled::Tree,
     parts: sled::Tree,
     repairs: sled::Tree,
+    jobs: sled::Tree,
     flush: GroupFlush,
 }
 
@@ -67,6 +68,7 @@ impl SledStore {
         let uploads = db.open_tree("uploads")?;
         let parts = db.open_tree("parts")?;
         let repairs = db.open_tree("repairs")?;
+        let jobs = db.open_tree("jobs")?;
         Ok(SledStore {
             db,
             buckets,
@@ -74,6 +76,7 @@ impl SledStore {
             uploads,
             parts,
             repairs,
+            jobs,
             flush: GroupFlush::default(),
         })
     }
@@ -325,6 +328,28 @@ impl MetaStore for SledStore {
             }
         }
         Ok(out)
+    }
+
+    fn put_job(&self, job: &JobRecord) -> MetaResult<()> {
+        self.jobs.insert(job.id.as_bytes(), encode(job)?)?;
+        Ok(())
+    }
+
+    fn job(&self, id: &str) -> MetaResult<Option<JobRecord>> {
+        self.jobs
+            .get(id.as_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
+    }
+
+    fn jobs(&self) -> MetaResult<Vec<JobRecord>> {
+        self.jobs
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect()
     }
 
     fn queue_repair(&self, entry: &RepairEntry) -> MetaResult<()> {

@@ -245,6 +245,10 @@ impl From<StoreError> for S3Error {
                 "Your socket connection to the server was not read from or written to within the timeout period.",
             ),
             StoreError::Meta(m) => m.into(),
+            // Jobs are the admin plane's; an S3 request never reaches them.
+            StoreError::NoSuchJob(_) | StoreError::InvalidJob(_) => {
+                S3Error::internal("We encountered an internal error. Please try again.")
+            }
             StoreError::Internal(message) => {
                 tracing::error!(%message, "internal error");
                 S3Error::internal("We encountered an internal error. Please try again.")

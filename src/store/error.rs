@@ -55,6 +55,11 @@ pub enum StoreError {
     /// The client sent no body bytes for this long.
     #[error("the client sent no body bytes for {0:?}")]
     BodyStalled(std::time::Duration),
+    #[error("job {0} does not exist")]
+    NoSuchJob(String),
+    /// A job that cannot be started or changed as asked.
+    #[error("{0}")]
+    InvalidJob(String),
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error("{0}")]

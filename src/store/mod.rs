@@ -19,6 +19,7 @@ mod condition;
 mod copies;
 mod delete;
 mod error;
+pub mod jobs;
 mod multipart;
 mod read;
 mod recovery;
@@ -78,6 +79,10 @@ pub struct Store {
     pub repair: Repairs,
     /// Wakes the repair worker when work is queued.
     pub(crate) repair_wake: tokio::sync::Notify,
+    /// Wakes the job runner when a job is created or changed.
+    pub(crate) jobs_wake: tokio::sync::Notify,
+    /// Job records change one at a time (admin controls against the runner's updates).
+    pub(crate) jobs_lock: Mutex<()>,
 }
 
 /// One backend's health and repair debt.
@@ -206,6 +211,8 @@ impl Store {
             running: Mutex::new(HashSet::new()),
             repair: Repairs::new(config.repair.clone()),
             repair_wake: tokio::sync::Notify::new(),
+            jobs_wake: tokio::sync::Notify::new(),
+            jobs_lock: Mutex::new(()),
         })
     }
 
