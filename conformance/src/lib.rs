@@ -924,6 +924,12 @@ pub fn process_config_from(dir: &Path, listen: SocketAddr, options: &Options) ->
     )
 }
 
+/// aws-sdk-s3 client with the given key for any S3 server at `endpoint` (e.g. a test server
+/// behind a backend, to look at what the gateway left there).
+pub fn client_with(endpoint: &str, access_key_id: &str, secret: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(sdk_config(endpoint, access_key_id, secret).build())
+}
+
 /// aws-sdk-s3 client (admin key) for a gateway at `endpoint`.
 pub fn client_at(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
