@@ -1,0 +1,348 @@
+//! Verify: every replica checked against the index, on two real local disks, by calling the
+//! verify step (`hansa::store::jobs::check`) for each object. Copies are damaged behind the
+//! gateway's back — bytes changed in place, files removed, files restored without their
+//! extended attributes — and each mode must report exactly what it can see, repair only when
+//! asked, and otherwise change nothing.
+
+use std::collections::BTreeMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hansa::meta::ReplicaState;
+use hansa::store::jobs::{check, CheckOptions, StepOutcome};
+use hansa_conformance::{bucket_name, create_bucket, get, put, random_bytes, Options, TestGateway};
+
+/// disk-a and disk-b, both replicas written before the answer (W = 2), failed repairs retried
+/// within a second, no anti-entropy pass of its own (it would find the damage first).
+async fn gateway() -> TestGateway {
+    TestGateway::start_with(Options {
+        extra_toml: "[policy.default]\nreplicas = 2\nwrite_quorum = 2\n\
+             [repair]\nmax_backoff_secs = 1\nanti_entropy_interval_secs = 0\n"
+            .to_string(),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Empty, small, one request's worth and more than one 5 MiB buffer (streamed when read).
+const SIZES: [usize; 4] = [0, 1000, 100_000, (5 << 20) + 1];
+
+/// A bucket with one object of each size; returns the bucket and (key, bytes).
+async fn objects(gw: &TestGateway, prefix: &str) -> (String, Vec<(String, Vec<u8>)>) {
+    let s3 = gw.client();
+    let bucket = bucket_name(prefix);
+    create_bucket(&s3, &bucket).await;
+    let mut out = Vec::new();
+    for size in SIZES {
+        let key = format!("obj-{size}");
+        let body = random_bytes(size);
+        put(&s3, &bucket, &key, &body).await;
+        out.push((key, body));
+    }
+    (bucket, out)
+}
+
+fn quick() -> CheckOptions {
+    CheckOptions::default()
+}
+
+fn deep() -> CheckOptions {
+    CheckOptions {
+        deep: true,
+        ..CheckOptions::default()
+    }
+}
+
+fn repairing(options: CheckOptions) -> CheckOptions {
+    CheckOptions {
+        repair: true,
+        ..options
+    }
+}
+
+/// The outcome's counts as a sorted map, e.g. {"corrupt": 1, "ok": 1}.
+fn counts(outcome: &StepOutcome) -> BTreeMap<&'static str, u64> {
+    let mut map = BTreeMap::new();
+    for (name, n) in &outcome.counts {
+        *map.entry(*name).or_insert(0) += n;
+    }
+    map
+}
+
+fn expect(pairs: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+    pairs.iter().copied().collect()
+}
+
+/// Checks one object and returns its counts and problem.
+async fn verify(
+    gw: &TestGateway,
+    bucket: &str,
+    key: &str,
+    options: &CheckOptions,
+) -> (BTreeMap<&'static str, u64>, Option<String>) {
+    let outcome = check(gw.store(), bucket, key, options).await;
+    (counts(&outcome), outcome.problem)
+}
+
+/// disk 0 is disk-a, 1 is disk-b.
+fn file(gw: &TestGateway, disk: usize, bucket: &str, key: &str) -> PathBuf {
+    gw.backend_dirs()[disk].join(bucket).join(key)
+}
+
+/// Changes one byte in the middle of the file, in place: same size, same inode, same
+/// extended attributes (so the same stamp and backend etag).
+fn corrupt_in_place(path: &PathBuf) {
+    let len = std::fs::metadata(path).expect("stat").len();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open");
+    let at = len / 2;
+    let old = std::fs::read(path).expect("read")[at as usize];
+    f.seek(SeekFrom::Start(at)).expect("seek");
+    f.write_all(&[old ^ 0xff]).expect("write");
+    f.sync_all().expect("sync");
+}
+
+/// Replaces the file by a new one holding `bytes` and no extended attributes, as a restore
+/// that does not keep them would (a new file renamed over the old one).
+fn restore_without_xattrs(gw: &TestGateway, path: &PathBuf, bytes: &[u8]) {
+    let tmp = gw.dir.path().join("restore.tmp");
+    std::fs::write(&tmp, bytes).expect("write the restored copy");
+    std::fs::rename(&tmp, path).expect("rename over the replica");
+}
+
+/// Whether the copy on `backend` carries a stamp, as the backend itself reads it.
+async fn stamped(gw: &TestGateway, backend: &str, bucket: &str, key: &str) -> bool {
+    let record = gw
+        .store()
+        .meta
+        .object(bucket, key)
+        .expect("index")
+        .expect("object");
+    let replica = record
+        .replicas
+        .iter()
+        .find(|r| r.backend == backend)
+        .expect("replica");
+    let name = hansa_backends::PhysicalName::parse(&replica.name).expect("name");
+    let b = gw.store().backends.get(backend).expect("backend");
+    b.head(&name).await.expect("head").stamp.is_some()
+}
+
+#[tokio::test]
+async fn clean_objects_are_ok_quick_and_deep() {
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "clean").await;
+    for options in [quick(), deep(), repairing(quick()), repairing(deep())] {
+        for (key, _) in &objects {
+            let (counts, problem) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 2)]), "{key} {options:?}");
+            assert_eq!(problem, None, "{key}");
+        }
+    }
+    // Only one backend's replicas when one is named.
+    let only_b = CheckOptions {
+        backend: Some("disk-b".into()),
+        deep: true,
+        repair: false,
+    };
+    for (key, _) in &objects {
+        let (counts, _) = verify(&gw, &bucket, key, &only_b).await;
+        assert_eq!(counts, expect(&[("ok", 1)]), "{key}");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_corrupted_replica_is_seen_by_deep_only_and_repaired_on_request() {
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "corrupt").await;
+    let damaged: Vec<_> = objects.iter().filter(|(_, b)| !b.is_empty()).collect();
+    for (key, _) in &damaged {
+        corrupt_in_place(&file(&gw, 1, &bucket, key));
+    }
+    for (key, _) in &damaged {
+        // Quick mode sees size and stamp only: bytes changed in place look fine to it.
+        let (counts, problem) = verify(&gw, &bucket, key, &quick()).await;
+        assert_eq!(
+            counts,
+            expect(&[("ok", 2)]),
+            "{key}: quick cannot see bytes"
+        );
+        assert_eq!(problem, None);
+
+        let (counts, problem) = verify(&gw, &bucket, key, &deep()).await;
+        assert_eq!(counts, expect(&[("ok", 1), ("corrupt", 1)]), "{key}");
+        assert_eq!(problem.as_deref(), Some("disk-b: corrupt"));
+        // Reported only.
+        assert!(gw
+            .replica_states(&bucket, key)
+            .iter()
+            .all(|(_, s)| *s == ReplicaState::Present));
+    }
+    for (key, _) in &damaged {
+        let (counts, _) = verify(&gw, &bucket, key, &repairing(deep())).await;
+        assert_eq!(counts, expect(&[("ok", 1), ("corrupt", 1)]), "{key}");
+    }
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await);
+    for (key, body) in &damaged {
+        let (counts, _) = verify(&gw, &bucket, key, &deep()).await;
+        assert_eq!(counts, expect(&[("ok", 2)]), "{key} after repair");
+        let on_disk = std::fs::read(file(&gw, 1, &bucket, key)).expect("read");
+        assert!(on_disk == *body, "{key}: repaired bytes");
+        assert_eq!(get(&gw.client(), &bucket, key).await, *body);
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_replica_is_found_and_repaired_on_request() {
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "missing").await;
+    for (key, _) in &objects {
+        std::fs::remove_file(file(&gw, 0, &bucket, key)).expect("remove");
+    }
+    for (key, _) in &objects {
+        for options in [quick(), deep()] {
+            let (counts, problem) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 1), ("missing", 1)]), "{key}");
+            assert_eq!(problem.as_deref(), Some("disk-a: missing"));
+        }
+        // The other backend alone is fine.
+        let only_b = CheckOptions {
+            backend: Some("disk-b".into()),
+            ..quick()
+        };
+        assert_eq!(
+            verify(&gw, &bucket, key, &only_b).await.0,
+            expect(&[("ok", 1)])
+        );
+    }
+    for (key, _) in &objects {
+        let (counts, _) = verify(&gw, &bucket, key, &repairing(quick())).await;
+        assert_eq!(counts, expect(&[("ok", 1), ("missing", 1)]), "{key}");
+    }
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await);
+    for (key, body) in &objects {
+        let (counts, _) = verify(&gw, &bucket, key, &deep()).await;
+        assert_eq!(counts, expect(&[("ok", 2)]), "{key} after repair");
+        let on_disk = std::fs::read(file(&gw, 0, &bucket, key)).expect("repaired file");
+        assert!(on_disk == *body, "{key}: repaired bytes");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restored_replica_without_stamp_is_restamped_and_other_bytes_are_not() {
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "restored").await;
+    // Same bytes, no extended attributes: quick on disk-a, deep on disk-b.
+    for (disk, backend, options) in [(0, "disk-a", quick()), (1, "disk-b", deep())] {
+        for (key, body) in &objects {
+            restore_without_xattrs(&gw, &file(&gw, disk, &bucket, key), body);
+            assert!(!stamped(&gw, backend, &bucket, key).await);
+            let (counts, problem) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 1), ("restamped", 1)]), "{key}");
+            assert_eq!(problem, None);
+            assert!(
+                stamped(&gw, backend, &bucket, key).await,
+                "{key}: stamp back"
+            );
+            let (counts, _) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 2)]), "{key} once restamped");
+        }
+    }
+    // Other bytes of the same size: corrupt, never stamped as the object. Another size:
+    // changed.
+    for (key, body) in objects.iter().filter(|(_, b)| !b.is_empty()) {
+        let mut other = body.clone();
+        other[0] ^= 1;
+        restore_without_xattrs(&gw, &file(&gw, 0, &bucket, key), &other);
+        for options in [quick(), deep()] {
+            let (counts, problem) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 1), ("corrupt", 1)]), "{key}");
+            assert!(problem.is_some_and(|p| p.starts_with("disk-a: corrupt")));
+            assert!(!stamped(&gw, "disk-a", &bucket, key).await);
+        }
+        restore_without_xattrs(&gw, &file(&gw, 0, &bucket, key), &body[1..]);
+        for options in [quick(), deep()] {
+            let (counts, _) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 1), ("changed", 1)]), "{key}");
+            assert!(!stamped(&gw, "disk-a", &bucket, key).await);
+        }
+    }
+    gw.shutdown().await;
+}
+
+/// Every file under the gateway's directory with its bytes, and every object's index entry.
+fn snapshot(
+    gw: &TestGateway,
+    bucket: &str,
+    keys: &[String],
+) -> (
+    BTreeMap<PathBuf, Vec<u8>>,
+    Vec<Option<hansa::meta::ObjectRecord>>,
+) {
+    let files = gw
+        .all_files()
+        .into_iter()
+        .filter(|p| !p.starts_with("data"))
+        .map(|p| {
+            let bytes = std::fs::read(gw.dir.path().join(&p)).expect("read");
+            (p, bytes)
+        })
+        .collect();
+    let records = keys
+        .iter()
+        .map(|k| gw.store().meta.object(bucket, k).expect("index"))
+        .collect();
+    (files, records)
+}
+
+#[tokio::test]
+async fn without_repair_nothing_changes() {
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "report-only").await;
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    // One of each: corrupt on disk-b, missing on disk-a, other bytes without a stamp on disk-a.
+    let (k1, _) = &objects[1];
+    let (k2, _) = &objects[2];
+    let (k3, b3) = &objects[3];
+    corrupt_in_place(&file(&gw, 1, &bucket, k1));
+    std::fs::remove_file(file(&gw, 0, &bucket, k2)).expect("remove");
+    let mut other = b3.clone();
+    other[7] ^= 1;
+    restore_without_xattrs(&gw, &file(&gw, 0, &bucket, k3), &other);
+
+    let before = snapshot(&gw, &bucket, &keys);
+    let mut found = BTreeMap::new();
+    for options in [quick(), deep()] {
+        for key in &keys {
+            let (counts, _) = verify(&gw, &bucket, key, &options).await;
+            for (name, n) in counts {
+                *found.entry((options.deep, name)).or_insert(0) += n;
+            }
+        }
+    }
+    assert_eq!(
+        found,
+        BTreeMap::from([
+            ((false, "ok"), 6),
+            ((false, "missing"), 1),
+            ((false, "corrupt"), 1),
+            ((true, "ok"), 5),
+            ((true, "missing"), 1),
+            ((true, "corrupt"), 2),
+        ])
+    );
+    // Give anything that would have been queued a moment to act.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hansa::store::queue_depth(gw.store()), 0);
+    let after = snapshot(&gw, &bucket, &keys);
+    assert!(before.0 == after.0, "files changed");
+    assert_eq!(before.1, after.1, "index changed");
+    gw.shutdown().await;
+}
