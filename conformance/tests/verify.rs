@@ -11,12 +11,19 @@ use std::time::Duration;
 
 use hansa::meta::ReplicaState;
 use hansa::store::jobs::{check, CheckOptions, StepOutcome};
+use hansa_backends::{Fault, FaultPlan};
 use hansa_conformance::{bucket_name, create_bucket, get, put, random_bytes, Options, TestGateway};
 
 /// disk-a and disk-b, both replicas written before the answer (W = 2), failed repairs retried
 /// within a second, no anti-entropy pass of its own (it would find the damage first).
 async fn gateway() -> TestGateway {
+    gateway_with(false).await
+}
+
+/// [`gateway`], with a fault switch on both disks when `faults`.
+async fn gateway_with(faults: bool) -> TestGateway {
     TestGateway::start_with(Options {
+        faults,
         extra_toml: "[policy.default]\nreplicas = 2\nwrite_quorum = 2\n\
              [repair]\nmax_backoff_secs = 1\nanti_entropy_interval_secs = 0\n"
             .to_string(),
@@ -344,5 +351,64 @@ async fn without_repair_nothing_changes() {
     let after = snapshot(&gw, &bucket, &keys);
     assert!(before.0 == after.0, "files changed");
     assert_eq!(before.1, after.1, "index changed");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_that_does_not_answer_is_unreachable_not_a_finding() {
+    let gw = gateway_with(true).await;
+    let (bucket, objects) = objects(&gw, "unreachable").await;
+    gw.faults("disk-b").update(|p| p.reads = Fault::Fail);
+    for (key, _) in &objects {
+        for options in [quick(), deep(), repairing(deep())] {
+            let (counts, problem) = verify(&gw, &bucket, key, &options).await;
+            assert_eq!(counts, expect(&[("ok", 1), ("unreachable", 1)]), "{key}");
+            assert!(problem.is_some_and(|p| p.starts_with("disk-b: unreachable")));
+        }
+        assert!(gw
+            .replica_states(&bucket, key)
+            .iter()
+            .all(|(_, s)| *s == ReplicaState::Present));
+    }
+    assert_eq!(hansa::store::queue_depth(gw.store()), 0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_overwritten_while_it_is_checked_is_skipped() {
+    let gw = gateway_with(true).await;
+    let s3 = gw.client();
+    let bucket = bucket_name("overwritten");
+    create_bucket(&s3, &bucket).await;
+    put(&s3, &bucket, "k", &random_bytes(1000)).await;
+    std::fs::remove_file(file(&gw, 0, &bucket, "k")).expect("remove");
+    // disk-a answers its HEAD late: the key is overwritten before the finding is in.
+    gw.faults("disk-a").set(FaultPlan {
+        reads: Fault::SlowMs(1500),
+        ..FaultPlan::default()
+    });
+    let store = gw.store().clone();
+    let bucket2 = bucket.clone();
+    let checking =
+        tokio::spawn(async move { check(&store, &bucket2, "k", &repairing(quick())).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let newer = random_bytes(2000);
+    put(&s3, &bucket, "k", &newer).await;
+    let outcome = checking.await.expect("check task");
+    assert!(outcome.counts.is_empty(), "{:?}", outcome.counts);
+    assert_eq!(outcome.problem, None);
+    gw.faults("disk-a").clear();
+    // The new version was not marked: both copies present, nothing queued, bytes right.
+    assert!(gw
+        .replica_states(&bucket, "k")
+        .iter()
+        .all(|(_, s)| *s == ReplicaState::Present));
+    assert_eq!(hansa::store::queue_depth(gw.store()), 0);
+    assert_eq!(
+        std::fs::read(file(&gw, 0, &bucket, "k")).expect("read"),
+        newer
+    );
+    let (counts, _) = verify(&gw, &bucket, "k", &deep()).await;
+    assert_eq!(counts, expect(&[("ok", 2)]));
     gw.shutdown().await;
 }
