@@ -412,3 +412,166 @@ async fn a_key_overwritten_while_it_is_checked_is_skipped() {
     assert_eq!(counts, expect(&[("ok", 2)]));
     gw.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A cloud backend: moto (S3) beside a local disk. Needs scripts/test-servers.sh (see
+// conformance/tests/cloud_replicas.rs); without its variables the test fails saying so, unless
+// HANSA_SKIP_CLOUD_TESTS=1.
+
+/// The S3 server's coordinates, and where this test's copies live on it.
+struct Moto {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl Moto {
+    fn object(&self, bucket: &str, key: &str) -> String {
+        format!(
+            "{}/{}",
+            self.prefix,
+            hansa_backends::physical_name(bucket, key).as_str()
+        )
+    }
+}
+
+/// A gateway keeping two replicas, on disk-a and moto (W = 2); `None` when the servers'
+/// variables are missing and HANSA_SKIP_CLOUD_TESTS=1.
+async fn cloud_gateway() -> Option<(TestGateway, Moto)> {
+    use hansa_conformance::{cloud_backends_toml, test_server_var};
+    let run = format!("verify/{:016x}", rand::random::<u64>());
+    let prefix = format!("{run}/moto");
+    let backends = cloud_backends_toml(&prefix, &format!("{run}/azurite"))?;
+    let endpoint = test_server_var("HANSA_TEST_S3_ENDPOINT")?;
+    let creds = aws_credential_types::Credentials::new(
+        test_server_var("HANSA_TEST_S3_ACCESS_KEY")?,
+        test_server_var("HANSA_TEST_S3_SECRET_KEY")?,
+        None,
+        None,
+        "moto",
+    );
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    let moto = Moto {
+        client,
+        bucket: test_server_var("HANSA_TEST_S3_BUCKET")?,
+        prefix,
+    };
+    let gw = TestGateway::start_with(Options {
+        extra_toml: format!(
+            "{backends}\n[policy.default]\nbackends = [\"disk-a\", \"moto\"]\nreplicas = 2\n\
+             write_quorum = 2\n[repair]\nmax_backoff_secs = 1\nanti_entropy_interval_secs = 0\n"
+        ),
+        ..Default::default()
+    })
+    .await;
+    Some((gw, moto))
+}
+
+#[tokio::test]
+async fn on_an_s3_backend_missing_and_corrupt_copies_are_found_and_repaired() {
+    let Some((gw, moto)) = cloud_gateway().await else {
+        return;
+    };
+    let s3 = gw.client();
+    let bucket = bucket_name("cloud");
+    create_bucket(&s3, &bucket).await;
+    let objects: Vec<(String, Vec<u8>)> = [1000usize, 100_000]
+        .iter()
+        .map(|size| (format!("obj-{size}"), random_bytes(*size)))
+        .collect();
+    for (key, body) in &objects {
+        put(&s3, &bucket, key, body).await;
+    }
+    for options in [quick(), deep()] {
+        for (key, _) in &objects {
+            assert_eq!(
+                verify(&gw, &bucket, key, &options).await.0,
+                expect(&[("ok", 2)])
+            );
+        }
+    }
+
+    // Missing: the first object's copy removed from moto.
+    let (gone, gone_body) = &objects[0];
+    moto.client
+        .delete_object()
+        .bucket(&moto.bucket)
+        .key(moto.object(&bucket, gone))
+        .send()
+        .await
+        .expect("moto DELETE");
+    // Corrupt: the second object's copy rewritten with other bytes of the same size and the
+    // same metadata (its stamp included): another S3 ETag, the right stamp.
+    let (bad, bad_body) = &objects[1];
+    let name = moto.object(&bucket, bad);
+    let head = moto
+        .client
+        .head_object()
+        .bucket(&moto.bucket)
+        .key(&name)
+        .send()
+        .await
+        .expect("moto HEAD");
+    let mut other = bad_body.clone();
+    other[500] ^= 0xff;
+    moto.client
+        .put_object()
+        .bucket(&moto.bucket)
+        .key(&name)
+        .set_metadata(head.metadata().cloned())
+        .set_content_type(head.content_type().map(str::to_string))
+        .body(other.into())
+        .send()
+        .await
+        .expect("moto PUT");
+
+    assert_eq!(
+        verify(&gw, &bucket, gone, &quick()).await,
+        (
+            expect(&[("ok", 1), ("missing", 1)]),
+            Some("moto: missing".into())
+        )
+    );
+    // Quick sees the right size and stamp: only deep reads the bytes.
+    assert_eq!(
+        verify(&gw, &bucket, bad, &quick()).await.0,
+        expect(&[("ok", 2)])
+    );
+    assert_eq!(
+        verify(&gw, &bucket, bad, &deep()).await,
+        (
+            expect(&[("ok", 1), ("corrupt", 1)]),
+            Some("moto: corrupt".into())
+        )
+    );
+    for key in [gone, bad] {
+        verify(&gw, &bucket, key, &repairing(deep())).await;
+    }
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await);
+    for (key, body) in [(gone, gone_body), (bad, bad_body)] {
+        assert_eq!(
+            verify(&gw, &bucket, key, &deep()).await.0,
+            expect(&[("ok", 2)]),
+            "{key} after repair"
+        );
+        let copy = moto
+            .client
+            .get_object()
+            .bucket(&moto.bucket)
+            .key(moto.object(&bucket, key))
+            .send()
+            .await
+            .expect("moto GET");
+        let bytes = copy.body.collect().await.expect("moto body").to_vec();
+        assert!(bytes == *body, "{key}: repaired bytes on moto");
+    }
+    gw.shutdown().await;
+}
