@@ -341,8 +341,27 @@ impl Probe<'_> {
         }
     }
 
-    /// Writes the stamp the index implies back onto a copy whose bytes were checked.
+    /// Writes the stamp the index implies back onto a copy whose bytes were checked. Under
+    /// the key's lock, and only if the key still has the checked version and the copy is
+    /// still the one that was read (same backend etag, still without a stamp): a write that
+    /// published a new version there meanwhile must not be stamped as the old one.
     async fn restamp(&self, info: &ObjectInfo) -> Checked {
+        let _guard = self.store.locks.lock(self.bucket, self.key).await;
+        if !still_current(self.store, self.bucket, self.key, self.record) {
+            // `check` sees the key moved on and skips the object.
+            return self
+                .found(Finding::Changed)
+                .because("overwritten meanwhile");
+        }
+        match self.head().await {
+            Ok(now) if now.etag == info.etag && now.stamp.is_none() => {}
+            Ok(_) => {
+                return self
+                    .found(Finding::Changed)
+                    .because("replaced while it was checked")
+            }
+            Err(e) => return self.failed(&e),
+        }
         let stamp = stamp_of(self.bucket, self.key, self.record);
         let restamped = bounded(
             self.store.settings.backend_timeout,
