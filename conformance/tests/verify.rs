@@ -641,3 +641,36 @@ async fn on_an_s3_backend_missing_and_corrupt_copies_are_found_and_repaired() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_replica_the_index_records_as_not_present_is_pending() {
+    // W = 1: a write succeeds on disk-a alone and owes disk-b its copy.
+    let gw = TestGateway::start_with(Options {
+        faults: true,
+        extra_toml: "[policy.default]\nreplicas = 2\nwrite_quorum = 1\n\
+             [repair]\nmax_backoff_secs = 1\nanti_entropy_interval_secs = 0\n"
+            .to_string(),
+        ..Default::default()
+    })
+    .await;
+    let s3 = gw.client();
+    let bucket = bucket_name("pending");
+    create_bucket(&s3, &bucket).await;
+    gw.faults("disk-b").set(FaultPlan::all(Fault::Fail));
+    let body = random_bytes(1000);
+    put(&s3, &bucket, "k", &body).await;
+    for options in [quick(), repairing(deep())] {
+        let (counts, problem) = verify(&gw, &bucket, "k", &options).await;
+        assert_eq!(counts, expect(&[("ok", 1), ("pending", 1)]));
+        assert_eq!(problem.as_deref(), Some("disk-b: pending"));
+    }
+    gw.faults("disk-b").clear();
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await);
+    let (counts, _) = verify(&gw, &bucket, "k", &deep()).await;
+    assert_eq!(counts, expect(&[("ok", 2)]));
+    assert_eq!(
+        std::fs::read(file(&gw, 1, &bucket, "k")).expect("read"),
+        body
+    );
+    gw.shutdown().await;
+}

@@ -191,8 +191,12 @@ async fn check_replica(
     options: &CheckOptions,
 ) -> Checked {
     if replica.state != ReplicaState::Present {
-        return Checked::new(replica, Finding::Pending)
-            .because(format!("{:?} in the index", replica.state).to_lowercase());
+        let pending = Checked::new(replica, Finding::Pending);
+        return match replica.state {
+            ReplicaState::Staged => pending.because("staged, not yet published"),
+            ReplicaState::Corrupt => pending.because("marked corrupt"),
+            _ => pending,
+        };
     }
     let Some(target) = replica_target(store, replica) else {
         return Checked::new(replica, Finding::Unreachable).because("backend not configured");
@@ -445,7 +449,12 @@ async fn mark(
         let _guard = store.locks.lock(bucket, key).await;
         let mut current = match store.meta.object(bucket, key) {
             Ok(Some(current)) if current.version_id == record.version_id => current,
-            _ => return false,
+            Ok(_) => return false,
+            Err(e) => {
+                // Reported, not marked: the next verify (or anti-entropy) finds it again.
+                tracing::warn!(bucket, key, error = %e, "verify could not read the index to mark");
+                return true;
+            }
         };
         let mut marked = Vec::new();
         for c in found {
