@@ -674,3 +674,33 @@ async fn a_replica_the_index_records_as_not_present_is_pending() {
     );
     gw.shutdown().await;
 }
+
+/// A figure, not a check: how fast a deep verify reads two local replicas of 32 objects of
+/// 4 MiB, one object after another. `cargo test -p hansa-conformance --test verify
+/// deep_verify_rate -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn deep_verify_rate() {
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let bucket = bucket_name("rate");
+    create_bucket(&s3, &bucket).await;
+    let keys: Vec<String> = (0..32).map(|i| format!("o{i:02}")).collect();
+    for key in &keys {
+        put(&s3, &bucket, key, &random_bytes(4 << 20)).await;
+    }
+    let started = std::time::Instant::now();
+    for key in &keys {
+        assert_eq!(
+            verify(&gw, &bucket, key, &deep()).await.0,
+            expect(&[("ok", 2)])
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let mib = (keys.len() * 2 * 4) as f64;
+    println!(
+        "deep verify: {mib} MiB of replicas in {secs:.2} s = {:.0} MiB/s",
+        mib / secs
+    );
+    gw.shutdown().await;
+}
