@@ -13,6 +13,7 @@ mod runner;
 
 use std::collections::HashSet;
 
+pub use check::{check, CheckOptions};
 pub use runner::run;
 
 use super::{Store, StoreError, StoreResult};
@@ -30,7 +31,7 @@ pub enum JobControl {
 /// What one step did with one object.
 #[allow(dead_code)] // until the steps exist
 #[derive(Debug, Default)]
-pub(crate) struct StepOutcome {
+pub struct StepOutcome {
     /// Bytes copied to other backends.
     pub bytes_moved: u64,
     /// What the step found, by name (summed into the job's `counts`).
