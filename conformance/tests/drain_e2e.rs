@@ -62,7 +62,9 @@ impl Setup {
             extra.push_str(&cloud);
         } else {
             // The same Azurite backend, without the drained S3 server.
-            let azure = &cloud[cloud.find("[[backend]]\nid = \"azurite\"").expect("azurite")..];
+            let azure = &cloud[cloud
+                .find("[[backend]]\nid = \"azurite\"")
+                .expect("azurite")..];
             extra.push_str(azure);
         }
         extra.push_str(&format!(
@@ -278,8 +280,14 @@ async fn a_backend_drained_under_traffic_and_a_kill_then_removed_loses_nothing()
     // Kill -9 once a third of the objects are done.
     let deadline = Instant::now() + DRAIN_LIMIT;
     loop {
-        let job = admin_json(&http, &setup, reqwest::Method::GET, &format!("/jobs/{id}"), None)
-            .await;
+        let job = admin_json(
+            &http,
+            &setup,
+            reqwest::Method::GET,
+            &format!("/jobs/{id}"),
+            None,
+        )
+        .await;
         let done = job["progress"]["objects_done"].as_u64().unwrap_or(0);
         if done * 3 >= objects as u64 || job["state"] != "running" {
             eprintln!("killing the gateway with the drain at {done} objects: {job}");
@@ -296,8 +304,14 @@ async fn a_backend_drained_under_traffic_and_a_kill_then_removed_loses_nothing()
     paused.store(false, Ordering::SeqCst);
 
     let finished = loop {
-        let job = admin_json(&http, &setup, reqwest::Method::GET, &format!("/jobs/{id}"), None)
-            .await;
+        let job = admin_json(
+            &http,
+            &setup,
+            reqwest::Method::GET,
+            &format!("/jobs/{id}"),
+            None,
+        )
+        .await;
         if job["state"] != "running" {
             break job;
         }
@@ -333,7 +347,11 @@ async fn a_backend_drained_under_traffic_and_a_kill_then_removed_loses_nothing()
                 .await
                 .unwrap_or_else(|e| panic!("GET {key} after removing the backend: {e:?}"));
             let bytes = out.body.collect().await.expect("body").into_bytes();
-            assert_eq!(&sha256_hex(&bytes), hash, "{key} after removing the backend");
+            assert_eq!(
+                &sha256_hex(&bytes),
+                hash,
+                "{key} after removing the backend"
+            );
         }
     }));
     check.buffer_unordered(16).collect::<Vec<()>>().await;
@@ -384,7 +402,11 @@ async fn list_names(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> 
             .send()
             .await
             .expect("list the drained backend");
-        names.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        names.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
         match out.next_continuation_token() {
             Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
             _ => break,
