@@ -228,6 +228,10 @@ async fn walk(store: &Arc<Store>, work: &mut Work) -> Result<Walk, crate::meta::
             }
         }
     }
+    // The pass handled exactly these: objects deleted since it counted them drop out.
+    let progress = &mut work.job.progress;
+    progress.objects_total = progress.objects_done;
+    progress.bytes_total = progress.bytes_done;
     save(store, work);
     Ok(Walk::Finished)
 }
@@ -281,6 +285,9 @@ fn record_outcome(work: &mut Work, bucket: &str, key: &str, size: u64, outcome: 
     let progress = &mut work.job.progress;
     progress.objects_done += 1;
     progress.bytes_done += size;
+    // Objects written since the pass counted them: the totals grow with them.
+    progress.objects_total = progress.objects_total.max(progress.objects_done);
+    progress.bytes_total = progress.bytes_total.max(progress.bytes_done);
     progress.bytes_moved += outcome.bytes_moved;
     work.paced_bytes += outcome.bytes_moved;
     for (name, n) in outcome.counts {
