@@ -469,7 +469,6 @@ async fn rebalance_after_a_policy_change_puts_every_object_where_the_plan_says()
     let three = two.replace(TWO_OF_THREE, "replicas = 3\nwrite_quorum = 2\n");
     assert_ne!(two, three);
     restart_with(&mut t.gw, &three).await;
-    let client = t.gw.client();
     let id = start_job(t.gw.store(), JobSpec::Rebalance)
         .expect("start")
         .id;
