@@ -578,3 +578,61 @@ fn uuid_like() -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}-{}", std::process::id())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_deletes_copies_on_the_backend_that_the_index_does_not_name() {
+    let t = three_disks(TWO_OF_THREE, "").await;
+    let gw = &t.gw;
+    let client = gw.client();
+    let bucket = "sweep";
+    create_bucket(&client, bucket).await;
+    let objects = fill(&client, bucket, 12).await;
+    // A second copy of an object on disk-c under its fallback name, stamp and all (as a
+    // removal that failed leaves one): the index names only the plain one.
+    let key = objects
+        .keys()
+        .find(|k| replica_backends(gw, bucket, k).contains(&"disk-c".to_string()))
+        .expect("an object on disk-c")
+        .clone();
+    let plain = t
+        .disk_c()
+        .join(hansa_backends::physical_name(bucket, &key).as_str());
+    let fallback = t
+        .disk_c()
+        .join(hansa_backends::fallback_name(bucket, &key).as_str());
+    std::fs::create_dir_all(fallback.parent().expect("parent")).expect("mkdir");
+    let status = std::process::Command::new("cp")
+        .arg("--preserve=xattr")
+        .arg(&plain)
+        .arg(&fallback)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let on_c = stamped_on(gw, "disk-c", &[bucket]).await;
+    assert_eq!(
+        on_c.iter()
+            .filter(|k| **k == format!("{bucket}/{key}"))
+            .count(),
+        2
+    );
+
+    let spec = JobSpec::Drain {
+        backend: "disk-c".into(),
+        keep_replicas: false,
+    };
+    let id = start_job(gw.store(), spec).expect("start").id;
+    let done = wait_job(gw, &id, Duration::from_secs(60)).await;
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    assert_eq!(
+        done.progress.counts.get("swept").copied(),
+        Some(1),
+        "{done:?}"
+    );
+    assert_eq!(
+        stamped_on(gw, "disk-c", &[bucket]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(object_files(&t.disk_c()), Vec::<PathBuf>::new());
+    assert_all_read_back(&client, bucket, &objects).await;
+    t.gw.shutdown().await;
+}

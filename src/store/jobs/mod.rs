@@ -10,6 +10,7 @@
 mod check;
 mod conform;
 mod runner;
+mod sweep;
 
 use std::collections::HashSet;
 

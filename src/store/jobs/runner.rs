@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::check::{check, CheckOptions};
 use super::conform::conform;
+use super::sweep::sweep;
 use super::{refresh_draining, StepOutcome};
 use crate::meta::{
     now_ms, JobCursor, JobProblem, JobRecord, JobSpec, JobState, ObjectRecord, MAX_PROBLEMS,
@@ -117,7 +118,7 @@ async fn run_job(store: &Arc<Store>, job: JobRecord) {
                 return;
             }
         }
-        match end_of_pass(store, &work) {
+        match end_of_pass(store, &mut work).await {
             Ok(Some((state, message))) => {
                 finish(store, &mut work, state, message);
                 return;
@@ -336,10 +337,33 @@ async fn pace(store: &Store, work: &Work) {
 }
 
 /// Whether the job is finished after a pass, and how: `None` for another pass.
-fn end_of_pass(
+async fn end_of_pass(
     store: &Store,
-    work: &Work,
+    work: &mut Work,
 ) -> Result<Option<(JobState, String)>, crate::meta::MetaError> {
+    if let JobSpec::Drain {
+        backend,
+        keep_replicas: false,
+    } = &work.job.spec
+    {
+        // Copies the index no longer names, left behind by failed removals or by writes that
+        // began before the drain: gone before the drain can say the backend is empty.
+        let swept = sweep(store, backend).await?;
+        let counts = &mut work.job.progress.counts;
+        if swept.deleted > 0 {
+            *counts.entry("swept".to_string()).or_default() += swept.deleted;
+        }
+        if !swept.failed.is_empty() {
+            return Ok(Some((
+                JobState::Failed,
+                format!(
+                    "{} copies on {backend} could not be deleted, e.g. {}",
+                    swept.failed.len(),
+                    swept.failed[..swept.failed.len().min(5)].join("; ")
+                ),
+            )));
+        }
+    }
     let job = &work.job;
     let progress = &job.progress;
     let summary = || {
