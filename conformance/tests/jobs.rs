@@ -230,6 +230,13 @@ async fn drain_moves_every_replica_off_a_disk_while_clients_work() {
     let written = load.await.expect("client task: no errors");
     assert_eq!(done.state, JobState::Done, "{done:?}");
     let p = &done.progress;
+    eprintln!(
+        "drain of disk-c: {} objects, {} bytes copied in {} ms, {} pass(es)",
+        p.objects_done,
+        p.bytes_moved,
+        done.finished_ms.unwrap_or(0) - done.created_ms,
+        done.passes
+    );
     assert_eq!(p.objects_failed, 0, "{:?}", p.problems);
     assert_eq!(p.objects_done, p.objects_total);
     assert!(p.objects_done >= 300, "{p:?}");
