@@ -643,3 +643,90 @@ async fn a_drain_deletes_copies_on_the_backend_that_the_index_does_not_name() {
     assert_all_read_back(&client, bucket, &objects).await;
     t.gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_passes_again_for_an_upload_begun_before_it() {
+    let t = three_disks(TWO_OF_THREE, SLOW_JOBS).await;
+    let gw = &t.gw;
+    let client = gw.client();
+    let bucket = "late";
+    create_bucket(&client, bucket).await;
+    for i in 0..60 {
+        put(&client, bucket, &format!("k{i:03}"), &random_bytes(60_000)).await;
+    }
+    // An upload whose targets include disk-c, begun before the drain, completed during it
+    // under a key the drain's cursor has passed already.
+    let key = (0..)
+        .map(|i| format!("a-upload-{i}"))
+        .find(|k| {
+            gw.store()
+                .placement
+                .write_plan(bucket, k)
+                .targets
+                .contains(&"disk-c".to_string())
+        })
+        .expect("a key placed on disk-c");
+    let upload = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id").to_string();
+    let body = random_bytes(100_000);
+    let part = client
+        .upload_part()
+        .bucket(bucket)
+        .key(&key)
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(body.clone().into())
+        .send()
+        .await
+        .expect("upload part");
+    let spec = JobSpec::Drain {
+        backend: "disk-c".into(),
+        keep_replicas: false,
+    };
+    let id = start_job(gw.store(), spec).expect("start").id;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(gw.store(), &id).expect("job").progress.objects_done < 5 {
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        )
+        .build();
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(&key)
+        .upload_id(&upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("complete");
+    assert!(
+        replica_backends(gw, bucket, &key).contains(&"disk-c".to_string()),
+        "the upload's own targets hold it"
+    );
+    let done = wait_job(gw, &id, Duration::from_secs(120)).await;
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    assert!(done.passes >= 2, "{done:?}");
+    assert_eq!(replica_backends(gw, bucket, &key), ["disk-a", "disk-b"]);
+    assert_eq!(
+        sha256_hex(&get(&client, bucket, &key).await),
+        sha256_hex(&body)
+    );
+    assert_eq!(
+        stamped_on(gw, "disk-c", &[bucket]).await,
+        Vec::<String>::new()
+    );
+    t.gw.shutdown().await;
+}
