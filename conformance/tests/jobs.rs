@@ -730,3 +730,44 @@ async fn a_drain_passes_again_for_an_upload_begun_before_it() {
     );
     t.gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_would_break_a_require_rule_names_the_rule() {
+    // Only disk-c is in the EU; every object needs one EU replica.
+    let extra = tempfile::Builder::new()
+        .prefix("jobs-")
+        .tempdir_in(test_tmp_root())
+        .expect("tempdir");
+    let gw = TestGateway::start_with(Options {
+        extra_toml: format!(
+            "{}tags = {{ jurisdiction = \"eu\" }}\n[policy.default]\n{TWO_OF_THREE}require = [{{ jurisdiction = \"eu\", min = 1 }}]\n",
+            disk_c_toml(extra.path())
+        ),
+        ..Options::default()
+    })
+    .await;
+    let client = gw.client();
+    let bucket = "eu-only";
+    create_bucket(&client, bucket).await;
+    let objects = fill(&client, bucket, 6).await;
+    let spec = JobSpec::Drain {
+        backend: "disk-c".into(),
+        keep_replicas: false,
+    };
+    let id = start_job(gw.store(), spec).expect("start").id;
+    let done = wait_job(&gw, &id, Duration::from_secs(60)).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert_eq!(done.progress.problems.len(), objects.len());
+    for problem in &done.progress.problems {
+        assert!(
+            problem.reason.starts_with("policy \"default\": ")
+                && problem.reason.contains("jurisdiction=eu")
+                && problem.reason.contains("is not met"),
+            "{problem:?}"
+        );
+    }
+    for key in objects.keys() {
+        assert!(replica_backends(&gw, bucket, key).contains(&"disk-c".to_string()));
+    }
+    gw.shutdown().await;
+}
