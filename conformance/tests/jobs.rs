@@ -189,7 +189,7 @@ fn client_load(
                 &objects[key],
                 "{key}"
             );
-            let (key, body) = if i % 2 == 0 {
+            let (key, body) = if i.is_multiple_of(2) {
                 // Overwrite an object the drain may be moving right now.
                 (key.clone(), random_bytes(500 + (i * 131) % 20_000))
             } else {
