@@ -58,6 +58,8 @@ pub async fn run(store: Arc<Store>, mut stopped: watch::Receiver<bool>) {
                     _ = run_job(&store, job) => {}
                     _ = stopped.changed() => return,
                 }
+                // A job that stops at once (its record unreadable) is not retried in a spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             None => {
                 tokio::select! {
