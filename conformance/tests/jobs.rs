@@ -781,3 +781,57 @@ async fn a_drain_that_would_break_a_require_rule_names_the_rule() {
     }
     gw.shutdown().await;
 }
+
+/// Repair entries queued for disk-c.
+fn queued_for_c(gw: &TestGateway) -> usize {
+    gw.store()
+        .backend_status()
+        .into_iter()
+        .find(|s| s.health.id == "disk-c")
+        .map_or(0, |s| s.queued)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_owed_by_the_drained_backend_are_dropped() {
+    let extra = tempfile::Builder::new()
+        .prefix("jobs-")
+        .tempdir_in(test_tmp_root())
+        .expect("tempdir");
+    let gw = TestGateway::start_with(Options {
+        extra_toml: format!(
+            "{}faults = {{}}\n[policy.default]\nreplicas = 2\nwrite_quorum = 1\n",
+            disk_c_toml(extra.path())
+        ),
+        ..Options::default()
+    })
+    .await;
+    // disk-c takes no writes: objects placed on it are written with a Pending replica there
+    // and a repair queued for it.
+    gw.faults("disk-c").update(|plan| {
+        plan.writes = hansa_backends::Fault::Fail;
+        plan.publishes = hansa_backends::Fault::Fail;
+    });
+    let client = gw.client();
+    let bucket = "owed";
+    create_bucket(&client, bucket).await;
+    let objects = fill(&client, bucket, 20).await;
+    assert!(queued_for_c(&gw) > 0, "repairs owed by disk-c");
+    let spec = JobSpec::Drain {
+        backend: "disk-c".into(),
+        keep_replicas: false,
+    };
+    let id = start_job(gw.store(), spec).expect("start").id;
+    let done = wait_job(&gw, &id, Duration::from_secs(60)).await;
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    for key in objects.keys() {
+        assert_eq!(replica_backends(&gw, bucket, key), ["disk-a", "disk-b"]);
+    }
+    // The worker drops what disk-c owed: the index no longer names a replica there.
+    assert!(
+        hansa::store::drain_queue(gw.store(), Duration::from_secs(30)).await,
+        "repair queue not empty"
+    );
+    assert_eq!(queued_for_c(&gw), 0);
+    assert_all_read_back(&client, bucket, &objects).await;
+    gw.shutdown().await;
+}
