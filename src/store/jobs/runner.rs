@@ -299,23 +299,30 @@ fn record_outcome(work: &mut Work, bucket: &str, key: &str, size: u64, outcome: 
         }
         *progress.counts.entry(name.to_string()).or_default() += n;
     }
-    if let Some(reason) = outcome.problem {
-        progress.objects_failed += 1;
-        tracing::warn!(job = %work.job.id, bucket, key, %reason, "job: object not handled");
-        // One problem per object: a later pass's reason replaces an earlier one.
-        let problems = &mut progress.problems;
-        match problems
-            .iter()
-            .position(|p| p.bucket == bucket && p.key == key)
-        {
-            Some(i) => problems[i].reason = reason,
-            None if problems.len() < MAX_PROBLEMS => problems.push(JobProblem {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                reason,
-            }),
-            None => {}
+    // One problem per object, as its last pass found it: a later pass's reason replaces an
+    // earlier one, and an object handled since leaves the list (and the failed count).
+    let listed = progress
+        .problems
+        .iter()
+        .position(|p| p.bucket == bucket && p.key == key);
+    match (outcome.problem, listed) {
+        (Some(reason), Some(i)) => progress.problems[i].reason = reason,
+        (Some(reason), None) => {
+            tracing::warn!(job = %work.job.id, bucket, key, %reason, "job: object not handled");
+            progress.objects_failed += 1;
+            if progress.problems.len() < MAX_PROBLEMS {
+                progress.problems.push(JobProblem {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    reason,
+                });
+            }
         }
+        (None, Some(i)) => {
+            progress.problems.remove(i);
+            progress.objects_failed = progress.objects_failed.saturating_sub(1);
+        }
+        (None, None) => {}
     }
     work.job.cursor = Some(JobCursor {
         bucket: bucket.to_string(),
