@@ -277,7 +277,10 @@ async fn drain_moves_every_replica_off_a_disk_while_clients_work() {
     put(&client, bucket, "after", b"after the drain").await;
     assert_eq!(replica_backends(gw, bucket, "after"), ["disk-a", "disk-b"]);
     assert_eq!(object_files(&t.disk_c()), Vec::<PathBuf>::new());
-    gw.wait_for_repairs(Duration::from_secs(10)).await;
+    assert!(
+        gw.wait_for_repairs(Duration::from_secs(10)).await,
+        "no repair left behind by the drain"
+    );
     t.gw.shutdown().await;
 }
 

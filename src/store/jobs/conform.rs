@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::StepOutcome;
-use crate::meta::{ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
+use crate::meta::{now_ms, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
 use crate::store::delete::remove_replica;
 use crate::store::repair::{self, queue_removal, Settled};
 use crate::store::stage::name_for;
@@ -21,6 +21,9 @@ use crate::store::Store;
 /// An overwrite racing the step makes it start over; after this many rounds it gives up (the
 /// next pass of a drain sees the object again).
 const MAX_ROUNDS: usize = 4;
+/// A copy the step starts is left to it for this long before the repair worker takes it over
+/// (when the gateway stopped in the middle).
+const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Brings `bucket/key`'s replicas to its plan. `keep_bytes_on`: a backend (a drain with
 /// `keep_replicas`) whose replica leaves the index but whose bytes stay.
@@ -122,6 +125,27 @@ async fn round(
                 .replicas
                 .push(Replica::new(target, name.as_str(), ReplicaState::Pending));
         }
+        // With each Pending replica, a repair entry that the worker leaves alone for a while:
+        // if the gateway stops before the copy below ends, the worker finishes it later.
+        let mut entries = Vec::new();
+        for target in &missing {
+            let mut entry = RepairEntry::new(
+                target,
+                bucket,
+                key,
+                RepairTask::Replicate {
+                    version_id: record.version_id.clone(),
+                    staged: None,
+                },
+                "moved by a drain or rebalance",
+            );
+            entry.not_before_ms = now_ms() + BACKSTOP.as_millis() as u64;
+            let ours = store
+                .meta
+                .queue_repair_if_absent(&entry)
+                .map_err(|e| e.to_string())?;
+            entries.push((entry, ours));
+        }
         if !missing.is_empty() {
             store
                 .meta
@@ -129,23 +153,21 @@ async fn round(
                 .map_err(|e| e.to_string())?;
             store.meta.sync().await.map_err(|e| e.to_string())?;
         }
-        (record, missing)
+        (record, entries)
     };
     // 2. Copy to each of them (outside the lock: reads and writes of the key go on).
     let mut failures = Vec::new();
     let mut copied = 0;
-    for target in &missing {
-        let entry = RepairEntry::new(
-            target,
-            bucket,
-            key,
-            RepairTask::Replicate {
-                version_id: record.version_id.clone(),
-                staged: None,
-            },
-            "moved by a drain or rebalance",
-        );
-        match repair::repair_entry(store, &entry).await {
+    for (entry, ours) in &missing {
+        let target = &entry.backend;
+        let result = repair::repair_entry(store, entry).await;
+        if result.is_ok() && *ours {
+            // Done here: the backstop is not needed (unless work was queued again meanwhile).
+            if let Err(e) = store.meta.settle_repair(entry, None) {
+                tracing::warn!(error = %e, "could not update the repair queue");
+            }
+        }
+        match result {
             Ok(Settled::Repaired) => {
                 copied += 1;
                 outcome.bytes_moved += record.size;
@@ -153,8 +175,10 @@ async fn round(
             // The version moved on or the replica is there already: look again.
             Ok(Settled::Dropped) => {}
             Err(e) => {
-                // The repair worker finishes it later; the object keeps its old replicas.
-                repair::queue(store, entry);
+                // The repair worker finishes it now; the object keeps its old replicas.
+                let mut due = entry.clone();
+                due.not_before_ms = now_ms();
+                repair::queue(store, due);
                 failures.push(format!("copy to {target}: {e}"));
             }
         }
