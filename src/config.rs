@@ -57,6 +57,27 @@ pub struct Config {
     pub buckets: BTreeMap<String, BucketConfig>,
     #[serde(default)]
     pub repair: RepairConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+}
+
+/// How drain, rebalance and verify jobs run (`[jobs]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Objects a job works on at once.
+    pub concurrency: usize,
+    /// Bytes per second a job may copy between backends; 0 = no limit.
+    pub bytes_per_sec: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            concurrency: 4,
+            bytes_per_sec: 0,
+        }
+    }
 }
 
 /// The repair queue and anti-entropy (`[repair]`).
@@ -601,6 +622,7 @@ impl Config {
             policies: BTreeMap::new(),
             buckets: BTreeMap::new(),
             repair: RepairConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 

@@ -132,6 +132,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         gateway.store.clone(),
         stopped.clone(),
     ));
+    tasks.spawn(crate::store::jobs::run(
+        gateway.store.clone(),
+        stopped.clone(),
+    ));
     tasks.spawn(crate::upkeep::run_anti_entropy(
         gateway.store.clone(),
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),

@@ -14,7 +14,7 @@ mod select;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -186,6 +186,30 @@ impl Placement {
     pub fn write_plan(&self, bucket: &str, key: &str) -> WritePlan {
         let policy = self.policy(bucket);
         let (ranked, selection) = self.select(policy, bucket, key);
+        WritePlan {
+            targets: selection.chosen().map(|i| ranked[i].to_string()).collect(),
+            write_quorum: policy.write_quorum,
+        }
+    }
+
+    /// [`Placement::write_plan`] with the backends in `excluded` taken out of the policy's
+    /// members (backends being drained). The others keep their rank (rendezvous hashing), so
+    /// a key moves only off an excluded backend. With too few members left the plan has fewer
+    /// than `replicas` targets (and, if the rules cannot be met, follows rank alone): callers
+    /// check [`Placement::unmet_rule`] and the target count.
+    pub fn write_plan_excluding(
+        &self,
+        bucket: &str,
+        key: &str,
+        excluded: &HashSet<String>,
+    ) -> WritePlan {
+        let policy = self.policy(bucket);
+        if !policy.members.iter().any(|m| excluded.contains(m)) {
+            return self.write_plan(bucket, key);
+        }
+        let mut narrowed = policy.clone();
+        narrowed.members.retain(|m| !excluded.contains(m));
+        let (ranked, selection) = self.select(&narrowed, bucket, key);
         WritePlan {
             targets: selection.chosen().map(|i| ranked[i].to_string()).collect(),
             write_quorum: policy.write_quorum,

@@ -692,3 +692,59 @@ fn the_search_skips_conflicts_in_rank_order() {
         ]
     );
 }
+
+fn excluded(ids: &[&str]) -> HashSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn excluding_a_backend_moves_only_the_keys_it_held() {
+    let p = placement(&format!(
+        "{THREE}[policy.two]\nreplicas = 2\nwrite_quorum = 1\n[bucket.bkt]\npolicy = \"two\"\n"
+    ));
+    let without_b = excluded(&["b"]);
+    for i in 0..300 {
+        let key = format!("key{i}");
+        let before = p.write_plan("bkt", &key).targets;
+        let after = p.write_plan_excluding("bkt", &key, &without_b);
+        assert_eq!(after.write_quorum, 1);
+        assert_eq!(after.targets.len(), 2, "{key}: {:?}", after.targets);
+        assert!(!after.targets.contains(&"b".to_string()), "{key}");
+        if !before.contains(&"b".to_string()) {
+            assert_eq!(after.targets, before, "{key} moved without holding b");
+        }
+    }
+    // Nothing excluded (or only backends outside the policy): the plain plan.
+    for set in [excluded(&[]), excluded(&["elsewhere"])] {
+        assert_eq!(
+            p.write_plan_excluding("bkt", "k", &set).targets,
+            p.write_plan("bkt", "k").targets
+        );
+    }
+}
+
+#[test]
+fn excluding_below_the_replica_count_leaves_a_short_plan() {
+    let p = placement(THREE);
+    let plan = p.write_plan_excluding("bkt", "k", &excluded(&["c"]));
+    assert_eq!(plan.targets.len(), 2);
+    assert!(!plan.targets.contains(&"c".to_string()));
+    assert_eq!(plan.write_quorum, 3);
+}
+
+#[test]
+fn excluding_keeps_the_rules_while_they_can_hold() {
+    // Two EU replicas of three; without ovh-1 two EU backends remain (ovh-2, scw): still met.
+    let p = five_with(
+        "[policy.eu]\nreplicas = 3\nrequire = [{ jurisdiction = \"eu\", min = 2 }]\n[bucket.bkt]\npolicy = \"eu\"\n",
+    );
+    let without = excluded(&["ovh-1"]);
+    for i in 0..200 {
+        let key = format!("key{i}");
+        let plan = p.write_plan_excluding("bkt", &key, &without);
+        assert_eq!(plan.targets.len(), 3, "{key}");
+        assert!(!plan.targets.contains(&"ovh-1".to_string()));
+        let holders: Vec<&str> = plan.targets.iter().map(String::as_str).collect();
+        assert_eq!(p.unmet_rule("bkt", &holders), None, "{key}: {holders:?}");
+    }
+}

@@ -83,6 +83,11 @@ pub struct Store {
     pub(crate) jobs_wake: tokio::sync::Notify,
     /// Job records change one at a time (admin controls against the runner's updates).
     pub(crate) jobs_lock: Mutex<()>,
+    /// Backends being drained (see [`jobs::draining`]), kept here so that a write does not
+    /// scan the jobs; refreshed whenever a job is created, changed or ends.
+    pub(crate) draining: std::sync::RwLock<HashSet<String>>,
+    /// How jobs run (`[jobs]`).
+    pub(crate) jobs_config: crate::config::JobsConfig,
 }
 
 /// One backend's health and repair debt.
@@ -198,7 +203,7 @@ impl Store {
             list.push(health.track(backend));
         }
         check_backends(&list).await;
-        Ok(Store {
+        let store = Store {
             meta: Arc::new(meta),
             backends: Backends::new(list),
             placement: Placement::from_config(config),
@@ -213,7 +218,18 @@ impl Store {
             repair_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
             jobs_lock: Mutex::new(()),
-        })
+            draining: std::sync::RwLock::new(HashSet::new()),
+            jobs_config: config.jobs.clone(),
+        };
+        jobs::refresh_draining(&store);
+        Ok(store)
+    }
+
+    /// Where a new replica of `bucket/key` goes: the placement's plan without the backends
+    /// being drained. Every write path and the jobs ask this, never the placement directly.
+    pub fn write_plan(&self, bucket: &str, key: &str) -> crate::placement::WritePlan {
+        let draining = self.draining.read().unwrap_or_else(|p| p.into_inner());
+        self.placement.write_plan_excluding(bucket, key, &draining)
     }
 
     /// How bodies flow through this store's writes; their buffers count against `tenant`'s

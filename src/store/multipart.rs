@@ -155,10 +155,7 @@ where
     S: Stream<Item = Result<Bytes, BodyFailure>> + Send + 'static,
 {
     let PartSource::Body { body, facts } = source;
-    let quorum = store
-        .placement
-        .write_plan(&upload.bucket, &upload.key)
-        .write_quorum;
+    let quorum = store.write_plan(&upload.bucket, &upload.key).write_quorum;
     let targets = live_targets(store, upload);
     let (senders, feeds) = feeds(targets.len(), store.settings.max_lag);
     let tasks: Vec<(usize, Target, StageTask<PutResult>)> = targets
@@ -344,10 +341,7 @@ pub async fn complete_upload(
             upload_id: Some(upload.upload_id.clone()),
         },
     )?;
-    let quorum = store
-        .placement
-        .write_plan(&upload.bucket, &upload.key)
-        .write_quorum;
+    let quorum = store.write_plan(&upload.bucket, &upload.key).write_quorum;
     let slots = await_quorum(slots, quorum, &store.settings, started).await;
     let part_summaries: Vec<PartSummary> = parts
         .iter()

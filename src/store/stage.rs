@@ -42,7 +42,7 @@ pub(crate) fn plan_targets(
     bucket: &str,
     key: &str,
 ) -> Result<(Vec<Target>, usize), StoreError> {
-    let plan = store.placement.write_plan(bucket, key);
+    let plan = store.write_plan(bucket, key);
     let name = naming::physical_name(bucket, key);
     let targets = plan
         .targets

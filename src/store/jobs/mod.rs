@@ -10,6 +10,7 @@
 mod check;
 mod conform;
 mod runner;
+mod sweep;
 
 use std::collections::HashSet;
 
@@ -29,7 +30,6 @@ pub enum JobControl {
 }
 
 /// What one step did with one object.
-#[allow(dead_code)] // until the steps exist
 #[derive(Debug, Default)]
 pub struct StepOutcome {
     /// Bytes copied to other backends.
@@ -77,6 +77,7 @@ pub fn start_job(store: &Store, spec: JobSpec) -> StoreResult<JobRecord> {
         message: None,
     };
     store.meta.put_job(&job)?;
+    refresh_draining(store);
     store.jobs_wake.notify_one();
     Ok(job)
 }
@@ -115,8 +116,18 @@ pub fn control_job(store: &Store, id: &str, control: JobControl) -> StoreResult<
         job.finished_ms = Some(job.updated_ms);
     }
     store.meta.put_job(&job)?;
+    refresh_draining(store);
     store.jobs_wake.notify_one();
     Ok(job)
+}
+
+/// Re-reads [`draining`] into the store's cache (the set writes exclude). On an index error
+/// the cache keeps what it had: a drain is never forgotten because of a failed read.
+pub(crate) fn refresh_draining(store: &Store) {
+    match draining(store) {
+        Ok(set) => *store.draining.write().unwrap_or_else(|p| p.into_inner()) = set,
+        Err(e) => tracing::error!(error = %e, "cannot read the jobs to learn which backends drain"),
+    }
 }
 
 /// Backends that take no new replicas: those an active or finished drain empties. (A drained
