@@ -544,6 +544,21 @@ async fn remove(store: &Store, entry: &RepairEntry, name: &str) -> Result<Settle
         return Ok(Settled::Dropped);
     };
     let _guard = store.locks.lock(&entry.bucket, &entry.key).await;
+    let settled = remove_locked(store, entry, name, &target).await;
+    if settled.is_ok() {
+        // Under the key's lock, like the delete that wrote them.
+        super::records::settle_tombstones(store, &entry.bucket, &entry.key).await;
+    }
+    settled
+}
+
+/// [`remove`] under the key's lock.
+async fn remove_locked(
+    store: &Store,
+    entry: &RepairEntry,
+    name: &str,
+    target: &super::stage::Target,
+) -> Result<Settled, String> {
     let current = store
         .meta
         .object(&entry.bucket, &entry.key)

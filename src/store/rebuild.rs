@@ -1,0 +1,416 @@
+//! Rebuilding a lost index from the backends alone (`hansa rebuild-index`), offline.
+//!
+//! Every configured backend is listed in parallel: its bucket markers (`.hansa/b/`), its
+//! tombstones (`.hansa/t/`) and its stamped copies (plain and fallback names; staged copies,
+//! temporary files, parts of uploads in progress and probes are never listed). Per
+//! (bucket, key) the newest version wins ([`newer`]); its replicas are the backends that hold a
+//! copy of exactly that version. A tombstone of that version or a newer one means the key was
+//! deleted: it stays deleted. Copies of older versions are left where they are; once the
+//! gateway runs, anti-entropy finds them unnamed by the index and removes them.
+//!
+//! Backends the placement policy wants for a key but that lack its newest version get a
+//! pending replica and a repair entry, so the repair worker fills them after start. The index
+//! is flushed once, at the end. The rules are described in docs/LAYOUT.md and docs/REBUILD.md.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use hansa_backends::naming::{
+    fallback_name, is_valid_bucket_name, physical_name, BUCKET_MARKER_PREFIX, TOMBSTONE_PREFIX,
+};
+use hansa_backends::{Backend, ObjectInfo, PhysicalName};
+use serde::Serialize;
+
+use super::records::{read_json, BucketMarker, Tombstone};
+use super::repair::queue_missing_replicas;
+use super::{Store, StoreError, StoreResult};
+use crate::checksum::Checksum;
+use crate::meta::{BucketRecord, ObjectRecord, Replica, ReplicaState};
+
+/// What a rebuild found and recorded.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub backends: usize,
+    pub buckets: usize,
+    pub objects: usize,
+    /// Sum of the recorded objects' sizes.
+    pub bytes: u64,
+    /// Copies of versions older than their key's newest (or of deleted versions), left for
+    /// anti-entropy to remove once the gateway runs.
+    pub stale_copies: usize,
+    /// Keys whose newest version a tombstone marks deleted: not recorded.
+    pub tombstoned_keys: usize,
+    /// Objects without Hansa's stamp: never imported, never touched.
+    pub foreign_skipped: usize,
+    /// Replicas recorded pending and queued for repair (the policy wants them, the backend
+    /// lacks the version).
+    pub pending_replicas: usize,
+    pub millis: u64,
+}
+
+/// What one backend's listing holds.
+#[derive(Default)]
+struct BackendScan {
+    markers: Vec<BucketMarker>,
+    tombstones: Vec<Tombstone>,
+    copies: Vec<ObjectInfo>,
+    foreign: usize,
+}
+
+/// One copy of a key on one backend.
+struct Copy {
+    backend: String,
+    info: ObjectInfo,
+}
+
+/// Rebuilds the index of `store`, which must hold no bucket: refuses otherwise (the index was
+/// not lost, or a rebuild already ran). A backend that cannot be listed fails the rebuild:
+/// what it alone holds would be lost, or an older version taken for the newest.
+pub async fn rebuild_index(
+    store: &Arc<Store>,
+    default_owner: &str,
+    default_region: &str,
+) -> StoreResult<RebuildReport> {
+    let started = Instant::now();
+    let existing = store.meta.buckets()?;
+    if !existing.is_empty() {
+        return Err(StoreError::Internal(format!(
+            "the index already holds {} bucket(s) (e.g. {}): a rebuild only fills an empty index",
+            existing.len(),
+            existing[0].name
+        )));
+    }
+    let scans = futures::future::join_all(store.backends.iter().map(|b| scan(store, b))).await;
+    let mut report = RebuildReport {
+        backends: scans.len(),
+        ..RebuildReport::default()
+    };
+
+    let mut buckets: BTreeMap<String, BucketRecord> = BTreeMap::new();
+    let mut tombstones: HashMap<(String, String), Tombstone> = HashMap::new();
+    let mut keys: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
+    for (backend, scan) in store.backends.iter().zip(scans) {
+        let scan = scan?;
+        report.foreign_skipped += scan.foreign;
+        for marker in scan.markers {
+            let record = marker.record();
+            buckets
+                .entry(record.name.clone())
+                .and_modify(|r| {
+                    if record.created_ms < r.created_ms {
+                        *r = record.clone();
+                    }
+                })
+                .or_insert(record);
+        }
+        for tomb in scan.tombstones {
+            let slot = (tomb.bucket.clone(), tomb.key.clone());
+            match tombstones.get(&slot) {
+                Some(t) if !tombstone_newer(&tomb, t) => {}
+                _ => {
+                    tombstones.insert(slot, tomb);
+                }
+            }
+        }
+        for info in scan.copies {
+            let Some(stamp) = &info.stamp else { continue };
+            keys.entry((stamp.bucket.clone(), stamp.key.clone()))
+                .or_default()
+                .push(Copy {
+                    backend: backend.id().to_string(),
+                    info,
+                });
+        }
+    }
+
+    let mut records: Vec<(String, String, ObjectRecord)> = Vec::new();
+    for ((bucket, key), copies) in keys {
+        let Some(newest) = newest_version(&copies) else {
+            continue;
+        };
+        let (holders, older): (Vec<&Copy>, Vec<&Copy>) = copies.iter().partition(|c| {
+            c.info
+                .stamp
+                .as_ref()
+                .is_some_and(|s| s.version_id == newest && s.size == c.info.size)
+        });
+        report.stale_copies += older.len();
+        let Some(first) = holders.first() else {
+            continue;
+        };
+        if let Some(tomb) = tombstones.get(&(bucket.clone(), key.clone())) {
+            if deleted_by(tomb, &newest, &first.info) {
+                report.tombstoned_keys += 1;
+                report.stale_copies += holders.len();
+                continue;
+            }
+        }
+        let bucket_record = buckets
+            .entry(bucket.clone())
+            .or_insert_with(|| BucketRecord {
+                name: bucket.clone(),
+                created_ms: ms(first.info.last_modified),
+                region: String::new(),
+                owner: default_owner.to_string(),
+            });
+        if bucket_record.created_ms > ms(first.info.last_modified) {
+            // A bucket known only from its objects is as old as its oldest object.
+            bucket_record.created_ms = ms(first.info.last_modified);
+        }
+        let record = object_record(store, &bucket, &key, &newest, &holders, bucket_record);
+        report.pending_replicas += record
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Pending)
+            .count();
+        records.push((bucket, key, record));
+    }
+
+    for record in buckets.values_mut() {
+        if record.region.is_empty() {
+            record.region = default_region.to_string();
+        }
+        store.meta.create_bucket(record)?;
+    }
+    report.buckets = buckets.len();
+    for (bucket, key, record) in &records {
+        store.meta.put_object(bucket, key, record)?;
+        queue_missing_replicas(
+            store,
+            bucket,
+            key,
+            record,
+            "rebuild: a copy the policy wants",
+        );
+        report.objects += 1;
+        report.bytes += record.size;
+    }
+    // One flush for the whole index.
+    store.meta.sync().await?;
+    report.millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Lists one backend: markers and tombstones (read whole: they are small) and stamped copies.
+async fn scan(store: &Store, backend: &Arc<dyn Backend>) -> StoreResult<BackendScan> {
+    let id = backend.id().to_string();
+    let failed = |e: hansa_backends::BackendError| {
+        StoreError::Internal(format!("backend {id}: listing failed: {e}"))
+    };
+    let mut out = BackendScan::default();
+    for info in list_all(backend, BUCKET_MARKER_PREFIX)
+        .await
+        .map_err(failed)?
+    {
+        let Ok(name) = PhysicalName::parse(&info.name) else {
+            continue;
+        };
+        match read_json::<BucketMarker>(store, backend, &name).await {
+            Ok(m)
+                if Some(&name)
+                    == hansa_backends::naming::bucket_marker_name(&m.bucket).as_ref() =>
+            {
+                out.markers.push(m)
+            }
+            Ok(_) => {
+                tracing::warn!(backend = %id, %name, "a bucket marker naming another bucket; ignored")
+            }
+            Err(e) => {
+                tracing::warn!(backend = %id, %name, error = %e, "an unreadable bucket marker; ignored")
+            }
+        }
+    }
+    for info in list_all(backend, TOMBSTONE_PREFIX).await.map_err(failed)? {
+        let Ok(name) = PhysicalName::parse(&info.name) else {
+            continue;
+        };
+        match read_json::<Tombstone>(store, backend, &name).await {
+            Ok(t)
+                if Some(&name)
+                    == hansa_backends::naming::tombstone_name(&t.bucket, &t.key).as_ref() =>
+            {
+                out.tombstones.push(t)
+            }
+            Ok(_) => {
+                tracing::warn!(backend = %id, %name, "a tombstone naming another key; ignored")
+            }
+            Err(e) => {
+                tracing::warn!(backend = %id, %name, error = %e, "an unreadable tombstone; ignored")
+            }
+        }
+    }
+    for info in list_all(backend, "").await.map_err(failed)? {
+        match &info.stamp {
+            // A copy counts only at one of the names its own stamp gives it: a stamped file
+            // copied elsewhere by hand is not taken for the object.
+            Some(s)
+                if is_valid_bucket_name(&s.bucket)
+                    && (info.name == physical_name(&s.bucket, &s.key).as_str()
+                        || info.name == fallback_name(&s.bucket, &s.key).as_str()) =>
+            {
+                out.copies.push(info)
+            }
+            _ => out.foreign += 1,
+        }
+    }
+    Ok(out)
+}
+
+async fn list_all(
+    backend: &Arc<dyn Backend>,
+    prefix: &str,
+) -> Result<Vec<ObjectInfo>, hansa_backends::BackendError> {
+    let mut stream = backend.list(prefix);
+    let mut out = Vec::new();
+    while let Some(item) = stream.next().await {
+        out.push(item?);
+    }
+    Ok(out)
+}
+
+/// The record of `key`'s version `version` from the copies that hold it.
+fn object_record(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    holders: &[&Copy],
+    bucket_record: &BucketRecord,
+) -> ObjectRecord {
+    let stamps = holders.iter().filter_map(|c| c.info.stamp.as_ref());
+    // Object-store multipart copies may lack the ETag (fixed before the body was known);
+    // another backend's stamp may have it.
+    let etag = stamps
+        .clone()
+        .map(|s| s.etag.clone())
+        .find(|e| !e.is_empty())
+        .unwrap_or_default();
+    let checksum = stamps
+        .clone()
+        .find_map(|s| s.checksum.as_deref().and_then(Checksum::from_stamp));
+    let size = holders.first().map_or(0, |c| c.info.size);
+    let attributes = holders
+        .iter()
+        .map(|c| c.info.attributes.clone())
+        .find(|a| !a.is_empty())
+        .unwrap_or_default();
+    let modified_ms = holders
+        .iter()
+        .map(|c| ms(c.info.last_modified))
+        .min()
+        .unwrap_or(0);
+    let mut replicas: Vec<Replica> = holders
+        .iter()
+        .map(|c| Replica {
+            backend: c.backend.clone(),
+            name: c.info.name.clone(),
+            etag: c.info.etag.clone(),
+            state: ReplicaState::Present,
+            staged: None,
+        })
+        .collect();
+    for wanted in store.placement.write_plan(bucket, key).targets {
+        if !replicas.iter().any(|r| r.backend == wanted) {
+            replicas.push(Replica::new(
+                &wanted,
+                physical_name(bucket, key).as_str(),
+                ReplicaState::Pending,
+            ));
+        }
+    }
+    ObjectRecord {
+        size,
+        etag,
+        checksum,
+        attributes,
+        modified_ms,
+        version_id: version.to_string(),
+        owner: bucket_record.owner.clone(),
+        replicas,
+        // Part boundaries are not on the backends: GetObject partNumber answers for the whole
+        // object (docs/REBUILD.md).
+        parts: Vec::new(),
+        checksum_type: None,
+        integrity: None,
+    }
+}
+
+/// The newest version among `copies`.
+fn newest_version(copies: &[Copy]) -> Option<String> {
+    let mut best: Option<(&str, SystemTime)> = None;
+    for c in copies {
+        let Some(s) = &c.info.stamp else { continue };
+        let candidate = (s.version_id.as_str(), c.info.last_modified);
+        best = match best {
+            Some(b) if newer(candidate, b) != Ordering::Greater => Some(b),
+            _ => Some(candidate),
+        };
+    }
+    best.map(|(v, _)| v.to_string())
+}
+
+/// Orders two versions, each with the modification time of a copy of it. Version ids made
+/// by this gateway are UUIDv7: their 32-hex form sorts by creation time (milliseconds first),
+/// so two of them compare as strings. An older (v4) id carries no time: then the copies'
+/// modification times decide, then the ids (for a stable answer).
+pub fn newer(a: (&str, SystemTime), b: (&str, SystemTime)) -> Ordering {
+    if a.0 == b.0 {
+        return Ordering::Equal;
+    }
+    if is_v7(a.0) && is_v7(b.0) {
+        return a.0.cmp(b.0);
+    }
+    a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0))
+}
+
+fn is_v7(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok_and(|u| u.get_version_num() == 7)
+}
+
+/// Whether `tomb` deletes `version` (a copy of which is `copy`): the same version, or a newer
+/// one (the key was written again and that write deleted too).
+fn deleted_by(tomb: &Tombstone, version: &str, copy: &ObjectInfo) -> bool {
+    let deleted_at = UNIX_EPOCH + std::time::Duration::from_millis(tomb.deleted_ms);
+    tomb.version_id == version
+        || newer(
+            (&tomb.version_id, deleted_at),
+            (version, copy.last_modified),
+        ) == Ordering::Greater
+}
+
+fn tombstone_newer(a: &Tombstone, b: &Tombstone) -> bool {
+    let at = |t: &Tombstone| UNIX_EPOCH + std::time::Duration::from_millis(t.deleted_ms);
+    newer((&a.version_id, at(a)), (&b.version_id, at(b))) == Ordering::Greater
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn v7_ids_order_by_creation_and_v4_by_modification_time() {
+        let early = uuid::Uuid::now_v7().simple().to_string();
+        std::thread::sleep(Duration::from_millis(2));
+        let late = uuid::Uuid::now_v7().simple().to_string();
+        let t0 = UNIX_EPOCH + Duration::from_secs(100);
+        let t1 = UNIX_EPOCH + Duration::from_secs(200);
+        // v7: the id decides, whatever the copies' times say.
+        assert_eq!(newer((&late, t0), (&early, t1)), Ordering::Greater);
+        assert_eq!(newer((&early, t1), (&late, t0)), Ordering::Less);
+        // A v4 id on either side: the copies' times decide.
+        let v4 = uuid::Uuid::new_v4().simple().to_string();
+        assert_eq!(newer((&v4, t1), (&late, t0)), Ordering::Greater);
+        assert_eq!(newer((&v4, t0), (&early, t1)), Ordering::Less);
+        assert_eq!(newer((&v4, t0), (&v4, t1)), Ordering::Equal);
+    }
+}
