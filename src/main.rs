@@ -60,6 +60,10 @@ enum Command {
         /// Print the counts as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also import objects Hansa did not write, found at `<bucket>/<key>` of a valid bucket
+        /// name: each is read once and stamped (local backends only).
+        #[arg(long)]
+        import_foreign: bool,
     },
     /// Explain where writes of a key go and why (from the configuration alone), and where its
     /// current version lives (from the index, unless a running gateway holds it).
@@ -99,7 +103,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::RebuildIndex { config, json } => {
+        Command::RebuildIndex {
+            config,
+            json,
+            import_foreign,
+        } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -107,7 +115,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(rebuild_index(config, json)) {
+            match runtime.block_on(rebuild_index(config, json, import_foreign)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("hansa: {message}");
@@ -210,7 +218,11 @@ async fn serve(
 
 /// `hansa rebuild-index`: opens the index and the backends of `config_file`, rebuilds, and
 /// prints what it found.
-async fn rebuild_index(config_file: PathBuf, json: bool) -> Result<(), String> {
+async fn rebuild_index(
+    config_file: PathBuf,
+    json: bool,
+    import_foreign: bool,
+) -> Result<(), String> {
     let config = Config::from_file(&config_file).map_err(|e| e.to_string())?;
     let owner = config
         .credentials
@@ -226,9 +238,11 @@ async fn rebuild_index(config_file: PathBuf, json: bool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let store = std::sync::Arc::new(store);
-    let report = hansa::store::rebuild::rebuild_index(&store, &owner, &config.server.region)
-        .await
-        .map_err(|e| format!("rebuild failed: {e}"))?;
+    let options = hansa::store::rebuild::RebuildOptions { import_foreign };
+    let report =
+        hansa::store::rebuild::rebuild_index(&store, &owner, &config.server.region, options)
+            .await
+            .map_err(|e| format!("rebuild failed: {e}"))?;
     if json {
         println!(
             "{}",
@@ -238,7 +252,7 @@ async fn rebuild_index(config_file: PathBuf, json: bool) -> Result<(), String> {
         println!(
             "hansa: rebuilt the index from {} backend(s) in {} ms: {} bucket(s), {} object(s), \
              {} byte(s); {} stale cop(ies) skipped, {} tombstoned key(s), {} foreign object(s) \
-             skipped, {} replica(s) pending repair",
+             skipped, {} imported, {} replica(s) pending repair",
             report.backends,
             report.millis,
             report.buckets,
@@ -247,6 +261,7 @@ async fn rebuild_index(config_file: PathBuf, json: bool) -> Result<(), String> {
             report.stale_copies,
             report.tombstoned_keys,
             report.foreign_skipped,
+            report.foreign_imported,
             report.pending_replicas
         );
     }

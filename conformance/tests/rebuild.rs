@@ -106,6 +106,8 @@ fn serve(config_toml: &str, dir: &Path, args: &[&str]) -> Result<(), String> {
             return Err(stderr);
         }
         if TcpStream::connect(addr).is_ok() {
+            // The SIGTERM handler is installed a moment after the listener binds.
+            std::thread::sleep(Duration::from_millis(300));
             // SAFETY: kill only signals our own child, which has not been waited for.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             let status = child.wait().expect("wait for hansa");
@@ -405,5 +407,126 @@ async fn tombstones_go_once_the_owed_removal_is_done() {
     assert!(!disk_b.join(&bucket).join("k").exists());
     let left = std::fs::read_dir(&tombs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "the tombstone outlived the owed removal");
+    gw.shutdown().await;
+}
+
+/// `hansa rebuild-index --import-foreign`: objects copied onto the disks by hand, at
+/// `<bucket>/<key>`, become objects (read once, stamped); anything else stays foreign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_foreign_takes_unstamped_objects_under_bucket_names() {
+    let mut gw = TestGateway::start().await;
+    let s3 = gw.client();
+    let bucket = bucket_name("rb-foreign");
+    create_bucket(&s3, &bucket).await;
+    put(&s3, &bucket, "hansa.txt", b"written through the gateway").await;
+    stop(&mut gw).await;
+    let [disk_a, disk_b] = gw.backend_dirs();
+    let both = random_bytes(70_000);
+    for disk in [&disk_a, &disk_b] {
+        std::fs::create_dir_all(disk.join(&bucket).join("copied")).expect("mkdir");
+        std::fs::write(disk.join(&bucket).join("copied/both.bin"), &both).expect("write");
+    }
+    std::fs::write(disk_a.join(&bucket).join("only-a.txt"), b"only on disk-a").expect("write");
+    // A name no bucket can have stays foreign.
+    std::fs::create_dir_all(disk_a.join("Not_A_Bucket")).expect("mkdir");
+    std::fs::write(disk_a.join("Not_A_Bucket/x"), b"x").expect("write");
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+
+    let config = config_file(gw.dir.path(), "rebuild.toml", gw.config_toml());
+    let out = Command::new(hansa_binary())
+        .args(["rebuild-index", "--import-foreign", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run hansa rebuild-index");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["foreign_imported"], 3, "{report}");
+    assert_eq!(report["foreign_skipped"], 1, "{report}");
+    assert_eq!(report["objects"], 3, "{report}");
+    assert_eq!(report["pending_replicas"], 1, "{report}");
+
+    gw.restart().await;
+    let s3 = gw.client();
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("copied/both.bin")
+        .send()
+        .await
+        .expect("get imported");
+    assert_eq!(
+        got.e_tag().map(str::to_string),
+        Some(format!("\"{}\"", hansa_conformance::md5_hex(&both)))
+    );
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(&bytes[..], &both[..]);
+    assert_eq!(
+        hansa_conformance::get(&s3, &bucket, "only-a.txt").await,
+        b"only on disk-a"
+    );
+    // The policy wants a copy on disk-b too: the repair worker makes it.
+    assert!(gw.wait_for_repairs(Duration::from_secs(60)).await);
+    assert_eq!(
+        std::fs::read(disk_b.join(&bucket).join("only-a.txt")).expect("repaired copy"),
+        b"only on disk-a"
+    );
+    gw.shutdown().await;
+}
+
+/// The time `hansa rebuild-index` takes for `HANSA_REBUILD_OBJECTS` (default 10,000) small
+/// objects on the two local test backends. Run with
+/// `cargo test -p hansa-conformance --test rebuild -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints how long a rebuild of 10,000 objects takes"]
+async fn measure_rebuild_of_10000_objects() {
+    use futures::StreamExt;
+    let count: usize = std::env::var("HANSA_REBUILD_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut gw = TestGateway::start().await;
+    let s3 = gw.client();
+    let bucket = bucket_name("rb-measure");
+    create_bucket(&s3, &bucket).await;
+    let started = Instant::now();
+    futures::stream::iter(0..count)
+        .for_each_concurrent(32, |i| {
+            let (s3, bucket) = (s3.clone(), bucket.clone());
+            async move {
+                let body = format!("object {i}").repeat(1 + i % 50);
+                put(
+                    &s3,
+                    &bucket,
+                    &format!("dir-{}/obj-{i:06}", i % 100),
+                    body.as_bytes(),
+                )
+                .await;
+            }
+        })
+        .await;
+    println!("wrote {count} objects in {:?}", started.elapsed());
+    stop(&mut gw).await;
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    let config = config_file(gw.dir.path(), "rebuild.toml", gw.config_toml());
+    let started = Instant::now();
+    let report = rebuild_index(&config).expect("rebuild-index");
+    let took = started.elapsed();
+    assert_eq!(report["objects"].as_u64(), Some(count as u64), "{report}");
+    println!(
+        "rebuild-index of {count} objects on 2 local backends: {took:?} wall clock \
+         (the rebuild itself: {} ms); report {report}",
+        report["millis"]
+    );
+    gw.restart().await;
+    assert_eq!(
+        hansa_conformance::list_all_keys(&gw.client(), &bucket)
+            .await
+            .len(),
+        count
+    );
     gw.shutdown().await;
 }

@@ -43,12 +43,24 @@ pub struct RebuildReport {
     pub stale_copies: usize,
     /// Keys whose newest version a tombstone marks deleted: not recorded.
     pub tombstoned_keys: usize,
-    /// Objects without Hansa's stamp: never imported, never touched.
+    /// Objects without Hansa's stamp that were not imported (not under a valid bucket name,
+    /// a key Hansa also has a stamped copy of, `--import-foreign` not given, or a store that
+    /// cannot restamp).
     pub foreign_skipped: usize,
+    /// Objects without Hansa's stamp imported with `--import-foreign` (read once, restamped).
+    pub foreign_imported: usize,
     /// Replicas recorded pending and queued for repair (the policy wants them, the backend
     /// lacks the version).
     pub pending_replicas: usize,
     pub millis: u64,
+}
+
+/// How a rebuild treats what Hansa did not write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RebuildOptions {
+    /// Import unstamped objects at plain names `<bucket>/<key>` of a valid bucket: each is
+    /// read once (MD5 ETag, Hansa's integrity checksum) and stamped as a new version.
+    pub import_foreign: bool,
 }
 
 /// What one backend's listing holds.
@@ -57,6 +69,8 @@ struct BackendScan {
     markers: Vec<BucketMarker>,
     tombstones: Vec<Tombstone>,
     copies: Vec<ObjectInfo>,
+    /// Unstamped objects at a plain name of a valid bucket: candidates for import.
+    importable: Vec<ObjectInfo>,
     foreign: usize,
 }
 
@@ -73,6 +87,7 @@ pub async fn rebuild_index(
     store: &Arc<Store>,
     default_owner: &str,
     default_region: &str,
+    options: RebuildOptions,
 ) -> StoreResult<RebuildReport> {
     let started = Instant::now();
     let existing = store.meta.buckets()?;
@@ -92,9 +107,22 @@ pub async fn rebuild_index(
     let mut buckets: BTreeMap<String, BucketRecord> = BTreeMap::new();
     let mut tombstones: HashMap<(String, String), Tombstone> = HashMap::new();
     let mut keys: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
+    let mut importable: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
     for (backend, scan) in store.backends.iter().zip(scans) {
         let scan = scan?;
         report.foreign_skipped += scan.foreign;
+        for info in scan.importable {
+            let Some((bucket, key)) = info.name.split_once('/') else {
+                continue;
+            };
+            importable
+                .entry((bucket.to_string(), key.to_string()))
+                .or_default()
+                .push(Copy {
+                    backend: backend.id().to_string(),
+                    info,
+                });
+        }
         for marker in scan.markers {
             let record = marker.record();
             buckets
@@ -123,6 +151,25 @@ pub async fn rebuild_index(
                     backend: backend.id().to_string(),
                     info,
                 });
+        }
+    }
+
+    // Foreign copies of keys Hansa has stamped copies of are never imported: the stamped
+    // version is the object.
+    importable.retain(|slot, copies| {
+        let keep = options.import_foreign && !keys.contains_key(slot);
+        if !keep {
+            report.foreign_skipped += copies.len();
+        }
+        keep
+    });
+    let mut integrity: HashMap<(String, String), Checksum> = HashMap::new();
+    for ((bucket, key), copies) in importable {
+        if let Some((imported, checksum)) =
+            import_foreign(store, &bucket, &key, copies, &mut report).await
+        {
+            integrity.insert((bucket.clone(), key.clone()), checksum);
+            keys.insert((bucket, key), imported);
         }
     }
 
@@ -160,7 +207,8 @@ pub async fn rebuild_index(
             // A bucket known only from its objects is as old as its oldest object.
             bucket_record.created_ms = ms(first.info.last_modified);
         }
-        let record = object_record(store, &bucket, &key, &newest, &holders, bucket_record);
+        let mut record = object_record(store, &bucket, &key, &newest, &holders, bucket_record);
+        record.integrity = integrity.remove(&(bucket.clone(), key.clone()));
         report.pending_replicas += record
             .replicas
             .iter()
@@ -253,10 +301,105 @@ async fn scan(store: &Store, backend: &Arc<dyn Backend>) -> StoreResult<BackendS
             {
                 out.copies.push(info)
             }
+            None if is_plain_object(&info.name) => out.importable.push(info),
             _ => out.foreign += 1,
         }
     }
     Ok(out)
+}
+
+/// `<bucket>/<key>` exactly as Hansa would name that key, in a valid bucket.
+fn is_plain_object(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(bucket, key)| {
+        hansa_backends::naming::plain_name(bucket, key).is_some_and(|n| n.as_str() == name)
+    })
+}
+
+/// Imports the unstamped copies of one key: each is read once (its MD5 and Hansa's
+/// integrity checksum); the copies with the same bytes as the newest one are stamped as one
+/// new version and returned, with that version's integrity checksum in their stamps' place.
+async fn import_foreign(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    mut copies: Vec<Copy>,
+    report: &mut RebuildReport,
+) -> Option<(Vec<Copy>, Checksum)> {
+    // Newest first: its bytes are the object's.
+    copies.sort_by_key(|c| std::cmp::Reverse(c.info.last_modified));
+    let version = uuid::Uuid::now_v7().simple().to_string();
+    let mut wanted: Option<(String, Checksum)> = None;
+    let mut imported = Vec::new();
+    for copy in copies {
+        let Some(backend) = store.backend(&copy.backend).cloned() else {
+            report.foreign_skipped += 1;
+            continue;
+        };
+        let Ok(name) = PhysicalName::parse(&copy.info.name) else {
+            report.foreign_skipped += 1;
+            continue;
+        };
+        let digests = match digest_copy(&backend, &name).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(backend = %copy.backend, %name, error = %e, "could not read a foreign object; not imported");
+                report.foreign_skipped += 1;
+                continue;
+            }
+        };
+        let (md5, integrity) = wanted.get_or_insert_with(|| digests.clone()).clone();
+        if digests.0 != md5 {
+            report.foreign_skipped += 1;
+            continue;
+        }
+        let stamp = hansa_backends::Stamp {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: version.clone(),
+            etag: md5,
+            size: copy.info.size,
+            checksum: None,
+            late: None,
+        };
+        match backend.restamp(&name, &copy.info.attributes, &stamp).await {
+            Ok(info) => {
+                report.foreign_imported += 1;
+                let mut info = info;
+                info.stamp = Some(stamp);
+                imported.push((
+                    Copy {
+                        backend: copy.backend,
+                        info,
+                    },
+                    integrity,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(backend = %copy.backend, %name, error = %e, "could not stamp a foreign object; not imported");
+                report.foreign_skipped += 1;
+            }
+        }
+    }
+    let integrity = imported.first().map(|(_, i)| i.clone())?;
+    Some((imported.into_iter().map(|(c, _)| c).collect(), integrity))
+}
+
+/// The MD5 (hex) and CRC64NVME of a copy's bytes, read once.
+async fn digest_copy(
+    backend: &Arc<dyn Backend>,
+    name: &PhysicalName,
+) -> Result<(String, Checksum), hansa_backends::BackendError> {
+    use md5::Digest;
+    let got = backend.get(name, None, None).await?;
+    let mut md5 = md5::Md5::new();
+    let mut crc = crate::checksum::ChecksumAlgorithm::Crc64Nvme.hasher();
+    let mut body = got.body;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        md5.update(&chunk);
+        crc.update(&chunk);
+    }
+    Ok((hex::encode(md5.finalize()), crc.finish_checksum()))
 }
 
 async fn list_all(
