@@ -234,18 +234,28 @@ async fn a_rebuilt_index_serves_what_the_lost_one_did() {
     gw.faults("disk-b").update(|p| p.deletes = Fault::Fail);
     delete(&s3, &main, "half-deleted").await;
     delete(&s3, &main, "a//half").await;
+    // Deleted the same way, then written again: the tombstone is older than the new version.
+    put(&s3, &main, "half-then-back", b"old").await;
+    delete(&s3, &main, "half-then-back").await;
+    put(&s3, &main, "half-then-back", b"written again").await;
     let [disk_a, disk_b] = gw.backend_dirs();
     let tombstones = std::fs::read_dir(disk_a.join(".hansa/t").join(&main))
         .expect("tombstones on disk-a")
         .count();
-    assert_eq!(tombstones, 2);
+    assert_eq!(tombstones, 3);
     assert!(disk_b.join(&main).join("half-deleted").exists());
     assert!(disk_a.join(".hansa/b").join(&empty).exists());
     assert!(disk_b.join(".hansa/b").join(&empty).exists());
 
     let before = gateway_state(&s3).await;
     let listed_before = listings(&s3).await;
-    assert!(before.objects.iter().all(|o| !o.key.contains("half")));
+    let halves: Vec<&str> = before
+        .objects
+        .iter()
+        .filter(|o| o.key.contains("half"))
+        .map(|o| o.key.as_str())
+        .collect();
+    assert_eq!(halves, ["half-then-back"]);
 
     // The index is lost (with the removals disk-b still owed).
     stop(&mut gw).await;
@@ -270,6 +280,7 @@ async fn a_rebuilt_index_serves_what_the_lost_one_did() {
         report["objects"].as_u64(),
         Some(before.objects.len() as u64)
     );
+    // Two keys stay deleted; the tombstone of "half-then-back" is older than its new version.
     assert_eq!(report["tombstoned_keys"], 2, "{report}");
     assert_eq!(report["pending_replicas"], 0, "{report}");
     // A second rebuild refuses: the index is no longer empty.
@@ -293,6 +304,10 @@ async fn a_rebuilt_index_serves_what_the_lost_one_did() {
     assert_eq!(head.content_length(), Some(14));
     let meta = head.metadata().cloned().unwrap_or_default();
     assert_eq!(meta.get("note").map(String::as_str), Some("ünïcode value"));
+    assert_eq!(
+        hansa_conformance::get(&s3, &main, "half-then-back").await,
+        b"written again"
+    );
     for key in ["half-deleted", "a//half", "deleted"] {
         let err = s3.head_object().bucket(&main).key(key).send().await;
         assert!(err.is_err(), "{key} came back");

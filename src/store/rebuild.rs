@@ -75,7 +75,7 @@ struct BackendScan {
 }
 
 /// One copy of a key on one backend.
-struct Copy {
+struct Found {
     backend: String,
     info: ObjectInfo,
 }
@@ -106,8 +106,8 @@ pub async fn rebuild_index(
 
     let mut buckets: BTreeMap<String, BucketRecord> = BTreeMap::new();
     let mut tombstones: HashMap<(String, String), Tombstone> = HashMap::new();
-    let mut keys: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
-    let mut importable: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
+    let mut keys: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
+    let mut importable: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
     for (backend, scan) in store.backends.iter().zip(scans) {
         let scan = scan?;
         report.foreign_skipped += scan.foreign;
@@ -118,7 +118,7 @@ pub async fn rebuild_index(
             importable
                 .entry((bucket.to_string(), key.to_string()))
                 .or_default()
-                .push(Copy {
+                .push(Found {
                     backend: backend.id().to_string(),
                     info,
                 });
@@ -147,7 +147,7 @@ pub async fn rebuild_index(
             let Some(stamp) = &info.stamp else { continue };
             keys.entry((stamp.bucket.clone(), stamp.key.clone()))
                 .or_default()
-                .push(Copy {
+                .push(Found {
                     backend: backend.id().to_string(),
                     info,
                 });
@@ -178,7 +178,7 @@ pub async fn rebuild_index(
         let Some(newest) = newest_version(&copies) else {
             continue;
         };
-        let (holders, older): (Vec<&Copy>, Vec<&Copy>) = copies.iter().partition(|c| {
+        let (holders, older): (Vec<&Found>, Vec<&Found>) = copies.iter().partition(|c| {
             c.info
                 .stamp
                 .as_ref()
@@ -322,9 +322,9 @@ async fn import_foreign(
     store: &Store,
     bucket: &str,
     key: &str,
-    mut copies: Vec<Copy>,
+    mut copies: Vec<Found>,
     report: &mut RebuildReport,
-) -> Option<(Vec<Copy>, Checksum)> {
+) -> Option<(Vec<Found>, Checksum)> {
     // Newest first: its bytes are the object's.
     copies.sort_by_key(|c| std::cmp::Reverse(c.info.last_modified));
     let version = uuid::Uuid::now_v7().simple().to_string();
@@ -367,7 +367,7 @@ async fn import_foreign(
                 let mut info = info;
                 info.stamp = Some(stamp);
                 imported.push((
-                    Copy {
+                    Found {
                         backend: copy.backend,
                         info,
                     },
@@ -420,7 +420,7 @@ fn object_record(
     bucket: &str,
     key: &str,
     version: &str,
-    holders: &[&Copy],
+    holders: &[&Found],
     bucket_record: &BucketRecord,
 ) -> ObjectRecord {
     let stamps = holders.iter().filter_map(|c| c.info.stamp.as_ref());
@@ -482,7 +482,7 @@ fn object_record(
 }
 
 /// The newest version among `copies`.
-fn newest_version(copies: &[Copy]) -> Option<String> {
+fn newest_version(copies: &[Found]) -> Option<String> {
     let mut best: Option<(&str, SystemTime)> = None;
     for c in copies {
         let Some(s) = &c.info.stamp else { continue };

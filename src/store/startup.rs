@@ -51,25 +51,51 @@ pub async fn check_startup(store: &Store, overrides: StartupOverrides) -> Result
     Ok(())
 }
 
-/// The first bucket marker or stamped object on a reachable backend.
+/// The first bucket marker or stamped object found on a reachable backend. Each backend is
+/// given the backend timeout: one that does not answer in time is left out (it was reported
+/// by the start-up check of the backends).
 async fn hansa_data_found(store: &Store) -> Option<(String, String)> {
-    for backend in store.backends.iter() {
-        if !store.backend_usable(backend.id()) {
-            continue;
-        }
-        for prefix in [BUCKET_MARKER_PREFIX, ""] {
-            let mut listing = backend.list(prefix);
-            while let Some(item) = listing.next().await {
-                match item {
-                    Ok(info) if prefix == BUCKET_MARKER_PREFIX || info.stamp.is_some() => {
-                        return Some((backend.id().to_string(), info.name))
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(backend = backend.id(), error = %e,
-                            "start-up check could not list a backend");
-                        break;
-                    }
+    let looks = store
+        .backends
+        .iter()
+        .filter(|b| store.backend_usable(b.id()))
+        .map(|backend| async move {
+            let found =
+                tokio::time::timeout(store.settings.backend_timeout, first_hansa_object(backend));
+            match found.await {
+                Ok(found) => found.map(|name| (backend.id().to_string(), name)),
+                Err(_) => {
+                    tracing::warn!(
+                        backend = backend.id(),
+                        "start-up check: listing the backend timed out; left out"
+                    );
+                    None
+                }
+            }
+        });
+    futures::future::join_all(looks)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
+}
+
+/// The name of the first bucket marker, else of the first stamped object, of one backend.
+async fn first_hansa_object(
+    backend: &std::sync::Arc<dyn hansa_backends::Backend>,
+) -> Option<String> {
+    for prefix in [BUCKET_MARKER_PREFIX, ""] {
+        let mut listing = backend.list(prefix);
+        while let Some(item) = listing.next().await {
+            match item {
+                Ok(info) if prefix == BUCKET_MARKER_PREFIX || info.stamp.is_some() => {
+                    return Some(info.name)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(backend = backend.id(), error = %e,
+                        "start-up check could not list a backend");
+                    break;
                 }
             }
         }
