@@ -375,20 +375,37 @@ async fn start_up_refuses_an_index_that_does_not_fit_the_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_gateway_starts_and_deleted_buckets_leave_no_marker() {
-    let mut gw = TestGateway::start().await;
+    let mut gw = TestGateway::start_with(Options {
+        faults: true,
+        ..Options::default()
+    })
+    .await;
     let s3 = gw.client();
-    let bucket = bucket_name("rb-gone");
+    let (bucket, missed) = (bucket_name("rb-gone"), bucket_name("rb-missed"));
     create_bucket(&s3, &bucket).await;
+    create_bucket(&s3, &missed).await;
     let [disk_a, disk_b] = gw.backend_dirs();
-    assert!(disk_a.join(".hansa/b").join(&bucket).exists());
-    s3.delete_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("delete bucket");
-    for disk in [&disk_a, &disk_b] {
-        assert!(!disk.join(".hansa/b").join(&bucket).exists());
-    }
+    let marker = |disk: &Path, b: &str| disk.join(".hansa/b").join(b).exists();
+    assert!(marker(&disk_a, &bucket) && marker(&disk_b, &bucket));
+    let delete_bucket = |b: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.delete_bucket()
+                .bucket(b)
+                .send()
+                .await
+                .expect("delete bucket")
+        }
+    };
+    delete_bucket(bucket.clone()).await;
+    assert!(!marker(&disk_a, &bucket) && !marker(&disk_b, &bucket));
+    // A marker disk-b fails to remove is removed by the repair worker once it can.
+    gw.faults("disk-b").update(|p| p.deletes = Fault::Fail);
+    delete_bucket(missed.clone()).await;
+    assert!(!marker(&disk_a, &missed) && marker(&disk_b, &missed));
+    gw.faults("disk-b").clear();
+    assert!(gw.wait_for_repairs(Duration::from_secs(60)).await);
+    assert!(!marker(&disk_b, &missed));
     // Nothing of Hansa's left: an empty index over these backends starts.
     stop(&mut gw).await;
     std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");

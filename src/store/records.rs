@@ -82,10 +82,54 @@ pub(crate) async fn write_bucket_markers(store: &Store, record: &BucketRecord) {
     futures::future::join_all(writes).await;
 }
 
-/// Removes the bucket's marker from every backend usable now; failures are logged.
+/// Removes the bucket's marker from every backend. Where that fails (or the backend is down)
+/// the removal is queued for the repair worker: a marker left behind would bring the bucket
+/// back on a rebuild and make an empty index refuse to start.
 pub(crate) async fn remove_bucket_markers(store: &Store, bucket: &str) {
-    if let Some(name) = bucket_marker_name(bucket) {
-        remove_everywhere(store, &name, "bucket marker").await;
+    let Some(name) = bucket_marker_name(bucket) else {
+        return;
+    };
+    let removals = store.backends.iter().map(|backend| {
+        let name = name.clone();
+        async move {
+            if !store.backend_usable(backend.id()) {
+                return Some(backend.id().to_string());
+            }
+            let removed = bounded(
+                store.settings.backend_timeout,
+                "delete",
+                backend.delete(&name),
+            )
+            .await;
+            match removed {
+                Ok(()) | Err(BackendError::NotFound { .. }) => None,
+                Err(e) => {
+                    tracing::warn!(backend = backend.id(), %name, error = %e,
+                        "could not remove a bucket marker; queued");
+                    Some(backend.id().to_string())
+                }
+            }
+        }
+    });
+    for backend in futures::future::join_all(removals)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        // The key "" is the marker's own (its stamp names no key); the removal checks that
+        // the bucket is still gone (`repair::remove`).
+        super::repair::queue(
+            store,
+            crate::meta::RepairEntry::new(
+                &backend,
+                bucket,
+                "",
+                crate::meta::RepairTask::Remove {
+                    name: name.to_string(),
+                },
+                "a bucket marker of a deleted bucket",
+            ),
+        );
     }
 }
 
