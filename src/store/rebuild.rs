@@ -174,7 +174,11 @@ pub async fn rebuild_index(
     }
 
     let mut records: Vec<(String, String, ObjectRecord)> = Vec::new();
-    for ((bucket, key), copies) in keys {
+    for ((bucket, key), mut copies) in keys {
+        // A copy whose size is not its stamp's is cut short (or changed): never a replica.
+        let before = copies.len();
+        copies.retain(|c| c.info.stamp.as_ref().is_some_and(|s| s.size == c.info.size));
+        report.stale_copies += before - copies.len();
         let Some(newest) = newest_version(&copies) else {
             continue;
         };
@@ -182,7 +186,7 @@ pub async fn rebuild_index(
             c.info
                 .stamp
                 .as_ref()
-                .is_some_and(|s| s.version_id == newest && s.size == c.info.size)
+                .is_some_and(|s| s.version_id == newest)
         });
         report.stale_copies += older.len();
         let Some(first) = holders.first() else {
