@@ -562,3 +562,57 @@ async fn measure_rebuild_of_10000_objects() {
     );
     gw.shutdown().await;
 }
+
+/// The rebuild over object stores: replicas on the S3 server (moto) and Azurite only, from
+/// `scripts/test-servers.sh` (skipped as `tests/cloud_replicas.rs` is without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_over_object_stores_serves_what_the_lost_index_did() {
+    let run = format!("rebuild/{:016x}", rand::random::<u64>());
+    let Some(backends) =
+        hansa_conformance::cloud_backends_toml(&format!("{run}/moto"), &format!("{run}/azurite"))
+    else {
+        return;
+    };
+    let mut gw = TestGateway::start_with(Options {
+        extra_toml: format!(
+            "{backends}\n[policy.default]\nbackends = [\"moto\", \"azurite\"]\nreplicas = 2\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    let s3 = gw.client();
+    let (bucket, empty) = (bucket_name("rb-cloud"), bucket_name("rb-cloud-empty"));
+    create_bucket(&s3, &bucket).await;
+    create_bucket(&s3, &empty).await;
+    put_with_metadata(&s3, &bucket, "doc.txt", b"v1", "text/plain").await;
+    put_with_metadata(&s3, &bucket, "doc.txt", b"version two", "text/markdown").await;
+    put(&s3, &bucket, "a//b", b"fallback name").await;
+    put(&s3, &bucket, "über/日本語.txt", &random_bytes(2000)).await;
+    put_multipart(
+        &s3,
+        &bucket,
+        "multi.bin",
+        &[random_bytes(5 << 20), random_bytes(777)],
+    )
+    .await;
+    put(&s3, &bucket, "deleted", b"x").await;
+    delete(&s3, &bucket, "deleted").await;
+    let before = gateway_state(&s3).await;
+    let listed_before = listings(&s3).await;
+
+    stop(&mut gw).await;
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    let config = config_file(gw.dir.path(), "rebuild.toml", gw.config_toml());
+    let report = rebuild_index(&config).expect("rebuild-index");
+    assert_eq!(report["buckets"], 2, "{report}");
+    assert_eq!(
+        report["objects"].as_u64(),
+        Some(before.objects.len() as u64)
+    );
+    assert_eq!(report["pending_replicas"], 0, "{report}");
+    gw.restart().await;
+    let s3 = gw.client();
+    assert_eq!(listings(&s3).await, listed_before);
+    assert_eq!(gateway_state(&s3).await, before);
+    gw.shutdown().await;
+}
