@@ -430,10 +430,18 @@ fn object_record(
     let stamps = holders.iter().filter_map(|c| c.info.stamp.as_ref());
     // Object-store multipart copies may lack the ETag (fixed before the body was known);
     // another backend's stamp may have it.
+    // Failing that, an S3 provider's own ETag of a native multipart copy is the S3 ETag
+    // (the gateway used the client's parts).
     let etag = stamps
         .clone()
         .map(|s| s.etag.clone())
         .find(|e| !e.is_empty())
+        .or_else(|| {
+            holders
+                .iter()
+                .map(|c| c.info.etag.trim_matches('"').to_string())
+                .find(|e| is_s3_etag(e))
+        })
         .unwrap_or_default();
     let checksum = stamps
         .clone()
@@ -483,6 +491,17 @@ fn object_record(
         checksum_type: None,
         integrity: None,
     }
+}
+
+/// `<32 hex>` or `<32 hex>-<parts>`: an S3 ETag.
+fn is_s3_etag(etag: &str) -> bool {
+    let (md5, parts) = match etag.split_once('-') {
+        Some((md5, n)) => (md5, Some(n)),
+        None => (etag, None),
+    };
+    md5.len() == 32
+        && md5.bytes().all(|b| b.is_ascii_hexdigit())
+        && parts.is_none_or(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The newest version among `copies`.
@@ -543,6 +562,15 @@ fn ms(t: SystemTime) -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn s3_etags() {
+        assert!(is_s3_etag("0123456789abcdef0123456789abcdef"));
+        assert!(is_s3_etag("0123456789abcdef0123456789abcdef-12"));
+        assert!(!is_s3_etag("0123456789abcdef0123456789abcdef-"));
+        assert!(!is_s3_etag("0193a1b2c3d4e5f60718293a4b5c6d7e-1f"));
+        assert!(!is_s3_etag("0x8DC0123456789AB"));
+    }
 
     #[test]
     fn v7_ids_order_by_creation_and_v4_by_modification_time() {
