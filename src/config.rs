@@ -125,6 +125,14 @@ pub struct ServerConfig {
     /// Base domains for virtual-host addressing: `bucket.<domain>`.
     #[serde(default)]
     pub base_domains: Vec<String>,
+    /// Start with an empty index although a backend holds Hansa's data (`hansa serve
+    /// --allow-empty-index`); see `store::check_startup`.
+    #[serde(default)]
+    pub allow_empty_index: bool,
+    /// Start although objects have present replicas only on backends no longer configured
+    /// (`hansa serve --force`).
+    #[serde(default)]
+    pub force_start: bool,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +143,8 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             region: default_region(),
             base_domains: Vec::new(),
+            allow_empty_index: false,
+            force_start: false,
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum StartError {
     Store(#[from] store::OpenError),
     #[error("no credentials configured: add a [[credential]] section")]
     NoCredentials,
+    /// The index does not fit the backends (`store::check_startup`).
+    #[error("refusing to start: {0}")]
+    Unsafe(String),
 }
 
 impl Gateway {
@@ -35,6 +38,13 @@ impl Gateway {
             return Err(StartError::NoCredentials);
         }
         let store = Arc::new(Store::open(&config).await?);
+        let overrides = store::StartupOverrides {
+            allow_empty_index: config.server.allow_empty_index,
+            force: config.server.force_start,
+        };
+        store::check_startup(&store, overrides)
+            .await
+            .map_err(StartError::Unsafe)?;
         let finished = store::finish_intents(&store, Duration::ZERO).await;
         if finished > 0 {
             tracing::info!(

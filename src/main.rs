@@ -42,6 +42,28 @@ enum Command {
         /// Data directory (index, generated credentials, embedded backends).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Start with an empty index although a backend holds Hansa's data (otherwise
+        /// refused: rebuild the index with `hansa rebuild-index`).
+        #[arg(long)]
+        allow_empty_index: bool,
+        /// Start although objects have their only present replicas on a backend the
+        /// configuration no longer has.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Rebuild a lost index from the backends (offline: the gateway must not run, and the
+    /// index must hold no bucket).
+    RebuildIndex {
+        /// TOML configuration file, as given to `hansa serve`.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the counts as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Also import objects Hansa did not write, found at `<bucket>/<key>` of a valid bucket
+        /// name: each is read once and stamped (local backends only).
+        #[arg(long)]
+        import_foreign: bool,
     },
     /// Explain where writes of a key go and why (from the configuration alone), and where its
     /// current version lives (from the index, unless a running gateway holds it).
@@ -81,10 +103,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve {
+        Command::RebuildIndex {
             config,
-            listen,
-            data,
+            json,
+            import_foreign,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -93,7 +115,33 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(config, listen, data)) {
+            match runtime.block_on(rebuild_index(config, json, import_foreign)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("hansa: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            listen,
+            data,
+            allow_empty_index,
+            force,
+        } => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("hansa: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let overrides = hansa::store::StartupOverrides {
+                allow_empty_index,
+                force,
+            };
+            match runtime.block_on(serve(config, listen, data, overrides)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("hansa: {message}");
@@ -108,6 +156,7 @@ async fn serve(
     config_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
+    overrides: hansa::store::StartupOverrides,
 ) -> Result<(), String> {
     let mut config = match &config_file {
         Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
@@ -123,6 +172,8 @@ async fn serve(
     if let Some(dir) = data {
         config.server.data_dir = dir;
     }
+    config.server.allow_empty_index |= overrides.allow_empty_index;
+    config.server.force_start |= overrides.force;
     let generated = if config.credentials.is_empty() {
         let key = config::generated_key(&config.server.data_dir).map_err(|e| e.to_string())?;
         config.credentials.push(CredentialConfig {
@@ -162,6 +213,58 @@ async fn serve(
         let _ = stopper.send(true);
     });
     running.wait().await;
+    Ok(())
+}
+
+/// `hansa rebuild-index`: opens the index and the backends of `config_file`, rebuilds, and
+/// prints what it found.
+async fn rebuild_index(
+    config_file: PathBuf,
+    json: bool,
+    import_foreign: bool,
+) -> Result<(), String> {
+    let config = Config::from_file(&config_file).map_err(|e| e.to_string())?;
+    let owner = config
+        .credentials
+        .first()
+        .map(|c| c.access_key_id.clone())
+        .or_else(|| {
+            config::generated_key(&config.server.data_dir)
+                .ok()
+                .map(|k| k.access_key_id)
+        })
+        .unwrap_or_default();
+    let store = hansa::store::Store::open(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = std::sync::Arc::new(store);
+    let options = hansa::store::rebuild::RebuildOptions { import_foreign };
+    let report =
+        hansa::store::rebuild::rebuild_index(&store, &owner, &config.server.region, options)
+            .await
+            .map_err(|e| format!("rebuild failed: {e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "hansa: rebuilt the index from {} backend(s) in {} ms: {} bucket(s), {} object(s), \
+             {} byte(s); {} stale cop(ies) skipped, {} tombstoned key(s), {} foreign object(s) \
+             skipped, {} imported, {} replica(s) pending repair",
+            report.backends,
+            report.millis,
+            report.buckets,
+            report.objects,
+            report.bytes,
+            report.stale_copies,
+            report.tombstoned_keys,
+            report.foreign_skipped,
+            report.foreign_imported,
+            report.pending_replicas
+        );
+    }
     Ok(())
 }
 

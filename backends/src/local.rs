@@ -613,13 +613,21 @@ fn prune_empty_parents(root: &Path, path: &Path, keep_depth: usize) {
 }
 
 /// Hansa's scratch space (temp files, probes), as opposed to fallback-named objects.
-fn is_internal(rel: &str) -> bool {
+fn is_internal(rel: &str, prefix: &str) -> bool {
     // With a trailing slash, so the directories `.hansa` and `.hansa/k` themselves are walked.
     let dir = format!("{rel}/");
     dir.starts_with(".hansa/")
         && dir != ".hansa/"
         && !dir.starts_with(FALLBACK_PREFIX)
         && !dir.starts_with(HASHED_BUCKET_PREFIX)
+        // Bucket markers and tombstones are listed only when asked for by their prefix, so
+        // nothing that lists objects ever takes them for objects.
+        && !listed_record(&dir, prefix)
+}
+
+/// Bucket markers and tombstones are listed only when the prefix asks for them.
+fn listed_record(rel: &str, prefix: &str) -> bool {
+    crate::naming::is_record_name(rel) && crate::naming::is_record_name(prefix)
 }
 
 /// Should the walk descend into directory `rel` (no trailing slash) for `prefix`?
@@ -653,7 +661,7 @@ fn read_dir_rel(root: &Path, rel: &str, prefix: &str) -> Result<(Vec<String>, Ve
         } else {
             format!("{rel}/{file_name}")
         };
-        if is_internal(&child) {
+        if is_internal(&child, prefix) {
             continue;
         }
         let Ok(ft) = entry.file_type() else { continue };

@@ -39,6 +39,32 @@ pub const UPLOADS_PREFIX: &str = ".hansa/mpu/";
 /// Where backends keep bodies staged for publication: `.hansa/staging/<token>`.
 pub const STAGING_PREFIX: &str = ".hansa/staging/";
 
+/// Prefix of bucket markers: `.hansa/b/<bucket>`, one small stamped object per bucket and
+/// backend, so that an index rebuild finds buckets that hold no object.
+pub const BUCKET_MARKER_PREFIX: &str = ".hansa/b/";
+
+/// Prefix of tombstones: `.hansa/t/<bucket>/<hex sha256(key)>`, left where a delete reached a
+/// backend while another backend still owes its removal.
+pub const TOMBSTONE_PREFIX: &str = ".hansa/t/";
+
+/// The marker of `bucket` (a valid bucket name; Hansa creates no other).
+pub fn bucket_marker_name(bucket: &str) -> Option<PhysicalName> {
+    is_valid_bucket_name(bucket).then(|| PhysicalName(format!("{BUCKET_MARKER_PREFIX}{bucket}")))
+}
+
+/// The tombstone of `(bucket, key)` (a valid bucket name).
+pub fn tombstone_name(bucket: &str, key: &str) -> Option<PhysicalName> {
+    let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
+    is_valid_bucket_name(bucket)
+        .then(|| PhysicalName(format!("{TOMBSTONE_PREFIX}{bucket}/{key_hash}")))
+}
+
+/// True for the names of Hansa's own records (bucket markers, tombstones): never objects,
+/// never leftovers of a write.
+pub fn is_record_name(name: &str) -> bool {
+    name.starts_with(BUCKET_MARKER_PREFIX) || name.starts_with(TOMBSTONE_PREFIX)
+}
+
 /// A fresh token naming one staged body of `version`: the version (when it is a short safe
 /// token, so a staged file shows whose it is) and a random suffix, so a version staged twice
 /// (a retried completion) gets two names.
@@ -90,6 +116,16 @@ impl PhysicalName {
     pub fn parse(name: &str) -> Result<Self, InvalidPhysicalName> {
         let invalid = || InvalidPhysicalName(name.to_string());
         if let Some(rest) = name.strip_prefix(FALLBACK_PREFIX) {
+            let (bucket, hash) = rest.split_once('/').ok_or_else(invalid)?;
+            if is_valid_bucket_name(bucket) && is_hex_digest(hash) {
+                return Ok(Self(name.to_string()));
+            }
+            return Err(invalid());
+        }
+        if let Some(bucket) = name.strip_prefix(BUCKET_MARKER_PREFIX) {
+            return bucket_marker_name(bucket).ok_or_else(invalid);
+        }
+        if let Some(rest) = name.strip_prefix(TOMBSTONE_PREFIX) {
             let (bucket, hash) = rest.split_once('/').ok_or_else(invalid)?;
             if is_valid_bucket_name(bucket) && is_hex_digest(hash) {
                 return Ok(Self(name.to_string()));
@@ -372,6 +408,38 @@ mod tests {
         let json = serde_json::to_string(&n).unwrap();
         assert_eq!(serde_json::from_str::<PhysicalName>(&json).unwrap(), n);
         assert!(serde_json::from_str::<PhysicalName>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn record_names() {
+        let marker = bucket_marker_name("photos").unwrap();
+        assert_eq!(marker.as_str(), ".hansa/b/photos");
+        assert_under_root(&marker);
+        assert!(is_record_name(marker.as_str()));
+        let tomb = tombstone_name("photos", "a//b").unwrap();
+        assert_eq!(
+            tomb.as_str(),
+            format!(".hansa/t/photos/{}", hex::encode(Sha256::digest(b"a//b")))
+        );
+        assert_under_root(&tomb);
+        assert!(is_record_name(tomb.as_str()));
+        // Distinct from the key's own names, plain or fallback.
+        assert_ne!(tomb, physical_name("photos", "a//b"));
+        assert_ne!(tomb, fallback_name("photos", "a//b"));
+        assert!(!is_record_name(fallback_name("photos", "a//b").as_str()));
+        assert!(!is_record_name("photos/x"));
+        for bad in ["..", "UPPER", "a/b", ""] {
+            assert!(bucket_marker_name(bad).is_none(), "{bad}");
+            assert!(tombstone_name(bad, "k").is_none(), "{bad}");
+        }
+        for s in [
+            ".hansa/b/ab",
+            ".hansa/b/photos/x",
+            ".hansa/t/photos/xyz",
+            ".hansa/t/photos",
+        ] {
+            assert!(PhysicalName::parse(s).is_err(), "{s:?}");
+        }
     }
 
     fn bucket_strategy() -> impl Strategy<Value = String> {

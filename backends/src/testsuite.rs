@@ -1054,6 +1054,54 @@ pub async fn multipart_concurrent_same_name(b: &dyn Backend) {
     assert!(read(b, &name).await == [p3, b"third".to_vec()].concat());
 }
 
+/// Bucket markers and tombstones (`.hansa/b/`, `.hansa/t/`) are stored and read like objects,
+/// but listed only when asked for by their own prefix: a listing of objects never shows them.
+pub async fn records_listed_only_by_prefix(b: &dyn Backend) {
+    use crate::naming::{bucket_marker_name, tombstone_name};
+    let marker = bucket_marker_name("recs").expect("valid bucket");
+    let tomb = tombstone_name("recs", "gone/key").expect("valid bucket");
+    let (object, _) = put_bytes(b, "recs", "kept", "v1", b"object").await;
+    for (name, data) in [(&marker, &b"{\"m\":1}"[..]), (&tomb, &b"{\"t\":1}"[..])] {
+        b.put(
+            name,
+            &ObjectAttributes::default(),
+            &stamp("recs", "", "r1", data.len() as u64),
+            body(data, 4),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: put {name}: {e}", b.id()));
+        assert_eq!(read(b, name).await, data, "{}: {name}", b.id());
+    }
+    let everything = names_in(b, "").await;
+    assert!(
+        everything.contains(object.as_str()),
+        "{}: {everything:?}",
+        b.id()
+    );
+    assert!(
+        !everything.iter().any(|n| crate::naming::is_record_name(n)),
+        "{}: records in an object listing: {everything:?}",
+        b.id()
+    );
+    assert!(names_in(b, ".hansa/")
+        .await
+        .iter()
+        .all(|n| !crate::naming::is_record_name(n)));
+    let markers = names_in(b, crate::naming::BUCKET_MARKER_PREFIX).await;
+    assert_eq!(markers, BTreeSet::from([marker.to_string()]), "{}", b.id());
+    let tombs = names_in(b, crate::naming::TOMBSTONE_PREFIX).await;
+    assert_eq!(tombs, BTreeSet::from([tomb.to_string()]), "{}", b.id());
+    for name in [&marker, &tomb, &object] {
+        b.delete(name).await.expect("delete");
+    }
+    assert!(names_in(b, crate::naming::BUCKET_MARKER_PREFIX)
+        .await
+        .is_empty());
+    assert!(names_in(b, crate::naming::TOMBSTONE_PREFIX)
+        .await
+        .is_empty());
+}
+
 /// Calls `$m!(<args> <every function of the suite>)`: the one list of the suite's functions,
 /// for [`run_all`] and for test files that make a test of each (`backends/tests/cloud.rs`).
 #[macro_export]
@@ -1087,6 +1135,7 @@ macro_rules! every_suite_function {
             multipart_unknown_receipt,
             multipart_concurrent_same_name,
             multipart_complete_again,
+            records_listed_only_by_prefix,
         }
     };
 }

@@ -114,6 +114,11 @@ pub async fn scan_backend(store: &Arc<Store>, id: &str) -> StoreResult<ScanRepor
     let mut stream = backend.list("");
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| StoreError::Internal(format!("listing {id}: {e}")))?;
+        // Backends list bucket markers and tombstones only when asked for their prefix; this
+        // keeps it so should one ever show up here: they are never objects.
+        if hansa_backends::naming::is_record_name(&info.name) {
+            continue;
+        }
         listed.insert(info.name.clone(), info);
     }
     drop(stream);

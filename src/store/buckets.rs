@@ -25,7 +25,11 @@ pub async fn create_bucket(store: &Store, record: &BucketRecord) -> StoreResult<
         Err(MetaError::BucketExists(name)) => return Err(StoreError::BucketExists(name)),
         Err(e) => return Err(e.into()),
     }
-    Ok(store.meta.sync().await?)
+    store.meta.sync().await?;
+    // After the index: a marker without a bucket is harmless (a rebuild brings back an empty
+    // bucket), a bucket the index holds is what the client was told.
+    super::records::write_bucket_markers(store, record).await;
+    Ok(())
 }
 
 /// Deletes an empty bucket (durably); its multipart uploads in progress go with it, as on S3.
@@ -44,6 +48,7 @@ pub async fn delete_bucket(store: &Store, name: &str) -> StoreResult<()> {
             Err(e) => return Err(e.into()),
         }
         store.meta.sync().await?;
+        super::records::remove_bucket_markers(store, name).await;
     }
     // After the bucket lock: a completion in progress holds its upload's lock and waits for
     // the bucket's; it now finds the bucket gone and fails, and then its upload is aborted.

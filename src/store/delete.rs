@@ -6,6 +6,7 @@
 //! removed by a delete that came before it.
 
 use super::copies::{discard, replica_target};
+use super::records::write_tombstones;
 use super::repair::queue_removal;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{Replica, ReplicaState};
@@ -24,13 +25,19 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
     let removed =
         futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
     let mut owed = false;
+    let mut reached = Vec::new();
     for (replica, removed) in record.replicas.iter().zip(removed) {
-        if !removed {
+        if removed {
+            reached.push(replica.backend.clone());
+        } else {
             queue_removal(store, bucket, key, replica, "missed a delete");
             owed = true;
         }
     }
     if owed {
+        // Where the delete arrived, a tombstone tells a rebuild of the index that the copy
+        // left elsewhere was deleted, not lost from the index (docs/LAYOUT.md).
+        write_tombstones(store, bucket, key, &record.version_id, &reached).await;
         // The removal a backend owes must survive a crash like the delete itself: without this
         // flush, kill -9 right after the answer loses it, and the copy stays on that backend
         // until anti-entropy (if it runs at all).

@@ -544,6 +544,32 @@ async fn remove(store: &Store, entry: &RepairEntry, name: &str) -> Result<Settle
         return Ok(Settled::Dropped);
     };
     let _guard = store.locks.lock(&entry.bucket, &entry.key).await;
+    let settled = remove_locked(store, entry, name, &target).await;
+    if settled.is_ok() && !hansa_backends::naming::is_record_name(name) {
+        // Under the key's lock, like the delete that wrote them.
+        super::records::settle_tombstones(store, &entry.bucket, &entry.key).await;
+    }
+    settled
+}
+
+/// [`remove`] under the key's lock.
+async fn remove_locked(
+    store: &Store,
+    entry: &RepairEntry,
+    name: &str,
+    target: &super::stage::Target,
+) -> Result<Settled, String> {
+    if name.starts_with(hansa_backends::naming::BUCKET_MARKER_PREFIX) {
+        // A marker is removed only while its bucket is gone: a bucket created again since
+        // has written a new one at that name.
+        let exists = store
+            .meta
+            .bucket(&entry.bucket)
+            .map_err(|e| e.to_string())?;
+        if exists.is_some() {
+            return Ok(Settled::Dropped);
+        }
+    }
     let current = store
         .meta
         .object(&entry.bucket, &entry.key)

@@ -112,7 +112,7 @@ where
     let started = Instant::now();
     let started_ms = crate::meta::now_ms();
     let (targets, quorum) = plan_targets(store, &object.bucket, &object.key)?;
-    let version_id = uuid::Uuid::new_v4().simple().to_string();
+    let version_id = uuid::Uuid::now_v7().simple().to_string();
     let late: Arc<OnceLock<LateStamp>> = Arc::default();
     let stamp = Stamp {
         bucket: object.bucket.clone(),

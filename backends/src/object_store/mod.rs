@@ -795,10 +795,18 @@ fn slice_stream(body: ByteStream, range: Range<u64>) -> ByteStream {
     .boxed()
 }
 
-fn is_internal(rel: &str) -> bool {
+fn is_internal(rel: &str, prefix: &str) -> bool {
     rel.starts_with(".hansa/")
         && !rel.starts_with(FALLBACK_PREFIX)
         && !rel.starts_with(HASHED_BUCKET_PREFIX)
+        // Bucket markers and tombstones are listed only when asked for by their prefix, so
+        // nothing that lists objects ever takes them for objects.
+        && !listed_record(rel, prefix)
+}
+
+/// Bucket markers and tombstones are listed only when the prefix asks for them.
+fn listed_record(rel: &str, prefix: &str) -> bool {
+    crate::naming::is_record_name(rel) && crate::naming::is_record_name(prefix)
 }
 
 #[async_trait]
@@ -1034,7 +1042,7 @@ impl Backend for ObjectStoreBackend {
             .try_filter_map(move |meta| {
                 let rel = self
                     .relative(&meta.location)
-                    .filter(|rel| rel.starts_with(&prefix) && !is_internal(rel));
+                    .filter(|rel| rel.starts_with(&prefix) && !is_internal(rel, &prefix));
                 futures::future::ready(Ok(rel.map(|rel| (rel, meta.location))))
             })
             .map_ok(move |(rel, location)| async move {
