@@ -67,7 +67,16 @@ pub(crate) async fn write_bucket_markers(store: &Store, record: &BucketRecord) {
     };
     let marker = BucketMarker::of(record);
     let stamp_version = uuid::Uuid::now_v7().simple().to_string();
-    let writes = usable(store).into_iter().map(|backend| {
+    // Not on a backend being drained: it is on its way out and keeps nothing of Hansa's.
+    let draining = store
+        .draining
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let targets = usable(store)
+        .into_iter()
+        .filter(|b| !draining.contains(b.id()));
+    let writes = targets.map(|backend| {
         let (name, marker, version) = (name.clone(), marker.clone(), stamp_version.clone());
         async move {
             let result =

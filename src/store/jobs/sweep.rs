@@ -4,6 +4,7 @@
 //! Staged leftovers are not listed and are left to the collection of leftovers.
 
 use futures::StreamExt;
+use hansa_backends::naming::{BUCKET_MARKER_PREFIX, TOMBSTONE_PREFIX};
 use hansa_backends::BackendError;
 
 use crate::meta::MetaResult;
@@ -61,6 +62,32 @@ pub(crate) async fn sweep(store: &Store, backend_id: &str) -> MetaResult<Swept> 
         match bounded(limit, "delete", backend.delete(&physical)).await {
             Ok(()) | Err(BackendError::NotFound { .. }) => swept.deleted += 1,
             Err(e) => swept.failed.push(format!("{bucket}/{key} ({name}): {e}")),
+        }
+    }
+    // Bucket markers and tombstones describe the buckets for a rebuild of the index from the
+    // other backends, which hold their own: a drained backend keeps none of them.
+    for prefix in [BUCKET_MARKER_PREFIX, TOMBSTONE_PREFIX] {
+        let mut records = Vec::new();
+        let mut listing = backend.list(prefix);
+        while let Some(item) = listing.next().await {
+            match item {
+                Ok(info) => records.push(info.name),
+                Err(e) => {
+                    swept.failed.push(format!("listing {backend_id} {prefix}: {e}"));
+                    return Ok(swept);
+                }
+            }
+        }
+        drop(listing);
+        for name in records {
+            let Ok(physical) = hansa_backends::PhysicalName::parse(&name) else {
+                continue;
+            };
+            let limit = store.settings.backend_timeout;
+            match bounded(limit, "delete", backend.delete(&physical)).await {
+                Ok(()) | Err(BackendError::NotFound { .. }) => swept.deleted += 1,
+                Err(e) => swept.failed.push(format!("{name}: {e}")),
+            }
         }
     }
     Ok(swept)
