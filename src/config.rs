@@ -57,6 +57,9 @@ pub struct Config {
     pub buckets: BTreeMap<String, BucketConfig>,
     #[serde(default)]
     pub repair: RepairConfig,
+    /// The admin plane (`[admin]`); off when the section is absent.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
 }
 
 /// The repair queue and anti-entropy (`[repair]`).
@@ -533,6 +536,137 @@ fn default_open_for() -> u64 {
 
 pub const DEFAULT_POLICY: &str = "default";
 
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9001))
+}
+
+/// `[admin]`: the admin plane's listener (JSON over HTTP, see docs/ADMIN.md). Every request
+/// needs the bearer token, given in exactly one of `token`, `token_env` and `token_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawAdminConfig")]
+pub struct AdminConfig {
+    /// `enabled = false` keeps the section but opens no listener.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub token: AdminToken,
+}
+
+/// Where the admin token comes from. `Debug` masks an inline token.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AdminToken {
+    Inline(String),
+    /// The name of an environment variable holding it.
+    Env(String),
+    /// A file holding it (read at start, trimmed; must not be readable by others).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminToken::Inline(_) => f.write_str("Inline(***)"),
+            AdminToken::Env(var) => f.debug_tuple("Env").field(var).finish(),
+            AdminToken::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// Why an admin token could not be had: the `[admin]` field and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProblem {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "admin.{}: {}", self.field, self.problem)
+    }
+}
+
+impl AdminToken {
+    /// The token itself: from the file, the environment or the configuration. Refused when
+    /// empty, or when the file is readable by every user of the machine.
+    pub fn resolve(&self) -> Result<String, TokenProblem> {
+        let problem = |field, problem: String| TokenProblem { field, problem };
+        let token = match self {
+            AdminToken::Inline(t) => t.trim().to_string(),
+            AdminToken::Env(var) => std::env::var(var)
+                .map_err(|_| {
+                    problem(
+                        "token_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?
+                .trim()
+                .to_string(),
+            AdminToken::File(path) => {
+                read_token_file(path).map_err(|p| problem("token_file", p))?
+            }
+        };
+        if token.is_empty() {
+            let field = match self {
+                AdminToken::Inline(_) => "token",
+                AdminToken::Env(_) => "token_env",
+                AdminToken::File(_) => "token_file",
+            };
+            return Err(problem(field, "the token is empty".into()));
+        }
+        Ok(token)
+    }
+}
+
+/// Reads a token file, refusing one that every user may read: the token is the whole of the
+/// admin plane's protection.
+pub fn read_token_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(format!(
+            "{} is readable by every user: chmod o-r (0600 is best)",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdminConfig {
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default = "default_admin_listen")]
+    listen: SocketAddr,
+    token: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl TryFrom<RawAdminConfig> for AdminConfig {
+    type Error = String;
+
+    fn try_from(raw: RawAdminConfig) -> Result<Self, String> {
+        let token = match (raw.token, raw.token_env, raw.token_file) {
+            (Some(t), None, None) => AdminToken::Inline(t),
+            (None, Some(var), None) => AdminToken::Env(var),
+            (None, None, Some(path)) => AdminToken::File(path),
+            _ => {
+                return Err("admin: give exactly one of token, token_env and token_file".to_string())
+            }
+        };
+        Ok(AdminConfig {
+            enabled: raw.enabled,
+            listen: raw.listen,
+            token,
+        })
+    }
+}
+
 /// Whether secrets named by environment variables must be set for a configuration to be valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Secrets {
@@ -601,6 +735,12 @@ impl Config {
             policies: BTreeMap::new(),
             buckets: BTreeMap::new(),
             repair: RepairConfig::default(),
+            // The token file is created by `generated_admin_token` before the gateway starts.
+            admin: Some(AdminConfig {
+                enabled: true,
+                listen: default_admin_listen(),
+                token: AdminToken::File(data_dir.join(ADMIN_TOKEN_FILE)),
+            }),
         }
     }
 
@@ -826,6 +966,22 @@ impl Config {
                 ));
             }
         }
+        if let Some(admin) = self.admin.as_ref().filter(|a| a.enabled) {
+            if let AdminToken::Inline(token) = &admin.token {
+                if token.trim().is_empty() {
+                    return Err(invalid(
+                        "admin.token".into(),
+                        "is empty (an empty token would let anyone in)".into(),
+                    ));
+                }
+            }
+            if secrets == Secrets::Required {
+                admin
+                    .token
+                    .resolve()
+                    .map_err(|e| invalid(format!("admin.{}", e.field), e.problem))?;
+            }
+        }
         for (bucket, b) in &self.buckets {
             if b.policy != DEFAULT_POLICY && !self.policies.contains_key(&b.policy) {
                 return Err(invalid(
@@ -912,6 +1068,29 @@ pub fn generated_key(data_dir: &Path) -> Result<GeneratedKey, ConfigError> {
         file,
         created: true,
     })
+}
+
+/// The embedded default's admin token, beside its generated key.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Makes sure the data directory holds an admin token (mode 0600), creating a random one on
+/// first start and reusing it after; returns the file and whether this call created it.
+pub fn generated_admin_token(data_dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
+    let file = data_dir.join(ADMIN_TOKEN_FILE);
+    if file.exists() {
+        return Ok((file, false));
+    }
+    let dir_err = |problem: String| ConfigError::DataDir {
+        path: file.display().to_string(),
+        problem,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| dir_err(e.to_string()))?;
+    let token = random_string(
+        48,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    );
+    write_private(&file, format!("{token}\n").as_bytes()).map_err(|e| dir_err(e.to_string()))?;
+    Ok((file, true))
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {

@@ -29,12 +29,17 @@ pub enum ServerError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    /// The admin token could not be read.
+    #[error("{0}")]
+    AdminToken(String),
 }
 
 /// A started gateway. Dropping it does not stop it; call `shutdown`.
 pub struct Running {
     pub http_addrs: Vec<SocketAddr>,
     pub tls_addrs: Vec<SocketAddr>,
+    /// The admin plane's listener, when `[admin]` is enabled.
+    pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -95,6 +100,16 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         None => None,
     };
     let listen = config.server.listen.clone();
+    // Read once, at start: a token file changed later takes effect at the next start.
+    let admin = match config.admin.as_ref().filter(|a| a.enabled) {
+        Some(a) => Some((
+            a.listen,
+            a.token
+                .resolve()
+                .map_err(|e| ServerError::AdminToken(e.to_string()))?,
+        )),
+        None => None,
+    };
     let gateway = Gateway::open(config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -137,6 +152,21 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),
         stopped.clone(),
     ));
+    let mut admin_addr = None;
+    if let Some((addr, token)) = admin {
+        let listener = bind(addr).await?;
+        admin_addr = Some(listener.local_addr().unwrap_or(addr));
+        let state = Arc::new(crate::admin::AdminState {
+            gateway: gateway.clone(),
+            token,
+        });
+        tasks.spawn(crate::admin::serve(
+            listener,
+            state,
+            stopped.clone(),
+            header_timeout,
+        ));
+    }
     let store = &gateway.store;
     tasks.spawn(
         store
@@ -147,6 +177,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     Ok(Running {
         http_addrs,
         tls_addrs,
+        admin_addr,
         gateway,
         stop,
         tasks,

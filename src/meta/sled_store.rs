@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 
 use super::records::{decode, encode};
 use super::{
-    queue_prefix, BucketRecord, Intent, MetaError, MetaResult, MetaStore, ObjectPage, ObjectRecord,
-    JobRecord, PartRecord, RepairEntry, UploadRecord,
+    queue_prefix, BucketRecord, Intent, JobRecord, MetaError, MetaResult, MetaStore, ObjectPage,
+    ObjectRecord, PartRecord, RepairEntry, UploadRecord,
 };
 
 pub struct SledStore {

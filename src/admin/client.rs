@@ -1,0 +1,1 @@
+//! The `hansa admin` client (to come).

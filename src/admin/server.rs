@@ -1,0 +1,73 @@
+//! The admin listener: plain HTTP/1.1 on its own address, stopped with the gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+
+/// What every admin request is answered from.
+pub struct AdminState {
+    pub gateway: Arc<Gateway>,
+    /// The bearer token, resolved at start.
+    pub token: String,
+}
+
+/// Accepts admin connections until `stopped`, then lets requests in flight finish. Admin
+/// traffic is a handful of operators: no connection cap, but the same header timeout as the
+/// S3 listeners so that an idle socket cannot linger.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut stopped: watch::Receiver<bool>,
+    header_timeout: Duration,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(super::routes::handle(state, req).await)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+        // Reap finished connections so the set does not grow with every one served.
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+}
