@@ -549,6 +549,9 @@ pub struct AdminConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
     pub token: AdminToken,
+    /// The embedded default's listener only: when its address is taken (another gateway on
+    /// the machine), the gateway starts without it and says so. A configured one must bind.
+    pub optional: bool,
 }
 
 /// Where the admin token comes from. `Debug` masks an inline token.
@@ -663,6 +666,7 @@ impl TryFrom<RawAdminConfig> for AdminConfig {
             enabled: raw.enabled,
             listen: raw.listen,
             token,
+            optional: false,
         })
     }
 }
@@ -740,6 +744,7 @@ impl Config {
                 enabled: true,
                 listen: default_admin_listen(),
                 token: AdminToken::File(data_dir.join(ADMIN_TOKEN_FILE)),
+                optional: true,
             }),
         }
     }
@@ -1272,6 +1277,80 @@ mod tests {
         std::env::set_var("HANSA_EXAMPLE_SECRET", "x".repeat(40));
         let config = Config::from_toml("deploy/hansa.example.toml", &text).unwrap();
         assert!(config.backends.len() >= 2);
+    }
+
+    #[test]
+    fn admin_token_comes_from_exactly_one_place() {
+        let base = "[[backend]]\nid = \"a\"\nkind = \"memory\"\n[admin]\n";
+        let parse = |lines: &str| Config::from_toml("t.toml", &format!("{base}{lines}"));
+        let inline = parse("token = \"abc\"").unwrap();
+        let admin = inline.admin.unwrap();
+        assert_eq!(admin.token, AdminToken::Inline("abc".into()));
+        assert_eq!(admin.listen, default_admin_listen());
+        assert!(admin.enabled && !admin.optional);
+        assert!(
+            !format!("{:?}", admin.token).contains("abc"),
+            "Debug masks the token"
+        );
+        for bad in [
+            "",
+            "token = \"a\"\ntoken_env = \"B\"",
+            "token = \"a\"\ntoken_file = \"/x\"",
+        ] {
+            assert!(
+                err(&format!("{base}{bad}")).contains("exactly one"),
+                "{bad}"
+            );
+        }
+        assert!(err(&format!("{base}token = \"  \"")).contains("admin.token: is empty"));
+        assert!(
+            err(&format!("{base}token_env = \"HANSA_TEST_UNSET_ADMIN_VAR\""))
+                .contains("admin.token_env: environment variable HANSA_TEST_UNSET_ADMIN_VAR")
+        );
+        assert!(err(&format!("{base}token_file = \"/nonexistent/t\"")).contains("admin.token_file"));
+        assert!(parse("enabled = false\ntoken = \"abc\"").is_ok());
+        assert!(
+            Config::from_toml("t.toml", base.trim_end_matches("[admin]\n"))
+                .unwrap()
+                .admin
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn admin_token_file_is_trimmed_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(AdminToken::File(file.clone()).resolve().unwrap(), "s3cret");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let problem = AdminToken::File(file.clone()).resolve().unwrap_err();
+        assert_eq!(problem.field, "token_file");
+        assert!(problem.problem.contains("readable by every user"));
+        std::fs::write(&file, "\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(AdminToken::File(file).resolve().is_err(), "empty");
+    }
+
+    #[test]
+    fn generated_admin_token_is_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (file, created) = generated_admin_token(dir.path()).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let token = AdminToken::File(file.clone()).resolve().unwrap();
+        assert!(token.len() >= 32);
+        let (again, created) = generated_admin_token(dir.path()).unwrap();
+        assert!(!created);
+        assert_eq!(AdminToken::File(again).resolve().unwrap(), token);
+        let embedded = Config::embedded(dir.path().into(), "127.0.0.1:9000".parse().unwrap());
+        let admin = embedded.admin.unwrap();
+        assert_eq!(admin.token, AdminToken::File(file));
+        assert_eq!(admin.listen, default_admin_listen());
     }
 
     #[test]

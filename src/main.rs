@@ -42,6 +42,10 @@ enum Command {
         /// Data directory (index, generated credentials, embedded backends).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Admin listener address, overriding the configuration's [admin] listen (embedded
+        /// default: 127.0.0.1:9001).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Explain where writes of a key go and why (from the configuration alone), and where its
     /// current version lives (from the index, unless a running gateway holds it).
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
             config,
             listen,
             data,
+            admin_listen,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -188,7 +193,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(config, listen, data)) {
+            match runtime.block_on(serve(config, listen, data, admin_listen)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("hansa: {message}");
@@ -203,6 +208,7 @@ async fn serve(
     config_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
+    admin_listen: Option<SocketAddr>,
 ) -> Result<(), String> {
     let mut config = match &config_file {
         Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
@@ -217,6 +223,15 @@ async fn serve(
     }
     if let Some(dir) = data {
         config.server.data_dir = dir;
+    }
+    if let Some(addr) = admin_listen {
+        let admin = config
+            .admin
+            .as_mut()
+            .ok_or("--admin-listen: the configuration has no [admin] section")?;
+        admin.listen = addr;
+        // Asked for by address: it must bind.
+        admin.optional = false;
     }
     if config_file.is_none() {
         // The embedded default's admin plane, with a token kept beside the generated key.

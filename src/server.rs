@@ -107,6 +107,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             a.token
                 .resolve()
                 .map_err(|e| ServerError::AdminToken(e.to_string()))?,
+            a.optional,
         )),
         None => None,
     };
@@ -153,8 +154,19 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         stopped.clone(),
     ));
     let mut admin_addr = None;
-    if let Some((addr, token)) = admin {
-        let listener = bind(addr).await?;
+    let admin_listener = match admin {
+        Some((addr, token, optional)) => match bind(addr).await {
+            Ok(listener) => Some((listener, addr, token)),
+            Err(e) if optional => {
+                tracing::warn!(error = %e,
+                    "no admin plane: its default address is taken (give serve --admin-listen)");
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    if let Some((listener, addr, token)) = admin_listener {
         admin_addr = Some(listener.local_addr().unwrap_or(addr));
         let state = Arc::new(crate::admin::AdminState {
             gateway: gateway.clone(),

@@ -457,3 +457,85 @@ fn a_world_readable_token_file_is_refused() {
         "{err}"
     );
 }
+
+/// `hansa serve` on the embedded default in `data`, its admin plane on `admin_addr`; returns
+/// once both listen. The child is stopped by the caller.
+fn serve_embedded(data: &Path, admin_addr: std::net::SocketAddr) -> std::process::Child {
+    let addr = free_port();
+    let child = Command::new(hansa_binary())
+        .arg("serve")
+        .arg("--data")
+        .arg(data)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--admin-listen")
+        .arg(admin_addr.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start hansa");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(admin_addr).is_err()
+        || std::net::TcpStream::connect(addr).is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hansa did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("wait for hansa");
+    assert!(status.success(), "hansa stopped with {status}");
+}
+
+#[test]
+fn embedded_default_generates_a_private_admin_token_and_reuses_it() {
+    let dir = TestDir::new("admin-embedded-");
+    let data = dir.path().join("data");
+    let admin_addr = free_port();
+    let url = format!("http://{admin_addr}");
+    let child = serve_embedded(&data, admin_addr);
+    let file = data.join("admin-token");
+    let mode = std::fs::metadata(&file)
+        .expect("admin-token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(token.len() >= 32, "{token:?}");
+    let (ok, out, err) = hansa_admin(
+        &["--url", &url, "backends"],
+        &[("HANSA_ADMIN_TOKEN", &token)],
+    );
+    assert!(
+        ok && out.contains("disk-a") && out.contains("disk-b"),
+        "{out}{err}"
+    );
+    stop(child);
+
+    let child = serve_embedded(&data, admin_addr);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        token,
+        "reused"
+    );
+    let (ok, _, err) = hansa_admin(
+        &[
+            "--url",
+            &url,
+            "--token-file",
+            &file.display().to_string(),
+            "jobs",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    stop(child);
+}
