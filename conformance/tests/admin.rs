@@ -395,6 +395,24 @@ fn hansa_admin_talks_to_a_gateway_process() {
     let (ok, _, err) = hansa_admin(&["--config", &cfg, "pause", &id], &[]);
     assert!(!ok && err.contains("InvalidJob"), "{err}");
 
+    // --wait on a job that ended without being done: its last state, and a failing exit.
+    let (ok, out, _) = hansa_admin(&["--config", &cfg, "cancel", &id], &[]);
+    assert!(ok && out.contains("cancelled"), "{out}");
+    let (ok, out, err) = hansa_admin(&["--config", &cfg, "job", &id, "--wait"], &[]);
+    assert!(!ok, "a cancelled job is no success: {out}{err}");
+    assert!(
+        out.contains(&format!("{id} cancelled: objects 0/0 (0 left)")),
+        "a plain progress line when not on a terminal: {out}"
+    );
+    let (ok, out, _) = hansa_admin(&["--config", &cfg, "job", &id, "--wait", "--json"], &[]);
+    assert!(!ok);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["state"], "cancelled");
+
     // A wrong token: a clear message and a failing exit.
     let wrong = dir.path().join("wrong-token");
     private_file(&wrong, "not-the-token");
