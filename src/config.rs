@@ -1275,7 +1275,9 @@ mod tests {
         ))
         .unwrap();
         std::env::set_var("HANSA_EXAMPLE_SECRET", "x".repeat(40));
+        std::env::set_var("HANSA_ADMIN_TOKEN", "y".repeat(40));
         let config = Config::from_toml("deploy/hansa.example.toml", &text).unwrap();
+        assert!(config.admin.is_some());
         assert!(config.backends.len() >= 2);
     }
 
