@@ -17,9 +17,13 @@ pub struct AdminState {
     pub token: String,
 }
 
-/// Accepts admin connections until `stopped`, then lets requests in flight finish. Admin
-/// traffic is a handful of operators: no connection cap, but the same header timeout as the
-/// S3 listeners so that an idle socket cannot linger.
+/// Admin connections open at once. Admin traffic is a handful of operators and scripts; the
+/// cap keeps connections that never authenticate from using up the gateway's descriptors.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Accepts admin connections until `stopped`, then lets requests in flight finish. Past
+/// [`MAX_CONNECTIONS`] new connections are closed at once; the S3 listeners' header timeout
+/// applies, so that an idle socket cannot linger.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
@@ -27,6 +31,7 @@ pub async fn serve(
     header_timeout: Duration,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -40,9 +45,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "admin connection refused: {MAX_CONNECTIONS} already open");
+            drop(stream);
+            continue;
+        };
         let state = state.clone();
         let mut stopped = stopped.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let state = state.clone();
                 async move {
