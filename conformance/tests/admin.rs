@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use hansa_backends::Fault;
 use hansa_conformance::admin::{self, admin_endpoint, call, get_json, request, TOKEN};
 use hansa_conformance::process::{self, free_port, TestDir};
 use hansa_conformance::{bucket_name, create_bucket, hansa_binary, put, Options, TestGateway};
@@ -197,9 +198,30 @@ async fn control(gw: &TestGateway, id: &str, action: &str) -> admin::Answer {
     call(gw, "POST", &format!("/admin/v1/jobs/{id}/{action}"), None).await
 }
 
+/// Reads on both disks hang (for ten minutes, the backend timeout) once an object is
+/// written: a job that looks at that object cannot finish while a test runs, whatever its
+/// runner does, so its state changes are the test's alone.
+async fn gateway_with_stuck_jobs() -> TestGateway {
+    let gw = TestGateway::start_with(Options {
+        admin: true,
+        faults: true,
+        limits_toml: "backend_timeout_secs = 600\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let client = gw.client();
+    let bucket = bucket_name("adm-jobs");
+    create_bucket(&client, &bucket).await;
+    put(&client, &bucket, "stuck", b"a job reading this waits").await;
+    for disk in ["disk-a", "disk-b"] {
+        gw.faults(disk).update(|plan| plan.reads = Fault::Hang);
+    }
+    gw
+}
+
 #[tokio::test]
 async fn jobs_are_started_listed_and_controlled() {
-    let gw = admin_gateway().await;
+    let gw = gateway_with_stuck_jobs().await;
     let rebalance = post_job(&gw, r#"{"kind":"rebalance"}"#).await;
     assert_eq!(rebalance["spec"]["kind"], "rebalance");
     let drain = post_job(
@@ -209,7 +231,20 @@ async fn jobs_are_started_listed_and_controlled() {
     .await;
     assert_eq!(drain["spec"]["backend"], "disk-b");
     assert_eq!(drain["state"], "running");
-    let id = drain["id"].as_str().unwrap().to_string();
+    let drain_id = drain["id"].as_str().unwrap().to_string();
+    let again = call(
+        &gw,
+        "POST",
+        "/admin/v1/jobs",
+        Some(r#"{"kind":"drain","backend":"disk-b"}"#),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.error_code()),
+        (409, "InvalidJob".into())
+    );
+    let verify = post_job(&gw, r#"{"kind":"verify","deep":true}"#).await;
+    let id = verify["id"].as_str().unwrap().to_string();
 
     let jobs = get_json(&gw, "/admin/v1/jobs").await;
     let ids: Vec<&str> = jobs
@@ -218,7 +253,14 @@ async fn jobs_are_started_listed_and_controlled() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [rebalance["id"].as_str().unwrap(), id.as_str()]);
+    assert_eq!(
+        ids,
+        [
+            rebalance["id"].as_str().unwrap(),
+            drain_id.as_str(),
+            id.as_str()
+        ]
+    );
     assert_eq!(
         get_json(&gw, &format!("/admin/v1/jobs/{id}")).await["id"],
         id
@@ -245,6 +287,8 @@ async fn jobs_are_started_listed_and_controlled() {
     assert_eq!(control(&gw, &id, "cancel").await.status, 409);
     assert_eq!(control(&gw, &id, "explode").await.status, 404);
     // A cancelled drain gives the backend back to writes.
+    let cancelled = control(&gw, &drain_id, "cancel").await;
+    assert_eq!(cancelled.json()["state"], "cancelled", "{}", cancelled.body);
     let backends = get_json(&gw, "/admin/v1/backends").await;
     assert_eq!(by(&backends, "id", "disk-b")["draining"], false);
 
@@ -299,7 +343,7 @@ async fn jobs_are_started_listed_and_controlled() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     gw.shutdown().await;
 }
@@ -333,8 +377,8 @@ fn private_file(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-#[test]
-fn hansa_admin_talks_to_a_gateway_process() {
+#[tokio::test]
+async fn hansa_admin_talks_to_a_gateway_process() {
     let dir = TestDir::new("admin-cli-");
     let (addr, admin_addr) = (free_port(), free_port());
     let token_file = dir.path().join("admin-token");
@@ -344,8 +388,21 @@ fn hansa_admin_talks_to_a_gateway_process() {
         &admin_addr.to_string(),
         &format!("token_file = {:?}", token_file.display().to_string()),
     );
-    process::write_config(&config, dir.path(), addr, &section, &[], "");
+    // Reads hang on both disks (see `gateway_with_stuck_jobs`); writes work.
+    let hang = "faults = { reads = \"hang\" }";
+    process::write_config(
+        &config,
+        dir.path(),
+        addr,
+        &section,
+        &[("disk-a", hang), ("disk-b", hang)],
+        "backend_timeout_secs = 600",
+    );
     let mut gateway = process::spawn(&config, &dir.path().join("log"), addr);
+    let client = hansa_conformance::client_at(&format!("http://{addr}"));
+    let bucket = bucket_name("adm-cli");
+    create_bucket(&client, &bucket).await;
+    put(&client, &bucket, "stuck", b"a job reading this waits").await;
     let url = format!("http://{admin_addr}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(admin_addr).is_err() {
@@ -386,22 +443,32 @@ fn hansa_admin_talks_to_a_gateway_process() {
     let (ok, out, err) = hansa_admin(&["--config", &cfg, "backends"], &[]);
     assert!(ok, "{err}");
     assert!(out.contains("disk-a") && out.contains("DRAINING"), "{out}");
+    let (ok, out, err) = hansa_admin(&["--config", &cfg, "verify", "--deep", "--json"], &[]);
+    assert!(ok, "{err}");
+    let verify: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verify["spec"]["deep"], true);
+    let id = verify["id"].as_str().unwrap().to_string();
     let (ok, out, err) = hansa_admin(&["--config", &cfg, "jobs", "--json"], &[]);
     assert!(ok, "{err}");
     let jobs: Value = serde_json::from_str(&out).unwrap();
-    let id = jobs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+    assert_eq!(jobs[1]["id"], id.as_str());
     let (ok, out, _) = hansa_admin(&["--config", &cfg, "pause", &id], &[]);
     assert!(ok && out.contains("paused"), "{out}");
     let (ok, _, err) = hansa_admin(&["--config", &cfg, "pause", &id], &[]);
     assert!(!ok && err.contains("InvalidJob"), "{err}");
 
     // --wait on a job that ended without being done: its last state, and a failing exit.
+    let (ok, out, _) = hansa_admin(&["--config", &cfg, "resume", &id], &[]);
+    assert!(ok && out.contains("running"), "{out}");
     let (ok, out, _) = hansa_admin(&["--config", &cfg, "cancel", &id], &[]);
     assert!(ok && out.contains("cancelled"), "{out}");
+    let (ok, _, err) = hansa_admin(&["--config", &cfg, "job", "0123456789abcdef"], &[]);
+    assert!(!ok && err.contains("404 NoSuchJob"), "{err}");
     let (ok, out, err) = hansa_admin(&["--config", &cfg, "job", &id, "--wait"], &[]);
     assert!(!ok, "a cancelled job is no success: {out}{err}");
     assert!(
-        out.contains(&format!("{id} cancelled: objects 0/0 (0 left)")),
+        out.contains(&format!("{id} cancelled: objects ")) && out.contains(" left), bytes "),
         "a plain progress line when not on a terminal: {out}"
     );
     let (ok, out, _) = hansa_admin(&["--config", &cfg, "job", &id, "--wait", "--json"], &[]);
