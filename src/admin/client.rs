@@ -614,6 +614,30 @@ mod tests {
     }
 
     #[test]
+    fn progress_line_tells_done_left_rate_and_eta() {
+        let mut job: JobRecord = serde_json::from_value(serde_json::json!({
+            "id": "j1", "spec": {"kind": "rebalance"}, "state": "running",
+            "created_ms": 0, "updated_ms": 0,
+            "progress": {"objects_done": 25, "objects_total": 100,
+                         "bytes_done": 10 << 20, "bytes_total": 40 << 20,
+                         "bytes_moved": 0, "objects_failed": 0}
+        }))
+        .unwrap();
+        let line = progress_line(&job, Duration::from_secs(10));
+        assert_eq!(
+            line,
+            "j1 running: objects 25/100 (75 left), bytes 10.0 MiB/40.0 MiB (30.0 MiB left), \
+             1.0 MiB/s, ETA 30s"
+        );
+        assert!(!succeeded(&job));
+        job.state = JobState::Done;
+        assert!(succeeded(&job));
+        assert!(progress_line(&job, Duration::from_secs(10)).ends_with("ETA -"));
+        job.progress.objects_failed = 1;
+        assert!(!succeeded(&job), "done with a failed object is no success");
+    }
+
+    #[test]
     fn url_comes_from_flag_then_config_then_default() {
         assert_eq!(admin_url(Some("http://h:1/"), None), "http://h:1");
         assert_eq!(admin_url(None, None), "http://127.0.0.1:9001");

@@ -101,6 +101,7 @@ pub async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let operation = operation(&method, &path);
     let authorized = super::token_matches(
         req.headers()
             .get(header::AUTHORIZATION)
@@ -119,6 +120,7 @@ pub async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<
     let response = respond(answer);
     tracing::info!(
         target: "hansa::admin",
+        operation,
         %method,
         path,
         status = response.status().as_u16(),
@@ -163,6 +165,27 @@ fn respond(answer: Answer) -> Response<Full<Bytes>> {
     builder
         .body(Full::new(body))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// The operation a request asks for, named for the log (whether or not it is allowed).
+fn operation(method: &Method, path: &str) -> &'static str {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return "Unknown";
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["health"]) => "Health",
+        (&Method::GET, ["backends"]) => "ListBackends",
+        (&Method::GET, ["buckets"]) => "ListBuckets",
+        (&Method::GET, ["jobs"]) => "ListJobs",
+        (&Method::POST, ["jobs"]) => "StartJob",
+        (&Method::GET, ["jobs", _]) => "GetJob",
+        (&Method::POST, ["jobs", _, "pause"]) => "PauseJob",
+        (&Method::POST, ["jobs", _, "resume"]) => "ResumeJob",
+        (&Method::POST, ["jobs", _, "cancel"]) => "CancelJob",
+        (&Method::POST, ["anti-entropy"]) => "AntiEntropy",
+        _ => "Unknown",
+    }
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Answer {
@@ -282,5 +305,26 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
             "IncompleteBody",
             format!("cannot read the request body: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_for_the_log() {
+        assert_eq!(
+            operation(&Method::GET, "/admin/v1/backends"),
+            "ListBackends"
+        );
+        assert_eq!(operation(&Method::POST, "/admin/v1/jobs"), "StartJob");
+        assert_eq!(
+            operation(&Method::POST, "/admin/v1/jobs/j1/cancel"),
+            "CancelJob"
+        );
+        assert_eq!(operation(&Method::GET, "/admin/v1/jobs/j1"), "GetJob");
+        assert_eq!(operation(&Method::DELETE, "/admin/v1/jobs"), "Unknown");
+        assert_eq!(operation(&Method::GET, "/bucket/key"), "Unknown");
     }
 }
