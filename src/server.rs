@@ -129,6 +129,19 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             listeners.push((listener, Some(acceptor.clone())));
         }
     }
+    // Bound with the S3 listeners, before anything runs: a taken address fails the start.
+    let admin_listener = match admin {
+        Some((addr, token, optional)) => match bind(addr).await {
+            Ok(listener) => Some((listener, addr, token)),
+            Err(e) if optional => {
+                tracing::warn!(error = %e,
+                    "no admin plane: its default address is taken (give serve --admin-listen)");
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
     for (listener, acceptor) in listeners {
         tasks.spawn(accept_loop(
             listener,
@@ -154,18 +167,6 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         stopped.clone(),
     ));
     let mut admin_addr = None;
-    let admin_listener = match admin {
-        Some((addr, token, optional)) => match bind(addr).await {
-            Ok(listener) => Some((listener, addr, token)),
-            Err(e) if optional => {
-                tracing::warn!(error = %e,
-                    "no admin plane: its default address is taken (give serve --admin-listen)");
-                None
-            }
-            Err(e) => return Err(e),
-        },
-        None => None,
-    };
     if let Some((listener, addr, token)) = admin_listener {
         admin_addr = Some(listener.local_addr().unwrap_or(addr));
         let state = Arc::new(crate::admin::AdminState {
