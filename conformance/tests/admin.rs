@@ -349,8 +349,19 @@ async fn jobs_are_started_listed_and_controlled() {
 }
 
 #[tokio::test]
-async fn no_admin_listener_without_the_section() {
+async fn no_admin_listener_without_the_section_or_when_disabled() {
     let gw = TestGateway::start().await;
+    assert!(gw.running.as_ref().unwrap().admin_addr.is_none());
+    gw.shutdown().await;
+    let disabled = admin::admin_toml(
+        "127.0.0.1:0",
+        &format!("token = {TOKEN:?}\nenabled = false"),
+    );
+    let gw = TestGateway::start_with(Options {
+        extra_toml: disabled,
+        ..Default::default()
+    })
+    .await;
     assert!(gw.running.as_ref().unwrap().admin_addr.is_none());
     gw.shutdown().await;
 }
