@@ -59,6 +59,9 @@ pub struct Config {
     pub repair: RepairConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The admin plane (`[admin]`); off when the section is absent.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
 }
 
 /// How drain, rebalance and verify jobs run (`[jobs]`).
@@ -564,6 +567,141 @@ fn default_open_for() -> u64 {
 
 pub const DEFAULT_POLICY: &str = "default";
 
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9001))
+}
+
+/// `[admin]`: the admin plane's listener (JSON over HTTP, see docs/ADMIN.md). Every request
+/// needs the bearer token, given in exactly one of `token`, `token_env` and `token_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawAdminConfig")]
+pub struct AdminConfig {
+    /// `enabled = false` keeps the section but opens no listener.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub token: AdminToken,
+    /// The embedded default's listener only: when its address is taken (another gateway on
+    /// the machine), the gateway starts without it and says so. A configured one must bind.
+    pub optional: bool,
+}
+
+/// Where the admin token comes from. `Debug` masks an inline token.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AdminToken {
+    Inline(String),
+    /// The name of an environment variable holding it.
+    Env(String),
+    /// A file holding it (read at start, trimmed; must not be readable by others).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminToken::Inline(_) => f.write_str("Inline(***)"),
+            AdminToken::Env(var) => f.debug_tuple("Env").field(var).finish(),
+            AdminToken::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// Why an admin token could not be had: the `[admin]` field and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProblem {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "admin.{}: {}", self.field, self.problem)
+    }
+}
+
+impl AdminToken {
+    /// The token itself: from the file, the environment or the configuration. Refused when
+    /// empty, or when the file is readable by every user of the machine.
+    pub fn resolve(&self) -> Result<String, TokenProblem> {
+        let problem = |field, problem: String| TokenProblem { field, problem };
+        let token = match self {
+            AdminToken::Inline(t) => t.trim().to_string(),
+            AdminToken::Env(var) => std::env::var(var)
+                .map_err(|_| {
+                    problem(
+                        "token_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?
+                .trim()
+                .to_string(),
+            AdminToken::File(path) => {
+                read_token_file(path).map_err(|p| problem("token_file", p))?
+            }
+        };
+        if token.is_empty() {
+            let field = match self {
+                AdminToken::Inline(_) => "token",
+                AdminToken::Env(_) => "token_env",
+                AdminToken::File(_) => "token_file",
+            };
+            return Err(problem(field, "the token is empty".into()));
+        }
+        Ok(token)
+    }
+}
+
+/// Reads a token file, refusing one that every user may read: the token is the whole of the
+/// admin plane's protection.
+pub fn read_token_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(format!(
+            "{} is readable by every user: chmod o-r (0600 is best)",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdminConfig {
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    #[serde(default = "default_admin_listen")]
+    listen: SocketAddr,
+    token: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl TryFrom<RawAdminConfig> for AdminConfig {
+    type Error = String;
+
+    fn try_from(raw: RawAdminConfig) -> Result<Self, String> {
+        let token = match (raw.token, raw.token_env, raw.token_file) {
+            (Some(t), None, None) => AdminToken::Inline(t),
+            (None, Some(var), None) => AdminToken::Env(var),
+            (None, None, Some(path)) => AdminToken::File(path),
+            _ => {
+                return Err("admin: give exactly one of token, token_env and token_file".to_string())
+            }
+        };
+        Ok(AdminConfig {
+            enabled: raw.enabled,
+            listen: raw.listen,
+            token,
+            optional: false,
+        })
+    }
+}
+
 /// Whether secrets named by environment variables must be set for a configuration to be valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Secrets {
@@ -633,6 +771,13 @@ impl Config {
             buckets: BTreeMap::new(),
             repair: RepairConfig::default(),
             jobs: JobsConfig::default(),
+            // The token file is created by `generated_admin_token` before the gateway starts.
+            admin: Some(AdminConfig {
+                enabled: true,
+                listen: default_admin_listen(),
+                token: AdminToken::File(data_dir.join(ADMIN_TOKEN_FILE)),
+                optional: true,
+            }),
         }
     }
 
@@ -858,6 +1003,22 @@ impl Config {
                 ));
             }
         }
+        if let Some(admin) = self.admin.as_ref().filter(|a| a.enabled) {
+            if let AdminToken::Inline(token) = &admin.token {
+                if token.trim().is_empty() {
+                    return Err(invalid(
+                        "admin.token".into(),
+                        "is empty (an empty token would let anyone in)".into(),
+                    ));
+                }
+            }
+            if secrets == Secrets::Required {
+                admin
+                    .token
+                    .resolve()
+                    .map_err(|e| invalid(format!("admin.{}", e.field), e.problem))?;
+            }
+        }
         for (bucket, b) in &self.buckets {
             if b.policy != DEFAULT_POLICY && !self.policies.contains_key(&b.policy) {
                 return Err(invalid(
@@ -944,6 +1105,29 @@ pub fn generated_key(data_dir: &Path) -> Result<GeneratedKey, ConfigError> {
         file,
         created: true,
     })
+}
+
+/// The embedded default's admin token, beside its generated key.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Makes sure the data directory holds an admin token (mode 0600), creating a random one on
+/// first start and reusing it after; returns the file and whether this call created it.
+pub fn generated_admin_token(data_dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
+    let file = data_dir.join(ADMIN_TOKEN_FILE);
+    if file.exists() {
+        return Ok((file, false));
+    }
+    let dir_err = |problem: String| ConfigError::DataDir {
+        path: file.display().to_string(),
+        problem,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| dir_err(e.to_string()))?;
+    let token = random_string(
+        48,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    );
+    write_private(&file, format!("{token}\n").as_bytes()).map_err(|e| dir_err(e.to_string()))?;
+    Ok((file, true))
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -1123,8 +1307,84 @@ mod tests {
         ))
         .unwrap();
         std::env::set_var("HANSA_EXAMPLE_SECRET", "x".repeat(40));
+        std::env::set_var("HANSA_ADMIN_TOKEN", "y".repeat(40));
         let config = Config::from_toml("deploy/hansa.example.toml", &text).unwrap();
+        assert!(config.admin.is_some());
         assert!(config.backends.len() >= 2);
+    }
+
+    #[test]
+    fn admin_token_comes_from_exactly_one_place() {
+        let base = "[[backend]]\nid = \"a\"\nkind = \"memory\"\n[admin]\n";
+        let parse = |lines: &str| Config::from_toml("t.toml", &format!("{base}{lines}"));
+        let inline = parse("token = \"abc\"").unwrap();
+        let admin = inline.admin.unwrap();
+        assert_eq!(admin.token, AdminToken::Inline("abc".into()));
+        assert_eq!(admin.listen, default_admin_listen());
+        assert!(admin.enabled && !admin.optional);
+        assert!(
+            !format!("{:?}", admin.token).contains("abc"),
+            "Debug masks the token"
+        );
+        for bad in [
+            "",
+            "token = \"a\"\ntoken_env = \"B\"",
+            "token = \"a\"\ntoken_file = \"/x\"",
+        ] {
+            assert!(
+                err(&format!("{base}{bad}")).contains("exactly one"),
+                "{bad}"
+            );
+        }
+        assert!(err(&format!("{base}token = \"  \"")).contains("admin.token: is empty"));
+        assert!(
+            err(&format!("{base}token_env = \"HANSA_TEST_UNSET_ADMIN_VAR\""))
+                .contains("admin.token_env: environment variable HANSA_TEST_UNSET_ADMIN_VAR")
+        );
+        assert!(err(&format!("{base}token_file = \"/nonexistent/t\"")).contains("admin.token_file"));
+        assert!(parse("enabled = false\ntoken = \"abc\"").is_ok());
+        assert!(
+            Config::from_toml("t.toml", base.trim_end_matches("[admin]\n"))
+                .unwrap()
+                .admin
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn admin_token_file_is_trimmed_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(AdminToken::File(file.clone()).resolve().unwrap(), "s3cret");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let problem = AdminToken::File(file.clone()).resolve().unwrap_err();
+        assert_eq!(problem.field, "token_file");
+        assert!(problem.problem.contains("readable by every user"));
+        std::fs::write(&file, "\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(AdminToken::File(file).resolve().is_err(), "empty");
+    }
+
+    #[test]
+    fn generated_admin_token_is_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (file, created) = generated_admin_token(dir.path()).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let token = AdminToken::File(file.clone()).resolve().unwrap();
+        assert!(token.len() >= 32);
+        let (again, created) = generated_admin_token(dir.path()).unwrap();
+        assert!(!created);
+        assert_eq!(AdminToken::File(again).resolve().unwrap(), token);
+        let embedded = Config::embedded(dir.path().into(), "127.0.0.1:9000".parse().unwrap());
+        let admin = embedded.admin.unwrap();
+        assert_eq!(admin.token, AdminToken::File(file));
+        assert_eq!(admin.listen, default_admin_listen());
     }
 
     #[test]

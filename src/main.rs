@@ -42,6 +42,10 @@ enum Command {
         /// Data directory (index, generated credentials, embedded backends).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Admin listener address, overriding the configuration's [admin] listen (embedded
+        /// default: 127.0.0.1:9001).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Start with an empty index although a backend holds Hansa's data (otherwise
         /// refused: rebuild the index with `hansa rebuild-index`).
         #[arg(long)]
@@ -74,8 +78,84 @@ enum Command {
         bucket: String,
         key: String,
     },
+    /// Talk to a running gateway's admin plane: backends, buckets, jobs (drain, rebalance,
+    /// verify), anti-entropy. See docs/ADMIN.md.
+    Admin(AdminArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin listener (default: the --config file's [admin] listen, else
+    /// http://127.0.0.1:9001).
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// The gateway's configuration file: the admin address and token are taken from it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// A file holding the admin token (else $HANSA_ADMIN_TOKEN, the configuration's token,
+    /// or ./hansa-data/admin-token).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// Print the raw JSON answer (with --wait: one JSON line per update).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Backends: health, latency, circuit, repair queue, objects and bytes, draining.
+    Backends,
+    /// Buckets: policy, replicas, write quorum, members, rules, objects and bytes.
+    Buckets,
+    /// Every job, oldest first.
+    Jobs,
+    /// One job in full.
+    Job {
+        id: String,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Pause a running job.
+    Pause { id: String },
+    /// Resume a paused job.
+    Resume { id: String },
+    /// Cancel a running or paused job.
+    Cancel { id: String },
+    /// Move every replica off a backend (it takes no new replicas from now on).
+    Drain {
+        backend: String,
+        /// Keep the drained backend's copies (stop writing to it only).
+        #[arg(long)]
+        keep_replicas: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Move objects to where the current policies place them.
+    Rebalance {
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Check replicas against the index.
+    Verify {
+        /// Only the replicas on this backend.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Read and checksum every byte.
+        #[arg(long)]
+        deep: bool,
+        /// Queue what is wrong for repair.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Compare every backend's listing with the index now.
+    AntiEntropy,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +163,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     match cli.command {
+        Command::Admin(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("hansa admin: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(admin(args)) {
+                Ok(code) => code,
+                Err(message) => {
+                    eprintln!("hansa admin: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Version => {
             println!("hansa {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -129,6 +228,7 @@ fn main() -> ExitCode {
             data,
             allow_empty_index,
             force,
+            admin_listen,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -141,7 +241,7 @@ fn main() -> ExitCode {
                 allow_empty_index,
                 force,
             };
-            match runtime.block_on(serve(config, listen, data, overrides)) {
+            match runtime.block_on(serve(config, listen, data, overrides, admin_listen)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("hansa: {message}");
@@ -157,6 +257,7 @@ async fn serve(
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     overrides: hansa::store::StartupOverrides,
+    admin_listen: Option<SocketAddr>,
 ) -> Result<(), String> {
     let mut config = match &config_file {
         Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
@@ -174,6 +275,26 @@ async fn serve(
     }
     config.server.allow_empty_index |= overrides.allow_empty_index;
     config.server.force_start |= overrides.force;
+    if let Some(addr) = admin_listen {
+        let admin = config
+            .admin
+            .as_mut()
+            .ok_or("--admin-listen: the configuration has no [admin] section")?;
+        admin.listen = addr;
+        // Asked for by address: it must bind.
+        admin.optional = false;
+    }
+    if config_file.is_none() {
+        // The embedded default's admin plane, with a token kept beside the generated key.
+        let (file, created) =
+            config::generated_admin_token(&config.server.data_dir).map_err(|e| e.to_string())?;
+        if let Some(admin) = config.admin.as_mut() {
+            admin.token = config::AdminToken::File(file.clone());
+        }
+        if created {
+            println!("hansa: generated an admin token in {}", file.display());
+        }
+    }
     let generated = if config.credentials.is_empty() {
         let key = config::generated_key(&config.server.data_dir).map_err(|e| e.to_string())?;
         config.credentials.push(CredentialConfig {
@@ -202,6 +323,9 @@ async fn serve(
     }
     for a in &running.tls_addrs {
         println!("hansa: listening on https://{a}");
+    }
+    if let Some(a) = running.admin_addr {
+        println!("hansa: admin plane on http://{a}");
     }
     if let Some(key) = generated {
         print_key(&key, &endpoint, &region);
@@ -266,6 +390,151 @@ async fn rebuild_index(
         );
     }
     Ok(())
+}
+
+/// Runs one `hansa admin` command; the exit code says whether it (and, with `--wait`, the
+/// job) succeeded.
+async fn admin(args: AdminArgs) -> Result<ExitCode, String> {
+    use hansa::admin::client::{self, AdminClient};
+    use serde_json::json;
+    let config = match &args.config {
+        Some(file) => Some(Config::from_file_for_inspection(file).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let url = client::admin_url(args.url.as_deref(), config.as_ref());
+    let token = client::find_token(args.token_file.as_deref(), config.as_ref())
+        .map_err(|e| e.to_string())?;
+    let api = AdminClient::new(url, token).map_err(|e| e.to_string())?;
+    let fail = |e: client::ClientError| e.to_string();
+    let print_json = |v: &serde_json::Value| {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    };
+    match args.command {
+        AdminCommand::Backends => {
+            let v = api.get("/backends").await.map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print!("{}", client::backends_table(&v));
+            }
+        }
+        AdminCommand::Buckets => {
+            let v = api.get("/buckets").await.map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print!("{}", client::buckets_table(&v));
+            }
+        }
+        AdminCommand::Jobs => {
+            let v = api.get("/jobs").await.map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                let jobs: Vec<hansa::meta::JobRecord> =
+                    serde_json::from_value(v).map_err(|e| format!("not a job list: {e}"))?;
+                print!("{}", client::jobs_table(&jobs));
+            }
+        }
+        AdminCommand::AntiEntropy => {
+            let v = api.post("/anti-entropy", None).await.map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print!("{}", client::anti_entropy_table(&v));
+            }
+        }
+        AdminCommand::Job { id, wait } => {
+            let v = api.get(&format!("/jobs/{id}")).await.map_err(fail)?;
+            return show_job(&api, v, wait, args.json).await;
+        }
+        AdminCommand::Pause { id } => return control(&api, &id, "pause", args.json).await,
+        AdminCommand::Resume { id } => return control(&api, &id, "resume", args.json).await,
+        AdminCommand::Cancel { id } => return control(&api, &id, "cancel", args.json).await,
+        AdminCommand::Drain {
+            backend,
+            keep_replicas,
+            wait,
+        } => {
+            let spec = json!({"kind": "drain", "backend": backend, "keep_replicas": keep_replicas});
+            let v = api.post("/jobs", Some(&spec)).await.map_err(fail)?;
+            return show_job(&api, v, wait, args.json).await;
+        }
+        AdminCommand::Rebalance { wait } => {
+            let v = api
+                .post("/jobs", Some(&json!({"kind": "rebalance"})))
+                .await
+                .map_err(fail)?;
+            return show_job(&api, v, wait, args.json).await;
+        }
+        AdminCommand::Verify {
+            backend,
+            deep,
+            repair,
+            wait,
+        } => {
+            let spec =
+                json!({"kind": "verify", "backend": backend, "deep": deep, "repair": repair});
+            let v = api.post("/jobs", Some(&spec)).await.map_err(fail)?;
+            return show_job(&api, v, wait, args.json).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pauses, resumes or cancels a job, and shows it.
+async fn control(
+    api: &hansa::admin::client::AdminClient,
+    id: &str,
+    action: &str,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let v = api
+        .post(&format!("/jobs/{id}/{action}"), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    show_job(api, v, false, json).await
+}
+
+/// Shows a started or changed job; with `wait`, follows it until it ends and exits non-zero
+/// unless it is done without problems.
+async fn show_job(
+    api: &hansa::admin::client::AdminClient,
+    value: serde_json::Value,
+    wait: bool,
+    json: bool,
+) -> Result<ExitCode, String> {
+    use hansa::admin::client::{self, Follow};
+    let job = client::job_from(value.clone(), "the admin listener").map_err(|e| e.to_string())?;
+    if !wait {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        } else {
+            print!("{}", client::job_details(&job));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !json {
+        println!(
+            "following job {} ({})",
+            job.id,
+            client::describe_spec(&job.spec)
+        );
+    }
+    let last = client::follow(api, &job.id, Follow::choose(json))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !json {
+        print!("{}", client::job_details(&last));
+    }
+    Ok(if client::succeeded(&last) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Logs go to stderr (stdout carries what the operator asked for), filtered by `HANSA_LOG`.

@@ -29,12 +29,17 @@ pub enum ServerError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    /// The admin token could not be read.
+    #[error("{0}")]
+    AdminToken(String),
 }
 
 /// A started gateway. Dropping it does not stop it; call `shutdown`.
 pub struct Running {
     pub http_addrs: Vec<SocketAddr>,
     pub tls_addrs: Vec<SocketAddr>,
+    /// The admin plane's listener, when `[admin]` is enabled.
+    pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -95,6 +100,17 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         None => None,
     };
     let listen = config.server.listen.clone();
+    // Read once, at start: a token file changed later takes effect at the next start.
+    let admin = match config.admin.as_ref().filter(|a| a.enabled) {
+        Some(a) => Some((
+            a.listen,
+            a.token
+                .resolve()
+                .map_err(|e| ServerError::AdminToken(e.to_string()))?,
+            a.optional,
+        )),
+        None => None,
+    };
     let gateway = Gateway::open(config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -113,6 +129,19 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             listeners.push((listener, Some(acceptor.clone())));
         }
     }
+    // Bound with the S3 listeners, before anything runs: a taken address fails the start.
+    let admin_listener = match admin {
+        Some((addr, token, optional)) => match bind(addr).await {
+            Ok(listener) => Some((listener, addr, token)),
+            Err(e) if optional => {
+                tracing::warn!(error = %e,
+                    "no admin plane: its default address is taken (give serve --admin-listen)");
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
     for (listener, acceptor) in listeners {
         tasks.spawn(accept_loop(
             listener,
@@ -141,6 +170,20 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),
         stopped.clone(),
     ));
+    let mut admin_addr = None;
+    if let Some((listener, addr, token)) = admin_listener {
+        admin_addr = Some(listener.local_addr().unwrap_or(addr));
+        let state = Arc::new(crate::admin::AdminState {
+            gateway: gateway.clone(),
+            token,
+        });
+        tasks.spawn(crate::admin::serve(
+            listener,
+            state,
+            stopped.clone(),
+            header_timeout,
+        ));
+    }
     let store = &gateway.store;
     tasks.spawn(
         store
@@ -151,6 +194,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     Ok(Running {
         http_addrs,
         tls_addrs,
+        admin_addr,
         gateway,
         stop,
         tasks,

@@ -71,6 +71,8 @@ pub struct Options {
     /// `disk-b`), e.g. `("disk-a", "faults = { publishes = { slow_ms = 30 } }")`. Not together
     /// with [`Options::faults`] for the same key.
     pub backend_toml: Vec<(String, String)>,
+    /// Open the admin plane too, on a free port with [`admin::TOKEN`] (see [`admin`]).
+    pub admin: bool,
 }
 
 /// A certificate written for a TLS test gateway.
@@ -458,6 +460,12 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
     t.push_str(&options.limits_toml);
     if !options.limits_toml.ends_with('\n') {
         t.push('\n');
+    }
+    if options.admin {
+        t.push_str(&admin::admin_toml(
+            "127.0.0.1:0",
+            &format!("token = {:?}", admin::TOKEN),
+        ));
     }
     t.push_str("\n[health]\n");
     match &options.health_toml {
@@ -875,6 +883,10 @@ pub mod sign;
 // A gateway as a separate process (for crash tests: kill -9)
 
 pub mod process;
+
+// The admin plane: requests with or without the token, and its configuration.
+
+pub mod admin;
 
 /// The `hansa` binary built next to this test (`cargo build --workspace` puts it there), or
 /// `HANSA_BIN`.

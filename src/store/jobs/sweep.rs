@@ -73,7 +73,9 @@ pub(crate) async fn sweep(store: &Store, backend_id: &str) -> MetaResult<Swept> 
             match item {
                 Ok(info) => records.push(info.name),
                 Err(e) => {
-                    swept.failed.push(format!("listing {backend_id} {prefix}: {e}"));
+                    swept
+                        .failed
+                        .push(format!("listing {backend_id} {prefix}: {e}"));
                     return Ok(swept);
                 }
             }

@@ -1,0 +1,330 @@
+//! Routing and answers: every request is checked for the token first, then matched against
+//! the routes under `/admin/v1`. Answers and errors are JSON.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::server::AdminState;
+use super::views;
+use crate::meta::JobSpec;
+use crate::store::jobs::{self, JobControl};
+use crate::store::{self, StoreError};
+
+/// Largest request body accepted (a job spec is a few dozen bytes).
+pub const MAX_BODY: usize = 64 << 10;
+
+const PREFIX: &str = "/admin/v1";
+
+/// A failed request: status, code and message, sent as `{"error":..,"message":..}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// For 405: the methods the route takes.
+    allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn not_found(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchRoute",
+            format!("no admin route {path}"),
+        )
+    }
+
+    fn method(allow: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("this route takes {allow}"),
+            )
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NoSuchJob(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NoSuchJob", e.to_string())
+            }
+            StoreError::InvalidJob(_) => {
+                ApiError::new(StatusCode::CONFLICT, "InvalidJob", e.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "admin request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    other.to_string(),
+                )
+            }
+        }
+    }
+}
+
+type Answer = Result<(StatusCode, Bytes), ApiError>;
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
+    serde_json::to_vec(value)
+        .map(|v| (status, Bytes::from(v)))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+        })
+}
+
+/// Answers one admin request, and logs it.
+pub async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let operation = operation(&method, &path);
+    let authorized = super::token_matches(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+        state.token.as_bytes(),
+    );
+    let answer = if authorized {
+        route(&state, req).await
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        ))
+    };
+    let response = respond(answer);
+    tracing::info!(
+        target: "hansa::admin",
+        operation,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "admin request"
+    );
+    response
+}
+
+fn respond(answer: Answer) -> Response<Full<Bytes>> {
+    let (status, body, allow, unauthorized) = match answer {
+        Ok((status, body)) => (status, body, None, false),
+        Err(e) => {
+            #[derive(Serialize)]
+            struct ErrorBody<'e> {
+                error: &'e str,
+                message: &'e str,
+            }
+            let body = serde_json::to_vec(&ErrorBody {
+                error: e.code,
+                message: &e.message,
+            })
+            .unwrap_or_default();
+            (
+                e.status,
+                Bytes::from(body),
+                e.allow,
+                e.status == StatusCode::UNAUTHORIZED,
+            )
+        }
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(allow) = allow {
+        builder = builder.header(header::ALLOW, allow);
+    }
+    if unauthorized {
+        builder = builder.header(header::WWW_AUTHENTICATE, "Bearer realm=\"hansa-admin\"");
+    }
+    builder
+        .body(Full::new(body))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// The operation a request asks for, named for the log (whether or not it is allowed).
+fn operation(method: &Method, path: &str) -> &'static str {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return "Unknown";
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["health"]) => "Health",
+        (&Method::GET, ["backends"]) => "ListBackends",
+        (&Method::GET, ["buckets"]) => "ListBuckets",
+        (&Method::GET, ["jobs"]) => "ListJobs",
+        (&Method::POST, ["jobs"]) => "StartJob",
+        (&Method::GET, ["jobs", _]) => "GetJob",
+        (&Method::POST, ["jobs", _, "pause"]) => "PauseJob",
+        (&Method::POST, ["jobs", _, "resume"]) => "ResumeJob",
+        (&Method::POST, ["jobs", _, "cancel"]) => "CancelJob",
+        (&Method::POST, ["anti-entropy"]) => "AntiEntropy",
+        _ => "Unknown",
+    }
+}
+
+async fn route(state: &AdminState, req: Request<Incoming>) -> Answer {
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Err(ApiError::not_found(&path));
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let store = &state.gateway.store;
+    match segments.as_slice() {
+        ["health"] => match method {
+            Method::GET => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+            _ => Err(ApiError::method("GET")),
+        },
+        ["backends"] => match method {
+            Method::GET => {
+                let gateway = state.gateway.clone();
+                let views =
+                    blocking(move || views::backends(&gateway.store, &gateway.config)).await?;
+                json(StatusCode::OK, &views)
+            }
+            _ => Err(ApiError::method("GET")),
+        },
+        ["buckets"] => match method {
+            Method::GET => {
+                let gateway = state.gateway.clone();
+                let views = blocking(move || views::buckets(&gateway.store)).await?;
+                json(StatusCode::OK, &views)
+            }
+            _ => Err(ApiError::method("GET")),
+        },
+        ["jobs"] => match method {
+            Method::GET => json(StatusCode::OK, &jobs::jobs(store)?),
+            Method::POST => {
+                let body = read_body(req).await?;
+                let spec: JobSpec = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "MalformedJobSpec",
+                        format!("not a job spec: {e}"),
+                    )
+                })?;
+                json(StatusCode::CREATED, &jobs::start_job(store, spec)?)
+            }
+            _ => Err(ApiError::method("GET, POST")),
+        },
+        ["jobs", id] => match method {
+            Method::GET => json(StatusCode::OK, &jobs::job(store, id)?),
+            _ => Err(ApiError::method("GET")),
+        },
+        ["jobs", id, action] => {
+            let control = match *action {
+                "pause" => JobControl::Pause,
+                "resume" => JobControl::Resume,
+                "cancel" => JobControl::Cancel,
+                _ => return Err(ApiError::not_found(&path)),
+            };
+            match method {
+                Method::POST => json(StatusCode::OK, &jobs::control_job(store, id, control)?),
+                _ => Err(ApiError::method("POST")),
+            }
+        }
+        ["anti-entropy"] => match method {
+            Method::POST => json(StatusCode::OK, &store::anti_entropy(store).await),
+            _ => Err(ApiError::method("POST")),
+        },
+        _ => Err(ApiError::not_found(&path)),
+    }
+}
+
+/// Runs an index scan on the blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+/// The request body, refused past [`MAX_BODY`] (by its declared length when there is one).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BodyTooLarge",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            format!("cannot read the request body: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_for_the_log() {
+        assert_eq!(
+            operation(&Method::GET, "/admin/v1/backends"),
+            "ListBackends"
+        );
+        assert_eq!(operation(&Method::POST, "/admin/v1/jobs"), "StartJob");
+        assert_eq!(
+            operation(&Method::POST, "/admin/v1/jobs/j1/cancel"),
+            "CancelJob"
+        );
+        assert_eq!(operation(&Method::GET, "/admin/v1/jobs/j1"), "GetJob");
+        assert_eq!(operation(&Method::DELETE, "/admin/v1/jobs"), "Unknown");
+        assert_eq!(operation(&Method::GET, "/bucket/key"), "Unknown");
+    }
+}
