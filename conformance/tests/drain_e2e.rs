@@ -145,8 +145,8 @@ async fn traffic(
             continue;
         }
         n += 1;
-        let result: Result<(), String> = if n % 3 == 0 {
-            let key = if n % 2 == 0 {
+        let result: Result<(), String> = if n.is_multiple_of(3) {
+            let key = if n.is_multiple_of(2) {
                 format!("traffic/{n}")
             } else {
                 format!("obj/{:05}", rng.gen_range(0..100))
