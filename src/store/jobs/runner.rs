@@ -362,6 +362,9 @@ async fn end_of_pass(
         if swept.deleted > 0 {
             *counts.entry("swept".to_string()).or_default() += swept.deleted;
         }
+        if swept.records > 0 {
+            *counts.entry("records_removed".to_string()).or_default() += swept.records;
+        }
         if !swept.failed.is_empty() {
             return Ok(Some((
                 JobState::Failed,

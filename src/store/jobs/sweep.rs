@@ -16,6 +16,8 @@ use crate::store::Store;
 pub(crate) struct Swept {
     /// Copies deleted.
     pub deleted: u64,
+    /// Bucket markers and tombstones deleted.
+    pub records: u64,
     /// Copies that could not be deleted (or listed), with why.
     pub failed: Vec<String>,
 }
@@ -87,7 +89,7 @@ pub(crate) async fn sweep(store: &Store, backend_id: &str) -> MetaResult<Swept> 
             };
             let limit = store.settings.backend_timeout;
             match bounded(limit, "delete", backend.delete(&physical)).await {
-                Ok(()) | Err(BackendError::NotFound { .. }) => swept.deleted += 1,
+                Ok(()) | Err(BackendError::NotFound { .. }) => swept.records += 1,
                 Err(e) => swept.failed.push(format!("{name}: {e}")),
             }
         }
