@@ -704,3 +704,81 @@ async fn deep_verify_rate() {
     );
     gw.shutdown().await;
 }
+
+/// The same checks as a job over the whole index (what `hansa admin verify --deep --repair`
+/// starts): its counts sum every replica's finding, its problems name the damaged objects,
+/// and with `repair` the worker puts them right.
+#[tokio::test]
+async fn a_verify_job_reports_damaged_objects_and_repairs_them_on_request() {
+    use hansa::meta::{JobSpec, JobState};
+    use hansa::store::jobs::{job, start_job};
+    let gw = gateway().await;
+    let (bucket, objects) = objects(&gw, "job").await;
+    let (corrupted, _) = &objects[1];
+    let (removed, _) = &objects[2];
+    corrupt_in_place(&file(&gw, 1, &bucket, corrupted));
+    std::fs::remove_file(file(&gw, 0, &bucket, removed)).expect("remove");
+
+    let run = |deep: bool, repair: bool| {
+        let gw = &gw;
+        async move {
+            let spec = JobSpec::Verify {
+                backend: None,
+                deep,
+                repair,
+            };
+            let id = start_job(gw.store(), spec).expect("start").id;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let j = job(gw.store(), &id).expect("job");
+                if !j.state.is_active() {
+                    return j;
+                }
+                assert!(std::time::Instant::now() < deadline, "verify job: {j:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let count = |j: &hansa::meta::JobRecord, name: &str| j.progress.counts.get(name).copied();
+    let replicas = 2 * objects.len() as u64;
+
+    let quick = run(false, false).await;
+    assert_eq!(
+        quick.progress.objects_done,
+        objects.len() as u64,
+        "{quick:?}"
+    );
+    assert_eq!(count(&quick, "missing"), Some(1), "{quick:?}");
+    assert_eq!(count(&quick, "ok"), Some(replicas - 1), "{quick:?}");
+    let named: Vec<&str> = quick
+        .progress
+        .problems
+        .iter()
+        .map(|p| p.key.as_str())
+        .collect();
+    assert_eq!(named, vec![removed.as_str()], "{quick:?}");
+
+    let deep = run(true, true).await;
+    assert_eq!(count(&deep, "missing"), Some(1), "{deep:?}");
+    assert_eq!(count(&deep, "corrupt"), Some(1), "{deep:?}");
+    let mut named: Vec<&str> = deep
+        .progress
+        .problems
+        .iter()
+        .map(|p| p.key.as_str())
+        .collect();
+    named.sort_unstable();
+    let mut want = vec![corrupted.as_str(), removed.as_str()];
+    want.sort_unstable();
+    assert_eq!(named, want, "{deep:?}");
+    assert!(gw.wait_for_repairs(Duration::from_secs(30)).await);
+
+    let after = run(true, false).await;
+    assert_eq!(after.state, JobState::Done, "{after:?}");
+    assert_eq!(count(&after, "ok"), Some(replicas), "{after:?}");
+    assert!(after.progress.problems.is_empty(), "{after:?}");
+    for (key, body) in &objects {
+        assert_eq!(get(&gw.client(), &bucket, key).await, *body, "{key}");
+    }
+    gw.shutdown().await;
+}
