@@ -67,11 +67,12 @@ export RCLONE_CONFIG_AZ_ENDPOINT="$HANSA_TEST_AZURE_ENDPOINT"
 prefix="rclone-ref-$$"
 "$rclone_bin" copy --transfers 16 "$work/data" "moto:$HANSA_TEST_S3_BUCKET/$prefix"
 timed() { # LABEL CMD...
-	local start end
+	local label=$1 start end
+	shift
 	start=$(date +%s.%N)
 	"$@"
 	end=$(date +%s.%N)
-	python3 -c "import sys; print(f'{sys.argv[1]}: {float(sys.argv[3]) - float(sys.argv[2]):.1f} s')" "$1" "$start" "$end"
+	python3 -c "import sys; print(f'{sys.argv[1]}: {float(sys.argv[3]) - float(sys.argv[2]):.1f} s')" "$label" "$start" "$end"
 }
 bytes=$(du -sb "$work/data" | cut -f1)
 echo "data: $bytes bytes"
