@@ -410,20 +410,16 @@ async fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     };
     match args.command {
-        AdminCommand::Backends => {
-            let v = api.get("/backends").await.map_err(fail)?;
+        AdminCommand::Backends | AdminCommand::Buckets => {
+            let (path, table): (_, fn(&serde_json::Value) -> String) = match args.command {
+                AdminCommand::Backends => ("/backends", client::backends_table),
+                _ => ("/buckets", client::buckets_table),
+            };
+            let v = api.get(path).await.map_err(fail)?;
             if args.json {
                 print_json(&v);
             } else {
-                print!("{}", client::backends_table(&v));
-            }
-        }
-        AdminCommand::Buckets => {
-            let v = api.get("/buckets").await.map_err(fail)?;
-            if args.json {
-                print_json(&v);
-            } else {
-                print!("{}", client::buckets_table(&v));
+                print!("{}", table(&v));
             }
         }
         AdminCommand::Jobs => {
