@@ -11,5 +11,6 @@ mod server;
 mod views;
 
 pub use auth::token_matches;
+pub use routes::AdminState;
 pub use routes::MAX_BODY;
-pub use server::{serve, AdminState};
+pub use server::serve;

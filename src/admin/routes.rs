@@ -10,8 +10,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
-use super::server::AdminState;
 use super::views;
+use crate::gateway::Gateway;
 use crate::meta::JobSpec;
 use crate::store::jobs::{self, JobControl};
 use crate::store::{self, StoreError};
@@ -94,6 +94,13 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
                 e.to_string(),
             )
         })
+}
+
+/// What every admin request is answered from.
+pub struct AdminState {
+    pub gateway: Arc<Gateway>,
+    /// The bearer token, resolved at start.
+    pub token: String,
 }
 
 /// Answers one admin request, and logs it.

@@ -8,14 +8,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::gateway::Gateway;
-
-/// What every admin request is answered from.
-pub struct AdminState {
-    pub gateway: Arc<Gateway>,
-    /// The bearer token, resolved at start.
-    pub token: String,
-}
+use super::routes::AdminState;
 
 /// Admin connections open at once. Admin traffic is a handful of operators and scripts; the
 /// cap keeps connections that never authenticate from using up the gateway's descriptors.

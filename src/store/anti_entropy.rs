@@ -31,7 +31,7 @@ use hansa_backends::{BackendError, ObjectInfo};
 use serde::Serialize;
 
 use super::copies::replica_target;
-use super::repair::queue;
+use super::queue::queue;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
 use crate::replication::bounded;

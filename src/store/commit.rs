@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::condition::WriteCondition;
 use super::copies::{clone_kind, discard, publish_at};
 use super::stage::{first_or_deadline, grace, IntentLog, Slot, Target, TargetSlot};
-use super::{repair, RunningWrite, Store, StoreError, StoreResult};
+use super::{queue, RunningWrite, Store, StoreError, StoreResult};
 use crate::meta::{
     Before, IntentPhase, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState,
 };
@@ -215,7 +215,7 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
                 },
             ) = r
             {
-                repair::queue_quietly(
+                queue::queue_quietly(
                     store,
                     RepairEntry::new(
                         &replica.backend,
@@ -614,7 +614,7 @@ async fn after_commit(
     // owed by its backend.
     if let Ok(Some(record)) = store.meta.object(bucket, key) {
         if record.version_id == stamp.version_id {
-            repair::queue_missing_replicas(
+            queue::queue_missing_replicas(
                 &store,
                 bucket,
                 key,
@@ -699,7 +699,7 @@ async fn settle_late_publish(
             "an older version's late publish landed over the current one; the replica is pending"
         );
         replica.state = ReplicaState::Pending;
-        repair::queue(
+        queue::queue(
             store,
             RepairEntry::new(
                 target.id(),

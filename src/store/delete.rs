@@ -6,8 +6,8 @@
 //! removed by a delete that came before it.
 
 use super::copies::{discard, replica_target};
+use super::queue::queue_removal;
 use super::records::write_tombstones;
-use super::repair::queue_removal;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{Replica, ReplicaState};
 use crate::replication::bounded;

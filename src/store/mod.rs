@@ -26,6 +26,7 @@ pub mod rebuild;
 pub mod records;
 mod startup;
 pub use startup::{check_startup, StartupOverrides};
+mod queue;
 mod recovery;
 mod repair;
 mod stage;

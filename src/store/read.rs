@@ -307,7 +307,7 @@ async fn mark_corrupt(store: &Store, version: &Version, replica: &Replica) {
     tracing::warn!(bucket = %version.bucket, key = %version.key, backend = %replica.backend,
         name = %replica.name, "replica holds other bytes than the object; marked corrupt");
     if update_replica(store, version, replica, |r| r.state = ReplicaState::Corrupt).await {
-        super::repair::queue(
+        super::queue::queue(
             store,
             crate::meta::RepairEntry::new(
                 &replica.backend,

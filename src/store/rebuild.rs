@@ -24,8 +24,8 @@ use hansa_backends::naming::{
 use hansa_backends::{Backend, ObjectInfo, PhysicalName};
 use serde::Serialize;
 
+use super::queue::queue_missing_replicas;
 use super::records::{read_json, BucketMarker, Tombstone};
-use super::repair::queue_missing_replicas;
 use super::{Store, StoreError, StoreResult};
 use crate::checksum::Checksum;
 use crate::meta::{BucketRecord, ObjectRecord, Replica, ReplicaState};

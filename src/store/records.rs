@@ -127,7 +127,7 @@ pub(crate) async fn remove_bucket_markers(store: &Store, bucket: &str) {
     {
         // The key "" is the marker's own (its stamp names no key); the removal checks that
         // the bucket is still gone (`repair::remove`).
-        super::repair::queue(
+        super::queue::queue(
             store,
             crate::meta::RepairEntry::new(
                 &backend,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use hansa_backends::BackendError;
 
 use super::copies::{discard, publish_at, replica_target, stamp_of};
-use super::repair::{queue_missing_replicas, queue_removal};
+use super::queue::{queue_missing_replicas, queue_removal};
 use super::Store;
 use crate::meta::{Before, Intent, IntentPhase, Replica, ReplicaState};
 use crate::replication::bounded;

@@ -24,7 +24,7 @@ use super::StepOutcome;
 use crate::meta::{ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
 use crate::replication::bounded;
 use crate::store::copies::{replica_target, stamp_of};
-use crate::store::repair::queue;
+use crate::store::queue::queue;
 use crate::store::stage::Target;
 use crate::store::verify::Expectation;
 use crate::store::Store;

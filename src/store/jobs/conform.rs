@@ -14,7 +14,8 @@ use std::sync::Arc;
 use super::StepOutcome;
 use crate::meta::{now_ms, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
 use crate::store::delete::remove_replica;
-use crate::store::repair::{self, queue_removal, Settled};
+use crate::store::queue::{self, queue_removal};
+use crate::store::repair::{self, Settled};
 use crate::store::stage::name_for;
 use crate::store::Store;
 
@@ -178,7 +179,7 @@ async fn round(
                 // The repair worker finishes it now; the object keeps its old replicas.
                 let mut due = entry.clone();
                 due.not_before_ms = now_ms();
-                repair::queue(store, due);
+                queue::queue(store, due);
                 failures.push(format!("copy to {target}: {e}"));
             }
         }
