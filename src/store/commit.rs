@@ -610,25 +610,15 @@ async fn after_commit(
         futures::future::join_all(stragglers),
     )
     .await;
-    // What is still not present now (a straggler that failed, a publish that failed) is
-    // owed by its backend.
-    if let Ok(Some(record)) = store.meta.object(bucket, key) {
-        if record.version_id == stamp.version_id {
-            queue::queue_missing_replicas(
-                &store,
-                bucket,
-                key,
-                &record,
-                "not published with the write",
-            );
-        }
-    }
+    // Settling the intent queues what is still not present (a straggler that failed, a
+    // publish that failed): the same step recovery takes for a write cut off by a crash.
     write.log.close().await;
     match store.meta.intent(write.log.id()) {
         Ok(Some(intent)) => {
             super::recovery::settle(&store, write.log.id(), &intent).await;
         }
         Ok(None) => {}
+        // The intent stays; upkeep settles it later.
         Err(e) => tracing::warn!(error = %e, "could not read a write's intent"),
     }
     drop(running);

@@ -77,22 +77,23 @@ fn target_of(store: &Store, backend: &str, name: &str) -> Option<super::stage::T
 /// intent once nothing is left. Returns whether the intent is cleared.
 pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
     let mut unfinished = false;
-    if publish_remaining(store, intent).await {
-        // Still staged where a backend is failing: its debt goes to the repair queue, which
-        // publishes (or copies) once the backend is back, and the write is settled.
-        match store.meta.object(&intent.bucket, &intent.key) {
-            Ok(Some(record)) if record.version_id == intent.version_id => {
-                queue_missing_replicas(
-                    store,
-                    &intent.bucket,
-                    &intent.key,
-                    &record,
-                    "publish failed",
-                );
-            }
-            Ok(_) => {}
-            Err(_) => unfinished = true,
+    let still_staged = publish_remaining(store, intent).await;
+    // Every replica of the version not present now is owed by its backend: one still staged
+    // where a backend is failing, a straggler's copy that never completed, a staged copy that
+    // is gone. The repair queue publishes (or copies) once the backend is back, and the write
+    // is settled. After a crash this is the only place those debts are recorded: stragglers
+    // are not queued when the entry is committed, the write's follow-up died with the process.
+    match store.meta.object(&intent.bucket, &intent.key) {
+        Ok(Some(record)) if record.version_id == intent.version_id => {
+            let reason = if still_staged {
+                "publish failed"
+            } else {
+                "not published with the write"
+            };
+            queue_missing_replicas(store, &intent.bucket, &intent.key, &record, reason);
         }
+        Ok(_) => {}
+        Err(_) => unfinished = true,
     }
     for old in &intent.superseded {
         if !remove_superseded(store, intent, old).await {

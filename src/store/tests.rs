@@ -371,3 +371,70 @@ async fn a_commit_published_nowhere_is_rolled_back_after_a_crash() {
     );
     assert_eq!(read(&f.store, "k").await, b"v2 acknowledged");
 }
+
+/// A crash after the commit, before the write's follow-up recorded what a backend missed (a
+/// straggler's replica is pending in the index, with nothing queued for it): recovery queues
+/// it, and the repair brings the backend to the current version. (It used to queue only copies
+/// still staged: the backend kept the older version's bytes behind an empty queue.)
+#[tokio::test]
+async fn recovery_queues_a_replica_a_crashed_write_left_pending() {
+    use crate::meta::{Before, Intent, IntentPhase, IntentTarget};
+    let f = fixture(DISK_AND_MEMORY, 1).await;
+    let v1 = put(&f.store, "k", b"v1 on both").await.expect("v1");
+    f.store.fault_switches["mem"].set(FaultPlan::all(Fault::Fail));
+    let v2 = put(&f.store, "k", b"v2, missed by mem").await.expect("v2");
+    let pending = |r: &crate::meta::ObjectRecord| {
+        r.replicas
+            .iter()
+            .any(|x| x.backend == "mem" && x.state == ReplicaState::Pending)
+    };
+    assert!(pending(&v2), "{v2:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f.store.meta.intents().expect("intents").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the intent stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The state a kill -9 leaves: the committed intent, the pending replica, no queue entry.
+    for (_, entry) in f.store.meta.repairs("mem", None, 10).expect("queue") {
+        f.store.meta.settle_repair(&entry, None).expect("unqueue");
+    }
+    let intent = Intent {
+        bucket: "bkt".into(),
+        key: "k".into(),
+        version_id: v2.version_id.clone(),
+        started_ms: 0,
+        owner: "KEY".into(),
+        phase: IntentPhase::Committed,
+        targets: v2
+            .replicas
+            .iter()
+            .map(|r| IntentTarget {
+                backend: r.backend.clone(),
+                name: r.name.clone(),
+                handle: None,
+                upload_handle: None,
+            })
+            .collect(),
+        superseded: Vec::new(),
+        upload_id: None,
+        before: Some(Before::Object(Box::new(v1))),
+    };
+    f.store
+        .meta
+        .record_intent("crashed", &intent)
+        .expect("intent");
+    f.store.fault_switches["mem"].clear();
+
+    assert_eq!(finish_intents(&f.store, Duration::ZERO).await, 1);
+    let queued = f.store.meta.repairs("mem", None, 10).expect("queue");
+    assert!(
+        matches!(queued.as_slice(), [(_, RepairEntry { task: RepairTask::Replicate { version_id, .. }, .. })] if *version_id == v2.version_id),
+        "{queued:?}"
+    );
+    assert!(super::drain_queue(&f.store, Duration::from_secs(10)).await);
+    assert_held_by(&f.store, &["disk", "mem"], "k", b"v2, missed by mem").await;
+    let record = object(&f.store, "bkt", "k")
+        .expect("index")
+        .expect("record");
+    assert!(!pending(&record), "{record:?}");
+}
