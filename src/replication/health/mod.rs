@@ -322,7 +322,7 @@ impl Health {
             entry.latency.record(latency);
         }
         match &outcome {
-            Outcome::Failure { kind, .. } => crate::metrics::backend_error(&entry.id, *kind),
+            Outcome::Failure { kind, .. } => crate::metrics::backend_error(&entry.id, kind),
             Outcome::Ignored { kind: "throttled" } => {
                 crate::metrics::backend_error(&entry.id, "throttled")
             }
