@@ -62,6 +62,19 @@ pub struct Config {
     /// The admin plane (`[admin]`); off when the section is absent.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// Where metrics and health endpoints are served besides the admin listener (`[metrics]`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `GET /metrics`, `/health/live` and `/health/ready` are always served by the
+/// admin listener without its token (docs/METRICS.md); `listen` adds a listener of their own
+/// that serves nothing else, e.g. for a scraper or probes on another address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The dedicated listener's address; `None` (the default): none.
+    pub listen: Option<SocketAddr>,
 }
 
 /// How drain, rebalance and verify jobs run (`[jobs]`).
@@ -778,6 +791,7 @@ impl Config {
                 token: AdminToken::File(data_dir.join(ADMIN_TOKEN_FILE)),
                 optional: true,
             }),
+            metrics: MetricsConfig::default(),
         }
     }
 
@@ -1019,6 +1033,10 @@ impl Config {
                     .map_err(|e| invalid(format!("admin.{}", e.field), e.problem))?;
             }
         }
+        if let Some(addr) = self.metrics.listen {
+            self.check_metrics_listen(addr)
+                .map_err(|problem| invalid("metrics.listen".into(), problem))?;
+        }
         for (bucket, b) in &self.buckets {
             if b.policy != DEFAULT_POLICY && !self.policies.contains_key(&b.policy) {
                 return Err(invalid(
@@ -1028,6 +1046,32 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The metrics listener must not take an address another listener has (port 0, any
+    /// free port, never clashes).
+    fn check_metrics_listen(&self, addr: SocketAddr) -> Result<(), String> {
+        if addr.port() == 0 {
+            return Ok(());
+        }
+        let s3 = self.server.listen.iter().map(|a| (a, "server.listen"));
+        let tls = self
+            .server
+            .tls
+            .iter()
+            .flat_map(|t| t.listen.iter().map(|a| (a, "server.tls.listen")));
+        let admin = self
+            .admin
+            .iter()
+            .filter(|a| a.enabled)
+            .map(|a| (&a.listen, "admin.listen"));
+        match s3.chain(tls).chain(admin).find(|(a, _)| **a == addr) {
+            Some((_, other)) => Err(format!(
+                "{addr} is also {other}: give the metrics listener an address of its own, or \
+                 leave it out (the admin listener serves /metrics too)"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Credentials with their secrets resolved from the environment.
@@ -1311,6 +1355,46 @@ mod tests {
         let config = Config::from_toml("deploy/hansa.example.toml", &text).unwrap();
         assert!(config.admin.is_some());
         assert!(config.backends.len() >= 2);
+    }
+
+    #[test]
+    fn metrics_listener_is_optional_and_has_an_address_of_its_own() {
+        let base = "[server]\nlisten = [\"127.0.0.1:9000\"]\n\
+                    [[backend]]\nid = \"a\"\nkind = \"memory\"\n\
+                    [admin]\nlisten = \"127.0.0.1:9001\"\ntoken = \"t\"\n";
+        let parse = |extra: &str| Config::from_toml("t.toml", &format!("{base}{extra}"));
+        assert_eq!(parse("").unwrap().metrics, MetricsConfig::default());
+        assert_eq!(parse("").unwrap().metrics.listen, None);
+        let own = parse("[metrics]\nlisten = \"0.0.0.0:9090\"\n").unwrap();
+        assert_eq!(own.metrics.listen, Some("0.0.0.0:9090".parse().unwrap()));
+        // Any free port, as tests use, is never a clash.
+        assert!(parse("[metrics]\nlisten = \"127.0.0.1:0\"\n").is_ok());
+        for (taken, other) in [
+            ("127.0.0.1:9000", "server.listen"),
+            ("127.0.0.1:9001", "admin.listen"),
+        ] {
+            let err = parse(&format!("[metrics]\nlisten = \"{taken}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("metrics.listen") && err.contains(other),
+                "{err}"
+            );
+        }
+        // A disabled admin plane holds no address.
+        let disabled = base.replace("token = \"t\"", "token = \"t\"\nenabled = false");
+        assert!(Config::from_toml(
+            "t.toml",
+            &format!("{disabled}[metrics]\nlisten = \"127.0.0.1:9001\"\n")
+        )
+        .is_ok());
+        for bad in [
+            "[metrics]\nlisten = \"not an address\"\n",
+            "[metrics]\nlisten = \"127.0.0.1\"\n",
+            "[metrics]\nport = 9090\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

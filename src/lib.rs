@@ -10,6 +10,7 @@ pub mod explain;
 pub mod fd_limit;
 pub mod gateway;
 pub mod meta;
+pub mod metrics;
 pub mod placement;
 pub mod replication;
 pub mod s3;

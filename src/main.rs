@@ -327,6 +327,9 @@ async fn serve(
     if let Some(a) = running.admin_addr {
         println!("hansa: admin plane on http://{a}");
     }
+    if let Some(a) = running.metrics_addr {
+        println!("hansa: metrics on http://{a}/metrics");
+    }
     if let Some(key) = generated {
         print_key(&key, &endpoint, &region);
     }

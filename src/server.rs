@@ -40,6 +40,8 @@ pub struct Running {
     pub tls_addrs: Vec<SocketAddr>,
     /// The admin plane's listener, when `[admin]` is enabled.
     pub admin_addr: Option<SocketAddr>,
+    /// The dedicated metrics listener, when `[metrics] listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -142,6 +144,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         },
         None => None,
     };
+    let metrics_listener = match gateway.config.metrics.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     for (listener, acceptor) in listeners {
         tasks.spawn(accept_loop(
             listener,
@@ -184,6 +190,16 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             header_timeout,
         ));
     }
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = listener.local_addr().ok();
+        tasks.spawn(crate::admin::serve_metrics(
+            listener,
+            gateway.clone(),
+            stopped.clone(),
+            header_timeout,
+        ));
+    }
     let store = &gateway.store;
     tasks.spawn(
         store
@@ -195,6 +211,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         http_addrs,
         tls_addrs,
         admin_addr,
+        metrics_addr,
         gateway,
         stop,
         tasks,

@@ -888,6 +888,10 @@ pub mod process;
 
 pub mod admin;
 
+// Scraping /metrics: the exposition parsed with a Prometheus text parser.
+
+pub mod metrics;
+
 /// The `hansa` binary built next to this test (`cargo build --workspace` puts it there), or
 /// `HANSA_BIN`.
 pub fn hansa_binary() -> PathBuf {

@@ -108,6 +108,23 @@ pub async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // Metrics and health are open: scrapers and probes carry no token (admin/observe.rs).
+    if let Some(open) = super::observe::Open::at(&path) {
+        let accept = super::observe::accept(&req);
+        drop(req);
+        let response =
+            super::observe::answer(&state.gateway, open, &method, accept.as_deref()).await;
+        tracing::debug!(
+            target: "hansa::admin",
+            operation = open.operation(),
+            %method,
+            path,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "admin request"
+        );
+        return response;
+    }
     let operation = operation(&method, &path);
     let authorized = super::token_matches(
         req.headers()

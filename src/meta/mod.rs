@@ -126,4 +126,8 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Makes every change so far durable. Called before any success reply to a write.
     async fn sync(&self) -> MetaResult<()>;
+
+    /// The index's size on disk, in bytes (for metrics); an error says the index does not
+    /// answer.
+    fn size_on_disk(&self) -> MetaResult<u64>;
 }

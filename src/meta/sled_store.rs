@@ -420,6 +420,10 @@ impl MetaStore for SledStore {
     async fn sync(&self) -> MetaResult<()> {
         self.flush.flush(&self.db).await
     }
+
+    fn size_on_disk(&self) -> MetaResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
 }
 
 /// Group commit: concurrent writers that ask for durability share one flush.
@@ -441,7 +445,9 @@ impl GroupFlush {
         }
         // Everything written before this load is covered by the flush that follows.
         let covered = self.requested.load(Ordering::SeqCst);
+        let started = std::time::Instant::now();
         db.flush_async().await?;
+        crate::metrics::index_flushed(started.elapsed());
         *done = covered;
         Ok(())
     }

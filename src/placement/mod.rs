@@ -129,6 +129,11 @@ impl Placement {
             .unwrap_or(&self.default)
     }
 
+    /// The policy of buckets mapped to no named policy.
+    pub fn default_policy(&self) -> &Policy {
+        &self.default
+    }
+
     fn tags(&self, id: &str) -> &Tags {
         self.tags.get(id).unwrap_or(&NO_TAGS)
     }

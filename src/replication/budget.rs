@@ -121,6 +121,11 @@ impl InflightBudget {
         Ok(reservation)
     }
 
+    /// The whole budget, in bytes (`limits.inflight_bytes`, in whole units).
+    pub fn limit_bytes(&self) -> u64 {
+        self.inner.total_units * UNIT
+    }
+
     /// Bytes currently reserved (for metrics and tests).
     pub fn reserved_bytes(&self) -> u64 {
         self.inner.lock().used * UNIT

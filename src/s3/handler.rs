@@ -39,6 +39,7 @@ where
         Ok(r) => (r.resource(), r.operation.name(), r.bucket.clone()),
         Err(_) => (parts.uri.path().to_string(), "Unknown", None),
     };
+    let body: RawBody = crate::metrics::count_request_body(op_name, body).boxed_unsync();
     let outcome = match routed {
         Ok(route) => dispatch(gw.clone(), route, parts, body, request_id.clone()).await,
         Err(e) => Err(e),
@@ -68,7 +69,8 @@ where
         latency_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    response
+    crate::metrics::record_request(op_name, response.status().as_u16(), started.elapsed());
+    response.map(|body| crate::metrics::count_response_body(op_name, body).boxed_unsync())
 }
 
 async fn dispatch(

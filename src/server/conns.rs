@@ -66,6 +66,7 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        crate::metrics::connection_closed();
         self.conns.lock().conns.remove(&self.id);
         self.conns.closed.notify_waiters();
     }
@@ -119,6 +120,7 @@ impl Conns {
                     open.next_id += 1;
                     let state = Arc::new(ConnState::new(self.epoch));
                     open.conns.insert(id, state.clone());
+                    crate::metrics::connection_opened();
                     return Some(Slot {
                         conns: self.clone(),
                         id,
@@ -138,12 +140,14 @@ impl Conns {
                 None if self.evicting_any() => {}
                 None => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::connection_rejected();
                     self.warn_at_cap();
                     return None;
                 }
             }
             if tokio::time::timeout_at(deadline, closed).await.is_err() {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::connection_rejected();
                 return None;
             }
         }

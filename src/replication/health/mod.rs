@@ -321,6 +321,13 @@ impl Health {
         if let Some(latency) = latency {
             entry.latency.record(latency);
         }
+        match &outcome {
+            Outcome::Failure { kind, .. } => crate::metrics::backend_error(&entry.id, kind),
+            Outcome::Ignored { kind: "throttled" } => {
+                crate::metrics::backend_error(&entry.id, "throttled")
+            }
+            _ => {}
+        }
         // The common case — a success with no failures to forget — takes no lock.
         if outcome == (Outcome::Healthy { error: None })
             && entry.consecutive.load(Ordering::Relaxed) == 0
@@ -372,6 +379,7 @@ impl Health {
                 Ok(()) => s.circuit.on_probe(true, now),
                 Err(e) => {
                     let kind = error_kind(e);
+                    crate::metrics::backend_error(&entry.id, kind);
                     *s.errors.entry(kind).or_default() += 1;
                     if matches!(e, BackendError::Throttled { .. }) {
                         None

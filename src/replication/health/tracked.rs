@@ -26,6 +26,7 @@ use hansa_backends::{
 };
 
 use super::{judge, Entry, Health, Outcome};
+use crate::metrics;
 
 /// A backend whose calls are judged by a [`Health`] registry.
 #[derive(Debug)]
@@ -33,6 +34,9 @@ pub struct HealthTracked {
     inner: Arc<dyn Backend>,
     entry: Arc<Entry>,
     health: Arc<Health>,
+    /// Bytes streamed to the backend and read from it (`hansa_backend_*_bytes_total`).
+    written: metrics::ByteCounter,
+    read: metrics::ByteCounter,
 }
 
 /// The calls, for messages and for how each is judged.
@@ -93,6 +97,27 @@ impl Op {
         )
     }
 
+    /// The call's `call` label in `hansa_backend_request_duration_seconds`.
+    fn metric_name(self) -> &'static str {
+        match self {
+            Op::Prepare => "prepare",
+            Op::Stage => "stage",
+            Op::StageUpload => "stage_upload",
+            Op::Publish => "publish",
+            Op::Persist => "persist",
+            Op::Discard => "discard",
+            Op::CollectStaged => "collect_staged",
+            Op::Restamp => "restamp",
+            Op::Get => "get",
+            Op::Head => "head",
+            Op::Delete => "delete",
+            Op::List => "list",
+            Op::CreateUpload => "create_upload",
+            Op::PutPart => "put_part",
+            Op::AbortUpload => "abort_upload",
+        }
+    }
+
     /// Whether a drop after `hung_after` means the call hung. Scans (list, collecting staged
     /// copies) may rightly run long and are stopped with the gateway.
     fn may_hang(self) -> bool {
@@ -104,6 +129,8 @@ impl HealthTracked {
     pub fn new(inner: Arc<dyn Backend>, health: Arc<Health>) -> Self {
         let entry = health.entry(inner.id());
         HealthTracked {
+            written: metrics::backend_written(inner.id()),
+            read: metrics::backend_read(inner.id()),
             inner,
             entry,
             health,
@@ -198,6 +225,11 @@ struct Call {
 impl Call {
     fn settle<T>(mut self, result: &Result<T, BackendError>) {
         self.settled = true;
+        metrics::backend_call(
+            &self.entry.id,
+            self.op.metric_name(),
+            self.turn.started.elapsed(),
+        );
         let mut outcome = match result {
             Ok(_) => Outcome::Healthy { error: None },
             Err(e) => judge(e),
@@ -234,6 +266,11 @@ impl Drop for Call {
         let hung_after = self.health.settings.hung_after;
         match self.turn.backend_waited() {
             Some(waited) if waited >= hung_after => {
+                metrics::backend_call(
+                    &self.entry.id,
+                    self.op.metric_name(),
+                    self.turn.started.elapsed(),
+                );
                 let latency = self.op.quick().then_some(waited);
                 self.health.record(
                     &self.entry,
@@ -338,6 +375,17 @@ impl Drop for OutputBody {
     }
 }
 
+/// `body`, its chunks' bytes added to `counter` as they pass.
+fn count_bytes(body: ByteStream, counter: &metrics::ByteCounter) -> ByteStream {
+    let counter = counter.clone();
+    body.inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            counter.add(bytes.len() as u64);
+        }
+    })
+    .boxed()
+}
+
 #[async_trait]
 impl Backend for HealthTracked {
     fn id(&self) -> &str {
@@ -363,7 +411,7 @@ impl Backend for HealthTracked {
         body: ByteStream,
     ) -> Result<Staged, BackendError> {
         let guard = self.admit(Op::Stage)?;
-        let body = guard.watch_input(body);
+        let body = guard.watch_input(count_bytes(body, &self.written));
         let result = self.inner.stage(name, prepared, attrs, stamp, body).await;
         guard.settle(&result);
         result
@@ -435,7 +483,8 @@ impl Backend for HealthTracked {
         let mut got = self
             .run(Op::Get, self.inner.get(name, range, if_match))
             .await?;
-        got.body = watch_output(got.body, self.health.clone(), self.entry.clone());
+        let body = watch_output(got.body, self.health.clone(), self.entry.clone());
+        got.body = count_bytes(body, &self.read);
         Ok(got)
     }
 
@@ -497,7 +546,7 @@ impl Backend for HealthTracked {
         body: ByteStream,
     ) -> Result<PutResult, BackendError> {
         let guard = self.admit(Op::PutPart)?;
-        let body = guard.watch_input(body);
+        let body = guard.watch_input(count_bytes(body, &self.written));
         let result = self
             .inner
             .put_part(name, upload, part_number, size, body)
