@@ -11,6 +11,7 @@ pub mod fd_limit;
 pub mod gateway;
 pub mod meta;
 pub mod placement;
+pub mod reload;
 pub mod replication;
 pub mod s3;
 pub mod server;

@@ -231,7 +231,7 @@ impl Drop for Call {
         if self.settled || !self.op.may_hang() {
             return;
         }
-        let hung_after = self.health.settings.hung_after;
+        let hung_after = self.health.settings().hung_after;
         match self.turn.backend_waited() {
             Some(waited) if waited >= hung_after => {
                 let latency = self.op.quick().then_some(waited);
@@ -325,7 +325,7 @@ impl Drop for OutputBody {
             return;
         };
         let waited = since.elapsed();
-        if waited >= self.health.settings.hung_after {
+        if waited >= self.health.settings().hung_after {
             self.health.record(
                 &self.entry,
                 Outcome::Failure {
