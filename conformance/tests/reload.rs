@@ -302,9 +302,11 @@ async fn uploads_survive_reloads() {
     let served = Served::start("reload-uploads", &Options::default());
     let s3 = served.client(ADMIN);
     create_bucket(&s3, "busy").await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut uploads = tokio::task::JoinSet::new();
     for c in 0..CLIENTS {
         let client = served.client(ADMIN);
+        let done = done.clone();
         uploads.spawn(async move {
             let mut written = Vec::new();
             for o in 0..OBJECTS {
@@ -318,6 +320,7 @@ async fn uploads_survive_reloads() {
                     .send()
                     .await
                     .unwrap_or_else(|e| panic!("upload {key} failed during reloads: {e:?}"));
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 written.push((key, sha256_hex(&body)));
             }
             written
@@ -332,12 +335,25 @@ async fn uploads_survive_reloads() {
         }),
         served.text(&Options::default()),
     ];
+    let mut after_first = 0;
     for i in 0..5 {
         tokio::time::sleep(Duration::from_millis(150)).await;
+        if i == 0 {
+            after_first = done.load(std::sync::atomic::Ordering::Relaxed);
+        }
         served.write(&configs[i % 2]);
         let log = served.hup().await;
         assert!(log.contains("configuration reloaded"), "reload {i}: {log}");
     }
+    let after_reloads = done.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "uploads done: {after_first} at the first reload, {after_reloads} after the fifth, of {}",
+        CLIENTS * OBJECTS
+    );
+    assert!(
+        after_first < CLIENTS * OBJECTS,
+        "the reloads began while bodies streamed"
+    );
     let mut written = Vec::new();
     while let Some(done) = uploads.join_next().await {
         written.extend(done.expect("upload task"));
