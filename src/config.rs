@@ -261,6 +261,11 @@ pub struct Limits {
     /// failed publish left staged, removing staged copies no write holds.
     #[serde(default = "default_upload_cleanup_interval")]
     pub upload_cleanup_interval_secs: u64,
+    /// On SIGTERM or Ctrl-C the gateway stops accepting and lets requests in flight finish
+    /// for at most this many seconds; then it closes what remains (those clients see the
+    /// connection end, never a success for a write that did not commit). Default 30.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -285,6 +290,7 @@ impl Default for Limits {
             max_budget_share_per_credential: default_budget_share(),
             upload_max_age_secs: default_upload_max_age(),
             upload_cleanup_interval_secs: default_upload_cleanup_interval(),
+            shutdown_grace_secs: default_shutdown_grace(),
         }
     }
 }
@@ -542,6 +548,10 @@ fn default_upload_cleanup_interval() -> u64 {
     300
 }
 
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
 fn default_xml_limit() -> usize {
     2 << 20
 }
@@ -747,6 +757,12 @@ impl Config {
 
     pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         Config::parse(file, text, Secrets::Required)
+    }
+
+    /// Validates a configuration put together in code (a reload's effective configuration:
+    /// the new file's live part with the running backends).
+    pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        self.validate(file, Secrets::Required)
     }
 
     fn parse(file: &str, text: &str, secrets: Secrets) -> Result<Config, ConfigError> {

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod meta;
 pub mod metrics;
 pub mod placement;
+pub mod reload;
 pub mod replication;
 pub mod s3;
 pub mod server;

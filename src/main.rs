@@ -4,9 +4,10 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hansa::config::{self, Config, CredentialConfig};
+use hansa::config::{self, Config};
 
 #[derive(Parser)]
 #[command(
@@ -156,6 +157,9 @@ enum AdminCommand {
     },
     /// Compare every backend's listing with the index now.
     AntiEntropy,
+    /// Read the gateway's configuration file again and apply it (as SIGHUP does): prints
+    /// the changes applied and those that need a restart, or why the file was refused.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -237,53 +241,46 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let overrides = hansa::store::StartupOverrides {
+            let overrides = hansa::reload::Overrides {
+                listen,
+                data_dir: data,
+                admin_listen,
                 allow_empty_index,
                 force,
             };
-            match runtime.block_on(serve(config, listen, data, overrides, admin_listen)) {
+            let code = match runtime.block_on(serve(config, overrides)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("hansa: {message}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            // Requests still running after the shutdown grace end here; the blocking pool
+            // gets a moment, not for ever.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            code
         }
     }
 }
 
 async fn serve(
     config_file: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    data: Option<PathBuf>,
-    overrides: hansa::store::StartupOverrides,
-    admin_listen: Option<SocketAddr>,
+    overrides: hansa::reload::Overrides,
 ) -> Result<(), String> {
     let mut config = match &config_file {
         Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
         None => Config::embedded(
-            data.clone()
+            overrides
+                .data_dir
+                .clone()
                 .unwrap_or_else(|| PathBuf::from("./hansa-data")),
-            listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            overrides
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
         ),
     };
-    if let Some(addr) = listen {
-        config.server.listen = vec![addr];
-    }
-    if let Some(dir) = data {
-        config.server.data_dir = dir;
-    }
-    config.server.allow_empty_index |= overrides.allow_empty_index;
-    config.server.force_start |= overrides.force;
-    if let Some(addr) = admin_listen {
-        let admin = config
-            .admin
-            .as_mut()
-            .ok_or("--admin-listen: the configuration has no [admin] section")?;
-        admin.listen = addr;
-        // Asked for by address: it must bind.
-        admin.optional = false;
-    }
+    // The flags override the file here and at every reload.
+    let generated = overrides.apply(&mut config)?;
     if config_file.is_none() {
         // The embedded default's admin plane, with a token kept beside the generated key.
         let (file, created) =
@@ -295,19 +292,6 @@ async fn serve(
             println!("hansa: generated an admin token in {}", file.display());
         }
     }
-    let generated = if config.credentials.is_empty() {
-        let key = config::generated_key(&config.server.data_dir).map_err(|e| e.to_string())?;
-        config.credentials.push(CredentialConfig {
-            access_key_id: key.access_key_id.clone(),
-            secret_access_key: Some(key.secret_access_key.clone()),
-            secret_access_key_env: None,
-            buckets: None,
-            read_only: false,
-        });
-        Some(key)
-    } else {
-        None
-    };
     let region = config.server.region.clone();
     let running = hansa::server::start(config)
         .await
@@ -333,13 +317,37 @@ async fn serve(
     if let Some(key) = generated {
         print_key(&key, &endpoint, &region);
     }
-    let stopper = running.stopper();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        let _ = stopper.send(true);
-    });
-    running.wait().await;
+    let gateway = running.gateway.clone();
+    if let Some(file) = config_file {
+        gateway
+            .set_reload_source(hansa::reload::Source { file, overrides })
+            .await;
+    }
+    wait_for_signal().await;
+    // Read now: a reload may have changed it.
+    let grace_secs = gateway.live().config.limits.shutdown_grace_secs;
+    tracing::info!(
+        grace_secs,
+        "shutting down: no new connections; requests in flight may finish"
+    );
+    let clean = tokio::select! {
+        clean = running.shutdown(Duration::from_secs(grace_secs)) => clean,
+        _ = wait_for_signal() => {
+            tracing::warn!("second signal: not waiting for the grace");
+            false
+        }
+    };
+    if !clean {
+        tracing::warn!(
+            grace_secs,
+            "requests still in flight after the grace: their connections are closed"
+        );
+    }
+    // Every acknowledged write is durable already; this makes the rest of the index so.
+    match gateway.store.meta.sync().await {
+        Ok(()) => tracing::info!("index flushed; stopped"),
+        Err(e) => tracing::error!(error = %e, "could not flush the index at shutdown"),
+    }
     Ok(())
 }
 
@@ -433,6 +441,14 @@ async fn admin(args: AdminArgs) -> Result<ExitCode, String> {
                 let jobs: Vec<hansa::meta::JobRecord> =
                     serde_json::from_value(v).map_err(|e| format!("not a job list: {e}"))?;
                 print!("{}", client::jobs_table(&jobs));
+            }
+        }
+        AdminCommand::Reload => {
+            let v = api.post("/reload", None).await.map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print!("{}", client::reload_text(&v));
             }
         }
         AdminCommand::AntiEntropy => {

@@ -48,14 +48,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets requests in flight finish (up to `grace`), then returns.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Stops accepting, lets requests in flight and the background workers (repairs, jobs,
+    /// upkeep) finish (up to `grace`), then returns: true when everything ended in time.
+    /// Connections still busy are not waited for any longer; they end when the runtime does.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(grace, async {
+        let clean = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
         })
-        .await;
+        .await
+        .is_ok();
         self.tasks.abort_all();
+        clean
     }
 
     /// Waits until every listener has stopped (after `shutdown` from elsewhere, or forever).
@@ -171,6 +175,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         gateway.store.clone(),
         stopped.clone(),
     ));
+    tasks.spawn(crate::reload::on_sighup(gateway.clone(), stopped.clone()));
     tasks.spawn(crate::upkeep::run_anti_entropy(
         gateway.store.clone(),
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),
@@ -326,6 +331,9 @@ async fn accept_loop(
             }
         });
     }
+    // Closed now, not once the last connection is done: new clients are refused at once
+    // instead of waiting in the backlog of a gateway that is stopping.
+    drop(listener);
     conns.drained().await;
 }
 

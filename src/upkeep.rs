@@ -28,7 +28,7 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Rece
     // provider misreports its age (moto dates every upload 2010).
     let mut collect = false;
     loop {
-        match store::abort_stale_uploads(&store, store.settings.upload_max_age).await {
+        match store::abort_stale_uploads(&store, store.settings().upload_max_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(aborted = n, "abandoned multipart uploads removed"),
             Err(e) => tracing::warn!(error = %e, "could not clean up abandoned uploads"),
@@ -38,7 +38,7 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut stopped: watch::Rece
             tracing::info!(finished, "finished writes whose copies were left staged");
         }
         let age = store
-            .settings
+            .settings()
             .staging_max_age
             .max(LEAST_RUNTIME_STAGING_AGE);
         if collect {

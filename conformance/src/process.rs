@@ -60,6 +60,26 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Waits up to `limit` for the process to exit on its own (after a signal) and returns
+    /// its exit status; `None` when it did not (it is then killed).
+    pub fn exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.0.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    self.kill_9();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill_9();

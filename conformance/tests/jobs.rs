@@ -737,7 +737,7 @@ async fn a_drain_passes_again_for_an_upload_begun_before_it() {
         .map(|i| format!("a-upload-{i}"))
         .find(|k| {
             gw.store()
-                .placement
+                .placement()
                 .write_plan(bucket, k)
                 .targets
                 .contains(&"disk-c".to_string())

@@ -151,7 +151,7 @@ async fn a_thousand_objects_land_where_the_rules_say() {
             _ => assert!(holders.len() == 3 && eu >= 1 && us >= 1, "{what}"),
         }
         // Exactly the planned targets hold it (the write quorum is every replica).
-        let mut planned = store.placement.write_plan(bucket, key).targets;
+        let mut planned = store.placement().write_plan(bucket, key).targets;
         planned.sort();
         let mut sorted = holders.clone();
         sorted.sort();
@@ -278,7 +278,7 @@ async fn explain_shows_the_plan_its_reasons_and_the_replicas() {
     std::fs::write(&config, gw.config_toml()).expect("write config");
     let config = config.display().to_string();
     // A key whose two best-ranked backends are both ovh: the plan skips the second.
-    let placement = &gw.store().placement;
+    let placement = gw.store().placement();
     let key = (0..1000)
         .map(|i| format!("reports/{i}.pdf"))
         .find(|k| {

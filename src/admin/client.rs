@@ -441,6 +441,36 @@ pub fn job_details(j: &JobRecord) -> String {
     out
 }
 
+/// A reload's answer (`POST /admin/v1/reload`): one line per change applied, then one per
+/// change that waits for a restart.
+pub fn reload_text(value: &Value) -> String {
+    let lines = |key: &str| -> Vec<String> {
+        value[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!(
+        "reloaded {}\n",
+        value["file"].as_str().unwrap_or("the configuration")
+    );
+    let applied = lines("applied");
+    if applied.is_empty() {
+        out.push_str("applied: nothing changed\n");
+    }
+    for line in applied {
+        out.push_str(&format!("applied: {line}\n"));
+    }
+    for line in lines("restart_needed") {
+        out.push_str(&format!("restart to apply: {line}\n"));
+    }
+    out
+}
+
 pub fn anti_entropy_table(value: &Value) -> String {
     let rows: Vec<Vec<String>> = value
         .as_array()

@@ -208,6 +208,7 @@ fn operation(method: &Method, path: &str) -> &'static str {
         (&Method::POST, ["jobs", _, "resume"]) => "ResumeJob",
         (&Method::POST, ["jobs", _, "cancel"]) => "CancelJob",
         (&Method::POST, ["anti-entropy"]) => "AntiEntropy",
+        (&Method::POST, ["reload"]) => "Reload",
         _ => "Unknown",
     }
 }
@@ -229,7 +230,8 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Answer {
             Method::GET => {
                 let gateway = state.gateway.clone();
                 let views =
-                    blocking(move || views::backends(&gateway.store, &gateway.config)).await?;
+                    blocking(move || views::backends(&gateway.store, &gateway.live().config))
+                        .await?;
                 json(StatusCode::OK, &views)
             }
             _ => Err(ApiError::method("GET")),
@@ -277,7 +279,30 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Answer {
             Method::POST => json(StatusCode::OK, &store::anti_entropy(store).await),
             _ => Err(ApiError::method("POST")),
         },
+        ["reload"] => match method {
+            Method::POST => reload(state).await,
+            _ => Err(ApiError::method("POST")),
+        },
         _ => Err(ApiError::not_found(&path)),
+    }
+}
+
+/// `POST /admin/v1/reload`: the same reload as SIGHUP; the answer lists the changes applied
+/// and those that need a restart, or says why the file was refused.
+async fn reload(state: &AdminState) -> Answer {
+    use crate::reload::ReloadError;
+    match crate::reload::reload(&state.gateway).await {
+        Ok(outcome) => json(StatusCode::OK, &outcome),
+        Err(e @ ReloadError::NoFile) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NoConfigFile",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidConfiguration",
+            e.to_string(),
+        )),
     }
 }
 

@@ -123,10 +123,11 @@ pub fn backends(store: &Store, config: &Config) -> StoreResult<Vec<BackendView>>
 
 pub fn buckets(store: &Store) -> StoreResult<Vec<BucketView>> {
     let counts = count(store)?;
+    let placement = store.placement();
     Ok(store::buckets(store)?
         .into_iter()
         .map(|b| {
-            let policy = store.placement.policy(&b.name);
+            let policy = placement.policy(&b.name);
             BucketView {
                 usage: counts.by_bucket.get(&b.name).copied().unwrap_or_default(),
                 policy: PolicyView {

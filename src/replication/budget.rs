@@ -11,6 +11,7 @@
 //! request can lose to a stream of small ones, but never for longer than the bounded wait.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +56,9 @@ struct Inner {
     state: Mutex<State>,
     released: Notify,
     total_units: u64,
-    tenant_units: u64,
-    wait: Duration,
+    /// The policy's parts, changed in place by [`InflightBudget::set_policy`] (a reload).
+    tenant_units: AtomicU64,
+    wait_nanos: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -81,21 +83,34 @@ impl InflightBudget {
 
     pub fn with_policy(bytes: u64, policy: BudgetPolicy) -> Self {
         let total_units = (bytes / UNIT).max(1);
+        let budget = InflightBudget {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                released: Notify::new(),
+                total_units,
+                tenant_units: AtomicU64::new(total_units),
+                wait_nanos: AtomicU64::new(0),
+            }),
+        };
+        budget.set_policy(policy);
+        budget
+    }
+
+    /// Changes the wait and the per-tenant share while requests hold and wait for budget
+    /// (a configuration reload). What a tenant holds beyond a smaller share stays held until
+    /// released; waiters see the new share at their next try.
+    pub fn set_policy(&self, policy: BudgetPolicy) {
+        let inner = &self.inner;
         let share = if policy.max_share.is_finite() {
             policy.max_share.clamp(0.0, 1.0)
         } else {
             1.0
         };
-        let tenant_units = ((total_units as f64 * share) as u64).clamp(1, total_units);
-        InflightBudget {
-            inner: Arc::new(Inner {
-                state: Mutex::new(State::default()),
-                released: Notify::new(),
-                total_units,
-                tenant_units,
-                wait: policy.wait,
-            }),
-        }
+        let tenant_units = ((inner.total_units as f64 * share) as u64).clamp(1, inner.total_units);
+        let wait_nanos = u64::try_from(policy.wait.as_nanos()).unwrap_or(u64::MAX);
+        inner.tenant_units.store(tenant_units, Ordering::Relaxed);
+        inner.wait_nanos.store(wait_nanos, Ordering::Relaxed);
+        inner.released.notify_waiters();
     }
 
     /// An empty reservation for `tenant` (`None`: the gateway's own work, which no share
@@ -152,7 +167,7 @@ impl Inner {
 
     fn limit_for(&self, tenant: Option<&Arc<str>>) -> u64 {
         match tenant {
-            Some(_) => self.tenant_units,
+            Some(_) => self.tenant_units.load(Ordering::Relaxed),
             None => self.total_units,
         }
     }
@@ -164,7 +179,7 @@ impl Inner {
         }
         if let Some(t) = tenant {
             let held = state.by_tenant.get(t).copied().unwrap_or(0);
-            if held + units > self.tenant_units {
+            if held + units > self.tenant_units.load(Ordering::Relaxed) {
                 return false;
             }
             state.by_tenant.insert(t.clone(), held + units);
@@ -194,9 +209,10 @@ impl Inner {
 
     async fn take(&self, tenant: Option<&Arc<str>>, units: u64) -> Result<(), BudgetError> {
         let now = tokio::time::Instant::now();
+        let wait = Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed));
         // The wait comes from configuration: a huge one means a year, not an overflow.
         let deadline = now
-            .checked_add(self.wait)
+            .checked_add(wait)
             .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         loop {
             // Registered before the check, so a release between the check and the wait is
@@ -211,7 +227,7 @@ impl Inner {
                 return if self.try_take(tenant, units) {
                     Ok(())
                 } else {
-                    Err(BudgetError::Busy(self.wait))
+                    Err(BudgetError::Busy(wait))
                 };
             }
         }
@@ -347,6 +363,31 @@ mod tests {
         assert_eq!(budget.tenant_bytes("a"), 0);
         assert!(budget.reserve(1, tenant("a")).await.is_ok());
         drop(b);
+    }
+
+    #[tokio::test]
+    async fn a_new_policy_applies_to_the_next_reservation() {
+        let budget = budget(8 << 10, 100, 0.5);
+        let a = budget.reserve(4 << 10, tenant("a")).await.unwrap();
+        assert!(budget.reserve(1, tenant("a")).await.is_err());
+        budget.set_policy(BudgetPolicy {
+            wait: Duration::from_millis(50),
+            max_share: 1.0,
+        });
+        let more = budget.reserve(4 << 10, tenant("a")).await.unwrap();
+        assert_eq!(budget.tenant_bytes("a"), 8 << 10);
+        drop((a, more));
+        budget.set_policy(BudgetPolicy {
+            wait: Duration::from_millis(50),
+            max_share: 0.25,
+        });
+        let r = budget.reserve(100 << 10, tenant("a")).await.unwrap();
+        assert_eq!(r.bytes(), 2 << 10, "clamped to the new share");
+        assert_eq!(
+            budget.reserve(1, tenant("a")).await.unwrap_err(),
+            BudgetError::Busy(Duration::from_millis(50)),
+            "the new wait"
+        );
     }
 
     #[tokio::test]

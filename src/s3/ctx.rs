@@ -9,11 +9,13 @@ use super::auth::{Credential, Verified};
 use super::error::{S3Error, S3Result};
 use super::pace::{Pace, PacedBody, RawBody};
 use super::router::Route;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, LiveSettings};
 
 /// Everything an operation handler needs about its request.
 pub struct Ctx {
     pub gw: Arc<Gateway>,
+    /// The configuration's live part as the request found it (see `Gateway::live`).
+    pub live: Arc<LiveSettings>,
     pub route: Route,
     pub method: http::Method,
     pub headers: http::HeaderMap,
@@ -25,8 +27,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gw: Arc<Gateway>,
+        live: Arc<LiveSettings>,
         route: Route,
         parts: http::request::Parts,
         verified: Verified,
@@ -36,6 +40,7 @@ impl Ctx {
     ) -> Ctx {
         Ctx {
             gw,
+            live,
             route,
             method: parts.method,
             headers: parts.headers,
@@ -73,8 +78,8 @@ impl Ctx {
             .take()
             .ok_or_else(|| S3Error::internal("request body taken twice"))?;
         let pace = Pace::from_limits(
-            &self.gw.config.limits,
-            self.gw.rates.bytes(&self.credential.access_key_id),
+            &self.live.config.limits,
+            self.live.rates.bytes(&self.credential.access_key_id),
         );
         Ok(PacedBody::new(raw, pace).boxed_unsync())
     }

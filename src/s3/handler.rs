@@ -15,7 +15,7 @@ use super::ops;
 use super::pace::RawBody;
 use super::response::{self, S3Response};
 use super::router::{self, Operation, Route};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, LiveSettings};
 
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
 where
@@ -28,12 +28,15 @@ where
     let body: RawBody = body.map_err(Into::into).boxed_unsync();
     let is_head = parts.method == http::Method::HEAD;
     let close_after = expects_continue_without_body(&parts.headers);
+    // Read once: the whole request sees one version of the configuration, whatever a
+    // reload does meanwhile.
+    let live = gw.live();
 
     let routed = router::route(
         &parts.method,
         &parts.uri,
         &parts.headers,
-        &gw.config.server.base_domains,
+        &live.config.server.base_domains,
     );
     let (resource, op_name, bucket) = match &routed {
         Ok(r) => (r.resource(), r.operation.name(), r.bucket.clone()),
@@ -41,7 +44,7 @@ where
     };
     let body: RawBody = crate::metrics::count_request_body(op_name, body).boxed_unsync();
     let outcome = match routed {
-        Ok(route) => dispatch(gw.clone(), route, parts, body, request_id.clone()).await,
+        Ok(route) => dispatch(gw.clone(), live, route, parts, body, request_id.clone()).await,
         Err(e) => Err(e),
     };
     let mut response = match outcome {
@@ -75,6 +78,7 @@ where
 
 async fn dispatch(
     gw: Arc<Gateway>,
+    live: Arc<LiveSettings>,
     route: Route,
     parts: http::request::Parts,
     body: RawBody,
@@ -82,29 +86,31 @@ async fn dispatch(
 ) -> S3Result<S3Response> {
     let verified = auth::authenticate(
         &parts,
-        &gw.credentials,
-        &gw.auth,
+        &live.credentials,
+        &live.auth,
         std::time::SystemTime::now(),
     )
     .map_err(|e| {
         let e = S3Error::from(e);
         // S3 names the region it expects; SDKs read it to redirect.
         if e.code == "AuthorizationHeaderMalformed" {
-            e.with("Region", &gw.config.server.region)
+            e.with("Region", &live.config.server.region)
         } else {
             e
         }
     })?;
-    let credential = gw
+    let credential = live
         .credentials
         .get(&verified.access_key_id)
         .cloned()
         .ok_or_else(S3Error::access_denied)?;
     authorize(&credential, &route)?;
-    if !gw.rates.admit(&credential.access_key_id) {
+    if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());
     }
-    let mut ctx = Ctx::new(gw, route, parts, verified, credential, request_id, body);
+    let mut ctx = Ctx::new(
+        gw, live, route, parts, verified, credential, request_id, body,
+    );
     match ctx.route.operation.clone() {
         Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,
         Operation::CreateBucket => ops::bucket::create_bucket(&mut ctx).await,

@@ -145,7 +145,7 @@ pub async fn scan_backend(store: &Arc<Store>, id: &str) -> StoreResult<ScanRepor
         }
     }
 
-    let grace = Duration::from_secs(store.repair.settings.orphan_grace_secs);
+    let grace = Duration::from_secs(store.repair().settings.orphan_grace_secs);
     for (name, info) in listed {
         let Some(stamp) = &info.stamp else {
             report.foreign += 1;
@@ -269,7 +269,7 @@ async fn recheck_present(
         return Recheck::Fine;
     };
     let head = bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "head",
         target.backend.head(&target.name),
     )

@@ -328,7 +328,7 @@ async fn unmet_rule(store: &Store, write: &mut StagedWrite) -> Option<String> {
     let check = |write: &StagedWrite| {
         let ids = holders(write);
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        store.placement.unmet_rule(&write.bucket, &ids)
+        store.placement().unmet_rule(&write.bucket, &ids)
     };
     check(write)?;
     if write
@@ -355,7 +355,7 @@ fn durable_count(slots: &[TargetSlot]) -> usize {
 /// quorum needs them: they count only once they survive a crash. A copy that cannot be made
 /// durable is dropped from the write.
 async fn make_durable(store: &Store, slots: &mut [TargetSlot]) {
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let persisted = futures::future::join_all(slots.iter().map(|s| async move {
         match &s.slot {
             Slot::Staged(staged) if !staged.durable => Some(
@@ -448,7 +448,7 @@ async fn publish_staged(
             .count();
         if published >= wait_for.max(1) && deadline.is_none() {
             deadline = Some(Box::pin(tokio::time::sleep(grace(
-                &store.settings,
+                &store.settings(),
                 write.started,
             ))));
         }
@@ -673,7 +673,7 @@ async fn settle_late_publish(
             return;
         }
         let landed_over = bounded(
-            store.settings.backend_timeout,
+            store.settings().backend_timeout,
             "head",
             target.backend.head(&target.name),
         )

@@ -26,7 +26,7 @@ pub(crate) async fn publish_at(
     handle: &str,
     stamp: &Stamp,
 ) -> (PhysicalName, Result<PutResult, BackendError>) {
-    let limit = store.settings.publish_timeout;
+    let limit = store.settings().publish_timeout;
     let publish = |name: PhysicalName| async move {
         let result = bounded(
             limit,
@@ -52,7 +52,7 @@ pub(crate) async fn publish_at(
 /// Removes a staged copy (best effort: what fails here, the collection of leftovers finds).
 pub(crate) async fn discard(store: &Store, target: &Target, handle: &str) {
     let result = bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "discard",
         target.backend.discard(&target.name, handle),
     )

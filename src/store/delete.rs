@@ -57,7 +57,7 @@ pub(crate) async fn remove_replica(store: &Store, replica: &Replica) -> bool {
         discard(store, &target, handle).await;
     }
     let deleted = bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "delete",
         target.backend.delete(&target.name),
     )

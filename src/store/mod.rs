@@ -53,9 +53,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hansa_backends::{Backend, FaultSwitch, FaultyBackend, LocalBackend, ObjectStoreBackend};
 
-use crate::config::{BackendKind, Config, Limits, RepairConfig};
+use crate::config::{BackendKind, Config, JobsConfig, Limits, RepairConfig};
 use crate::meta::{MetaStore, SledStore};
 use crate::placement::Placement;
 use crate::replication::{
@@ -66,22 +67,25 @@ use crate::replication::{
 pub struct Store {
     pub meta: Arc<dyn MetaStore>,
     pub backends: Backends,
-    pub placement: Placement,
+    /// Swapped whole by a configuration reload ([`Store::reconfigure`]); read it through
+    /// [`Store::placement`].
+    placement: ArcSwap<Placement>,
     pub budget: InflightBudget,
     /// Writes of one key commit one at a time; deleting a bucket excludes writes into it.
     pub locks: KeyLocks,
     /// Multipart uploads: "bucket" = upload id, "key" = part number. Parts lock shared,
     /// completion and abort exclusively.
     pub upload_locks: KeyLocks,
-    pub settings: Settings,
+    /// Swapped whole by a reload; read through [`Store::settings`].
+    settings: ArcSwap<Settings>,
     /// The run-time fault switches of backends configured with `faults`, by backend id.
     pub fault_switches: HashMap<String, Arc<FaultSwitch>>,
     /// Every backend's health and circuit; each backend in `backends` reports to it.
     pub health: Arc<Health>,
     /// Writes running in this process, by write id: their intents are not leftovers.
     running: Mutex<HashSet<String>>,
-    /// How the repair queue is worked.
-    pub repair: Repairs,
+    /// How the repair queue is worked; swapped by a reload, read through [`Store::repair`].
+    repair: ArcSwap<Repairs>,
     /// Wakes the repair worker when work is queued.
     pub(crate) repair_wake: tokio::sync::Notify,
     /// Wakes the job runner when a job is created or changed.
@@ -91,8 +95,8 @@ pub struct Store {
     /// Backends being drained (see [`jobs::draining`]), kept here so that a write does not
     /// scan the jobs; refreshed whenever a job is created, changed or ends.
     pub(crate) draining: std::sync::RwLock<HashSet<String>>,
-    /// How jobs run (`[jobs]`).
-    pub(crate) jobs_config: crate::config::JobsConfig,
+    /// How jobs run (`[jobs]`); swapped by a reload.
+    jobs_config: ArcSwap<JobsConfig>,
 }
 
 /// One backend's health and repair debt.
@@ -211,42 +215,91 @@ impl Store {
         let store = Store {
             meta: Arc::new(meta),
             backends: Backends::new(list),
-            placement: Placement::from_config(config),
+            placement: ArcSwap::from_pointee(Placement::from_config(config)),
             budget: InflightBudget::with_policy(config.limits.inflight_bytes, settings.budget),
             locks: KeyLocks::default(),
             upload_locks: KeyLocks::default(),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             fault_switches,
             health,
             running: Mutex::new(HashSet::new()),
-            repair: Repairs::new(config.repair.clone()),
+            repair: ArcSwap::from_pointee(Repairs::new(config.repair.clone())),
             repair_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
             jobs_lock: Mutex::new(()),
             draining: std::sync::RwLock::new(HashSet::new()),
-            jobs_config: config.jobs.clone(),
+            jobs_config: ArcSwap::from_pointee(config.jobs.clone()),
         };
         jobs::refresh_draining(&store);
         Ok(store)
+    }
+
+    /// The placement in force now (policies, bucket mappings, backend tags). A caller that
+    /// asks it several questions keeps the `Arc`, so that all answers come from one version.
+    pub fn placement(&self) -> Arc<Placement> {
+        self.placement.load_full()
+    }
+
+    /// The `[limits]` the protocol works within now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// How the repair queue is worked now (`[repair]`).
+    pub fn repair(&self) -> Arc<Repairs> {
+        self.repair.load_full()
+    }
+
+    /// How jobs run now (`[jobs]`).
+    pub fn jobs_config(&self) -> Arc<JobsConfig> {
+        self.jobs_config.load_full()
+    }
+
+    /// Applies what a configuration reload may change while the store serves: the placement
+    /// (policies, bucket → policy mappings, backend tags), the per-call limits, the budget's
+    /// wait and per-credential share, `[health]`, `[repair]` and `[jobs]`. What needs a
+    /// restart (the backends themselves, the index, `chunk_bytes`, `inflight_bytes`) is
+    /// neither read nor changed here: `config` must describe the running backends (the
+    /// caller checks that, see `reload`). Writes already placed keep their targets; new
+    /// writes follow the new placement. Existing objects keep their replicas.
+    pub fn reconfigure(&self, config: &Config) {
+        let running = self.settings();
+        let mut settings = Settings::from_limits(&config.limits);
+        // Buffers already handed out have this size: it changes at the next start.
+        settings.chunk_bytes = running.chunk_bytes;
+        settings.verify_before_send = running.verify_before_send;
+        self.budget.set_policy(settings.budget);
+        self.health.set_settings(health_settings(config, &settings));
+        self.placement
+            .store(Arc::new(Placement::from_config(config)));
+        self.settings.store(Arc::new(settings));
+        self.repair
+            .store(Arc::new(Repairs::new(config.repair.clone())));
+        self.jobs_config.store(Arc::new(config.jobs.clone()));
+        // A job or repair waiting on its old rate or concurrency looks again.
+        self.repair_wake.notify_one();
+        self.jobs_wake.notify_one();
     }
 
     /// Where a new replica of `bucket/key` goes: the placement's plan without the backends
     /// being drained. Every write path and the jobs ask this, never the placement directly.
     pub fn write_plan(&self, bucket: &str, key: &str) -> crate::placement::WritePlan {
         let draining = self.draining.read().unwrap_or_else(|p| p.into_inner());
-        self.placement.write_plan_excluding(bucket, key, &draining)
+        self.placement()
+            .write_plan_excluding(bucket, key, &draining)
     }
 
     /// How bodies flow through this store's writes; their buffers count against `tenant`'s
     /// share of the budget (the access key that signed the request).
     pub(crate) fn flow(&self, tenant: &str) -> Flow<'_> {
+        let settings = self.settings();
         Flow {
-            chunk_bytes: self.settings.chunk_bytes,
+            chunk_bytes: settings.chunk_bytes,
             budget: &self.budget,
             tenant: (!tenant.is_empty()).then(|| Arc::from(tenant)),
-            body_idle: self.settings.body_idle,
-            target_stall: self.settings.backend_timeout,
-            max_lag: self.settings.max_lag,
+            body_idle: settings.body_idle,
+            target_stall: settings.backend_timeout,
+            max_lag: settings.max_lag,
         }
     }
 
@@ -280,7 +333,7 @@ impl Store {
         bucket: &str,
         replicas: &'r [crate::meta::Replica],
     ) -> Vec<&'r crate::meta::Replica> {
-        self.placement
+        self.placement()
             .read_order(bucket, replicas, &|id| self.health.latency_p50(id))
     }
 

@@ -53,7 +53,7 @@ pub async fn create_upload(store: &Store, new: NewUpload) -> StoreResult<UploadR
         checksum: None,
         late: None,
     };
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let created = futures::future::join_all(targets.iter().map(|t| {
         bounded(
             limit,
@@ -157,7 +157,7 @@ where
     let PartSource::Body { body, facts } = source;
     let quorum = store.write_plan(&upload.bucket, &upload.key).write_quorum;
     let targets = live_targets(store, upload);
-    let (senders, feeds) = feeds(targets.len(), store.settings.max_lag);
+    let (senders, feeds) = feeds(targets.len(), store.settings().max_lag);
     let tasks: Vec<(usize, Target, StageTask<PutResult>)> = targets
         .into_iter()
         .zip(feeds)
@@ -170,7 +170,7 @@ where
                         .await
                 },
                 Some(feed.progress),
-                &store.settings,
+                &store.settings(),
             );
             (slot, target, task)
         })
@@ -307,7 +307,7 @@ pub async fn complete_upload(
                         Ok((name, staged))
                     },
                     None,
-                    &store.settings,
+                    &store.settings(),
                 ))
             }
             _ => Slot::Missing(BackendError::Unavailable {
@@ -342,7 +342,7 @@ pub async fn complete_upload(
         },
     )?;
     let quorum = store.write_plan(&upload.bucket, &upload.key).write_quorum;
-    let slots = await_quorum(slots, quorum, &store.settings, started).await;
+    let slots = await_quorum(slots, quorum, &store.settings(), started).await;
     let part_summaries: Vec<PartSummary> = parts
         .iter()
         .map(|p| PartSummary {
@@ -395,7 +395,7 @@ fn combined_integrity(parts: &[ChosenPart]) -> Option<Checksum> {
 
 /// Removes an upload's parts from every backend (best effort; logged).
 async fn abort_on_backends(store: &Store, upload: &UploadRecord) {
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let aborts = live_targets(store, upload)
         .into_iter()
         .map(|(_, target, handle)| async move {

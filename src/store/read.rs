@@ -84,7 +84,7 @@ pub async fn read_version(
             .cloned()
             .collect();
         let failure = match &expectation {
-            Some(expected) if record.size <= store.settings.verify_before_send => {
+            Some(expected) if record.size <= store.settings().verify_before_send => {
                 // Held in memory until checked: counted in the in-flight budget like a
                 // write's buffer. Reads are short and nobody's share: no tenant.
                 let reservation = store.budget.reserve(record.size as usize, None).await?;
@@ -98,7 +98,7 @@ pub async fn read_version(
                 &store.backends,
                 replicas,
                 span.clone(),
-                store.settings.backend_timeout,
+                store.settings().backend_timeout,
             )
             .await
             {
@@ -170,7 +170,7 @@ async fn read_small(
             &store.backends,
             vec![replica.clone()],
             0..record.size,
-            store.settings.backend_timeout,
+            store.settings().backend_timeout,
         )
         .await;
         let mut read = match read {
@@ -367,7 +367,7 @@ async fn adopt(
     let Some(target) = replica_target(store, replica) else {
         return false;
     };
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let info = match bounded(limit, "head", target.backend.head(&target.name)).await {
         Ok(info) if info.size == record.size => info,
         _ => return false,
@@ -418,7 +418,7 @@ async fn bytes_match(
     expected: &Expectation,
 ) -> bool {
     let opened = bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "read",
         target.backend.get(&target.name, None, Some(etag)),
     )

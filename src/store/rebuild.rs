@@ -467,7 +467,7 @@ fn object_record(
             staged: None,
         })
         .collect();
-    for wanted in store.placement.write_plan(bucket, key).targets {
+    for wanted in store.placement().write_plan(bucket, key).targets {
         if !replicas.iter().any(|r| r.backend == wanted) {
             replicas.push(Replica::new(
                 &wanted,

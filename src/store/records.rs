@@ -105,7 +105,7 @@ pub(crate) async fn remove_bucket_markers(store: &Store, bucket: &str) {
                 return Some(backend.id().to_string());
             }
             let removed = bounded(
-                store.settings.backend_timeout,
+                store.settings().backend_timeout,
                 "delete",
                 backend.delete(&name),
             )
@@ -192,7 +192,7 @@ pub(crate) async fn settle_tombstones(store: &Store, bucket: &str, key: &str) {
         ];
         for backend in usable(store) {
             for name in &names {
-                let head = bounded(store.settings.backend_timeout, "head", backend.head(name));
+                let head = bounded(store.settings().backend_timeout, "head", backend.head(name));
                 match head.await {
                     Ok(info)
                         if info
@@ -224,7 +224,7 @@ fn usable(store: &Store) -> Vec<std::sync::Arc<dyn Backend>> {
 async fn remove_everywhere(store: &Store, name: &PhysicalName, what: &str) {
     let removals = usable(store).into_iter().map(|backend| async move {
         let removed = bounded(
-            store.settings.backend_timeout,
+            store.settings().backend_timeout,
             "delete",
             backend.delete(name),
         )
@@ -267,7 +267,7 @@ async fn put_json<T: Serialize>(
     let body: hansa_backends::ByteStream =
         Box::pin(futures::stream::once(async move { Ok(Bytes::from(bytes)) }));
     bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "put",
         backend.put(name, &attrs, &stamp, body),
     )
@@ -283,7 +283,7 @@ pub(crate) async fn read_json<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, BackendError> {
     use futures::TryStreamExt;
     let got = bounded(
-        store.settings.backend_timeout,
+        store.settings().backend_timeout,
         "get",
         backend.get(name, None, None),
     )

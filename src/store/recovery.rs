@@ -262,7 +262,7 @@ async fn remove_superseded(store: &Store, intent: &Intent, old: &Replica) -> boo
     if let (ReplicaState::Staged, Some(handle)) = (old.state, &old.staged) {
         discard(store, &target, handle).await;
     }
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let info = match bounded(limit, "head", target.backend.head(&target.name)).await {
         Ok(info) => info,
         Err(BackendError::NotFound { .. }) => return true,
@@ -334,7 +334,7 @@ async fn forget_upload(store: &Store, intent: &Intent) -> bool {
             continue;
         };
         let aborted = bounded(
-            store.settings.backend_timeout,
+            store.settings().backend_timeout,
             "abort upload",
             target.backend.abort_upload(&target.name, handle),
         )
@@ -414,7 +414,7 @@ pub async fn collect_leftovers(store: &Store, older_than: Duration) -> usize {
     let mut removed = 0;
     for backend in store.backends.iter() {
         match bounded(
-            store.settings.publish_timeout,
+            store.settings().publish_timeout,
             "collect staged copies",
             backend.collect_staged(older_than, &live),
         )

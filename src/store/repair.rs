@@ -188,7 +188,7 @@ pub fn queue_depth(store: &Store) -> usize {
 
 async fn backend_pass(store: &Arc<Store>, backend: &str, all_due: bool) -> PassReport {
     let mut report = PassReport::default();
-    let concurrency = store.repair.settings.concurrency.max(1);
+    let concurrency = store.repair().settings.concurrency.max(1);
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = match store.meta.repairs(backend, after.as_deref(), PAGE) {
@@ -251,7 +251,7 @@ fn settle(
         Err(error) => {
             report.failed += 1;
             let attempts = entry.attempts.saturating_add(1);
-            let backoff = backoff(attempts, store.repair.settings.max_backoff_secs);
+            let backoff = backoff(attempts, store.repair().settings.max_backoff_secs);
             tracing::info!(backend = %entry.backend, bucket = %entry.bucket, key = %entry.key,
                 attempts, retry_in = ?backoff, %error, "repair failed; will retry");
             Some(RepairEntry {
@@ -411,7 +411,7 @@ async fn stage_copy(
     if sources.is_empty() {
         return Err("no present replica to copy from".into());
     }
-    let timeout = store.settings.backend_timeout;
+    let timeout = store.settings().backend_timeout;
     let stamp = stamp_of(&entry.bucket, &entry.key, record);
     let mut errors = Vec::new();
     for source in sources {
@@ -447,7 +447,7 @@ async fn stage_copy(
             Err(e) => return Err(format!("prepare: {e}")),
         };
         let body = verified_body(read, Expectation::of(record), record.size);
-        let body = match &store.repair.throttle {
+        let body = match &store.repair().throttle {
             Some(throttle) => throttle.pace(target.id(), body),
             None => body,
         };
@@ -455,7 +455,7 @@ async fn stage_copy(
         let stage = target
             .backend
             .stage(&target.name, &prepared, &record.attributes, &stamp, body);
-        let staged = watch.bound(stage, &store.settings).await;
+        let staged = watch.bound(stage, &store.settings()).await;
         match staged {
             Ok(staged) => return Ok(staged.handle),
             Err(e) => {
@@ -515,7 +515,7 @@ async fn remove_locked(
         // The current version owns that place (or will, through its own repair).
         return Ok(Settled::Dropped);
     }
-    let limit = store.settings.backend_timeout;
+    let limit = store.settings().backend_timeout;
     let info = match bounded(limit, "head", target.backend.head(&target.name)).await {
         Ok(info) => info,
         Err(BackendError::NotFound { .. }) => return Ok(Settled::Dropped),

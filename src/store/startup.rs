@@ -60,8 +60,10 @@ async fn hansa_data_found(store: &Store) -> Option<(String, String)> {
         .iter()
         .filter(|b| store.backend_usable(b.id()))
         .map(|backend| async move {
-            let found =
-                tokio::time::timeout(store.settings.backend_timeout, first_hansa_object(backend));
+            let found = tokio::time::timeout(
+                store.settings().backend_timeout,
+                first_hansa_object(backend),
+            );
             match found.await {
                 Ok(found) => found.map(|name| (backend.id().to_string(), name)),
                 Err(_) => {

@@ -154,8 +154,8 @@ where
     // A large body may leave remote state behind a crash (an open multipart upload): its
     // handle is made durable before the body goes there. A small one leaves at most a staged
     // file, which the collection of leftovers finds.
-    let flush_handles = object.size > store.settings.chunk_bytes as u64;
-    let (senders, feeds) = feeds(targets.len(), store.settings.max_lag);
+    let flush_handles = object.size > store.settings().chunk_bytes as u64;
+    let (senders, feeds) = feeds(targets.len(), store.settings().max_lag);
     let slots: Vec<TargetSlot> = targets
         .into_iter()
         .zip(feeds)
@@ -175,7 +175,7 @@ where
                 slot: Slot::Straggling(StageTask::spawn(
                     work,
                     Some(feed.progress),
-                    &store.settings,
+                    &store.settings(),
                 )),
             }
         })
@@ -247,7 +247,7 @@ where
     record.checksum = facts.checksum;
     record.integrity = Some(pumped.integrity);
     record.modified_ms = crate::meta::now_ms();
-    let slots = await_quorum(slots, quorum, &store.settings, started).await;
+    let slots = await_quorum(slots, quorum, &store.settings(), started).await;
     commit(store, staged_write(slots, record), running).await
 }
 

@@ -85,6 +85,15 @@ impl Circuit {
         self.state
     }
 
+    /// Takes a new policy (a configuration reload); the state and the failures counted so
+    /// far stay, and the next event is judged by the new policy.
+    pub fn set_policy(&mut self, policy: CircuitPolicy) {
+        self.policy = CircuitPolicy {
+            failures_to_open: policy.failures_to_open.max(1),
+            ..policy
+        };
+    }
+
     /// When the current state began.
     pub fn since(&self) -> Instant {
         self.since

@@ -77,7 +77,8 @@ impl Default for HealthSettings {
 /// The health of every backend, shared by the store's wrappers and the probe task.
 #[derive(Debug)]
 pub struct Health {
-    settings: HealthSettings,
+    /// Swapped by a configuration reload ([`Health::set_settings`]).
+    settings: arc_swap::ArcSwap<HealthSettings>,
     /// Filled when the store wraps its backends; read by id for `is_open`, snapshots, probes.
     entries: RwLock<BTreeMap<String, Arc<Entry>>>,
 }
@@ -219,13 +220,34 @@ fn ms(d: Option<Duration>) -> Option<f64> {
 impl Health {
     pub fn new(settings: HealthSettings) -> Self {
         Health {
-            settings,
+            settings: arc_swap::ArcSwap::from_pointee(settings),
             entries: RwLock::new(BTreeMap::new()),
         }
     }
 
-    pub fn settings(&self) -> &HealthSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<HealthSettings> {
+        self.settings.load_full()
+    }
+
+    /// Applies new settings (a configuration reload): every circuit takes the new policy at
+    /// once, probe loops the new interval and timeout at their next round. The latency window
+    /// keeps its size until the next start.
+    pub fn set_settings(&self, settings: HealthSettings) {
+        let policy = CircuitPolicy {
+            failures_to_open: settings.failures_to_open,
+            open_for: settings.open_for,
+        };
+        self.settings.store(Arc::new(settings));
+        let entries: Vec<Arc<Entry>> = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for entry in entries {
+            entry.lock().circuit.set_policy(policy);
+        }
     }
 
     /// Wraps `backend` so that its calls are judged here and refused while its circuit is
@@ -289,9 +311,10 @@ impl Health {
         entries
             .entry(id.to_string())
             .or_insert_with(|| {
+                let settings = self.settings();
                 let policy = CircuitPolicy {
-                    failures_to_open: self.settings.failures_to_open,
-                    open_for: self.settings.open_for,
+                    failures_to_open: settings.failures_to_open,
+                    open_for: settings.open_for,
                 };
                 Arc::new(Entry {
                     id: id.to_string(),
@@ -300,7 +323,7 @@ impl Health {
                     inflight: AtomicU64::new(0),
                     requests: AtomicU64::new(0),
                     refused: AtomicU64::new(0),
-                    latency: LatencyWindow::new(self.settings.latency_window),
+                    latency: LatencyWindow::new(settings.latency_window),
                     state: Mutex::new(EntryState {
                         circuit: Circuit::new(policy, Instant::now()),
                         since: SystemTime::now(),
@@ -418,7 +441,7 @@ impl Health {
     fn log_transition(&self, entry: &Entry, t: Transition) {
         let h = entry.snapshot();
         let (p50_ms, p99_ms) = (ms(h.p50), ms(h.p99));
-        let open_for_ms = self.settings.open_for.as_millis() as u64;
+        let open_for_ms = self.settings().open_for.as_millis() as u64;
         let last_error = h.last_error.as_deref().unwrap_or("");
         match t {
             Transition::Opened => tracing::warn!(

@@ -40,7 +40,7 @@ impl Health {
         if !self.tick(entry) {
             return;
         }
-        let limit = self.settings.probe_timeout;
+        let limit = self.settings().probe_timeout;
         let started = Instant::now();
         let result = match tokio::time::timeout(limit, backend.check()).await {
             Ok(result) => result,
@@ -57,8 +57,9 @@ impl Health {
         mut stopped: watch::Receiver<bool>,
     ) {
         let entry = self.entry(backend.id());
-        let interval = self.settings.probe_interval;
         loop {
+            // Read each round: a reload changes it.
+            let interval = self.settings().probe_interval;
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
                 _ = async {
@@ -70,7 +71,7 @@ impl Health {
     }
 
     async fn summary_loop(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        let every = self.settings.summary_every;
+        let every = self.settings().summary_every;
         loop {
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,

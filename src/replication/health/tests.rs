@@ -378,3 +378,22 @@ fn errors_are_judged_by_whose_doing_they_are() {
     assert!(failure(BackendError::Unauthorized { message: message() }));
     assert!(failure(BackendError::Other { message: message() }));
 }
+
+#[tokio::test]
+async fn new_settings_apply_to_existing_circuits() {
+    let (health, backend, switch) = tracked();
+    let (name, _) = put_bytes(backend.as_ref(), "bkt", "k", "v1", b"hello").await;
+    switch.set(reads(Fault::Fail));
+    assert!(backend.head(&name).await.is_err());
+    assert!(!health.is_open("mem"), "3 failures in a row open it, not 1");
+    health.set_settings(HealthSettings {
+        failures_to_open: 2,
+        ..settings()
+    });
+    assert_eq!(health.settings().failures_to_open, 2);
+    assert!(backend.head(&name).await.is_err());
+    assert!(
+        health.is_open("mem"),
+        "the second failure opens it under the new policy"
+    );
+}

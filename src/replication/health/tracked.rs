@@ -263,7 +263,7 @@ impl Drop for Call {
         if self.settled || !self.op.may_hang() {
             return;
         }
-        let hung_after = self.health.settings.hung_after;
+        let hung_after = self.health.settings().hung_after;
         match self.turn.backend_waited() {
             Some(waited) if waited >= hung_after => {
                 metrics::backend_call(
@@ -362,7 +362,7 @@ impl Drop for OutputBody {
             return;
         };
         let waited = since.elapsed();
-        if waited >= self.health.settings.hung_after {
+        if waited >= self.health.settings().hung_after {
             self.health.record(
                 &self.entry,
                 Outcome::Failure {

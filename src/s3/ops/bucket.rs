@@ -49,7 +49,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
     }
     check_canned_acl(ctx)?;
     let body = read_small_body(ctx).await?;
-    let region = &ctx.gw.config.server.region;
+    let region = &ctx.live.config.server.region;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let conf: xml::CreateBucketConfiguration =
             xml::from_xml("CreateBucketConfiguration", &body)?;

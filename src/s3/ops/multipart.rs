@@ -178,7 +178,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
     }
     let size = rules.declared_len;
     let raw = ctx.take_body()?;
-    let (body, outcome) = verified_body(raw, payload, rules, &gw.auth);
+    let (body, outcome) = verified_body(raw, payload, rules, &ctx.live.auth);
     let source = PartSource::Body {
         body: store_body(body),
         facts: Box::new(move || {

@@ -41,7 +41,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
 
     let raw = ctx.take_body()?;
     let size = rules.declared_len;
-    let (body, outcome) = verified_body(raw, payload, rules, &ctx.gw.auth);
+    let (body, outcome) = verified_body(raw, payload, rules, &ctx.live.auth);
     let object = NewObject {
         bucket: bucket.clone(),
         key: key.clone(),

@@ -91,7 +91,7 @@ pub fn check_copy_source_conditions(headers: &http::HeaderMap, src: &ObjectRecor
 
 /// Reads a small request document (XML), verified like any body, bounded in size.
 pub async fn read_small_body(ctx: &mut Ctx) -> S3Result<Vec<u8>> {
-    let limit = ctx.gw.config.limits.max_xml_bytes;
+    let limit = ctx.live.config.limits.max_xml_bytes;
     let payload = ctx.verified.payload.clone();
     let headers = ctx.headers.clone();
     let raw = ctx.take_body()?;
@@ -104,7 +104,7 @@ pub async fn read_small_body(ctx: &mut Ctx) -> S3Result<Vec<u8>> {
     if rules.declared_len > limit as u64 {
         return Err(too_large(limit));
     }
-    let (mut stream, _) = verified_body(raw, payload, rules, &ctx.gw.auth);
+    let (mut stream, _) = verified_body(raw, payload, rules, &ctx.live.auth);
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;

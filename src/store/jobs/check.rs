@@ -250,7 +250,7 @@ impl Probe<'_> {
 
     async fn head(&self) -> Result<ObjectInfo, BackendError> {
         bounded(
-            self.store.settings.backend_timeout,
+            self.store.settings().backend_timeout,
             "head",
             self.target.backend.head(&self.target.name),
         )
@@ -289,7 +289,7 @@ impl Probe<'_> {
             None => return self.quick().await,
         };
         let opened = bounded(
-            self.store.settings.backend_timeout,
+            self.store.settings().backend_timeout,
             "read",
             self.target
                 .backend
@@ -368,7 +368,7 @@ impl Probe<'_> {
         }
         let stamp = stamp_of(self.bucket, self.key, self.record);
         let restamped = bounded(
-            self.store.settings.backend_timeout,
+            self.store.settings().backend_timeout,
             "restamp",
             self.target
                 .backend
@@ -396,7 +396,7 @@ impl Probe<'_> {
         expected: &Expectation,
     ) -> Result<bool, BackendError> {
         let got = bounded(
-            self.store.settings.backend_timeout,
+            self.store.settings().backend_timeout,
             "read",
             self.target.backend.get(&self.target.name, None, Some(etag)),
         )
@@ -417,11 +417,14 @@ async fn verify_stream(
     let mut verifier = expected.verifier();
     let mut seen = 0u64;
     loop {
-        let next = tokio::time::timeout(store.settings.backend_timeout, body.next()).await;
+        let next = tokio::time::timeout(store.settings().backend_timeout, body.next()).await;
         match next {
             Err(_) => {
                 return Err(BackendError::Unavailable {
-                    message: format!("read: no bytes within {:?}", store.settings.backend_timeout),
+                    message: format!(
+                        "read: no bytes within {:?}",
+                        store.settings().backend_timeout
+                    ),
                 })
             }
             Ok(None) => break,

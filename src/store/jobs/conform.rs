@@ -70,7 +70,8 @@ fn count(outcome: &mut StepOutcome, name: &'static str, n: u64) {
 /// Why the plan of `bucket/key` cannot hold the object: too few backends take writes, or a
 /// `require` rule the remaining backends cannot meet.
 fn unmet(store: &Store, bucket: &str, targets: &[String]) -> Option<String> {
-    let policy = store.placement.policy(bucket);
+    let placement = store.placement();
+    let policy = placement.policy(bucket);
     if targets.len() < policy.replicas {
         return Some(format!(
             "policy {:?} needs {} replicas, only {} backends take writes",
@@ -80,7 +81,7 @@ fn unmet(store: &Store, bucket: &str, targets: &[String]) -> Option<String> {
         ));
     }
     let holders: Vec<&str> = targets.iter().map(String::as_str).collect();
-    store.placement.unmet_rule(bucket, &holders)
+    placement.unmet_rule(bucket, &holders)
 }
 
 fn present_on(record: &ObjectRecord, backend: &str) -> bool {

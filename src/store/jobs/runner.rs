@@ -180,7 +180,7 @@ fn for_each_object(
 
 /// Handles every object after the cursor, in order, a few at a time.
 async fn walk(store: &Arc<Store>, work: &mut Work) -> Result<Walk, crate::meta::MetaError> {
-    let concurrency = store.jobs_config.concurrency.max(1);
+    let concurrency = store.jobs_config().concurrency.max(1);
     let mut buckets: Vec<String> = store.meta.buckets()?.into_iter().map(|b| b.name).collect();
     buckets.sort();
     let from = work.job.cursor.clone();
@@ -334,7 +334,7 @@ fn record_outcome(work: &mut Work, bucket: &str, key: &str, size: u64, outcome: 
 /// Holds the job to `[jobs] bytes_per_sec`: after a copy, waits until the bytes copied so far
 /// are within the rate.
 async fn pace(store: &Store, work: &Work) {
-    let rate = store.jobs_config.bytes_per_sec;
+    let rate = store.jobs_config().bytes_per_sec;
     if rate == 0 || work.paced_bytes == 0 {
         return;
     }

@@ -60,7 +60,7 @@ pub(crate) async fn sweep(store: &Store, backend_id: &str) -> MetaResult<Swept> 
         let Ok(physical) = hansa_backends::PhysicalName::parse(&name) else {
             continue;
         };
-        let limit = store.settings.backend_timeout;
+        let limit = store.settings().backend_timeout;
         match bounded(limit, "delete", backend.delete(&physical)).await {
             Ok(()) | Err(BackendError::NotFound { .. }) => swept.deleted += 1,
             Err(e) => swept.failed.push(format!("{bucket}/{key} ({name}): {e}")),
@@ -87,7 +87,7 @@ pub(crate) async fn sweep(store: &Store, backend_id: &str) -> MetaResult<Swept> 
             let Ok(physical) = hansa_backends::PhysicalName::parse(&name) else {
                 continue;
             };
-            let limit = store.settings.backend_timeout;
+            let limit = store.settings().backend_timeout;
             match bounded(limit, "delete", backend.delete(&physical)).await {
                 Ok(()) | Err(BackendError::NotFound { .. }) => swept.records += 1,
                 Err(e) => swept.failed.push(format!("{name}: {e}")),
