@@ -8,7 +8,7 @@ use std::time::Duration;
 use hansa_conformance::process::{self, free_port, spawn_split, write_config, TestDir};
 use hansa_conformance::raw::{self, Response};
 use hansa_conformance::sign::{Payload, Signer};
-use hansa_conformance::{Key, ADMIN, READER};
+use hansa_conformance::{admin, Key, ADMIN, READER};
 use serde_json::Value;
 
 const BUCKET: &str = "logged";
@@ -121,10 +121,27 @@ async fn json_log_names_every_request_in_exactly_one_line() {
     let dir = TestDir::new("logs-json");
     let addr = free_port();
     let config = dir.path().join("hansa.toml");
-    write_config(&config, dir.path(), addr, "", &[], "");
+    let admin_addr = free_port();
+    let admin_table = admin::admin_toml(
+        &admin_addr.to_string(),
+        &format!("token = {:?}", admin::TOKEN),
+    );
+    write_config(&config, dir.path(), addr, &admin_table, &[], "");
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut gw = spawn_split(&config, &["--log-format", "json"], &[], &out, &err, addr);
     let expected = known_requests(&format!("http://{addr}")).await;
+    // The admin plane's log: with the token, and without.
+    let admin_url = format!("http://{admin_addr}");
+    let listed = admin::request(
+        &admin_url,
+        "GET",
+        "/admin/v1/backends",
+        Some(admin::TOKEN),
+        None,
+    );
+    assert_eq!(listed.await.status, 200);
+    let refused = admin::request(&admin_url, "GET", "/admin/v1/buckets", None, None).await;
+    assert_eq!(refused.status, 401);
     assert!(gw.terminate(Duration::from_secs(20)), "stops on SIGTERM");
 
     let log = std::fs::read_to_string(&err).expect("stderr");
@@ -180,6 +197,27 @@ async fn json_log_names_every_request_in_exactly_one_line() {
             _ => assert_eq!(line["replicas"], "-", "{context}"),
         }
     }
+    let admin_lines: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "admin request")
+        .collect();
+    let admin_line = |operation: &str| {
+        let found: Vec<&&Value> = admin_lines
+            .iter()
+            .filter(|l| l["operation"] == operation)
+            .collect();
+        assert_eq!(found.len(), 1, "one {operation} line: {log}");
+        (*found[0]).clone()
+    };
+    let listed = admin_line("ListBackends");
+    assert_eq!(listed["credential"], "admin-token", "{listed}");
+    assert_eq!(listed["status"], 200, "{listed}");
+    assert_eq!(listed["error"], "-", "{listed}");
+    assert!(listed["bytes_out"].as_u64() > Some(0), "{listed}");
+    let refused = admin_line("ListBuckets");
+    assert_eq!(refused["credential"], "-", "{refused}");
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_eq!(refused["error"], "Unauthorized", "{refused}");
 }
 
 #[tokio::test]
