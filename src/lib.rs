@@ -4,6 +4,7 @@
 //! protocol) → `placement` / `replication` / `meta` → `hansa_backends`. See `docs/ARCHITECTURE.md`.
 
 pub mod admin;
+pub mod check_config;
 pub mod checksum;
 pub mod config;
 pub mod explain;

@@ -79,6 +79,17 @@ enum Command {
         bucket: String,
         key: String,
     },
+    /// Check a configuration before serving it: validate the file (as `serve` does), probe
+    /// every backend (in parallel, each within limits.backend_timeout_secs) and print the
+    /// placement summary. Exit 0 when all is well, 1 on a backend or policy problem, 2 when
+    /// the file is invalid. Does not open the index (runs beside a gateway).
+    CheckConfig {
+        /// TOML configuration file, as given to `hansa serve`.
+        file: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to a running gateway's admin plane: backends, buckets, jobs (drain, rebalance,
     /// verify), anti-entropy. See docs/ADMIN.md.
     Admin(AdminArgs),
@@ -206,6 +217,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::CheckConfig { file, json } => check_config(&file, json),
         Command::RebuildIndex {
             config,
             json,
@@ -403,6 +415,46 @@ async fn rebuild_index(
     Ok(())
 }
 
+/// `hansa check-config`: 0 when the configuration is valid and every backend and policy is
+/// ready, 1 on a backend or policy problem, 2 when the file cannot be loaded.
+fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
+    let config = match Config::from_file(file) {
+        Ok(c) => c,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"file": file.display().to_string(),
+                    "valid": false, "problems": [e.to_string()]});
+                println!("{v}");
+            }
+            eprintln!("hansa check-config: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hansa check-config: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(hansa::check_config::check(file, &config));
+    if json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["valid"] = serde_json::Value::Bool(true);
+        println!("{v}");
+    } else {
+        print!("{report}");
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        for p in &report.problems {
+            eprintln!("hansa check-config: {p}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
 /// Runs one `hansa admin` command; the exit code says whether it (and, with `--wait`, the
 /// job) succeeded.
 async fn admin(args: AdminArgs) -> Result<ExitCode, String> {
@@ -552,16 +604,24 @@ async fn show_job(
     })
 }
 
-/// Logs go to stderr (stdout carries what the operator asked for), filtered by `HANSA_LOG`.
+/// Logs go to stderr (stdout carries what the operator asked for), filtered by `RUST_LOG`
+/// (or `HANSA_LOG`, which wins when both are set; default `info`). JSON lines are flat: the
+/// keys `timestamp`, `level`, `target`, `message` and the event's own fields side by side.
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HANSA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
     }
 }
 

@@ -227,3 +227,89 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Starts `hansa <args> serve --config <config>` with `envs` set, its stdout and stderr each
+/// written to its own file (stderr's log lines alone, e.g. to parse them as JSON), and waits
+/// until it listens on `addr`. Unlike [`spawn`], NO_COLOR is not set: colours must stay off
+/// because stderr is not a terminal.
+pub fn spawn_split(
+    config: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdout: &Path,
+    stderr: &Path,
+    addr: SocketAddr,
+) -> Gateway {
+    let child = Command::new(hansa_binary())
+        .args(args)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("HANSA_LOG")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(stderr).expect("stderr file"))
+        .spawn()
+        .expect("start hansa");
+    let mut gateway = Gateway(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() >= deadline {
+            gateway.kill_9();
+            panic!("gateway did not start listening");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gateway
+}
+
+/// What a finished `hansa` command printed, and its exit code.
+#[derive(Debug)]
+pub struct Finished {
+    /// `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `hansa <args>` to its end, killed (and the test failed) after `limit`.
+pub fn run_hansa(args: &[&str], limit: Duration) -> Finished {
+    let mut child = Command::new(hansa_binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("HANSA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hansa");
+    // Drain both pipes on threads, so a chatty command never blocks on a full pipe.
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("stdout pipe")));
+    let err = read(Box::new(child.stderr.take().expect("stderr pipe")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().expect("wait for hansa") {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("hansa {args:?} did not finish within {limit:?}");
+            }
+        }
+    };
+    Finished {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}

@@ -141,14 +141,20 @@ pub async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<
             "missing or wrong bearer token (Authorization: Bearer <token>)",
         ))
     };
+    let error = answer.as_ref().err().map(|e| e.code);
     let response = respond(answer);
+    // The same fields as the S3 request log, where they apply: the admin plane has one
+    // credential, its bearer token.
     tracing::info!(
         target: "hansa::admin",
+        credential = if authorized { "admin-token" } else { "-" },
         operation,
         %method,
         path,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes_out = http_body::Body::size_hint(response.body()).exact().unwrap_or(0),
+        duration_ms = started.elapsed().as_millis() as u64,
+        error = error.unwrap_or("-"),
         "admin request"
     );
     response

@@ -122,6 +122,14 @@ impl Placement {
         }
     }
 
+    /// Every policy: the default one first, then the named ones by name (`hansa
+    /// check-config`'s summary).
+    pub fn policies(&self) -> Vec<&Policy> {
+        let mut named: Vec<&Policy> = self.policies.values().collect();
+        named.sort_by(|a, b| a.name.cmp(&b.name));
+        std::iter::once(&self.default).chain(named).collect()
+    }
+
     pub fn policy(&self, bucket: &str) -> &Policy {
         self.bucket_policy
             .get(bucket)

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 
+use super::access_log::{self, CountedBody};
 use super::auth::{self, Credential};
 use super::ctx::Ctx;
 use super::error::{S3Error, S3Result};
@@ -25,7 +26,8 @@ where
     let started = Instant::now();
     let request_id = new_request_id();
     let (parts, body) = req.into_parts();
-    let body: RawBody = body.map_err(Into::into).boxed_unsync();
+    let (body, received) = CountedBody::wrap(body.map_err(Into::into).boxed_unsync());
+    let body: RawBody = body.boxed_unsync();
     let is_head = parts.method == http::Method::HEAD;
     let close_after = expects_continue_without_body(&parts.headers);
     // Read once: the whole request sees one version of the configuration, whatever a
@@ -43,14 +45,32 @@ where
         Err(_) => (parts.uri.path().to_string(), "Unknown", None),
     };
     let body: RawBody = crate::metrics::count_request_body(op_name, body).boxed_unsync();
+    // The access key that signed the request, once verified.
+    let mut credential = None;
     let outcome = match routed {
-        Ok(route) => dispatch(gw.clone(), live, route, parts, body, request_id.clone()).await,
+        Ok(route) => {
+            dispatch(
+                gw.clone(),
+                live,
+                route,
+                parts,
+                body,
+                request_id.clone(),
+                &mut credential,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
+    let mut error_code = None;
     let mut response = match outcome {
         Ok(r) => r,
-        Err(e) => response::error(&e, &resource, &request_id, is_head),
+        Err(e) => {
+            error_code = Some(e.code);
+            response::error(&e, &resource, &request_id, is_head)
+        }
     };
+    let replicas = access_log::take_replicas(&mut response);
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amz-request-id", v.clone());
@@ -60,16 +80,34 @@ where
     if close_after {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let bytes = http_body::Body::size_hint(response.body())
-        .exact()
-        .unwrap_or(0);
+    // The body's length as answered: its Content-Length when it streams (a response cut
+    // short sends less), nothing for HEAD.
+    let bytes = if is_head {
+        0
+    } else {
+        http_body::Body::size_hint(response.body())
+            .exact()
+            .or_else(|| {
+                response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let bytes_in = received.load(std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         request_id = %request_id,
+        credential = credential.as_deref().unwrap_or("-"),
         operation = op_name,
         bucket = bucket.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
-        bytes,
-        latency_ms = started.elapsed().as_millis() as u64,
+        bytes_in,
+        bytes_out = bytes,
+        duration_ms = started.elapsed().as_millis() as u64,
+        replicas = replicas.as_ref().map_or("-", |r| r.0.as_str()),
+        error = error_code.unwrap_or("-"),
         "request"
     );
     crate::metrics::record_request(op_name, response.status().as_u16(), started.elapsed());
@@ -83,6 +121,7 @@ async fn dispatch(
     parts: http::request::Parts,
     body: RawBody,
     request_id: String,
+    signed_by: &mut Option<String>,
 ) -> S3Result<S3Response> {
     let verified = auth::authenticate(
         &parts,
@@ -104,6 +143,7 @@ async fn dispatch(
         .get(&verified.access_key_id)
         .cloned()
         .ok_or_else(S3Error::access_denied)?;
+    *signed_by = Some(credential.access_key_id.clone());
     authorize(&credential, &route)?;
     if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());

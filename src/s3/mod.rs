@@ -1,5 +1,6 @@
 //! The S3 front end: route → authenticate → dispatch → respond.
 
+pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod body_error;

@@ -394,7 +394,9 @@ impl Drop for RunningWrite {
 
 /// Object-store backends cut multipart parts of exactly `chunk_bytes`, the size of the
 /// gateway's shared buffers, so a backend never holds a full buffer waiting for more input.
-fn build_backend(
+/// The backend a `[[backend]]` entry describes (without its fault injection), as the gateway
+/// opens it; makes no request to a cloud provider (`hansa check-config` probes it next).
+pub fn build_backend(
     b: &crate::config::BackendConfig,
     chunk_bytes: usize,
 ) -> Result<Arc<dyn Backend>, OpenError> {

@@ -31,6 +31,8 @@ use crate::replication::{bounded, open_replicas, ReadFailure, Reservation};
 /// An object's bytes on their way to the client.
 pub struct ObjectBody {
     pub body: Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    /// The backend the first bytes come from (none for an empty span).
+    pub served_by: Option<String>,
 }
 
 pub enum ReadOutcome {
@@ -55,6 +57,7 @@ pub async fn read_version(
     if span.is_empty() {
         return Ok(ReadOutcome::Opened(ObjectBody {
             body: futures::stream::empty().boxed(),
+            served_by: None,
         }));
     }
     let whole = span.start == 0 && span.end == record.size;
@@ -103,6 +106,12 @@ pub async fn read_version(
             .await
             {
                 Ok(read) => {
+                    let served_by = read
+                        .sources
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .first()
+                        .cloned();
                     let body = match &expectation {
                         Some(expected) => verified_stream(
                             store.clone(),
@@ -113,7 +122,7 @@ pub async fn read_version(
                         ),
                         None => read.body,
                     };
-                    return Ok(ReadOutcome::Opened(ObjectBody { body }));
+                    return Ok(ReadOutcome::Opened(ObjectBody { body, served_by }));
                 }
                 Err(failure) => failure,
             },
@@ -204,6 +213,7 @@ async fn read_small(
             let data = reservation.freeze(data);
             return Ok(ObjectBody {
                 body: futures::stream::once(async move { Ok(data) }).boxed(),
+                served_by: Some(replica.backend.clone()),
             });
         }
         failure.errors.push(format!(

@@ -5,6 +5,7 @@ use http::StatusCode;
 
 use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
 use super::support::{check_copy_source_conditions, existing_bucket, read_current};
+use crate::s3::access_log;
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::response::{self, iso8601, S3Response};
@@ -92,10 +93,9 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         etag: format!("\"{}\"", record.etag),
         checksums: xml::ChecksumElements::of(record.checksum.as_ref()),
     };
-    Ok(response::xml(
-        StatusCode::OK,
-        xml::to_xml("CopyObjectResult", &doc)?,
-    ))
+    let mut r = response::xml(StatusCode::OK, xml::to_xml("CopyObjectResult", &doc)?);
+    access_log::note_written(&mut r, &record);
+    Ok(r)
 }
 
 #[cfg(test)]

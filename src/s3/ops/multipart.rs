@@ -21,6 +21,7 @@ use crate::checksum::composite::{self, ChecksumType};
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use crate::meta::UploadRecord;
 use crate::replication::KeyGuard;
+use crate::s3::access_log;
 use crate::s3::body::{verified_body, BodyRules};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
@@ -194,6 +195,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
     if let Some(c) = &part.checksum {
         response::set_header(&mut r, c.algorithm.header_name(), &c.value);
     }
+    access_log::note_part_written(&mut r, &part);
     Ok(r)
 }
 

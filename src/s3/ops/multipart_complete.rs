@@ -14,6 +14,7 @@ use super::support::{existing_bucket, read_small_body};
 use crate::checksum::composite::{self, ChecksumType};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::meta::{ObjectRecord, PartRecord, UploadRecord};
+use crate::s3::access_log;
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::response::{self, S3Response};
@@ -243,7 +244,9 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
     };
     let record = result?;
-    completion_response(&record, &bucket, &key, &location)
+    let mut r = completion_response(&record, &bucket, &key, &location)?;
+    access_log::note_written(&mut r, &record);
+    Ok(r)
 }
 
 /// The key's current object if `upload_id` made it (a completion's version is its upload id)

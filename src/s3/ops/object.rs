@@ -8,6 +8,7 @@ use http::{HeaderMap, StatusCode};
 use super::bucket::check_canned_acl;
 use super::support::{existing_bucket, part_number_param, read_current, store_body};
 use crate::meta::ObjectRecord;
+use crate::s3::access_log;
 use crate::s3::body::verified_body;
 use crate::s3::body::BodyRules;
 use crate::s3::conditions::{Conditions, Verdict};
@@ -63,6 +64,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     if let Some(c) = &record.checksum {
         response::set_header(&mut r, c.algorithm.header_name(), &c.value);
     }
+    access_log::note_written(&mut r, &record);
     Ok(r)
 }
 
@@ -198,6 +200,7 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         Some(body) => {
             let mut r = http::Response::new(response::stream_body(body.body));
             *r.status_mut() = status;
+            access_log::note_served(&mut r, body.served_by.as_deref());
             r
         }
         None => response::empty(status),
