@@ -105,7 +105,7 @@ pub async fn reload(gw: &Gateway) -> Result<Outcome, ReloadError> {
     drop(source);
     match &result {
         Ok(outcome) => {
-            counted(true);
+            crate::metrics::config_reloaded(true);
             tracing::info!(
                 file = %outcome.file,
                 applied = %list(&outcome.applied),
@@ -123,7 +123,7 @@ pub async fn reload(gw: &Gateway) -> Result<Outcome, ReloadError> {
             tracing::warn!("reload ignored: started without --config, there is no file to read")
         }
         Err(e) => {
-            counted(false);
+            crate::metrics::config_reloaded(false);
             tracing::error!(error = %e, "configuration refused; the running configuration stays");
         }
     }
@@ -136,13 +136,6 @@ fn list(items: &[String]) -> String {
     } else {
         items.join("; ")
     }
-}
-
-/// Counts a reload by its result in `hansa_config_reloads_total` (and the time of the last
-/// success).
-fn counted(ok: bool) {
-    // metrics: counted by metrics::config_reloaded once merged
-    let _ = ok;
 }
 
 fn apply(gw: &Gateway, source: &Source) -> Result<Outcome, ReloadError> {

@@ -158,7 +158,8 @@ pub(super) fn readiness(store: &Store) -> Result<serde_json::Value, Vec<String>>
     if let Err(e) = store.meta.size_on_disk() {
         reasons.push(format!("index: {e}"));
     }
-    let policy = store.placement.default_policy();
+    let placement = store.placement();
+    let policy = placement.default_policy();
     let draining = store
         .draining
         .read()
