@@ -21,10 +21,13 @@
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CALLER_DIR="$PWD"
 cd "$REPO"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$REPO/$TARGET_DIR"
 HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}"
+# Absolute: the unit check puts it into ExecStart, which takes no relative path.
+[[ "$HANSA_BIN" = /* ]] || HANSA_BIN="$CALLER_DIR/$HANSA_BIN"
 TOOLS="$TARGET_DIR/deploy-tools"
 VENV="$TOOLS/venv"
 NPM="$TOOLS/npm"
