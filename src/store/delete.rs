@@ -1,15 +1,16 @@
-//! DeleteObject: the index entry goes first (durably), then the copies.
+//! DeleteObject: the index entry goes first (durably, with the removal of every copy queued in
+//! the same flush), then the copies.
 //!
-//! A crash in between leaves copies the index no longer names (found by the collection of
-//! leftovers and anti-entropy), never a listed object without data. The copies are removed
+//! A crash in between leaves copies the index no longer names, and the repair queue removes
+//! them; never a listed object without data. The copies are removed
 //! under the key's lock, so a write of the key that commits next cannot have its fresh copy
 //! removed by a delete that came before it.
 
 use super::copies::{discard, replica_target};
-use super::queue::queue_removal;
+use super::queue::removal;
 use super::records::write_tombstones;
 use super::{Store, StoreError, StoreResult};
-use crate::meta::{Replica, ReplicaState};
+use crate::meta::{RepairEntry, Replica, ReplicaState};
 use crate::replication::bounded;
 
 /// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3).
@@ -18,30 +19,40 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
     if store.meta.bucket(bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(bucket.to_string()));
     }
-    let Some(record) = store.meta.delete_object(bucket, key)? else {
+    let Some(record) = store.meta.object(bucket, key)? else {
         return Ok(());
     };
+    // Every copy's removal is owed from the moment the entry goes, so it is queued in the same
+    // flush: a crash before the copies are removed (or a backend that misses the delete)
+    // leaves the work queued, never a copy nobody will remove. Removals that succeed take
+    // their entry back.
+    let owed: Vec<RepairEntry> = record
+        .replicas
+        .iter()
+        .map(|r| removal(bucket, key, r, "missed a delete"))
+        .collect();
+    for entry in &owed {
+        store.meta.queue_repair(entry)?;
+    }
+    store.meta.delete_object(bucket, key)?;
     store.meta.sync().await?;
     let removed =
         futures::future::join_all(record.replicas.iter().map(|r| remove_replica(store, r))).await;
-    let mut owed = false;
     let mut reached = Vec::new();
-    for (replica, removed) in record.replicas.iter().zip(removed) {
+    for ((replica, removed), entry) in record.replicas.iter().zip(removed).zip(&owed) {
         if removed {
             reached.push(replica.backend.clone());
-        } else {
-            queue_removal(store, bucket, key, replica, "missed a delete");
-            owed = true;
+            // Not flushed: after a crash the entry finds nothing left to remove.
+            if let Err(e) = store.meta.settle_repair(entry, None) {
+                tracing::warn!(error = %e, "could not take back a removal that was done");
+            }
         }
     }
-    if owed {
+    if reached.len() < record.replicas.len() {
         // Where the delete arrived, a tombstone tells a rebuild of the index that the copy
         // left elsewhere was deleted, not lost from the index (docs/LAYOUT.md).
         write_tombstones(store, bucket, key, &record.version_id, &reached).await;
-        // The removal a backend owes must survive a crash like the delete itself: without this
-        // flush, kill -9 right after the answer loses it, and the copy stays on that backend
-        // until anti-entropy (if it runs at all).
-        store.meta.sync().await?;
+        store.repair_wake.notify_one();
     }
     Ok(())
 }

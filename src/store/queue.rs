@@ -58,16 +58,18 @@ pub(crate) fn queue_missing_replicas(
 
 /// Queues the removal of what `replica` names on its backend.
 pub(crate) fn queue_removal(store: &Store, bucket: &str, key: &str, replica: &Replica, why: &str) {
-    queue(
-        store,
-        RepairEntry::new(
-            &replica.backend,
-            bucket,
-            key,
-            RepairTask::Remove {
-                name: replica.name.clone(),
-            },
-            why,
-        ),
-    );
+    queue(store, removal(bucket, key, replica, why));
+}
+
+/// The entry that removes what `replica` names on its backend.
+pub(crate) fn removal(bucket: &str, key: &str, replica: &Replica, why: &str) -> RepairEntry {
+    RepairEntry::new(
+        &replica.backend,
+        bucket,
+        key,
+        RepairTask::Remove {
+            name: replica.name.clone(),
+        },
+        why,
+    )
 }

@@ -438,3 +438,49 @@ async fn recovery_queues_a_replica_a_crashed_write_left_pending() {
         .expect("record");
     assert!(!pending(&record), "{record:?}");
 }
+
+/// The removal of every copy is queued in the flush that deletes the index entry: while a
+/// backend has not removed its copy yet, the index already holds the work a kill -9 must not
+/// lose. (It used to be queued only once the removal had failed: a kill in between left the
+/// copy behind an empty queue.)
+#[tokio::test]
+async fn a_delete_queues_its_removals_with_the_entry() {
+    let backends = format!("{DISK_AND_MEMORY}[limits]\nbackend_timeout_secs = 1\n");
+    let f = fixture(&backends, 2).await;
+    put(&f.store, "k", b"doomed").await.expect("put");
+    f.store.fault_switches["mem"].update(|p| p.deletes = Fault::Hang);
+    let store = f.store.clone();
+    let delete = tokio::spawn(async move { delete_object(&store, "bkt", "k").await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while object(&f.store, "bkt", "k").expect("index").is_some() {
+        assert!(std::time::Instant::now() < deadline, "the entry stayed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let removal_queued = |id: &str| {
+        f.store
+            .meta
+            .repairs(id, None, 10)
+            .expect("queue")
+            .iter()
+            .any(|(_, e)| matches!(e.task, RepairTask::Remove { .. }) && e.key == "k")
+    };
+    assert!(removal_queued("mem"), "mem's removal is not queued yet");
+    delete.await.expect("task").expect("delete");
+    assert!(
+        !removal_queued("disk"),
+        "a removal that was done stayed queued"
+    );
+    assert!(
+        removal_queued("mem"),
+        "the removal mem missed is not queued"
+    );
+    assert_eq!(
+        on_backend(&f.store, "mem", "k").await.as_deref(),
+        Some(&b"doomed"[..])
+    );
+
+    f.store.fault_switches["mem"].clear();
+    assert!(super::drain_queue(&f.store, Duration::from_secs(10)).await);
+    assert_eq!(on_backend(&f.store, "mem", "k").await, None);
+    assert_eq!(on_backend(&f.store, "disk", "k").await, None);
+}
