@@ -236,11 +236,19 @@ impl TestGateway {
             .store
     }
 
-    /// Waits until the repair queue is empty; false if it is not within `limit`.
+    /// Waits until every write has settled (no intent left: a straggler's copy published or
+    /// queued) and the repair queue is empty; false if that does not happen within `limit`.
     pub async fn wait_for_repairs(&self, limit: Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
         loop {
-            if hansa::store::queue_depth(self.store()) == 0 {
+            // A write answered before its straggler published has queued nothing yet: its
+            // intent goes only once it has (or has queued what it could not).
+            let settled = self
+                .store()
+                .meta
+                .intents()
+                .is_ok_and(|intents| intents.is_empty());
+            if settled && hansa::store::queue_depth(self.store()) == 0 {
                 return true;
             }
             if std::time::Instant::now() >= deadline {
