@@ -20,7 +20,7 @@ pub struct Gateway {
     pub store: Arc<Store>,
     live: ArcSwap<LiveSettings>,
     /// Where a reload reads the configuration from; the lock also keeps reloads one at a time.
-    pub(crate) reload: tokio::sync::Mutex<Option<crate::reload::Source>>,
+    pub(crate) reload: tokio::sync::Mutex<Option<crate::config_source::Source>>,
 }
 
 /// What a request reads from the configuration, as one consistent version: a reload swaps
@@ -113,7 +113,7 @@ impl Gateway {
 
     /// Makes `reload` (SIGHUP, the admin plane's `POST /admin/v1/reload`) read the
     /// configuration from `source`; without one, a reload is refused.
-    pub async fn set_reload_source(&self, source: crate::reload::Source) {
+    pub async fn set_reload_source(&self, source: crate::config_source::Source) {
         *self.reload.lock().await = Some(source);
     }
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod check_config;
 pub mod checksum;
 pub mod config;
+pub mod config_source;
 pub mod explain;
 pub mod fd_limit;
 pub mod gateway;

@@ -253,7 +253,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let overrides = hansa::reload::Overrides {
+            let overrides = hansa::config_source::Overrides {
                 listen,
                 data_dir: data,
                 admin_listen,
@@ -277,7 +277,7 @@ fn main() -> ExitCode {
 
 async fn serve(
     config_file: Option<PathBuf>,
-    overrides: hansa::reload::Overrides,
+    overrides: hansa::config_source::Overrides,
 ) -> Result<(), String> {
     let mut config = match &config_file {
         Some(file) => Config::from_file(file).map_err(|e| e.to_string())?,
@@ -332,7 +332,7 @@ async fn serve(
     let gateway = running.gateway.clone();
     if let Some(file) = config_file {
         gateway
-            .set_reload_source(hansa::reload::Source { file, overrides })
+            .set_reload_source(hansa::config_source::Source { file, overrides })
             .await;
     }
     wait_for_signal().await;
