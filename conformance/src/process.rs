@@ -20,6 +20,20 @@ pub fn free_port() -> SocketAddr {
 pub struct Gateway(Child);
 
 impl Gateway {
+    /// Waits (up to 20 s) until the gateway accepts connections on `addr`; kills it and
+    /// panics if it does not.
+    fn listening_on(mut self, addr: SocketAddr) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            if Instant::now() >= deadline {
+                self.kill_9();
+                panic!("gateway did not start listening");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
     /// SIGKILL, and waits for the process to be gone.
     pub fn kill_9(&mut self) {
         let _ = self.0.kill(); // SIGKILL on Unix
@@ -104,16 +118,7 @@ pub fn spawn(config: &Path, log: &Path, addr: SocketAddr) -> Gateway {
         .stderr(log)
         .spawn()
         .expect("start hansa");
-    let mut gateway = Gateway(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() >= deadline {
-            gateway.kill_9();
-            panic!("gateway did not start listening");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    gateway
+    Gateway(child).listening_on(addr)
 }
 
 /// The test's directory, kept (and its path printed) when the test fails or
@@ -253,16 +258,7 @@ pub fn spawn_split(
         .stderr(std::fs::File::create(stderr).expect("stderr file"))
         .spawn()
         .expect("start hansa");
-    let mut gateway = Gateway(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() >= deadline {
-            gateway.kill_9();
-            panic!("gateway did not start listening");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    gateway
+    Gateway(child).listening_on(addr)
 }
 
 /// What a finished `hansa` command printed, and its exit code.

@@ -238,14 +238,7 @@ impl Health {
             open_for: settings.open_for,
         };
         self.settings.store(Arc::new(settings));
-        let entries: Vec<Arc<Entry>> = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for entry in entries {
+        for entry in self.all() {
             entry.lock().circuit.set_policy(policy);
         }
     }
@@ -282,16 +275,19 @@ impl Health {
             .map(|p| p.p99)
     }
 
-    /// Every backend's health, by id.
-    pub fn snapshot(&self) -> Vec<BackendHealth> {
-        let entries: Vec<Arc<Entry>> = self
-            .entries
+    /// Every backend's entry, taken out of the lock.
+    fn all(&self) -> Vec<Arc<Entry>> {
+        self.entries
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
-            .collect();
-        entries.iter().map(|e| e.snapshot()).collect()
+            .collect()
+    }
+
+    /// Every backend's health, by id.
+    pub fn snapshot(&self) -> Vec<BackendHealth> {
+        self.all().iter().map(|e| e.snapshot()).collect()
     }
 
     fn find(&self, id: &str) -> Option<Arc<Entry>> {
