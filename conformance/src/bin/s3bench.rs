@@ -121,6 +121,14 @@ struct Args {
     /// Keys under the listed prefix [default: 10000; quick: 500].
     #[arg(long)]
     list_keys: Option<u64>,
+    /// Process id of the server (repeatable): its CPU time (with its descendants') is read
+    /// from /proc before and after the timed part, and its peak RSS (VmHWM) after it.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Static file server mode (get-small, get-large only): write the objects the workload
+    /// reads as files under DIR/<bucket>/<key> instead of PUTting them, and create no bucket.
+    #[arg(long, value_name = "DIR")]
+    files_root: Option<std::path::PathBuf>,
 }
 
 /// Parameters after the preset and the flags are merged.
@@ -145,16 +153,15 @@ const MIB: u64 = 1 << 20;
 impl Args {
     fn params(&self) -> Result<Params, String> {
         let q = self.quick;
-        let pick = |v: Option<u64>, full: u64, quick: u64| v.unwrap_or(if q { quick } else { full });
+        let pick =
+            |v: Option<u64>, full: u64, quick: u64| v.unwrap_or(if q { quick } else { full });
         let p = Params {
             large_size: pick(self.large_size, 64 * MIB, 4 * MIB),
             multipart_size: pick(self.multipart_size, 256 * MIB, 12 * MIB),
             part_size: pick(self.part_size, 16 * MIB, 5 * MIB),
             small_size: pick(self.small_size, 4 * KIB, 4 * KIB),
             count: pick(self.count, 8, 2),
-            duration: Duration::from_secs_f64(
-                self.duration.unwrap_or(if q { 2.0 } else { 10.0 }),
-            ),
+            duration: Duration::from_secs_f64(self.duration.unwrap_or(if q { 2.0 } else { 10.0 })),
             concurrency: self.concurrency.unwrap_or(32),
             large_concurrency: self.large_concurrency.unwrap_or(1),
             part_concurrency: self.part_concurrency.unwrap_or(4),
@@ -190,7 +197,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gib" => 1 << 30,
         _ => return Err(format!("unknown unit in {s:?} (use KiB, MiB or GiB)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("too large: {s:?}"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("too large: {s:?}"))
 }
 
 /// Deterministic body of `len` bytes (the same for every object of a size, so GETs can compare).
@@ -382,10 +390,24 @@ async fn prepare(
     keys: Vec<String>,
     body: Bytes,
     concurrency: usize,
+    files_root: Option<&std::path::Path>,
 ) -> Result<(), String> {
     let Some(last) = keys.last() else {
         return Ok(());
     };
+    if let Some(root) = files_root {
+        for key in &keys {
+            let path = root.join(bucket).join(key);
+            if std::fs::metadata(&path).map(|m| m.len()).ok() == Some(body.len() as u64) {
+                continue;
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&path, &body).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(());
+    }
     if head_size(c, bucket, last).await == Some(body.len() as i64) {
         return Ok(());
     }
@@ -552,42 +574,75 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
         t.fail(e);
         t
     };
-    if let Err(e) = ensure_bucket(&c, &bucket).await {
+    if args.files_root.is_some() {
+        if !matches!(args.workload, Workload::GetSmall | Workload::GetLarge) {
+            let e = "--files-root serves get-small and get-large only".to_string();
+            return (report(args, p, fail(e), Duration::ZERO), true);
+        }
+    } else if let Err(e) = ensure_bucket(&c, &bucket).await {
         return (report(args, p, fail(e), Duration::ZERO), true);
     }
     let small = body(p.small_size, 1);
+    let files = args.files_root.as_deref();
     let setup = match args.workload {
         Workload::GetSmall | Workload::Mixed => {
-            prepare(&c, &bucket, small_keys(p.small_objects), small.clone(), p.concurrency).await
+            prepare(
+                &c,
+                &bucket,
+                small_keys(p.small_objects),
+                small.clone(),
+                p.concurrency,
+                files,
+            )
+            .await
         }
         Workload::List => {
             let keys = (0..p.list_keys)
                 .map(|i| format!("list-{}/{i:06}", p.list_keys))
                 .collect();
-            prepare(&c, &bucket, keys, Bytes::from_static(b"x"), p.concurrency).await
+            prepare(
+                &c,
+                &bucket,
+                keys,
+                Bytes::from_static(b"x"),
+                p.concurrency,
+                files,
+            )
+            .await
         }
         Workload::GetLarge => {
             let key = vec![format!("large-get/{}", p.large_size)];
-            prepare(&c, &bucket, key, body(p.large_size, 2), 1).await
+            prepare(&c, &bucket, key, body(p.large_size, 2), 1, files).await
         }
         _ => Ok(()),
     };
     if let Err(e) = setup {
-        return (report(args, p, fail(format!("set-up: {e}")), Duration::ZERO), true);
+        return (
+            report(args, p, fail(format!("set-up: {e}")), Duration::ZERO),
+            true,
+        );
     }
 
+    let cpu_before = server_cpu_seconds(&args.server_pids);
     let start = Instant::now();
-    let tally = match args.workload {
+    let mut tally = match args.workload {
         Workload::PutLarge => {
             let data = body(p.large_size, 2);
             let (c, b) = (c.clone(), bucket.clone());
-            drive(p.large_concurrency, Some(p.count), p.duration, move |_, i| {
-                let (c, b, data) = (c.clone(), b.clone(), data.clone());
-                async move {
-                    let n = data.len() as u64;
-                    put(&c, &b, &format!("large-put/{i}"), data).await.map(|_| n)
-                }
-            })
+            drive(
+                p.large_concurrency,
+                Some(p.count),
+                p.duration,
+                move |_, i| {
+                    let (c, b, data) = (c.clone(), b.clone(), data.clone());
+                    async move {
+                        let n = data.len() as u64;
+                        put(&c, &b, &format!("large-put/{i}"), data)
+                            .await
+                            .map(|_| n)
+                    }
+                },
+            )
             .await
         }
         Workload::Multipart => {
@@ -605,7 +660,9 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
                 let (c, b, data) = (c.clone(), b.clone(), small.clone());
                 async move {
                     let n = data.len() as u64;
-                    put(&c, &b, &format!("small-put/{i:08}"), data).await.map(|_| n)
+                    put(&c, &b, &format!("small-put/{i:08}"), data)
+                        .await
+                        .map(|_| n)
                 }
             })
             .await
@@ -621,10 +678,15 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
         Workload::GetLarge => {
             let want = body(p.large_size, 2);
             let (c, b, size) = (c.clone(), bucket.clone(), p.large_size);
-            drive(p.large_concurrency, Some(p.count), p.duration, move |_, _| {
-                let (c, b, want) = (c.clone(), b.clone(), want.clone());
-                async move { get_check(&c, &b, &format!("large-get/{size}"), &want).await }
-            })
+            drive(
+                p.large_concurrency,
+                Some(p.count),
+                p.duration,
+                move |_, _| {
+                    let (c, b, want) = (c.clone(), b.clone(), want.clone());
+                    async move { get_check(&c, &b, &format!("large-get/{size}"), &want).await }
+                },
+            )
             .await
         }
         Workload::List => {
@@ -634,8 +696,8 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
                 async move { list_all(&c, &b, &format!("list-{n}/"), n).await }
             })
             .await;
-            // A listing moves no object bytes: `bytes` counted keys; keep them apart.
-            t.extra.insert("keys_listed".into(), json!(t.bytes));
+            // A listing moves no object bytes (`bytes` counted keys).
+            t.extra.insert("keys_per_listing".into(), json!(n));
             t.bytes = 0;
             t
         }
@@ -652,18 +714,107 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
                         get_check(&c, &b, &format!("small/{:06}", i % n), &data).await
                     } else {
                         let n = data.len() as u64;
-                        put(&c, &b, &format!("mixed-put/{w:03}-{i:08}"), data).await.map(|_| n)
+                        put(&c, &b, &format!("mixed-put/{w:03}-{i:08}"), data)
+                            .await
+                            .map(|_| n)
                     }
                 }
             })
             .await;
-            t.extra.insert("gets".into(), json!(gets.load(Ordering::Relaxed)));
+            t.extra
+                .insert("gets".into(), json!(gets.load(Ordering::Relaxed)));
             t
         }
     };
     let elapsed = start.elapsed();
+    if !args.server_pids.is_empty() {
+        let cpu = server_cpu_seconds(&args.server_pids) - cpu_before;
+        let ops = tally.latencies.len() as f64;
+        let gb = tally.bytes as f64 / 1e9;
+        tally
+            .extra
+            .insert("server_cpu_s".into(), json!(round3(cpu)));
+        let per_gb = (gb > 0.0).then(|| round3(cpu / gb));
+        tally
+            .extra
+            .insert("server_cpu_s_per_gb".into(), json!(per_gb));
+        let per_kop = (ops > 0.0).then(|| round3(cpu / ops * 1000.0));
+        tally
+            .extra
+            .insert("server_cpu_s_per_1000_ops".into(), json!(per_kop));
+        let rss = server_peak_rss_kib(&args.server_pids);
+        tally.extra.insert("server_peak_rss_kib".into(), json!(rss));
+    }
     let failed = tally.errors > 0;
     (report(args, p, tally, elapsed), failed)
+}
+
+/// The process ids of `roots` and of all their descendants (from /proc/*/stat).
+fn process_tree(roots: &[u32]) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(fields) = stat_fields(pid) {
+                // Field 4 of stat, the parent, is the second after the command.
+                if let Some(ppid) = fields.get(1).and_then(|f| f.parse::<u32>().ok()) {
+                    parent_of.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut tree: Vec<u32> = roots.to_vec();
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        for &(child, parent) in &parent_of {
+            if parent == p && !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
+        i += 1;
+    }
+    tree
+}
+
+/// Fields of /proc/<pid>/stat after the command (the first one is the state, field 3).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// utime + stime of the servers' process trees, in seconds.
+fn server_cpu_seconds(roots: &[u32]) -> f64 {
+    // SAFETY: sysconf reads a constant of the system; no memory is handed over.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    process_tree(roots)
+        .into_iter()
+        .filter_map(stat_fields)
+        .map(|f| {
+            // utime and stime are fields 14 and 15: indexes 11 and 12 here.
+            let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+            (t(11) + t(12)) / ticks
+        })
+        .sum()
+}
+
+/// Sum of VmHWM (peak resident set, KiB) over the servers' process trees.
+fn server_peak_rss_kib(roots: &[u32]) -> u64 {
+    process_tree(roots)
+        .into_iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// Lists `prefix` whole (pages of 1,000), checking that `want` keys came back; answers the
@@ -707,5 +858,103 @@ async fn main() {
     println!("{v}");
     if failed {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec![
+            "s3bench",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--access-key",
+            "k",
+            "--secret-key",
+            "s",
+            "--workload",
+        ];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).expect("flags parse")
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn defaults_quick_preset_and_flags_merge() {
+        let full = args(&["put-large"]).params().expect("valid");
+        assert_eq!(full.large_size, 64 << 20);
+        assert_eq!((full.multipart_size, full.part_size), (256 << 20, 16 << 20));
+        assert_eq!((full.small_size, full.concurrency), (4096, 32));
+        assert_eq!((full.list_keys, full.count), (10_000, 8));
+        let quick = args(&["list", "--quick"]).params().expect("valid");
+        assert_eq!((quick.list_keys, quick.large_size), (500, 4 << 20));
+        assert_eq!(quick.duration, Duration::from_secs(2));
+        let mixed = args(&["mixed", "--quick", "--list-keys", "7", "--duration", "0.5"]);
+        let p = mixed.params().expect("valid");
+        assert_eq!((p.list_keys, p.duration), (7, Duration::from_millis(500)));
+        assert!(args(&["mixed", "--concurrency", "0"]).params().is_err());
+        assert!(
+            args(&["multipart", "--part-size", "1", "--multipart-size", "1MiB"])
+                .params()
+                .is_err()
+        );
+        assert!(Args::try_parse_from(["s3bench", "--workload", "list"]).is_err());
+        assert!(Args::try_parse_from([
+            "s3bench",
+            "--endpoint",
+            "e",
+            "--access-key",
+            "k",
+            "--secret-key",
+            "s",
+            "--workload",
+            "nonsense"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn report_carries_rates_and_percentiles() {
+        let a = args(&["get-small", "--server", "peer"]);
+        let p = a.params().expect("valid");
+        let mut t = Tally::default();
+        for ms in 1..=100u64 {
+            t.ok(Duration::from_millis(ms), 4096);
+        }
+        t.fail("GET x: boom".into());
+        let v = report(&a, &p, t, Duration::from_secs(2));
+        assert_eq!(v["server"], "peer");
+        assert_eq!(v["workload"], "get-small");
+        assert_eq!(v["ops"], 100);
+        assert_eq!(v["errors"], 1);
+        assert_eq!(v["ops_per_s"], 50.0);
+        assert_eq!(v["mb_per_s"], 0.205);
+        assert_eq!(v["p50_ms"], 50.0);
+        assert_eq!(v["p99_ms"], 99.0);
+        assert_eq!(v["first_error"], "GET x: boom");
+        assert_eq!(v["params"]["concurrency"], 32);
+    }
+
+    #[test]
+    fn own_process_has_cpu_time_and_peak_rss() {
+        let me = std::process::id();
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(body(1024, 9));
+        }
+        assert!(server_cpu_seconds(&[me]) > 0.0);
+        assert!(server_peak_rss_kib(&[me]) > 0);
+        assert!(process_tree(&[me]).contains(&me));
     }
 }
