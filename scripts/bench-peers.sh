@@ -445,8 +445,9 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 json_out="$OUT_DIR/peers-$stamp.json"
 skipped_json=$(for s in "${!skipped[@]}"; do printf '%s\t%s\n' "$s" "${skipped[$s]}"; done |
 	python3 -c 'import json,sys; print(json.dumps(dict(l.rstrip("\n").split("\t",1) for l in sys.stdin if l.strip())))')
+md_out="$OUT_DIR/peers-$stamp.md"
 python3 - "$RUNS" "$json_out" "$rounds" "$quick" "$HANSA" "${overhead_backend:-}" "$skipped_json" \
-	"${active[*]}" "${workloads[*]}" "$STATIC_KIND" "${extra[*]}" <<'PY'
+	"${active[*]}" "${workloads[*]}" "$STATIC_KIND" "${extra[*]}" <<'PY' | tee "$md_out"
 import json, os, statistics, sys, time
 runs_path, json_out, rounds, quick, hansa_bin, overhead_backend, skipped, active, workloads, static_kind, extra = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
@@ -584,5 +585,5 @@ for s, why in sorted(skipped.items()):
 failed = [(w, s, c["first_error"]) for w, row in summary.items() for s, c in row.items() if c["failed_runs"]]
 for w, s, e in failed:
     print(f"\nFAILED {w} on {s}: {e}")
-print(f"\nJSON: {json_out}")
+print(f"\nJSON: {json_out}\nThis table: {json_out[:-len('.json')]}.md")
 PY

@@ -628,7 +628,8 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
     let mut tally = match args.workload {
         Workload::PutLarge => {
             let data = body(p.large_size, 2);
-            let (c, b) = (c.clone(), bucket.clone());
+            // Keys are reused (one more than run at once) so the disk holds a few objects.
+            let (c, b, keys) = (c.clone(), bucket.clone(), p.large_concurrency as u64 + 1);
             drive(
                 p.large_concurrency,
                 Some(p.count),
@@ -637,7 +638,7 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
                     let (c, b, data) = (c.clone(), b.clone(), data.clone());
                     async move {
                         let n = data.len() as u64;
-                        put(&c, &b, &format!("large-put/{i}"), data)
+                        put(&c, &b, &format!("large-put/{}", i % keys), data)
                             .await
                             .map(|_| n)
                     }
@@ -650,7 +651,8 @@ async fn run(args: &Args, p: &Params) -> (Value, bool) {
             let (c, b, p2) = (c.clone(), bucket.clone(), p.clone());
             drive(1, Some(p.count), p.duration, move |_, i| {
                 let (c, b, data, p2) = (c.clone(), b.clone(), data.clone(), p2.clone());
-                async move { multipart_once(&c, &b, &format!("multipart/{i}"), &p2, &data).await }
+                // Two keys in turn: the disk holds two uploads, not `--count`.
+                async move { multipart_once(&c, &b, &format!("multipart/{}", i % 2), &p2, &data).await }
             })
             .await
         }
