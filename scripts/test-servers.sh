@@ -77,16 +77,10 @@ FULL="${HANSA_FULL_SERVERS:-0}"
 CARGO_ROOT="$DIR/cargo"
 if [[ "$FULL" == 1 ]]; then
 	command -v cargo >/dev/null || fatal "cargo is needed for HANSA_FULL_SERVERS=1"
-	if [[ ! -x "$CARGO_ROOT/bin/s3s-fs" ]]; then
-		say "installing s3s-fs 0.14.1 into $CARGO_ROOT (cargo install, a few minutes)"
-		cargo install --locked --root "$CARGO_ROOT" --target-dir "$DIR/cargo-build" \
-			s3s-fs --version 0.14.1 --features binary >&2 || fatal "cargo install s3s-fs failed"
-	fi
-	if [[ ! -x "$CARGO_ROOT/bin/garage" ]]; then
-		say "installing garage 2.5.0 into $CARGO_ROOT (cargo install, about a quarter of an hour)"
-		cargo install --locked --root "$CARGO_ROOT" --target-dir "$DIR/cargo-build" \
-			garage --version 2.5.0 >&2 || fatal "cargo install garage failed"
-	fi
+	# shellcheck source=scripts/cargo-servers.sh
+	source "$REPO/scripts/cargo-servers.sh"
+	install_cargo_server "$CARGO_ROOT" "$DIR/cargo-build" s3s-fs || fatal "cargo install s3s-fs failed"
+	install_cargo_server "$CARGO_ROOT" "$DIR/cargo-build" garage || fatal "cargo install garage failed"
 	# Kept until both are installed, so that an interrupted build resumes where it stopped.
 	rm -rf "$DIR/cargo-build"
 fi
