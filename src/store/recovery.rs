@@ -77,6 +77,7 @@ fn target_of(store: &Store, backend: &str, name: &str) -> Option<super::stage::T
 /// intent once nothing is left. Returns whether the intent is cleared.
 pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
     let mut unfinished = false;
+    let mut queued = false;
     let still_staged = publish_remaining(store, intent).await;
     // Every replica of the version not present now is owed by its backend: one still staged
     // where a backend is failing, a straggler's copy that never completed, a staged copy that
@@ -91,12 +92,17 @@ pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
                 "not published with the write"
             };
             queue_missing_replicas(store, &intent.bucket, &intent.key, &record, reason);
+            queued |= record
+                .replicas
+                .iter()
+                .any(|r| r.state != ReplicaState::Present);
         }
         Ok(_) => {}
         Err(_) => unfinished = true,
     }
     for old in &intent.superseded {
         if !remove_superseded(store, intent, old).await {
+            queued = true;
             queue_removal(
                 store,
                 &intent.bucket,
@@ -111,6 +117,13 @@ pub(crate) async fn settle(store: &Store, id: &str, intent: &Intent) -> bool {
     }
     if unfinished {
         return false;
+    }
+    // The debts are durable before the intent that would otherwise find them again goes.
+    if queued {
+        if let Err(e) = store.meta.sync().await {
+            tracing::warn!(error = %e, "could not flush the repair queue; the intent stays");
+            return false;
+        }
     }
     if let Err(e) = store.meta.clear_intent(id) {
         tracing::warn!(error = %e, "could not clear an intent");
