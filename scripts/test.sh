@@ -27,8 +27,10 @@ section "cargo test --workspace"
 # Compile the tests first, then run them under a time limit, so that a hanging test fails the
 # run instead of eating CI's budget.
 cargo test --workspace --no-run
-# Installing the servers (first run: a few minutes of pip and npm) stays outside the time limit.
+# Installing the servers (first run: a few minutes of pip and npm) and the headless browser
+# (Debian's chromium, playwright-core) stays outside the time limit.
 "$REPO/scripts/test-servers.sh" true
+"$REPO/scripts/browser-setup.sh"
 rc=0
 timeout -k 30 "${HANSA_TEST_TIMEOUT:-1200}" "$REPO/scripts/test-servers.sh" cargo test --workspace || rc=$?
 if [[ $rc -eq 124 || $rc -eq 137 ]]; then

@@ -3,6 +3,7 @@
 //! A request goes `server` → `s3::router` → `s3::auth` → `s3::ops` → `store` (the storage
 //! protocol) → `placement` / `replication` / `meta` → `hansa_backends`. See `docs/ARCHITECTURE.md`.
 
+pub mod access;
 pub mod admin;
 pub mod check_config;
 pub mod checksum;

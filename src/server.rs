@@ -271,7 +271,12 @@ async fn accept_loop(
         };
         let gw = gateway.clone();
         let state = slot.state.clone();
-        let service = service_fn(move |req| {
+        let connection = crate::access::Connection {
+            peer,
+            secure: tls.is_some(),
+        };
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(connection);
             let gw = gw.clone();
             let guard = state.begin();
             async move {

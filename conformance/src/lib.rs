@@ -900,6 +900,10 @@ pub mod admin;
 
 pub mod metrics;
 
+// Headless Chromium driven by Node scripts (CORS, HTML form uploads).
+
+pub mod browser;
+
 /// The `hansa` binary built next to this test (`cargo build --workspace` puts it there), or
 /// `HANSA_BIN`.
 pub fn hansa_binary() -> PathBuf {

@@ -10,9 +10,9 @@ mod sled_store;
 pub use jobs::{JobCursor, JobProblem, JobProgress, JobRecord, JobSpec, JobState, MAX_PROBLEMS};
 
 pub use records::{
-    queue_prefix, Before, BucketRecord, Intent, IntentPhase, IntentTarget, ObjectRecord,
-    PartRecord, PartSummary, RepairEntry, RepairTask, Replica, ReplicaState, UploadRecord,
-    UploadTarget,
+    queue_prefix, Before, BucketRecord, BucketSetting, Intent, IntentPhase, IntentTarget,
+    ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica, ReplicaState,
+    UploadRecord, UploadTarget,
 };
 pub use sled_store::SledStore;
 
@@ -58,6 +58,18 @@ pub trait MetaStore: Send + Sync + 'static {
     fn buckets(&self) -> MetaResult<Vec<BucketRecord>>;
     /// Removes the bucket if it holds no objects.
     fn delete_bucket(&self, name: &str) -> MetaResult<()>;
+
+    /// The bucket's `setting` document, if set.
+    fn bucket_setting(&self, bucket: &str, setting: BucketSetting) -> MetaResult<Option<String>>;
+    /// Every setting the bucket has.
+    fn bucket_settings(&self, bucket: &str) -> MetaResult<Vec<(BucketSetting, String)>>;
+    /// Sets (`Some`) or removes (`None`) a setting; `NoSuchBucket` when the bucket is gone.
+    fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        setting: BucketSetting,
+        value: Option<&str>,
+    ) -> MetaResult<()>;
 
     fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectRecord>>;
     fn put_object(&self, bucket: &str, key: &str, record: &ObjectRecord) -> MetaResult<()>;

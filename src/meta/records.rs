@@ -22,6 +22,55 @@ pub struct BucketRecord {
     pub owner: String,
 }
 
+/// One of a bucket's sub-resource configurations (`?cors`, `?policy`, …). The index keeps each
+/// as the text its feature module wrote (that module owns the format); the bucket markers on
+/// the backends carry them too, so that a rebuilt index gets them back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BucketSetting {
+    Cors,
+    Policy,
+    Acl,
+    PublicAccessBlock,
+    OwnershipControls,
+    Tagging,
+    Versioning,
+    Lifecycle,
+    ObjectLock,
+}
+
+impl BucketSetting {
+    pub const ALL: [BucketSetting; 9] = [
+        BucketSetting::Cors,
+        BucketSetting::Policy,
+        BucketSetting::Acl,
+        BucketSetting::PublicAccessBlock,
+        BucketSetting::OwnershipControls,
+        BucketSetting::Tagging,
+        BucketSetting::Versioning,
+        BucketSetting::Lifecycle,
+        BucketSetting::ObjectLock,
+    ];
+
+    /// The stable name it is stored under (in the index and in bucket markers).
+    pub fn name(self) -> &'static str {
+        match self {
+            BucketSetting::Cors => "cors",
+            BucketSetting::Policy => "policy",
+            BucketSetting::Acl => "acl",
+            BucketSetting::PublicAccessBlock => "public-access-block",
+            BucketSetting::OwnershipControls => "ownership-controls",
+            BucketSetting::Tagging => "tagging",
+            BucketSetting::Versioning => "versioning",
+            BucketSetting::Lifecycle => "lifecycle",
+            BucketSetting::ObjectLock => "object-lock",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BucketSetting> {
+        BucketSetting::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ReplicaState {
     /// The backend holds this version under `name`, with backend ETag `etag`.

@@ -4,7 +4,8 @@
 //! ObjectRecord, so a listing is an ordered range scan), `intents`, `uploads` (bucket NUL key
 //! NUL upload id → UploadRecord; upload ids sort by creation time, so a key's uploads list in
 //! the order S3 lists them), `parts` (upload id, big-endian part number → PartRecord) and
-//! `repairs` (backend NUL bucket NUL key NUL task → RepairEntry: the repair queue).
+//! `repairs` (backend NUL bucket NUL key NUL task → RepairEntry: the repair queue) and
+//! `bucket_settings` (bucket NUL setting name → the setting's document).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -14,8 +15,8 @@ use tokio::sync::Mutex;
 
 use super::records::{decode, encode};
 use super::{
-    queue_prefix, BucketRecord, Intent, JobRecord, MetaError, MetaResult, MetaStore, ObjectPage,
-    ObjectRecord, PartRecord, RepairEntry, UploadRecord,
+    queue_prefix, BucketRecord, BucketSetting, Intent, JobRecord, MetaError, MetaResult, MetaStore,
+    ObjectPage, ObjectRecord, PartRecord, RepairEntry, UploadRecord,
 };
 
 pub struct SledStore {
@@ -26,7 +27,20 @@ pub struct SledStore {
     parts: sled::Tree,
     repairs: sled::Tree,
     jobs: sled::Tree,
+    settings: sled::Tree,
     flush: GroupFlush,
+}
+
+fn setting_key(bucket: &str, setting: BucketSetting) -> Vec<u8> {
+    let mut out = settings_prefix(bucket);
+    out.extend_from_slice(setting.name().as_bytes());
+    out
+}
+
+fn settings_prefix(bucket: &str) -> Vec<u8> {
+    let mut out = bucket.as_bytes().to_vec();
+    out.push(0);
+    out
 }
 
 fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
@@ -69,6 +83,7 @@ impl SledStore {
         let parts = db.open_tree("parts")?;
         let repairs = db.open_tree("repairs")?;
         let jobs = db.open_tree("jobs")?;
+        let settings = db.open_tree("bucket_settings")?;
         Ok(SledStore {
             db,
             buckets,
@@ -77,6 +92,7 @@ impl SledStore {
             parts,
             repairs,
             jobs,
+            settings,
             flush: GroupFlush::default(),
         })
     }
@@ -127,6 +143,52 @@ impl MetaStore for SledStore {
         }
         self.buckets.remove(name.as_bytes())?;
         self.db.drop_tree(format!("objects/{name}"))?;
+        for item in self.settings.scan_prefix(settings_prefix(name)) {
+            let (key, _) = item?;
+            self.settings.remove(key)?;
+        }
+        Ok(())
+    }
+
+    fn bucket_setting(&self, bucket: &str, setting: BucketSetting) -> MetaResult<Option<String>> {
+        self.settings
+            .get(setting_key(bucket, setting))?
+            .map(|v| decode(setting.name(), &v))
+            .transpose()
+    }
+
+    fn bucket_settings(&self, bucket: &str) -> MetaResult<Vec<(BucketSetting, String)>> {
+        let prefix = settings_prefix(bucket);
+        let mut out = Vec::new();
+        for item in self.settings.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            // A setting a later gateway wrote and this one does not know: not ours to show.
+            if let Some(setting) = BucketSetting::from_name(&name) {
+                out.push((setting, decode(&name, &value)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        setting: BucketSetting,
+        value: Option<&str>,
+    ) -> MetaResult<()> {
+        if self.buckets.get(bucket.as_bytes())?.is_none() {
+            return Err(MetaError::NoSuchBucket(bucket.to_string()));
+        }
+        let key = setting_key(bucket, setting);
+        match value {
+            Some(value) => {
+                self.settings.insert(key, encode(&value)?)?;
+            }
+            None => {
+                self.settings.remove(key)?;
+            }
+        }
         Ok(())
     }
 
@@ -597,6 +659,45 @@ mod tests {
         store.delete_object("b1", "k").unwrap();
         store.delete_bucket("b1").unwrap();
         assert!(store.bucket("b1").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn bucket_settings_live_and_die_with_their_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+            assert!(matches!(
+                store.set_bucket_setting("nope", BucketSetting::Cors, Some("x")),
+                Err(MetaError::NoSuchBucket(_))
+            ));
+            store.create_bucket(&bucket("b1")).unwrap();
+            // A bucket whose name extends b1's must not see b1's settings.
+            store.create_bucket(&bucket("b1x")).unwrap();
+            store
+                .set_bucket_setting("b1", BucketSetting::Cors, Some("<cors/>"))
+                .unwrap();
+            store
+                .set_bucket_setting("b1", BucketSetting::Policy, Some("{}"))
+                .unwrap();
+            store.sync().await.unwrap();
+        }
+        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(
+            store.bucket_setting("b1", BucketSetting::Cors).unwrap(),
+            Some("<cors/>".to_string())
+        );
+        assert_eq!(store.bucket_settings("b1").unwrap().len(), 2);
+        assert!(store.bucket_settings("b1x").unwrap().is_empty());
+        store
+            .set_bucket_setting("b1", BucketSetting::Cors, None)
+            .unwrap();
+        assert_eq!(
+            store.bucket_setting("b1", BucketSetting::Cors).unwrap(),
+            None
+        );
+        store.delete_bucket("b1").unwrap();
+        store.create_bucket(&bucket("b1")).unwrap();
+        assert!(store.bucket_settings("b1").unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 use std::ops::Bound;
 
 use super::{Store, StoreError, StoreResult};
-use crate::meta::{BucketRecord, MetaError, ObjectPage, ObjectRecord, PartRecord, UploadRecord};
+use crate::meta::{
+    BucketRecord, BucketSetting, MetaError, ObjectPage, ObjectRecord, PartRecord, UploadRecord,
+};
 
 /// The bucket's record, or `NoSuchBucket`.
 pub fn bucket(store: &Store, name: &str) -> StoreResult<BucketRecord> {
@@ -55,6 +57,43 @@ pub async fn delete_bucket(store: &Store, name: &str) -> StoreResult<()> {
     for upload in store.meta.scan_uploads(name, "", None, usize::MAX)? {
         super::abort_upload(store, &upload).await?;
     }
+    Ok(())
+}
+
+/// The bucket's `setting` document, if set; `NoSuchBucket` when the bucket does not exist.
+pub fn bucket_setting(
+    store: &Store,
+    bucket: &str,
+    setting: BucketSetting,
+) -> StoreResult<Option<String>> {
+    match store.meta.bucket_setting(bucket, setting)? {
+        Some(value) => Ok(Some(value)),
+        None => {
+            self::bucket(store, bucket)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) one of the bucket's settings, durably, then rewrites the
+/// bucket's markers on the backends so that a rebuilt index keeps it (best effort, as for the
+/// markers themselves).
+pub async fn set_bucket_setting(
+    store: &Store,
+    bucket: &str,
+    setting: BucketSetting,
+    value: Option<&str>,
+) -> StoreResult<()> {
+    // Under the bucket's lock: a DeleteBucket cannot slip between the change and the markers.
+    let _guard = store.locks.lock_bucket(bucket).await;
+    match store.meta.set_bucket_setting(bucket, setting, value) {
+        Ok(()) => {}
+        Err(MetaError::NoSuchBucket(_)) => return Err(StoreError::NoSuchBucket(bucket.into())),
+        Err(e) => return Err(e.into()),
+    }
+    store.meta.sync().await?;
+    let record = self::bucket(store, bucket)?;
+    super::records::write_bucket_markers(store, &record).await;
     Ok(())
 }
 

@@ -105,6 +105,7 @@ pub async fn rebuild_index(
     };
 
     let mut buckets: BTreeMap<String, BucketRecord> = BTreeMap::new();
+    let mut settings: BTreeMap<String, BucketMarker> = BTreeMap::new();
     let mut tombstones: HashMap<(String, String), Tombstone> = HashMap::new();
     let mut keys: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
     let mut importable: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
@@ -125,6 +126,12 @@ pub async fn rebuild_index(
         }
         for marker in scan.markers {
             let record = marker.record();
+            match settings.get(&marker.bucket) {
+                Some(newest) if newest.settings_ms >= marker.settings_ms => {}
+                _ => {
+                    settings.insert(marker.bucket.clone(), marker.clone());
+                }
+            }
             buckets
                 .entry(record.name.clone())
                 .and_modify(|r| {
@@ -226,6 +233,13 @@ pub async fn rebuild_index(
             record.region = default_region.to_string();
         }
         store.meta.create_bucket(record)?;
+        if let Some(marker) = settings.get(&record.name) {
+            for (setting, value) in marker.known_settings() {
+                store
+                    .meta
+                    .set_bucket_setting(&record.name, setting, Some(&value))?;
+            }
+        }
     }
     report.buckets = buckets.len();
     for (bucket, key, record) in &records {

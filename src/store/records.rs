@@ -17,7 +17,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use crate::meta::BucketRecord;
+use std::collections::BTreeMap;
+
+use crate::meta::{BucketRecord, BucketSetting};
 use crate::replication::bounded;
 
 /// The body of a bucket marker.
@@ -28,16 +30,36 @@ pub struct BucketMarker {
     pub created_ms: u64,
     pub owner: String,
     pub region: String,
+    /// The bucket's settings (CORS, policy, …) by their stored name, as of `settings_ms`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
+    /// When the settings were written (milliseconds since the Unix epoch): a rebuild takes
+    /// the newest marker's settings.
+    #[serde(default)]
+    pub settings_ms: u64,
 }
 
 impl BucketMarker {
-    pub fn of(record: &BucketRecord) -> BucketMarker {
+    pub fn of(record: &BucketRecord, settings: &[(BucketSetting, String)]) -> BucketMarker {
         BucketMarker {
             bucket: record.name.clone(),
             created_ms: record.created_ms,
             owner: record.owner.clone(),
             region: record.region.clone(),
+            settings: settings
+                .iter()
+                .map(|(s, v)| (s.name().to_string(), v.clone()))
+                .collect(),
+            settings_ms: crate::meta::now_ms(),
         }
+    }
+
+    /// The settings this gateway knows (a later one's are skipped).
+    pub fn known_settings(&self) -> Vec<(BucketSetting, String)> {
+        self.settings
+            .iter()
+            .filter_map(|(name, v)| BucketSetting::from_name(name).map(|s| (s, v.clone())))
+            .collect()
     }
 
     pub fn record(&self) -> BucketRecord {
@@ -65,7 +87,16 @@ pub(crate) async fn write_bucket_markers(store: &Store, record: &BucketRecord) {
     let Some(name) = bucket_marker_name(&record.name) else {
         return;
     };
-    let marker = BucketMarker::of(record);
+    // The index is the truth; the marker carries its settings so that a rebuild keeps them.
+    let settings = match store.meta.bucket_settings(&record.name) {
+        Ok(settings) => settings,
+        Err(e) => {
+            tracing::warn!(bucket = %record.name, error = %e,
+                "could not read the bucket's settings; its markers are left as they are");
+            return;
+        }
+    };
+    let marker = BucketMarker::of(record, &settings);
     let stamp_version = uuid::Uuid::now_v7().simple().to_string();
     // Not on a backend being drained: it is on its way out and keeps nothing of Hansa's.
     let draining = store
