@@ -413,6 +413,57 @@ async fn a_fresh_gateway_starts_and_deleted_buckets_leave_no_marker() {
     gw.shutdown().await;
 }
 
+/// A bucket's settings (CORS rules, policy, …) live in the index and in its bucket markers: a
+/// rebuilt index has the newest of them, and one a backend missed does not win over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_settings_survive_a_rebuilt_index() {
+    use hansa::meta::BucketSetting;
+    let mut gw = TestGateway::start_with(Options {
+        faults: true,
+        ..Options::default()
+    })
+    .await;
+    let s3 = gw.client();
+    let bucket = bucket_name("rb-settings");
+    create_bucket(&s3, &bucket).await;
+    let store = gw.store().clone();
+    let set = |setting, value: Option<&'static str>| {
+        let (store, bucket) = (store.clone(), bucket.clone());
+        async move {
+            hansa::store::set_bucket_setting(&store, &bucket, setting, value)
+                .await
+                .expect("set a bucket setting")
+        }
+    };
+    set(BucketSetting::Cors, Some("old rules")).await;
+    set(BucketSetting::Policy, Some("{\"a\":1}")).await;
+    // disk-a (the first backend a rebuild lists) misses the newest change: its marker keeps
+    // the old rules, and the rebuild must still take disk-b's newer ones.
+    gw.faults("disk-a").update(|p| p.writes = Fault::Fail);
+    set(BucketSetting::Cors, Some("new rules")).await;
+    set(BucketSetting::Policy, None).await;
+    gw.faults("disk-a").clear();
+    let marker = std::fs::read_to_string(gw.backend_dirs()[0].join(".hansa/b").join(&bucket))
+        .expect("disk-a's marker");
+    assert!(marker.contains("old rules"), "{marker}");
+    assert!(matches!(
+        hansa::store::set_bucket_setting(&store, "no-such-bucket", BucketSetting::Cors, None).await,
+        Err(hansa::store::StoreError::NoSuchBucket(_))
+    ));
+
+    stop(&mut gw).await;
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    let config_path = config_file(gw.dir.path(), "rebuild.toml", gw.config_toml());
+    let report = rebuild_index(&config_path).expect("rebuild-index");
+    assert_eq!(report["buckets"], 1, "{report}");
+    gw.restart().await;
+    let store = gw.store().clone();
+    let setting = |s| hansa::store::bucket_setting(&store, &bucket, s).expect("read a setting");
+    assert_eq!(setting(BucketSetting::Cors).as_deref(), Some("new rules"));
+    assert_eq!(setting(BucketSetting::Policy), None);
+    gw.shutdown().await;
+}
+
 /// A delete missed by one backend leaves a tombstone until the removal is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_go_once_the_owed_removal_is_done() {
