@@ -301,8 +301,8 @@ def presign_v2(s3, bucket):
     import urllib.parse
     import urllib.request
 
-    def fetch(url, data=None, method="GET"):
-        req = urllib.request.Request(url, data=data, method=method)
+    def fetch(url, data=None, method="GET", headers=None):
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, r.read()
@@ -313,8 +313,13 @@ def presign_v2(s3, bucket):
         signer = client(**extra)
         key = f"presigned-v2/{label} ключ + clé ✓&=.bin"
         data = os.urandom(50000)
+        # SigV2 signs Content-Type, and urllib sends one with any body
+        # (application/x-www-form-urlencoded unless told): the URL names the one to send.
+        content_type = "application/octet-stream"
         put_url = signer.generate_presigned_url(
-            "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=300,
         )
         get_url = signer.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
@@ -323,7 +328,9 @@ def presign_v2(s3, bucket):
         print(f"{label}: {'SigV2' if v2 else 'SigV4'} URLs: {get_url}")
         if extra and not v2:
             die(f"{label}: boto3 made no SigV2 URL: {get_url}")
-        status, body = fetch(put_url, data=data, method="PUT")
+        status, body = fetch(
+            put_url, data=data, method="PUT", headers={"Content-Type": content_type}
+        )
         if status != 200:
             die(f"{label}: presigned PUT -> {status}: {body[:500]!r}")
         status, body = fetch(get_url)
