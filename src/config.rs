@@ -141,6 +141,11 @@ pub struct ServerConfig {
     /// Base domains for virtual-host addressing: `bucket.<domain>`.
     #[serde(default)]
     pub base_domains: Vec<String>,
+    /// Accept AWS Signature Version 2 (header and query forms) beside SigV4. On by default:
+    /// older tools and boto3's default presigned URLs sign V2. Off, a V2 request gets the
+    /// `InvalidRequest` a V4-only S3 region answers.
+    #[serde(default = "default_true")]
+    pub signature_v2: bool,
     /// Start with an empty index although a backend holds Hansa's data (`hansa serve
     /// --allow-empty-index`); see `store::check_startup`.
     #[serde(default)]
@@ -159,6 +164,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             region: default_region(),
             base_domains: Vec::new(),
+            signature_v2: true,
             allow_empty_index: false,
             force_start: false,
         }
@@ -503,6 +509,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_region() -> String {
     "us-east-1".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_inflight() -> u64 {
     512 << 20

@@ -48,6 +48,8 @@ impl LiveSettings {
                 max_clock_skew: Duration::from_secs(15 * 60),
                 max_presigned_expiry: Duration::from_secs(7 * 24 * 3600),
                 max_chunk_size: 16 << 20,
+                signature_v2: config.server.signature_v2,
+                base_domains: config.server.base_domains.clone(),
             },
             rates: RateLimits::from_config(&config),
             config,

@@ -252,6 +252,7 @@ pub fn live_changes(a: &Config, b: &Config) -> Vec<String> {
     map_changes(&mut out, "rate_limit", &a.rate_limits, &b.rate_limits);
     compare!(out, a, b, server.region);
     compare!(out, a, b, server.base_domains);
+    compare!(out, a, b, server.signature_v2);
     compare!(out, a, b, limits.body_idle_timeout_secs);
     compare!(out, a, b, limits.backend_timeout_secs);
     compare!(out, a, b, limits.publish_timeout_secs);
@@ -409,6 +410,21 @@ mod tests {
             ]
         );
         assert!(live_changes(&a, &a).is_empty() && restart_changes(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn signature_v2_switch_is_live() {
+        let on = parse("");
+        assert!(on.server.signature_v2, "on by default");
+        let off = parse("[server]\nsignature_v2 = false\n");
+        assert!(!off.server.signature_v2);
+        assert_eq!(
+            live_changes(&on, &off),
+            vec!["server.signature_v2: true → false".to_string()]
+        );
+        assert!(restart_changes(&on, &off).is_empty());
+        let live = crate::gateway::LiveSettings::from_config(off).unwrap();
+        assert!(!live.auth.signature_v2);
     }
 
     #[test]

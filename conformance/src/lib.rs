@@ -73,6 +73,8 @@ pub struct Options {
     pub backend_toml: Vec<(String, String)>,
     /// Open the admin plane too, on a free port with [`admin::TOKEN`] (see [`admin`]).
     pub admin: bool,
+    /// Extra lines of the `[server]` table (`name = value`, one per line).
+    pub server_toml: String,
 }
 
 /// A certificate written for a TLS test gateway.
@@ -447,6 +449,10 @@ fn config_toml(dir: &Path, options: &Options, tls: Option<&TlsFiles>) -> String 
     t.push_str(&format!("data_dir = {}\n", toml_str(&dir.join("data"))));
     t.push_str(&format!("region = \"{REGION}\"\n"));
     t.push_str(&format!("base_domains = [\"{BASE_DOMAIN}\"]\n"));
+    for line in options.server_toml.lines() {
+        t.push_str(line);
+        t.push('\n');
+    }
     if let Some(tls) = tls {
         t.push_str("[server.tls]\nlisten = [\"127.0.0.1:0\"]\n");
         t.push_str(&format!("certificate = {}\n", toml_str(&tls.cert_path)));

@@ -160,10 +160,9 @@ fn status(code: u16) -> StatusCode {
 impl From<AuthError> for S3Error {
     fn from(e: AuthError) -> Self {
         let error = S3Error::new(e.s3_code(), status(e.http_status()), e.to_string());
-        match e.headers_not_signed() {
-            Some(names) => error.with("HeadersNotSigned", names),
-            None => error,
-        }
+        e.elements()
+            .into_iter()
+            .fold(error, |error, (name, value)| error.with(name, value))
     }
 }
 

@@ -285,7 +285,11 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 /// The bucket named by the Host header under one of the configured base domains.
-fn virtual_host_bucket(headers: &HeaderMap, uri: &Uri, base_domains: &[String]) -> Option<String> {
+pub(crate) fn virtual_host_bucket(
+    headers: &HeaderMap,
+    uri: &Uri,
+    base_domains: &[String],
+) -> Option<String> {
     if base_domains.is_empty() {
         return None;
     }

@@ -1,5 +1,6 @@
-//! SigV4 authentication: Authorization header, presigned query, and the signing context the
-//! body verifier needs for `aws-chunked` streaming uploads.
+//! Request authentication: SigV4 (Authorization header, presigned query, and the signing
+//! context the body verifier needs for `aws-chunked` streaming uploads) and SigV2 (header and
+//! query forms, [`sigv2`]), both ending in the same [`Verified`].
 //!
 //! [`authenticate`] runs before any side effect. It checks everything that can be checked from
 //! the request head; the payload (SHA-256, chunk and trailer signatures) is checked by
@@ -8,6 +9,7 @@
 pub mod chunked;
 pub mod credentials;
 pub mod presigned;
+pub mod sigv2;
 pub mod sigv4;
 
 use std::fmt;
@@ -26,6 +28,11 @@ pub struct AuthSettings {
     pub max_presigned_expiry: Duration,
     /// Largest accepted aws-chunked chunk; bounds what a client can make us parse per chunk.
     pub max_chunk_size: usize,
+    /// Whether SigV2 (`AWS key:signature`, `AWSAccessKeyId`/`Signature`/`Expires`) is accepted;
+    /// when not, it gets the InvalidRequest answer of a V4-only S3 region.
+    pub signature_v2: bool,
+    /// `server.base_domains`: SigV2 signs the bucket of a virtual-host request in its resource.
+    pub base_domains: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -35,6 +42,8 @@ impl Default for AuthSettings {
             max_clock_skew: Duration::from_secs(15 * 60),
             max_presigned_expiry: Duration::from_secs(7 * 24 * 60 * 60),
             max_chunk_size: 16 * 1024 * 1024,
+            signature_v2: true,
+            base_domains: Vec::new(),
         }
     }
 }
@@ -186,6 +195,15 @@ pub enum AuthError {
     /// `SignatureDoesNotMatch` 403.
     #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
     SignatureDoesNotMatch,
+    /// `SignatureDoesNotMatch` 403 for SigV2, with the StringToSign S3 reports.
+    #[error("The request signature we calculated does not match the signature you provided. Check your key and signing method.")]
+    SignatureDoesNotMatchV2(Box<sigv2::V2Mismatch>),
+    /// `InvalidArgument` 400: a SigV2 Authorization header that is not `AWS key:signature`.
+    #[error("{}", .0.message())]
+    MalformedV2Header(sigv2::V2HeaderProblem),
+    /// `AccessDenied` 403: SigV2 query parameters missing or unreadable (S3's wording).
+    #[error("{0}")]
+    V2QueryDenied(String),
     /// `RequestTimeTooSkewed` 403.
     #[error("The difference between the request time and the current time is too large.")]
     RequestTimeTooSkewed,
@@ -219,21 +237,35 @@ impl AuthError {
         }
     }
 
+    /// The further elements of S3's error document for this error.
+    pub fn elements(&self) -> Vec<(&'static str, String)> {
+        match self {
+            AuthError::HeadersNotSigned(names) => vec![("HeadersNotSigned", names.clone())],
+            AuthError::SignatureDoesNotMatchV2(mismatch) => mismatch.elements(),
+            AuthError::MalformedV2Header(_) => vec![("ArgumentName", "Authorization".to_owned())],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn s3_code(&self) -> &'static str {
         match self {
             AuthError::Anonymous
             | AuthError::MissingDate
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::HeadersNotSigned(_) => "AccessDenied",
+            | AuthError::HeadersNotSigned(_)
+            | AuthError::V2QueryDenied(_) => "AccessDenied",
             AuthError::UnsupportedMechanism | AuthError::MissingContentSha256 => "InvalidRequest",
             AuthError::UnsupportedAuthorizationType
             | AuthError::MultipleMechanisms
-            | AuthError::InvalidContentSha256 => "InvalidArgument",
+            | AuthError::InvalidContentSha256
+            | AuthError::MalformedV2Header(_) => "InvalidArgument",
             AuthError::MalformedHeader(_) => "AuthorizationHeaderMalformed",
             AuthError::MalformedQuery(_) => "AuthorizationQueryParametersError",
             AuthError::InvalidAccessKeyId => "InvalidAccessKeyId",
-            AuthError::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            AuthError::SignatureDoesNotMatch | AuthError::SignatureDoesNotMatchV2(_) => {
+                "SignatureDoesNotMatch"
+            }
             AuthError::RequestTimeTooSkewed => "RequestTimeTooSkewed",
         }
     }
@@ -246,7 +278,8 @@ impl AuthError {
             | AuthError::MalformedHeader(_)
             | AuthError::MalformedQuery(_)
             | AuthError::MissingContentSha256
-            | AuthError::InvalidContentSha256 => 400,
+            | AuthError::InvalidContentSha256
+            | AuthError::MalformedV2Header(_) => 400,
             AuthError::Anonymous
             | AuthError::InvalidAccessKeyId
             | AuthError::SignatureDoesNotMatch
@@ -254,7 +287,9 @@ impl AuthError {
             | AuthError::MissingDate
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::HeadersNotSigned(_) => 403,
+            | AuthError::HeadersNotSigned(_)
+            | AuthError::SignatureDoesNotMatchV2(_)
+            | AuthError::V2QueryDenied(_) => 403,
         }
     }
 }
@@ -279,9 +314,16 @@ pub fn authenticate(
     }
     match (header, presigned_v4 || presigned_v2) {
         (Some(_), true) => Err(AuthError::MultipleMechanisms),
+        (Some(value), false) if settings.signature_v2 && sigv2::is_v2_authorization(value) => {
+            sigv2::authenticate_header(parts, value, store, settings, now)
+        }
+        // With SigV2 refused, its header reaches the V4 parser, which answers InvalidRequest.
         (Some(value), false) => sigv4::authenticate_header(parts, value, store, settings, now),
         (None, true) if presigned_v4 => {
             presigned::authenticate_presigned(parts, store, settings, now)
+        }
+        (None, true) if settings.signature_v2 => {
+            sigv2::authenticate_query(parts, store, settings, now)
         }
         (None, true) => Err(AuthError::UnsupportedMechanism),
         (None, false) => Err(AuthError::Anonymous),
@@ -303,6 +345,14 @@ mod tests {
             AuthError::MalformedQuery("x".into()),
             AuthError::InvalidAccessKeyId,
             AuthError::SignatureDoesNotMatch,
+            AuthError::SignatureDoesNotMatchV2(Box::new(sigv2::V2Mismatch {
+                access_key_id: "AK".into(),
+                string_to_sign: b"GET\n".to_vec(),
+                signature_provided: "x".into(),
+            })),
+            AuthError::MalformedV2Header(sigv2::V2HeaderProblem::Shape),
+            AuthError::MalformedV2Header(sigv2::V2HeaderProblem::Spaces),
+            AuthError::V2QueryDenied("x".into()),
             AuthError::RequestTimeTooSkewed,
             AuthError::MissingDate,
             AuthError::Expired,
