@@ -64,6 +64,9 @@ pub struct Stamp {
 pub struct LateStamp {
     pub etag: String,
     pub checksum: Option<String>,
+    /// The body's length when it was not known up front (an HTTP chunked upload, announced
+    /// with `Stamp::size` 0).
+    pub size: Option<u64>,
 }
 
 impl Stamp {
@@ -79,6 +82,9 @@ impl Stamp {
             }
             if out.checksum.is_none() {
                 out.checksum = late.checksum.clone();
+            }
+            if let Some(size) = late.size {
+                out.size = size;
             }
         }
         out

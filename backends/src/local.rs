@@ -321,6 +321,7 @@ fn remove_upload_dir(dir: &Path) -> Result<()> {
 
 /// Warns when a body's size is not the one its stamp announced (a caller's bug).
 fn check_size(name: &str, size: u64, stamp: &Stamp) {
+    let stamp = stamp.resolved();
     if size != stamp.size {
         tracing::warn!(
             name,

@@ -1098,6 +1098,7 @@ async fn azure_large_stage_leaves_the_destination_alone(small_blocks: bool) {
         let _ = late.set(LateStamp {
             etag: "late-etag".into(),
             checksum: None,
+            size: None,
         });
         Ok(bytes::Bytes::new())
     });

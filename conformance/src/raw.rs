@@ -229,3 +229,29 @@ pub fn request(method: &str, url: &str) -> http::Request<()> {
         .body(())
         .expect("request")
 }
+
+/// Sends the head `head` (which should say `Transfer-Encoding: chunked`) and then each of
+/// `pieces` as its own HTTP/1.1 chunk, written and flushed one at a time as a streaming
+/// client does, then the last chunk; reads the response. A response that comes before the
+/// whole body was sent (the server refused it early) is read all the same.
+pub async fn send_chunked(
+    addr: SocketAddr,
+    head: &[u8],
+    pieces: &[&[u8]],
+    limit: Duration,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head).await.expect("write head");
+    for piece in pieces {
+        let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+        chunk.extend_from_slice(piece);
+        chunk.extend_from_slice(b"\r\n");
+        if stream.write_all(&chunk).await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    read_response(&mut stream, limit)
+        .await
+        .expect("a complete response in time")
+}

@@ -167,15 +167,15 @@ pub struct PumpReport<E> {
 
 /// Reads `body` into budgeted buffers and hands each to every live target, keeping at least
 /// `quorum` of them. `expected_len` (when known) keeps small bodies from reserving a whole
-/// buffer of budget. `at_end` runs once the body has ended cleanly, before any target sees the
-/// end marker (the moment to complete the stamp's late facts).
+/// buffer of budget. `at_end` runs once the body has ended cleanly, with its length, before any
+/// target sees the end marker (the moment to complete the stamp's late facts).
 pub async fn pump<S, E>(
     body: S,
     expected_len: Option<u64>,
     senders: Vec<mpsc::Sender<Frame>>,
     quorum: usize,
     flow: &Flow<'_>,
-    at_end: impl FnOnce(),
+    at_end: impl FnOnce(u64),
 ) -> PumpReport<E>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -189,7 +189,7 @@ where
     let result = read_and_send(body, expected_len, &mut targets, flow).await;
     let result = match result {
         Ok(pumped) => {
-            at_end();
+            at_end(pumped.len);
             targets.finish(flow.target_stall);
             Ok(pumped)
         }
@@ -458,7 +458,7 @@ mod tests {
             senders,
             2,
             &flow(&budget),
-            || {},
+            |_| {},
         )
         .await;
         let pumped = report.result.expect("pumped");
@@ -485,7 +485,7 @@ mod tests {
         let failing = body(3).chain(futures::stream::once(async {
             Err("bad digest".to_string())
         }));
-        let report = pump(failing, None, senders, 1, &flow(&budget), || {
+        let report = pump(failing, None, senders, 1, &flow(&budget), |_| {
             panic!("at_end must not run for a failed body")
         })
         .await;
@@ -509,7 +509,7 @@ mod tests {
             drain(body).await
         });
         let started = Instant::now();
-        let report = pump(body(12), None, senders, 1, &flow(&budget), || {}).await;
+        let report = pump(body(12), None, senders, 1, &flow(&budget), |_| {}).await;
         assert!(report.result.is_ok());
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -529,7 +529,7 @@ mod tests {
         let (senders, mut feeds) = feeds(2, 2);
         let hung = feeds.pop().expect("feed");
         let fast = tokio::spawn(drain(feeds.pop().expect("feed").body));
-        let report = pump(body(8), None, senders, 2, &flow(&budget), || {}).await;
+        let report = pump(body(8), None, senders, 2, &flow(&budget), |_| {}).await;
         assert!(matches!(report.result, Err(PumpError::QuorumLost)));
         assert_eq!(report.cut[1], Some(Cut::Stalled));
         assert!(
@@ -545,7 +545,7 @@ mod tests {
         let (senders, mut feeds) = feeds(2, 2);
         drop(feeds.pop());
         let ok = tokio::spawn(drain(feeds.pop().expect("feed").body));
-        let report = pump(body(4), None, senders, 2, &flow(&budget), || {}).await;
+        let report = pump(body(4), None, senders, 2, &flow(&budget), |_| {}).await;
         assert!(matches!(report.result, Err(PumpError::QuorumLost)));
         assert_eq!(report.cut[1], Some(Cut::Failed));
         assert!(ok.await.expect("join").is_err());
@@ -559,7 +559,7 @@ mod tests {
         let stalled = body(1).chain(futures::stream::pending());
         let mut f = flow(&budget);
         f.body_idle = Duration::from_millis(100);
-        let report = pump(stalled, None, senders, 1, &f, || {}).await;
+        let report = pump(stalled, None, senders, 1, &f, |_| {}).await;
         assert!(matches!(report.result, Err(PumpError::ClientStalled(_))));
         assert!(reader.await.expect("join").is_err());
     }
@@ -576,7 +576,7 @@ mod tests {
         let b = budget.clone();
         let pump = tokio::spawn(async move {
             let f = flow(&b);
-            pump(body, Some(4 * CHUNK as u64), senders, 1, &f, || {})
+            pump(body, Some(4 * CHUNK as u64), senders, 1, &f, |_| {})
                 .await
                 .result
                 .map(|p| p.len)
@@ -615,7 +615,7 @@ mod tests {
         let _held = budget.reserve(2 * CHUNK, None).await.expect("reserve");
         let (senders, feeds) = feeds(1, 2);
         let reader = tokio::spawn(drain(feeds.into_iter().next().expect("feed").body));
-        let report = pump(body(1), None, senders, 1, &flow(&budget), || {}).await;
+        let report = pump(body(1), None, senders, 1, &flow(&budget), |_| {}).await;
         assert!(matches!(report.result, Err(PumpError::Busy(_))));
         assert!(reader.await.expect("join").is_err());
     }

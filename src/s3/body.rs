@@ -57,8 +57,12 @@ impl BodyOutcome {
 /// What the body must satisfy, from the request headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BodyRules {
-    /// Decoded object length: `Content-Length`, or `x-amz-decoded-content-length` for aws-chunked.
-    pub declared_len: u64,
+    /// Decoded object length: `Content-Length`, or `x-amz-decoded-content-length` for
+    /// aws-chunked; `None` for a plain body sent with HTTP `Transfer-Encoding: chunked` and no
+    /// length (Go's and Java's clients do so for bodies of unknown length).
+    pub declared_len: Option<u64>,
+    /// The most a body may carry; checked as it arrives when its length is unknown.
+    pub max_len: u64,
     pub content_md5: Option<[u8; 16]>,
     /// `x-amz-checksum-*` header value.
     pub checksum: Option<Checksum>,
@@ -80,7 +84,14 @@ impl BodyRules {
         } else {
             http::header::CONTENT_LENGTH.as_str()
         };
-        let declared_len = parse_length(headers, length_header)?;
+        let declared_len = match parse_length(headers, length_header) {
+            Err(BodyError::MissingContentLength)
+                if !payload.is_aws_chunked() && is_http_chunked(headers) =>
+            {
+                None
+            }
+            other => Some(other?),
+        };
         let content_md5 = parse_content_md5(headers)?;
         let checksum = checksum_from_headers(headers)?;
         let trailer_checksum = parse_trailer(headers, payload)?;
@@ -96,11 +107,22 @@ impl BodyRules {
         }
         Ok(BodyRules {
             declared_len,
+            max_len: u64::MAX,
             content_md5,
             checksum,
             trailer_checksum,
             compute_checksum,
         })
+    }
+
+    /// Refuses a body longer than `max`: at once when its length is declared, as it arrives
+    /// otherwise.
+    pub fn limit(mut self, max: u64) -> Result<Self, BodyError> {
+        if self.declared_len.is_some_and(|len| len > max) {
+            return Err(BodyError::TooLarge);
+        }
+        self.max_len = max;
+        Ok(self)
     }
 
     /// The single algorithm to compute, if any.
@@ -117,6 +139,16 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
         .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+}
+
+/// HTTP/1.1 chunked framing (which hyper has already removed): the body's length is unknown.
+fn is_http_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
 }
 
 fn parse_length(headers: &HeaderMap, name: &'static str) -> Result<u64, BodyError> {
@@ -212,8 +244,10 @@ impl Verifier {
         } = self;
         let mut accept = |piece: Bytes| -> Result<(), BodyError> {
             *len += piece.len() as u64;
-            if *len > rules.declared_len {
-                return Err(BodyError::BodyTooLong);
+            match rules.declared_len {
+                Some(declared) if *len > declared => return Err(BodyError::BodyTooLong),
+                None if *len > rules.max_len => return Err(BodyError::TooLarge),
+                _ => {}
             }
             md5.update(&piece);
             if expected_sha256.is_some() {
@@ -237,7 +271,11 @@ impl Verifier {
         if let Some(decoder) = self.decoder.as_mut() {
             decoder.finish()?;
         }
-        if self.len != self.rules.declared_len {
+        if self
+            .rules
+            .declared_len
+            .is_some_and(|declared| self.len != declared)
+        {
             return Err(BodyError::IncompleteBody);
         }
         if let Some(expected) = self.expected_sha256 {
@@ -472,7 +510,8 @@ mod tests {
 
     fn rules(len: u64) -> BodyRules {
         BodyRules {
-            declared_len: len,
+            declared_len: Some(len),
+            max_len: u64::MAX,
             content_md5: None,
             checksum: None,
             trailer_checksum: None,
@@ -582,6 +621,37 @@ mod tests {
         ));
         assert!(stream.next().await.is_none());
         assert!(outcome.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn unknown_length_is_counted_and_capped() {
+        let mut unknown = rules(0);
+        unknown.declared_len = None;
+        let (out, result) = run(
+            b"hello world",
+            3,
+            PayloadCheck::Sha256(sha256(b"hello world")),
+            unknown.clone(),
+        )
+        .await;
+        assert_eq!(out, b"hello world");
+        assert_eq!(result.unwrap().len, 11);
+
+        let capped = unknown.clone().limit(10).unwrap();
+        let (out, result) = run(b"hello world", 4, PayloadCheck::Unsigned, capped).await;
+        let error = result.unwrap_err();
+        assert_eq!(
+            (error.s3_code(), error.http_status()),
+            ("EntityTooLarge", 400)
+        );
+        assert!(out.len() <= 10, "bytes past the limit are never forwarded");
+        let exact = unknown.limit(11).unwrap();
+        assert!(run(b"hello world", 4, PayloadCheck::Unsigned, exact)
+            .await
+            .1
+            .is_ok());
+        // A declared length over the limit is refused before any byte.
+        assert!(matches!(rules(11).limit(10), Err(BodyError::TooLarge)));
     }
 
     #[tokio::test]
@@ -727,7 +797,7 @@ mod tests {
             &chunked,
         )
         .unwrap();
-        assert_eq!(rules.declared_len, 5);
+        assert_eq!(rules.declared_len, Some(5));
         assert_eq!(rules.trailer_checksum, Some(ChecksumAlgorithm::Crc64Nvme));
         assert_eq!(rules.content_md5, Some(md5_of(b"hello")));
 
@@ -736,6 +806,11 @@ mod tests {
             BodyRules::from_headers(&headers(pairs), payload).unwrap_err()
         };
         assert_eq!(error(&[], &plain).http_status(), 411);
+        // Plain HTTP chunking: a body of unknown length. aws-chunked still needs its length.
+        let te = [("transfer-encoding", "chunked")];
+        let rules = BodyRules::from_headers(&headers(&te), &plain).unwrap();
+        assert_eq!(rules.declared_len, None);
+        assert_eq!(error(&te, &chunked).s3_code(), "MissingContentLength");
         assert_eq!(
             error(&[("content-length", "5")], &chunked).s3_code(),
             "MissingContentLength"

@@ -58,6 +58,9 @@ pub enum BodyError {
         "You did not provide the number of bytes specified by the Content-Length HTTP header."
     )]
     IncompleteBody,
+    /// `EntityTooLarge` 400: a body of unknown length grew past the size limit.
+    #[error("Your proposed upload exceeds the maximum allowed object size.")]
+    TooLarge,
     /// `InvalidRequest` 400: more bytes than declared.
     #[error("The request body is longer than the declared content length.")]
     BodyTooLong,
@@ -77,6 +80,7 @@ impl BodyError {
     pub fn s3_code(&self) -> &'static str {
         match self {
             BodyError::MissingContentLength => "MissingContentLength",
+            BodyError::TooLarge => "EntityTooLarge",
             BodyError::InvalidContentLength(_) => "InvalidArgument",
             BodyError::InvalidDigest => "InvalidDigest",
             BodyError::Md5Mismatch | BodyError::ChecksumMismatch { .. } => "BadDigest",

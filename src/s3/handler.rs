@@ -179,6 +179,7 @@ async fn dispatch(
         Operation::AbortMultipartUpload => ops::multipart::abort_multipart_upload(&ctx).await,
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
         Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
+        Operation::GetObjectAttributes => ops::attributes::get_object_attributes(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

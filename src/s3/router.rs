@@ -33,6 +33,7 @@ pub enum Operation {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    GetObjectAttributes,
     NotImplemented(&'static str),
 }
 
@@ -64,6 +65,7 @@ impl Operation {
             Operation::AbortMultipartUpload => "AbortMultipartUpload",
             Operation::ListParts => "ListParts",
             Operation::ListMultipartUploads => "ListMultipartUploads",
+            Operation::GetObjectAttributes => "GetObjectAttributes",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -242,6 +244,7 @@ fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> 
         ("PUT", Some("acl")) => PutObjectAcl,
         ("GET", None) => GetObject,
         ("GET", Some("acl")) => GetObjectAcl,
+        ("GET", Some("attributes")) => GetObjectAttributes,
         ("HEAD", None) => HeadObject,
         ("DELETE", None) => DeleteObject,
         ("PUT", Some("partNumber" | "uploadId")) if headers.contains_key("x-amz-copy-source") => {

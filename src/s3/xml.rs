@@ -8,7 +8,27 @@ pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 /// Escapes text for an XML element or attribute.
 pub fn escape(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
+    control_references(quick_xml::escape::escape(s).into_owned())
+}
+
+/// Writes the control characters a key may hold (S3 keys are any UTF-8) as character
+/// references, as S3 does: `\x01` becomes `&#x1;`. XML 1.0 has no character for most of them,
+/// so strict parsers refuse such a document (clients ask for `encoding-type=url` then), and a
+/// raw carriage return would reach a parser as a line feed, another key.
+fn control_references(text: String) -> String {
+    let is_control = |c: char| c == '\r' || (c < ' ' && c != '\t' && c != '\n');
+    if !text.contains(is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_control(c) {
+            out.push_str(&format!("&#x{:X};", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Serializes a response document with the XML declaration.
@@ -19,7 +39,8 @@ pub fn to_xml<T: Serialize>(root: &str, value: &T) -> S3Result<String> {
     value
         .serialize(ser)
         .map_err(|e| S3Error::internal(format!("xml: {e}")))?;
-    Ok(out)
+    // The serializer writes no line breaks of its own: every control character left is text.
+    Ok(control_references(out))
 }
 
 /// Parses a request document whose root element must be `root`; anything that does not fit
@@ -208,8 +229,14 @@ pub struct Owner {
 pub struct ListAllMyBucketsResult {
     #[serde(rename = "@xmlns")]
     pub xmlns: &'static str,
-    pub owner: Owner,
     pub buckets: Buckets,
+    pub owner: Owner,
+    /// Present when more buckets follow this page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    /// Echoes the request's `prefix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,6 +250,7 @@ pub struct Buckets {
 pub struct BucketEntry {
     pub name: String,
     pub creation_date: String,
+    pub bucket_region: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -381,6 +409,25 @@ pub struct DeleteErrorEntry {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn control_characters_become_character_references() {
+        assert_eq!(
+            escape("a\u{1}b\rc\td\ne<\u{7f}"),
+            "a&#x1;b&#xD;c\td\ne&lt;\u{7f}"
+        );
+        assert_eq!(escape("\0"), "&#x0;");
+        let doc = super::LocationConstraint {
+            xmlns: S3_NS,
+            region: "k\u{1f}".into(),
+        };
+        let xml = to_xml("LocationConstraint", &doc).unwrap();
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<"),
+            "{xml}"
+        );
+        assert!(xml.ends_with(">k&#x1F;</LocationConstraint>"), "{xml}");
+    }
 
     #[test]
     fn copy_object_result_carries_the_checksum() {

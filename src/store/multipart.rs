@@ -176,7 +176,7 @@ where
         })
         .collect();
     let flow = store.flow(tenant);
-    let report = pump(body, Some(size), senders, quorum, &flow, || {}).await;
+    let report = pump(body, Some(size), senders, quorum, &flow, |_| {}).await;
     // Every target's outcome (a part is cheap to wait for: it is cut if it lags).
     let mut receipts = vec![None; upload.targets.len()];
     let mut failures = Vec::new();

@@ -58,7 +58,7 @@ fn new_object(key: &str, size: usize) -> NewObject {
         bucket: "bkt".into(),
         key: key.into(),
         attributes: ObjectAttributes::default(),
-        size: size as u64,
+        size: Some(size as u64),
         known_etag: None,
         owner: "KEY".into(),
         condition: WriteCondition::Always,

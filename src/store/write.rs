@@ -29,8 +29,9 @@ pub struct NewObject {
     pub bucket: String,
     pub key: String,
     pub attributes: ObjectAttributes,
-    /// The body's length (announced, and checked by whoever verifies the body).
-    pub size: u64,
+    /// The body's length (announced, and checked by whoever verifies the body); `None` for a
+    /// body of unknown length (HTTP chunked), whose length is known once it has ended.
+    pub size: Option<u64>,
     /// The content's ETag when known up front (Content-MD5, a copy's source).
     pub known_etag: Option<String>,
     /// Access key of the writer.
@@ -121,7 +122,9 @@ where
         // Empty when the content's ETag is only known once the body has been read; then
         // `late` carries it to backends that record their stamp at the end of the write.
         etag: object.known_etag.clone().unwrap_or_default(),
-        size: object.size,
+        // A body of unknown length is announced as small (backends stage a larger one as
+        // large by themselves); its length goes in the late stamp.
+        size: object.size.unwrap_or(0),
         checksum: None,
         late: Some(late.clone()),
     };
@@ -154,7 +157,9 @@ where
     // A large body may leave remote state behind a crash (an open multipart upload): its
     // handle is made durable before the body goes there. A small one leaves at most a staged
     // file, which the collection of leftovers finds.
-    let flush_handles = object.size > store.settings().chunk_bytes as u64;
+    let flush_handles = object
+        .size
+        .is_none_or(|size| size > store.settings().chunk_bytes as u64);
     let (senders, feeds) = feeds(targets.len(), store.settings().max_lag);
     let slots: Vec<TargetSlot> = targets
         .into_iter()
@@ -181,26 +186,20 @@ where
         })
         .collect();
 
-    let complete_stamp = || {
+    let unknown_size = object.size.is_none();
+    let complete_stamp = |len: u64| {
         if let Some(f) = facts() {
             let _ = late.set(LateStamp {
                 etag: f.etag,
                 checksum: f.checksum.as_ref().map(Checksum::to_stamp),
+                size: unknown_size.then_some(len),
             });
         }
     };
     let flow = store.flow(&object.owner);
-    let report = pump(
-        body,
-        Some(object.size),
-        senders,
-        quorum,
-        &flow,
-        complete_stamp,
-    )
-    .await;
+    let report = pump(body, object.size, senders, quorum, &flow, complete_stamp).await;
     let mut record = ObjectRecord {
-        size: object.size,
+        size: object.size.unwrap_or(0),
         etag: String::new(),
         checksum: None,
         attributes: object.attributes.clone(),

@@ -87,8 +87,9 @@ impl ObjectStoreBackend {
         name: &PhysicalName,
         attrs: &ObjectAttributes,
         stamp: &Stamp,
+        known_size: bool,
     ) -> Result<String> {
-        let attributes = creation_attributes(name, attrs, stamp, true);
+        let attributes = creation_attributes(name, attrs, stamp, known_size);
         self.s3_create(s3, name, &attributes).await
     }
 

@@ -55,7 +55,7 @@ impl ObjectStoreBackend {
         }
         match &self.native {
             Some(NativeMultipart::S3(s3)) => {
-                let upload = self.s3_prepare(s3, name, attrs, stamp).await?;
+                let upload = self.s3_prepare(s3, name, attrs, stamp, true).await?;
                 Ok(Handle::S3Put {
                     upload,
                     staged: None,
@@ -120,7 +120,8 @@ impl ObjectStoreBackend {
         tracing::debug!(backend = %self.id, %name, announced = stamp.size, "body larger than announced; staged as a large one");
         match &self.native {
             Some(NativeMultipart::S3(s3)) => {
-                let upload = self.s3_prepare(s3, name, attrs, stamp).await?;
+                // The announced size is wrong here: the upload's metadata leaves it out.
+                let upload = self.s3_prepare(s3, name, attrs, stamp, false).await?;
                 let staged = self.s3_stage(s3, name, &upload, body).await;
                 if staged.is_err() {
                     let path = self.path_of(name)?;
@@ -375,6 +376,7 @@ mod tests {
             let _ = late.set(LateStamp {
                 etag: "md5-of-body".into(),
                 checksum: Some("CRC32:AAAAAA==".into()),
+                size: None,
             });
             Ok(bytes::Bytes::new())
         });

@@ -1,5 +1,7 @@
 //! Bucket operations: list, create, head, delete, location, versioning.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
+use base64::Engine as _;
 use http::StatusCode;
 
 use super::support::{existing_bucket, read_small_body};
@@ -10,24 +12,98 @@ use crate::s3::response::{self, iso8601, now_ms, S3Response};
 use crate::s3::xml::{self, S3_NS};
 use crate::store::{self, StoreError};
 
+/// S3's page size when the client names none.
+const MAX_BUCKETS: usize = 10_000;
+
 pub async fn list_buckets(ctx: &Ctx) -> S3Result<S3Response> {
-    let buckets = store::buckets(&ctx.gw.store)?
+    let page = bucket_page(ctx)?;
+    let mut buckets = store::buckets(&ctx.gw.store)?
         .into_iter()
         .filter(|b| ctx.credential.may_access(&b.name))
-        .map(|b| xml::BucketEntry {
-            name: b.name,
-            creation_date: iso8601(b.created_ms),
-        })
-        .collect();
+        .filter(|b| b.name.starts_with(page.prefix.as_deref().unwrap_or("")))
+        .filter(|b| page.region.as_ref().is_none_or(|r| &b.region == r))
+        .filter(|b| page.after.as_ref().is_none_or(|after| &b.name > after))
+        .take(page.max + 1)
+        .collect::<Vec<_>>();
+    // The index keeps buckets in name order; one more than a page tells whether more follow.
+    let more = buckets.len() > page.max;
+    buckets.truncate(page.max);
+    let continuation_token = more
+        .then(|| buckets.last().map(|b| BASE64.encode(&b.name)))
+        .flatten();
     let doc = xml::ListAllMyBucketsResult {
         xmlns: S3_NS,
+        buckets: xml::Buckets {
+            bucket: buckets
+                .into_iter()
+                .map(|b| xml::BucketEntry {
+                    name: b.name,
+                    creation_date: iso8601(b.created_ms),
+                    bucket_region: b.region,
+                })
+                .collect(),
+        },
         owner: owner(&ctx.credential.access_key_id),
-        buckets: xml::Buckets { bucket: buckets },
+        continuation_token,
+        prefix: page.prefix,
     };
     Ok(response::xml(
         StatusCode::OK,
         xml::to_xml("ListAllMyBucketsResult", &doc)?,
     ))
+}
+
+/// A ListBuckets request's page: `max-buckets`, `continuation-token`, `prefix`,
+/// `bucket-region`.
+struct BucketPage {
+    max: usize,
+    /// The last bucket of the previous page.
+    after: Option<String>,
+    prefix: Option<String>,
+    region: Option<String>,
+}
+
+fn bucket_page(ctx: &Ctx) -> S3Result<BucketPage> {
+    let max = match ctx.route.query("max-buckets") {
+        None => MAX_BUCKETS,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_BUCKETS).contains(n))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Argument max-buckets must be an integer between 1 and 10000",
+                )
+                .with("ArgumentName", "max-buckets")
+                .with("ArgumentValue", text)
+            })?,
+    };
+    // Tokens are opaque to clients; ours carry the last bucket name of the previous page.
+    let after = match ctx.route.query("continuation-token") {
+        None => None,
+        Some(token) => Some(
+            BASE64
+                .decode(token)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| {
+                    S3Error::invalid_argument("The continuation token provided is incorrect")
+                        .with("ArgumentName", "continuation-token")
+                        .with("ArgumentValue", token)
+                })?,
+        ),
+    };
+    Ok(BucketPage {
+        max,
+        after,
+        prefix: ctx.route.query("prefix").map(str::to_string),
+        region: ctx
+            .route
+            .query("bucket-region")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+    })
 }
 
 pub fn owner(id: &str) -> xml::Owner {

@@ -77,7 +77,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         bucket: bucket.clone(),
         key: key.clone(),
         attributes,
-        size: src.size,
+        size: Some(src.size),
         known_etag: Some(src.etag.clone()),
         owner: ctx.credential.access_key_id.clone(),
         condition: WriteCondition::Always,

@@ -1,6 +1,7 @@
 //! S3 operations, one file per family.
 
 pub mod acl;
+pub mod attributes;
 pub mod bucket;
 pub mod copy;
 pub mod delete;

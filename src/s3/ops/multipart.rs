@@ -149,10 +149,12 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
     let part_number = part_number_param(ctx)?;
     existing_bucket(ctx, &bucket)?;
     let payload = ctx.verified.payload.clone();
-    let mut rules = BodyRules::from_headers(&ctx.headers, &payload)?;
-    if rules.declared_len > MAX_PART_SIZE {
-        return Err(S3Error::entity_too_large());
-    }
+    let mut rules = BodyRules::from_headers(&ctx.headers, &payload)?.limit(MAX_PART_SIZE)?;
+    // A part's length goes to the backends before its bytes (an S3 backend's UploadPart needs
+    // it), so a part of unknown length cannot be streamed through.
+    let size = rules
+        .declared_len
+        .ok_or(crate::s3::body::BodyError::MissingContentLength)?;
     let gw = ctx.gw.clone();
     let tenant = ctx.credential.access_key_id.clone();
     let _guards = lock_part(&gw.store, &bucket, &upload_id, part_number).await;
@@ -177,7 +179,6 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<S3Response> {
             None => rules.compute_checksum = Some(expected),
         }
     }
-    let size = rules.declared_len;
     let raw = ctx.take_body()?;
     let (body, outcome) = verified_body(raw, payload, rules, &ctx.live.auth);
     let source = PartSource::Body {

@@ -32,10 +32,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     check_canned_acl(ctx)?;
     let attributes = attributes_from_headers(&ctx.headers)?;
     let payload = ctx.verified.payload.clone();
-    let rules = BodyRules::from_headers(&ctx.headers, &payload)?;
-    if rules.declared_len > MAX_PUT_SIZE {
-        return Err(S3Error::entity_too_large());
-    }
+    let rules = BodyRules::from_headers(&ctx.headers, &payload)?.limit(MAX_PUT_SIZE)?;
     let known_etag = rules.content_md5.map(hex::encode);
     let condition = write_condition(&ctx.headers)?;
     check_condition_early(ctx, &condition, &bucket, &key)?;

@@ -101,7 +101,7 @@ pub async fn read_small_body(ctx: &mut Ctx) -> S3Result<Vec<u8>> {
         Err(_) if !has_body(&headers) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    if rules.declared_len > limit as u64 {
+    if rules.declared_len.is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit));
     }
     let (mut stream, _) = verified_body(raw, payload, rules, &ctx.live.auth);
