@@ -719,4 +719,25 @@ mod tests {
             "https://example.com.evil"
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any arrangement of the document's pieces is parsed or refused, never a panic, and
+        /// whatever is taken survives its own GetBucketCors document and the stored JSON.
+        #[test]
+        fn parser_is_total(pieces in proptest::collection::vec(proptest::sample::select(&[
+            "<CORSConfiguration>", "</CORSConfiguration>", "<CORSRule>", "</CORSRule>",
+            "<AllowedOrigin>", "</AllowedOrigin>", "<AllowedMethod>", "</AllowedMethod>",
+            "<AllowedHeader>", "</AllowedHeader>", "<ExposeHeader>", "</ExposeHeader>",
+            "<MaxAgeSeconds>", "</MaxAgeSeconds>", "<ID>", "</ID>", "<ID/>", "GET", "*", "7",
+            "&amp;", "&bad;", "<![CDATA[x]]>", "<!--c-->", "<!DOCTYPE x>", " ", "\u{e9}",
+        ][..]), 0..40)) {
+            let doc = pieces.concat();
+            if let Ok(c) = CorsConfiguration::parse(doc.as_bytes()) {
+                proptest::prop_assert_eq!(CorsConfiguration::parse(c.to_xml().as_bytes()), Ok(c.clone()));
+                proptest::prop_assert_eq!(CorsConfiguration::from_json(&c.to_json()), Some(c));
+            }
+        }
+    }
 }
