@@ -11,7 +11,7 @@ use hansa_conformance::raw::{self, send_reqwest, Response};
 use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
     assert_s3_err, create_bucket, get, md5_b64, put, xml_text, TestGateway, ADMIN, BASE_DOMAIN,
-    READER,
+    LIMITED, READER,
 };
 
 const VARY: &str = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method";
@@ -254,6 +254,30 @@ async fn bucket_cors_round_trip_and_errors() {
             .await,
         403,
         "AccessDenied"
+    );
+    // A key scoped to other buckets may not touch this one's rules.
+    assert_s3_err!(
+        gw.client_for(LIMITED)
+            .put_bucket_cors()
+            .bucket("site")
+            .cors_configuration(app_rules())
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    // Nothing unsigned changes a request: an x-amz-* header outside the signature.
+    let mut req = raw::request("PUT", &gw.url("site?cors"));
+    req.headers_mut()
+        .insert("content-md5", md5_b64(open.as_bytes()).parse().unwrap());
+    Signer::new(ADMIN).sign(&mut req, &Payload::Bytes(open.as_bytes().to_vec()));
+    req.headers_mut()
+        .insert("x-amz-meta-evil", "1".parse().unwrap());
+    let r = send_reqwest(req, open.as_bytes().to_vec()).await;
+    assert_eq!((r.status, r.code().as_deref()), (403, Some("AccessDenied")));
+    assert_eq!(
+        xml_text(&r.text(), "HeadersNotSigned").as_deref(),
+        Some("x-amz-meta-evil")
     );
     let got = s3.get_bucket_cors().bucket("site").send().await.unwrap();
     assert_eq!(got.cors_rules(), app_rules().cors_rules());
