@@ -45,6 +45,8 @@ where
         Err(_) => (parts.uri.path().to_string(), "Unknown", None),
     };
     let body: RawBody = crate::metrics::count_request_body(op_name, body).boxed_unsync();
+    // Cross-origin requests get their CORS headers after the answer is built (below).
+    let cors_origin = cors_origin(&routed, &parts);
     // The access key that signed the request, once verified.
     let mut credential = None;
     let outcome = match routed {
@@ -70,6 +72,9 @@ where
             response::error(&e, &resource, &request_id, is_head)
         }
     };
+    if let (Some((origin, method)), Some(bucket)) = (&cors_origin, &bucket) {
+        ops::cors::decorate(&gw.store, bucket, origin, method, &mut response);
+    }
     let replicas = access_log::take_replicas(&mut response);
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -123,6 +128,10 @@ async fn dispatch(
     request_id: String,
     signed_by: &mut Option<String>,
 ) -> S3Result<S3Response> {
+    // A browser's preflight carries no credentials: answered from the bucket's CORS rules.
+    if route.operation == Operation::CorsPreflight {
+        return ops::cors::preflight(&gw.store, &route, &parts.headers);
+    }
     let verified = auth::authenticate(
         &parts,
         &live.credentials,
@@ -180,6 +189,10 @@ async fn dispatch(
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
         Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
         Operation::GetObjectAttributes => ops::attributes::get_object_attributes(&ctx).await,
+        Operation::PutBucketCors => ops::cors::put_bucket_cors(&mut ctx).await,
+        Operation::GetBucketCors => ops::cors::get_bucket_cors(&ctx).await,
+        Operation::DeleteBucketCors => ops::cors::delete_bucket_cors(&ctx).await,
+        Operation::CorsPreflight => Err(S3Error::internal("preflight reached dispatch")),
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }
@@ -195,6 +208,18 @@ fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
         return Err(S3Error::access_denied());
     }
     Ok(())
+}
+
+/// The `Origin` and method of a cross-origin request on a bucket (not a preflight, which
+/// answers with its own CORS headers).
+fn cors_origin(routed: &S3Result<Route>, parts: &http::request::Parts) -> Option<(String, String)> {
+    let origin = parts.headers.get(http::header::ORIGIN)?.to_str().ok()?;
+    match routed {
+        Ok(r) if r.operation != Operation::CorsPreflight => {
+            Some((origin.to_string(), parts.method.to_string()))
+        }
+        _ => None,
+    }
 }
 
 /// `Expect: 100-continue` with an empty body gets its final answer without a 100. Some

@@ -34,6 +34,11 @@ pub enum Operation {
     ListParts,
     ListMultipartUploads,
     GetObjectAttributes,
+    PutBucketCors,
+    GetBucketCors,
+    DeleteBucketCors,
+    /// `OPTIONS` on a bucket or object: a browser's CORS preflight, answered unauthenticated.
+    CorsPreflight,
     NotImplemented(&'static str),
 }
 
@@ -66,6 +71,10 @@ impl Operation {
             Operation::ListParts => "ListParts",
             Operation::ListMultipartUploads => "ListMultipartUploads",
             Operation::GetObjectAttributes => "GetObjectAttributes",
+            Operation::PutBucketCors => "PutBucketCors",
+            Operation::GetBucketCors => "GetBucketCors",
+            Operation::DeleteBucketCors => "DeleteBucketCors",
+            Operation::CorsPreflight => "PreflightRequest",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -87,6 +96,8 @@ impl Operation {
                 | Operation::UploadPartCopy
                 | Operation::CompleteMultipartUpload
                 | Operation::AbortMultipartUpload
+                | Operation::PutBucketCors
+                | Operation::DeleteBucketCors
         )
     }
 
@@ -99,6 +110,7 @@ impl Operation {
                 | Operation::PutBucketAcl
                 | Operation::PutObjectAcl
                 | Operation::CompleteMultipartUpload
+                | Operation::PutBucketCors
         )
     }
 }
@@ -219,6 +231,10 @@ pub fn route(
 fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operation {
     use Operation::*;
     match (method.as_str(), sub) {
+        ("OPTIONS", _) => CorsPreflight,
+        ("PUT", Some("cors")) => PutBucketCors,
+        ("GET", Some("cors")) => GetBucketCors,
+        ("DELETE", Some("cors")) => DeleteBucketCors,
         ("PUT", None) => CreateBucket,
         ("PUT", Some("acl")) => PutBucketAcl,
         ("HEAD", None) => HeadBucket,
@@ -239,6 +255,7 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
 fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> Operation {
     use Operation::*;
     match (method.as_str(), sub) {
+        ("OPTIONS", _) => CorsPreflight,
         ("PUT", None) if headers.contains_key("x-amz-copy-source") => CopyObject,
         ("PUT", None) => PutObject,
         ("PUT", Some("acl")) => PutObjectAcl,
@@ -453,6 +470,28 @@ mod tests {
         assert_eq!(op("GET", "/b1?uploads", false), ListMultipartUploads);
         assert_eq!(op("GET", "/b1/k?partNumber=2", false), GetObject);
         assert_eq!(op("HEAD", "/b1/k?partNumber=2", false), HeadObject);
+    }
+
+    #[test]
+    fn cors_operations_and_preflights() {
+        use Operation::*;
+        assert_eq!(r("PUT", "/b1?cors", "h").operation, PutBucketCors);
+        assert_eq!(r("GET", "/b1?cors", "h").operation, GetBucketCors);
+        assert_eq!(r("DELETE", "/b1?cors", "h").operation, DeleteBucketCors);
+        assert_eq!(r("OPTIONS", "/b1", "h").operation, CorsPreflight);
+        assert_eq!(
+            r("OPTIONS", "/b1/a/b?uploads", "h").operation,
+            CorsPreflight
+        );
+        let x = r("OPTIONS", "/k", "photos.s3.example.test");
+        assert_eq!(
+            (x.operation, x.bucket.as_deref()),
+            (CorsPreflight, Some("photos"))
+        );
+        assert!(matches!(
+            r("OPTIONS", "/", "h").operation,
+            NotImplemented(_)
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod acl;
 pub mod attributes;
 pub mod bucket;
 pub mod copy;
+pub mod cors;
 pub mod delete;
 pub mod list;
 pub mod multipart;
