@@ -545,11 +545,20 @@ mod tests {
         authenticate(parts, &doc_store(), &settings(), now)
     }
 
+    /// Method, URI, headers, the documented StringToSign and signature.
+    type DocExample = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+    );
+
     /// The worked examples of "Signing and authenticating REST requests": each request, its
     /// StringToSign and its signature, verbatim from the S3 documentation.
     #[test]
     fn aws_doc_examples() {
-        let cases: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+        let cases: &[DocExample] = &[
             (
                 "GET",
                 "/photos/puppy.jpg",
