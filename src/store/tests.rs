@@ -115,6 +115,48 @@ async fn assert_held_by(store: &Store, ids: &[&str], key: &str, body: &[u8]) {
     }
 }
 
+/// A body of unknown length (HTTP chunked) is announced as small; every backend records its
+/// real length in the replica's stamp, which rebuilds and anti-entropy compare with the size
+/// stored.
+#[tokio::test]
+async fn a_body_of_unknown_length_is_stamped_with_its_length() {
+    let f = fixture(DISK_AND_MEMORY, 2).await;
+    let data = b"unknown length body ".repeat(100);
+    let pieces: Vec<Result<Bytes, BodyFailure>> = data
+        .chunks(300)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(&data));
+    let mut unsized_object = new_object("unsized", 0);
+    unsized_object.size = None;
+    let record = put_object(
+        &f.store,
+        unsized_object,
+        futures::stream::iter(pieces),
+        move || {
+            Some(BodyFacts {
+                etag: etag.clone(),
+                checksum: None,
+            })
+        },
+    )
+    .await
+    .expect("put");
+    assert_eq!(record.size, data.len() as u64);
+    assert_eq!(read(&f.store, "unsized").await, data);
+    for id in ["disk", "mem"] {
+        let backend = f.store.backends.get(id).expect("backend");
+        let info = backend
+            .head(&hansa_backends::physical_name("bkt", "unsized"))
+            .await
+            .expect("head");
+        let stamp = info.stamp.expect("stamp");
+        assert_eq!(info.size, data.len() as u64, "{id}");
+        assert_eq!(stamp.size, data.len() as u64, "{id}");
+        assert_eq!(stamp.etag, record.etag, "{id}");
+    }
+}
+
 /// Two stores that hold small bodies in memory until published: a quorum of two needs both
 /// held copies, so they are made durable first (staging objects), then published.
 #[tokio::test]
