@@ -15,7 +15,9 @@ use super::error::{S3Error, S3Result};
 use super::ops;
 use super::pace::RawBody;
 use super::response::{self, S3Response};
+use super::authorize;
 use super::router::{self, Operation, Route};
+use crate::access::Principal;
 use crate::gateway::{Gateway, LiveSettings};
 
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
@@ -123,33 +125,55 @@ async fn dispatch(
     request_id: String,
     signed_by: &mut Option<String>,
 ) -> S3Result<S3Response> {
-    let verified = auth::authenticate(
+    let verified = match auth::authenticate(
         &parts,
         &live.credentials,
         &live.auth,
         std::time::SystemTime::now(),
-    )
-    .map_err(|e| {
-        let e = S3Error::from(e);
-        // S3 names the region it expects; SDKs read it to redirect.
-        if e.code == "AuthorizationHeaderMalformed" {
-            e.with("Region", &live.config.server.region)
-        } else {
-            e
+    ) {
+        Ok(verified) => Some(verified),
+        // No signature at all (never a bad one): an anonymous request, which only ACL grants
+        // can let in.
+        Err(auth::AuthError::Anonymous) => None,
+        Err(e) => {
+            let e = S3Error::from(e);
+            // S3 names the region it expects; SDKs read it to redirect.
+            return Err(if e.code == "AuthorizationHeaderMalformed" {
+                e.with("Region", &live.config.server.region)
+            } else {
+                e
+            });
         }
-    })?;
-    let credential = live
-        .credentials
-        .get(&verified.access_key_id)
-        .cloned()
-        .ok_or_else(S3Error::access_denied)?;
-    *signed_by = Some(credential.access_key_id.clone());
-    authorize(&credential, &route)?;
+    };
+    let credential = match &verified {
+        Some(v) => Some(
+            live.credentials
+                .get(&v.access_key_id)
+                .cloned()
+                .ok_or_else(S3Error::access_denied)?,
+        ),
+        None => None,
+    };
+    let principal = match &credential {
+        Some(c) => Principal::Key(c.access_key_id.clone()),
+        None => Principal::Anonymous,
+    };
+    *signed_by = Some(
+        credential
+            .as_ref()
+            .map_or(ANONYMOUS_TENANT, |c| c.access_key_id.as_str())
+            .to_string(),
+    );
+    authorize::authorize(&gw.store, &principal, credential.as_ref(), &route, &parts)?;
+    let (verified, credential) = match (verified, credential) {
+        (Some(v), Some(c)) => (v, c),
+        _ => anonymous_stand_ins(),
+    };
     if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());
     }
     let mut ctx = Ctx::new(
-        gw, live, route, parts, verified, credential, request_id, body,
+        gw, live, route, parts, verified, credential, principal, request_id, body,
     );
     match ctx.route.operation.clone() {
         Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,
@@ -179,21 +203,36 @@ async fn dispatch(
         Operation::AbortMultipartUpload => ops::multipart::abort_multipart_upload(&ctx).await,
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
         Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
+        Operation::GetBucketOwnershipControls => ops::acl::get_ownership_controls(&ctx).await,
+        Operation::PutBucketOwnershipControls => {
+            ops::acl::put_ownership_controls(&mut ctx).await
+        }
+        Operation::DeleteBucketOwnershipControls => {
+            ops::acl::delete_ownership_controls(&ctx).await
+        }
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }
 
-/// Credential scope: allowed buckets and the read-only flag.
-fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
-    if let Some(bucket) = &route.bucket {
-        if !credential.may_access(bucket) {
-            return Err(S3Error::access_denied());
-        }
-    }
-    if credential.read_only && route.operation.is_write() {
-        return Err(S3Error::access_denied());
-    }
-    Ok(())
+/// The tenant unsigned requests share for rate limits, pacing and the in-flight budget.
+const ANONYMOUS_TENANT: &str = "anonymous";
+
+/// What an unsigned request's `Ctx` carries where a signed one has its credential: a stand-in
+/// credential of the shared anonymous tenant with no bucket in its scope, and an unsigned
+/// payload.
+fn anonymous_stand_ins() -> (auth::Verified, Credential) {
+    (
+        auth::Verified {
+            access_key_id: ANONYMOUS_TENANT.to_string(),
+            payload: auth::PayloadCheck::Unsigned,
+        },
+        Credential {
+            access_key_id: ANONYMOUS_TENANT.to_string(),
+            secret_access_key: String::new(),
+            buckets: Some(Vec::new()),
+            read_only: false,
+        },
+    )
 }
 
 /// `Expect: 100-continue` with an empty body gets its final answer without a 100. Some

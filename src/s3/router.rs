@@ -33,6 +33,9 @@ pub enum Operation {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
     NotImplemented(&'static str),
 }
 
@@ -64,7 +67,45 @@ impl Operation {
             Operation::AbortMultipartUpload => "AbortMultipartUpload",
             Operation::ListParts => "ListParts",
             Operation::ListMultipartUploads => "ListMultipartUploads",
+            Operation::GetBucketOwnershipControls => "GetBucketOwnershipControls",
+            Operation::PutBucketOwnershipControls => "PutBucketOwnershipControls",
+            Operation::DeleteBucketOwnershipControls => "DeleteBucketOwnershipControls",
             Operation::NotImplemented(name) => name,
+        }
+    }
+
+    /// The IAM action bucket policies name the operation by (S3's authorization reference).
+    /// Operations Hansa does not serve get an action no policy can grant.
+    pub fn iam_action(&self) -> &'static str {
+        match self {
+            Operation::ListBuckets => "s3:ListAllMyBuckets",
+            Operation::CreateBucket => "s3:CreateBucket",
+            Operation::HeadBucket | Operation::ListObjectsV1 | Operation::ListObjectsV2 => {
+                "s3:ListBucket"
+            }
+            Operation::DeleteBucket => "s3:DeleteBucket",
+            Operation::GetBucketLocation => "s3:GetBucketLocation",
+            Operation::GetBucketVersioning => "s3:GetBucketVersioning",
+            Operation::GetBucketAcl => "s3:GetBucketAcl",
+            Operation::PutBucketAcl => "s3:PutBucketAcl",
+            Operation::DeleteObjects | Operation::DeleteObject => "s3:DeleteObject",
+            Operation::PutObject
+            | Operation::CopyObject
+            | Operation::CreateMultipartUpload
+            | Operation::UploadPart
+            | Operation::UploadPartCopy
+            | Operation::CompleteMultipartUpload => "s3:PutObject",
+            Operation::GetObject | Operation::HeadObject => "s3:GetObject",
+            Operation::GetObjectAcl => "s3:GetObjectAcl",
+            Operation::PutObjectAcl => "s3:PutObjectAcl",
+            Operation::AbortMultipartUpload => "s3:AbortMultipartUpload",
+            Operation::ListParts => "s3:ListMultipartUploadParts",
+            Operation::ListMultipartUploads => "s3:ListBucketMultipartUploads",
+            Operation::GetBucketOwnershipControls => "s3:GetBucketOwnershipControls",
+            Operation::PutBucketOwnershipControls | Operation::DeleteBucketOwnershipControls => {
+                "s3:PutBucketOwnershipControls"
+            }
+            Operation::NotImplemented(_) => "s3:NotImplemented",
         }
     }
 
@@ -85,6 +126,8 @@ impl Operation {
                 | Operation::UploadPartCopy
                 | Operation::CompleteMultipartUpload
                 | Operation::AbortMultipartUpload
+                | Operation::PutBucketOwnershipControls
+                | Operation::DeleteBucketOwnershipControls
         )
     }
 
@@ -97,6 +140,7 @@ impl Operation {
                 | Operation::PutBucketAcl
                 | Operation::PutObjectAcl
                 | Operation::CompleteMultipartUpload
+                | Operation::PutBucketOwnershipControls
         )
     }
 }
@@ -228,6 +272,9 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("GET", None) => ListObjectsV1,
         ("POST", Some("delete")) => DeleteObjects,
         ("GET", Some("uploads")) => ListMultipartUploads,
+        ("GET", Some("ownershipControls")) => GetBucketOwnershipControls,
+        ("PUT", Some("ownershipControls")) => PutBucketOwnershipControls,
+        ("DELETE", Some("ownershipControls")) => DeleteBucketOwnershipControls,
         ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
