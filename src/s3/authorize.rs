@@ -159,6 +159,16 @@ fn gather_facts(principal: &Principal, route: &Route, bucket: &str, parts: &Part
     }
 }
 
+/// Outside a credential's scope a bucket's existence is not told: a missing bucket (or
+/// object source bucket) is AccessDenied like a refused one, as scoped keys always had it.
+fn existing(store: &Store, bucket: &str) -> S3Result<crate::meta::BucketRecord> {
+    match store::bucket(store, bucket) {
+        Ok(record) => Ok(record),
+        Err(store::StoreError::NoSuchBucket(_)) => Err(S3Error::access_denied()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn acl_allows(store: &Store, who: Requester<'_>, route: &Route, bucket: &str) -> S3Result<()> {
     match need(&route.operation) {
         Need::OwnerOnly => Err(S3Error::access_denied()),
@@ -179,7 +189,7 @@ fn bucket_allows(
     bucket: &str,
     permission: Permission,
 ) -> S3Result<()> {
-    let record = store::bucket(store, bucket)?;
+    let record = existing(store, bucket)?;
     if effective_bucket_acl(store, &record)?.allows(who, permission) {
         Ok(())
     } else {
@@ -196,7 +206,7 @@ fn object_allows(
     key: &str,
     permission: Permission,
 ) -> S3Result<()> {
-    let record = store::bucket(store, bucket)?;
+    let record = existing(store, bucket)?;
     match store::object(store, bucket, key)? {
         Some(object) => {
             if effective_object_acl(store, &record, &object)?.allows(who, permission) {

@@ -158,12 +158,7 @@ async fn dispatch(
         Some(c) => Principal::Key(c.access_key_id.clone()),
         None => Principal::Anonymous,
     };
-    *signed_by = Some(
-        credential
-            .as_ref()
-            .map_or(ANONYMOUS_TENANT, |c| c.access_key_id.as_str())
-            .to_string(),
-    );
+    *signed_by = credential.as_ref().map(|c| c.access_key_id.clone());
     authorize::authorize(&gw.store, &principal, credential.as_ref(), &route, &parts)?;
     let (verified, credential) = match (verified, credential) {
         (Some(v), Some(c)) => (v, c),
