@@ -714,6 +714,47 @@ async fn public_read_write_takes_anonymous_writes_and_grants_reach_scoped_keys()
         &anonymous("GET", &gw.url(&format!("{open}/dropped")), b"").await,
         "private object in a public-read-write bucket",
     );
+    // An unsigned body still proves what it declares: a payload hash is checked, unsigned
+    // aws-chunked is decoded, signed chunks cannot be verified without a key.
+    let mut req = request("PUT", &gw.url(&format!("{open}/hashed")));
+    req.headers_mut().insert(
+        "x-amz-content-sha256",
+        http::HeaderValue::from_str(&hansa_conformance::sha256_hex(b"other")).unwrap(),
+    );
+    let r = send_reqwest(req, b"body".to_vec()).await;
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("XAmzContentSHA256Mismatch")),
+        "{}",
+        r.text()
+    );
+    let mut req = request("PUT", &gw.url(&format!("{open}/chunked")));
+    for (k, v) in [
+        ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", "5"),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+    ] {
+        req.headers_mut()
+            .insert(k, http::HeaderValue::from_static(v));
+    }
+    let crc = hansa_conformance::sign::crc32_b64(b"hello");
+    let body = format!("5\r\nhello\r\n0\r\nx-amz-checksum-crc32:{crc}\r\n\r\n");
+    let r = send_reqwest(req, body.into_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(hansa_conformance::get(&c, &open, "chunked").await, b"hello");
+    let mut req = request("PUT", &gw.url(&format!("{open}/signed-chunks")));
+    req.headers_mut().insert(
+        "x-amz-content-sha256",
+        http::HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+    );
+    assert_denied(&send_reqwest(req, b"x".to_vec()).await, "signed chunks, unsigned");
+    // A bucket that does not exist is not told apart from one that refuses.
+    assert_denied(
+        &anonymous("GET", &gw.url("no-such-bucket-here"), b"").await,
+        "missing bucket",
+    );
+
     // But it can delete, which bucket WRITE grants.
     assert_eq!(
         anonymous("DELETE", &gw.url(&format!("{open}/dropped")), b"")

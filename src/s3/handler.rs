@@ -162,7 +162,7 @@ async fn dispatch(
     authorize::authorize(&gw.store, &principal, credential.as_ref(), &route, &parts)?;
     let (verified, credential) = match (verified, credential) {
         (Some(v), Some(c)) => (v, c),
-        _ => anonymous_stand_ins(),
+        _ => anonymous_stand_ins(&parts)?,
     };
     if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());
@@ -213,13 +213,29 @@ async fn dispatch(
 const ANONYMOUS_TENANT: &str = "anonymous";
 
 /// What an unsigned request's `Ctx` carries where a signed one has its credential: a stand-in
-/// credential of the shared anonymous tenant with no bucket in its scope, and an unsigned
-/// payload.
-fn anonymous_stand_ins() -> (auth::Verified, Credential) {
-    (
+/// credential of the shared anonymous tenant with no bucket in its scope, and the body's
+/// framing from `x-amz-content-sha256` — a hash is still checked, unsigned aws-chunked still
+/// decoded (else its framing would be stored as data); signed chunks cannot be without a key.
+fn anonymous_stand_ins(parts: &http::request::Parts) -> S3Result<(auth::Verified, Credential)> {
+    let declared = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .map(|v| v.to_str().unwrap_or(""));
+    let payload = match declared {
+        None | Some("UNSIGNED-PAYLOAD") => auth::PayloadCheck::Unsigned,
+        Some("STREAMING-UNSIGNED-PAYLOAD-TRAILER") => auth::PayloadCheck::StreamingUnsignedTrailer,
+        Some(v) if v.starts_with("STREAMING-") => return Err(S3Error::access_denied()),
+        Some(v) => {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(v, &mut hash)
+                .map_err(|_| S3Error::from(auth::AuthError::InvalidContentSha256))?;
+            auth::PayloadCheck::Sha256(hash)
+        }
+    };
+    Ok((
         auth::Verified {
             access_key_id: ANONYMOUS_TENANT.to_string(),
-            payload: auth::PayloadCheck::Unsigned,
+            payload,
         },
         Credential {
             access_key_id: ANONYMOUS_TENANT.to_string(),
@@ -227,7 +243,7 @@ fn anonymous_stand_ins() -> (auth::Verified, Credential) {
             buckets: Some(Vec::new()),
             read_only: false,
         },
-    )
+    ))
 }
 
 /// `Expect: 100-continue` with an empty body gets its final answer without a 100. Some
