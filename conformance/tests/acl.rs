@@ -29,7 +29,10 @@ fn summarize(grants: &[Grant]) -> Vec<(String, String)> {
                 Type::Group => format!("uri:{}", grantee.uri().unwrap_or("?")),
                 other => format!("{other:?}"),
             };
-            (who, g.permission().expect("permission").as_str().to_string())
+            (
+                who,
+                g.permission().expect("permission").as_str().to_string(),
+            )
         })
         .collect();
     out.sort();
@@ -150,7 +153,10 @@ async fn canned_acls_expand_on_buckets_objects_copies_and_uploads() {
             vec![owner_full(), group(AUTH_USERS, "READ")],
         ),
         (ObjectCannedAcl::BucketOwnerRead, vec![owner_full()]),
-        (ObjectCannedAcl::BucketOwnerFullControl, vec![user("FULL_CONTROL")]),
+        (
+            ObjectCannedAcl::BucketOwnerFullControl,
+            vec![user("FULL_CONTROL")],
+        ),
     ];
     for (canned, want) in object_cases {
         let key = format!("put-{}", canned.as_str());
@@ -274,9 +280,8 @@ async fn grant_headers_documents_and_their_errors() {
         .unwrap();
 
     // A full document through PutObjectAcl.
-    let grant = |grantee: Grantee, p: Permission| {
-        Grant::builder().grantee(grantee).permission(p).build()
-    };
+    let grant =
+        |grantee: Grantee, p: Permission| Grant::builder().grantee(grantee).permission(p).build();
     let user = |id: &str| {
         Grantee::builder()
             .r#type(Type::CanonicalUser)
@@ -443,7 +448,12 @@ async fn ownership_controls_round_trip_and_disable_acls() {
 
     let controls = |o: ObjectOwnership| {
         OwnershipControls::builder()
-            .rules(OwnershipControlsRule::builder().object_ownership(o).build().unwrap())
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(o)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap()
     };
@@ -469,7 +479,10 @@ async fn ownership_controls_round_trip_and_disable_acls() {
         assert_eq!(rules[0].object_ownership(), &o);
     }
     // ACLs disabled: the object's old grant no longer counts, and Get*Acl shows the owner only.
-    assert_denied(&anonymous("GET", &url, b"").await, "ACL of a BucketOwnerEnforced bucket");
+    assert_denied(
+        &anonymous("GET", &url, b"").await,
+        "ACL of a BucketOwnerEnforced bucket",
+    );
     assert_eq!(object_acl(&c, &b, "was-public").await, vec![owner_full()]);
     assert_eq!(bucket_acl(&c, &b).await, vec![owner_full()]);
     assert_s3_err!(
@@ -615,10 +628,7 @@ async fn a_public_read_bucket_served_to_an_anonymous_client_while_its_private_si
     assert_eq!((r.status, r.body.as_slice()), (200, b"hello".as_slice()));
     // A missing key in a bucket the client may list is NoSuchKey.
     let r = anonymous("GET", &gw.url(&format!("{public}/missing")), b"").await;
-    assert_eq!(
-        (r.status, r.code().as_deref()),
-        (404, Some("NoSuchKey"))
-    );
+    assert_eq!((r.status, r.code().as_deref()), (404, Some("NoSuchKey")));
     // READ is not READ_ACP, nor WRITE.
     assert_denied(
         &anonymous("GET", &gw.url(&format!("{public}?acl")), b"").await,
@@ -748,7 +758,10 @@ async fn public_read_write_takes_anonymous_writes_and_grants_reach_scoped_keys()
         "x-amz-content-sha256",
         http::HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
     );
-    assert_denied(&send_reqwest(req, b"x".to_vec()).await, "signed chunks, unsigned");
+    assert_denied(
+        &send_reqwest(req, b"x".to_vec()).await,
+        "signed chunks, unsigned",
+    );
     // A bucket that does not exist is not told apart from one that refuses.
     assert_denied(
         &anonymous("GET", &gw.url("no-such-bucket-here"), b"").await,

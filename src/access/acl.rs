@@ -80,9 +80,13 @@ impl Group {
     }
 
     pub fn from_uri(uri: &str) -> Option<Group> {
-        [Group::AllUsers, Group::AuthenticatedUsers, Group::LogDelivery]
-            .into_iter()
-            .find(|g| g.uri() == uri)
+        [
+            Group::AllUsers,
+            Group::AuthenticatedUsers,
+            Group::LogDelivery,
+        ]
+        .into_iter()
+        .find(|g| g.uri() == uri)
     }
 }
 
@@ -179,10 +183,9 @@ impl CannedAcl {
                 add(Grantee::Group(Group::AllUsers), Permission::Read);
                 add(Grantee::Group(Group::AllUsers), Permission::Write);
             }
-            (CannedAcl::AuthenticatedRead, _) => add(
-                Grantee::Group(Group::AuthenticatedUsers),
-                Permission::Read,
-            ),
+            (CannedAcl::AuthenticatedRead, _) => {
+                add(Grantee::Group(Group::AuthenticatedUsers), Permission::Read)
+            }
             (CannedAcl::BucketOwnerRead, Some(b)) if b != owner => add(user(b), Permission::Read),
             (CannedAcl::BucketOwnerFullControl, Some(b)) if b != owner => {
                 add(user(b), Permission::FullControl)
@@ -459,8 +462,13 @@ mod tests {
         assert!(CannedAcl::BucketOwnerFullControl
             .expand("b", Some("b"))
             .is_private());
-        assert!(CannedAcl::LogDeliveryWrite.expand("o", Some("o")).is_private());
-        assert_eq!(CannedAcl::LogDeliveryWrite.expand("o", None).grants.len(), 3);
+        assert!(CannedAcl::LogDeliveryWrite
+            .expand("o", Some("o"))
+            .is_private());
+        assert_eq!(
+            CannedAcl::LogDeliveryWrite.expand("o", None).grants.len(),
+            3
+        );
         assert_eq!(
             CannedAcl::parse("public"),
             Err(AclError::UnknownCanned("public".into()))

@@ -174,10 +174,7 @@ fn acl_allows(store: &Store, who: Requester<'_>, route: &Route, bucket: &str) ->
         Need::OwnerOnly => Err(S3Error::access_denied()),
         Need::Bucket(permission) => bucket_allows(store, who, bucket, permission),
         Need::Object(permission) => {
-            let key = route
-                .key
-                .as_deref()
-                .ok_or_else(S3Error::access_denied)?;
+            let key = route.key.as_deref().ok_or_else(S3Error::access_denied)?;
             object_allows(store, who, bucket, key, permission)
         }
     }
@@ -238,10 +235,7 @@ mod tests {
             assert!(op.iam_action().starts_with("s3:"), "{op:?}");
         }
         assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
-        assert!(matches!(
-            need(&GetBucketLocation),
-            Need::OwnerOnly
-        ));
+        assert!(matches!(need(&GetBucketLocation), Need::OwnerOnly));
         assert!(matches!(need(&PutObject), Need::Bucket(Permission::Write)));
     }
 }

@@ -10,12 +10,12 @@ use http_body_util::BodyExt;
 
 use super::access_log::{self, CountedBody};
 use super::auth::{self, Credential};
+use super::authorize;
 use super::ctx::Ctx;
 use super::error::{S3Error, S3Result};
 use super::ops;
 use super::pace::RawBody;
 use super::response::{self, S3Response};
-use super::authorize;
 use super::router::{self, Operation, Route};
 use crate::access::Principal;
 use crate::gateway::{Gateway, LiveSettings};
@@ -199,12 +199,8 @@ async fn dispatch(
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
         Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
         Operation::GetBucketOwnershipControls => ops::acl::get_ownership_controls(&ctx).await,
-        Operation::PutBucketOwnershipControls => {
-            ops::acl::put_ownership_controls(&mut ctx).await
-        }
-        Operation::DeleteBucketOwnershipControls => {
-            ops::acl::delete_ownership_controls(&ctx).await
-        }
+        Operation::PutBucketOwnershipControls => ops::acl::put_ownership_controls(&mut ctx).await,
+        Operation::DeleteBucketOwnershipControls => ops::acl::delete_ownership_controls(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

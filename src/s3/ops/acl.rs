@@ -198,11 +198,7 @@ pub fn new_bucket_access(ctx: &Ctx, owner: &str) -> S3Result<NewBucketAccess> {
     })
 }
 
-pub async fn apply_bucket_access(
-    ctx: &Ctx,
-    bucket: &str,
-    access: NewBucketAccess,
-) -> S3Result<()> {
+pub async fn apply_bucket_access(ctx: &Ctx, bucket: &str, access: NewBucketAccess) -> S3Result<()> {
     if let Some(ownership) = access.ownership {
         let text = serde_json::to_string(ownership.name())
             .map_err(|e| S3Error::internal(format!("ownership: {e}")))?;
@@ -379,7 +375,8 @@ pub async fn put_ownership_controls(ctx: &mut Ctx) -> S3Result<S3Response> {
     // Disabling ACLs while the bucket's ACL grants others access would silently take that
     // access away; S3 refuses it.
     if !ownership.acls_enabled() {
-        let current = match store::bucket_setting(&ctx.gw.store, &bucket.name, BucketSetting::Acl)? {
+        let current = match store::bucket_setting(&ctx.gw.store, &bucket.name, BucketSetting::Acl)?
+        {
             Some(text) => serde_json::from_str::<Acl>(&text).map_err(|_| corrupt("bucket ACL"))?,
             None => Acl::private(&bucket.owner),
         };

@@ -112,7 +112,6 @@ pub fn bucket_name_allowed(name: &str) -> bool {
             .any(|s| name.ends_with(s))
 }
 
-
 pub async fn head_bucket(ctx: &Ctx) -> S3Result<S3Response> {
     let record = existing_bucket(ctx, ctx.bucket()?)?;
     let mut r = response::empty(StatusCode::OK);
