@@ -827,6 +827,35 @@ async fn public_read_write_takes_anonymous_writes_and_grants_reach_scoped_keys()
         403,
         "AccessDenied"
     );
+    // A grant to a key's id (its canonical id) reaches it outside its scope, for that object.
+    put(&c, &private, "for-limited", b"granted").await;
+    put(&c, &private, "not-for-limited", b"no").await;
+    c.put_object_acl()
+        .bucket(&private)
+        .key("for-limited")
+        .grant_read(format!("id=\"{}\"", LIMITED.access_key_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hansa_conformance::get(&limited, &private, "for-limited").await,
+        b"granted"
+    );
+    assert_s3_err!(
+        limited
+            .get_object()
+            .bucket(&private)
+            .key("not-for-limited")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    assert_denied(
+        &anonymous("GET", &gw.url(&format!("{private}/for-limited")), b"").await,
+        "a grant to one key is not public",
+    );
+
     // A read-only credential never writes, whatever a grant says.
     let reader = gw.client_for(READER);
     assert_s3_err!(
