@@ -7,6 +7,8 @@ pub mod cors;
 
 use std::net::{IpAddr, SocketAddr};
 
+pub mod acl;
+
 /// How a request reached the gateway; the server puts it into every request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Connection {

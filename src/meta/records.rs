@@ -139,6 +139,10 @@ pub struct ObjectRecord {
     /// Absent in records written before it existed; reads then verify the MD5 ETag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Checksum>,
+    /// The object's ACL as `crate::access::acl` stores it (JSON); `None`, as in records
+    /// written before ACLs existed, means private: the owner has FULL_CONTROL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 /// One part of a completed multipart object.
@@ -231,6 +235,9 @@ pub struct UploadRecord {
     pub checksum_type: Option<ChecksumType>,
     /// Where the object will live: chosen at creation, each with its backend upload handle.
     pub targets: Vec<UploadTarget>,
+    /// The ACL asked for at CreateMultipartUpload; the object gets it at completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -432,6 +439,7 @@ mod tests {
             parts,
             checksum_type: None,
             integrity: None,
+            acl: None,
         }
     }
 

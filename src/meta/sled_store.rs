@@ -532,6 +532,7 @@ mod tests {
             parts: vec![],
             checksum_type: None,
             integrity: None,
+            acl: None,
         }
     }
 
@@ -546,6 +547,7 @@ mod tests {
             checksum_algorithm: None,
             checksum_type: None,
             targets: vec![],
+            acl: None,
         }
     }
 

@@ -9,6 +9,7 @@ use super::auth::{Credential, Verified};
 use super::error::{S3Error, S3Result};
 use super::pace::{Pace, PacedBody, RawBody};
 use super::router::Route;
+use crate::access::Principal;
 use crate::gateway::{Gateway, LiveSettings};
 
 /// Everything an operation handler needs about its request.
@@ -19,8 +20,14 @@ pub struct Ctx {
     pub route: Route,
     pub method: http::Method,
     pub headers: http::HeaderMap,
+    /// For an unsigned request: an unsigned payload (`PayloadCheck::Unsigned`).
     pub verified: Verified,
+    /// For an unsigned request: a stand-in named `anonymous` with no bucket in its scope, so
+    /// that pacing and rate limits treat all unsigned requests as one tenant.
     pub credential: Credential,
+    /// Who sent the request; ACL decisions and object ownership tell anonymous requests
+    /// apart by it.
+    pub principal: Principal,
     pub request_id: String,
     /// In a mutex only so that `&Ctx` is `Send`; it is taken once, never contended.
     body: std::sync::Mutex<Option<RawBody>>,
@@ -35,6 +42,7 @@ impl Ctx {
         parts: http::request::Parts,
         verified: Verified,
         credential: Credential,
+        principal: Principal,
         request_id: String,
         body: RawBody,
     ) -> Ctx {
@@ -46,6 +54,7 @@ impl Ctx {
             headers: parts.headers,
             verified,
             credential,
+            principal,
             request_id,
             body: std::sync::Mutex::new(Some(body)),
         }

@@ -10,12 +10,14 @@ use http_body_util::BodyExt;
 
 use super::access_log::{self, CountedBody};
 use super::auth::{self, Credential};
+use super::authorize;
 use super::ctx::Ctx;
 use super::error::{S3Error, S3Result};
 use super::ops;
 use super::pace::RawBody;
 use super::response::{self, S3Response};
 use super::router::{self, Operation, Route};
+use crate::access::Principal;
 use crate::gateway::{Gateway, LiveSettings};
 
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
@@ -132,33 +134,50 @@ async fn dispatch(
     if route.operation == Operation::CorsPreflight {
         return ops::cors::preflight(&gw.store, &route, &parts.headers);
     }
-    let verified = auth::authenticate(
+    let verified = match auth::authenticate(
         &parts,
         &live.credentials,
         &live.auth,
         std::time::SystemTime::now(),
-    )
-    .map_err(|e| {
-        let e = S3Error::from(e);
-        // S3 names the region it expects; SDKs read it to redirect.
-        if e.code == "AuthorizationHeaderMalformed" {
-            e.with("Region", &live.config.server.region)
-        } else {
-            e
+    ) {
+        Ok(verified) => Some(verified),
+        // No signature at all (never a bad one): an anonymous request, which only ACL grants
+        // can let in.
+        Err(auth::AuthError::Anonymous) => None,
+        Err(e) => {
+            let e = S3Error::from(e);
+            // S3 names the region it expects; SDKs read it to redirect.
+            return Err(if e.code == "AuthorizationHeaderMalformed" {
+                e.with("Region", &live.config.server.region)
+            } else {
+                e
+            });
         }
-    })?;
-    let credential = live
-        .credentials
-        .get(&verified.access_key_id)
-        .cloned()
-        .ok_or_else(S3Error::access_denied)?;
-    *signed_by = Some(credential.access_key_id.clone());
-    authorize(&credential, &route)?;
+    };
+    let credential = match &verified {
+        Some(v) => Some(
+            live.credentials
+                .get(&v.access_key_id)
+                .cloned()
+                .ok_or_else(S3Error::access_denied)?,
+        ),
+        None => None,
+    };
+    let principal = match &credential {
+        Some(c) => Principal::Key(c.access_key_id.clone()),
+        None => Principal::Anonymous,
+    };
+    *signed_by = credential.as_ref().map(|c| c.access_key_id.clone());
+    authorize::authorize(&gw.store, &principal, credential.as_ref(), &route, &parts)?;
+    let (verified, credential) = match (verified, credential) {
+        (Some(v), Some(c)) => (v, c),
+        _ => anonymous_stand_ins(&parts)?,
+    };
     if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());
     }
     let mut ctx = Ctx::new(
-        gw, live, route, parts, verified, credential, request_id, body,
+        gw, live, route, parts, verified, credential, principal, request_id, body,
     );
     match ctx.route.operation.clone() {
         Operation::ListBuckets => ops::bucket::list_buckets(&ctx).await,
@@ -193,21 +212,48 @@ async fn dispatch(
         Operation::GetBucketCors => ops::cors::get_bucket_cors(&ctx).await,
         Operation::DeleteBucketCors => ops::cors::delete_bucket_cors(&ctx).await,
         Operation::CorsPreflight => Err(S3Error::internal("preflight reached dispatch")),
+        Operation::GetBucketOwnershipControls => ops::acl::get_ownership_controls(&ctx).await,
+        Operation::PutBucketOwnershipControls => ops::acl::put_ownership_controls(&mut ctx).await,
+        Operation::DeleteBucketOwnershipControls => ops::acl::delete_ownership_controls(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }
 
-/// Credential scope: allowed buckets and the read-only flag.
-fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
-    if let Some(bucket) = &route.bucket {
-        if !credential.may_access(bucket) {
-            return Err(S3Error::access_denied());
+/// The tenant unsigned requests share for rate limits, pacing and the in-flight budget.
+const ANONYMOUS_TENANT: &str = "anonymous";
+
+/// What an unsigned request's `Ctx` carries where a signed one has its credential: a stand-in
+/// credential of the shared anonymous tenant with no bucket in its scope, and the body's
+/// framing from `x-amz-content-sha256` — a hash is still checked, unsigned aws-chunked still
+/// decoded (else its framing would be stored as data); signed chunks cannot be without a key.
+fn anonymous_stand_ins(parts: &http::request::Parts) -> S3Result<(auth::Verified, Credential)> {
+    let declared = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .map(|v| v.to_str().unwrap_or(""));
+    let payload = match declared {
+        None | Some("UNSIGNED-PAYLOAD") => auth::PayloadCheck::Unsigned,
+        Some("STREAMING-UNSIGNED-PAYLOAD-TRAILER") => auth::PayloadCheck::StreamingUnsignedTrailer,
+        Some(v) if v.starts_with("STREAMING-") => return Err(S3Error::access_denied()),
+        Some(v) => {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(v, &mut hash)
+                .map_err(|_| S3Error::from(auth::AuthError::InvalidContentSha256))?;
+            auth::PayloadCheck::Sha256(hash)
         }
-    }
-    if credential.read_only && route.operation.is_write() {
-        return Err(S3Error::access_denied());
-    }
-    Ok(())
+    };
+    Ok((
+        auth::Verified {
+            access_key_id: ANONYMOUS_TENANT.to_string(),
+            payload,
+        },
+        Credential {
+            access_key_id: ANONYMOUS_TENANT.to_string(),
+            secret_access_key: String::new(),
+            buckets: Some(Vec::new()),
+            read_only: false,
+        },
+    ))
 }
 
 /// The `Origin` and method of a cross-origin request on a bucket (not a preflight, which

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod authorize;
 pub mod body;
 pub mod body_error;
 pub mod conditions;

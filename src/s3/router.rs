@@ -39,6 +39,9 @@ pub enum Operation {
     DeleteBucketCors,
     /// `OPTIONS` on a bucket or object: a browser's CORS preflight, answered unauthenticated.
     CorsPreflight,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
     NotImplemented(&'static str),
 }
 
@@ -75,7 +78,49 @@ impl Operation {
             Operation::GetBucketCors => "GetBucketCors",
             Operation::DeleteBucketCors => "DeleteBucketCors",
             Operation::CorsPreflight => "PreflightRequest",
+            Operation::GetBucketOwnershipControls => "GetBucketOwnershipControls",
+            Operation::PutBucketOwnershipControls => "PutBucketOwnershipControls",
+            Operation::DeleteBucketOwnershipControls => "DeleteBucketOwnershipControls",
             Operation::NotImplemented(name) => name,
+        }
+    }
+
+    /// The IAM action bucket policies name the operation by (S3's authorization reference).
+    /// Operations Hansa does not serve get an action no policy can grant.
+    pub fn iam_action(&self) -> &'static str {
+        match self {
+            Operation::ListBuckets => "s3:ListAllMyBuckets",
+            Operation::CreateBucket => "s3:CreateBucket",
+            Operation::HeadBucket | Operation::ListObjectsV1 | Operation::ListObjectsV2 => {
+                "s3:ListBucket"
+            }
+            Operation::DeleteBucket => "s3:DeleteBucket",
+            Operation::GetBucketLocation => "s3:GetBucketLocation",
+            Operation::GetBucketVersioning => "s3:GetBucketVersioning",
+            Operation::GetBucketAcl => "s3:GetBucketAcl",
+            Operation::PutBucketAcl => "s3:PutBucketAcl",
+            Operation::DeleteObjects | Operation::DeleteObject => "s3:DeleteObject",
+            Operation::PutObject
+            | Operation::CopyObject
+            | Operation::CreateMultipartUpload
+            | Operation::UploadPart
+            | Operation::UploadPartCopy
+            | Operation::CompleteMultipartUpload => "s3:PutObject",
+            Operation::GetObject | Operation::HeadObject => "s3:GetObject",
+            Operation::GetObjectAcl => "s3:GetObjectAcl",
+            Operation::PutObjectAcl => "s3:PutObjectAcl",
+            Operation::AbortMultipartUpload => "s3:AbortMultipartUpload",
+            Operation::ListParts => "s3:ListMultipartUploadParts",
+            Operation::ListMultipartUploads => "s3:ListBucketMultipartUploads",
+            Operation::GetBucketOwnershipControls => "s3:GetBucketOwnershipControls",
+            Operation::PutBucketOwnershipControls | Operation::DeleteBucketOwnershipControls => {
+                "s3:PutBucketOwnershipControls"
+            }
+            Operation::GetObjectAttributes => "s3:GetObjectAttributes",
+            Operation::GetBucketCors => "s3:GetBucketCORS",
+            Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
+            // Answered before authentication from the CORS rules; no IAM action covers it.
+            Operation::CorsPreflight | Operation::NotImplemented(_) => "s3:NotImplemented",
         }
     }
 
@@ -98,6 +143,8 @@ impl Operation {
                 | Operation::AbortMultipartUpload
                 | Operation::PutBucketCors
                 | Operation::DeleteBucketCors
+                | Operation::PutBucketOwnershipControls
+                | Operation::DeleteBucketOwnershipControls
         )
     }
 
@@ -111,6 +158,7 @@ impl Operation {
                 | Operation::PutObjectAcl
                 | Operation::CompleteMultipartUpload
                 | Operation::PutBucketCors
+                | Operation::PutBucketOwnershipControls
         )
     }
 }
@@ -246,6 +294,9 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("GET", None) => ListObjectsV1,
         ("POST", Some("delete")) => DeleteObjects,
         ("GET", Some("uploads")) => ListMultipartUploads,
+        ("GET", Some("ownershipControls")) => GetBucketOwnershipControls,
+        ("PUT", Some("ownershipControls")) => PutBucketOwnershipControls,
+        ("DELETE", Some("ownershipControls")) => DeleteBucketOwnershipControls,
         ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),

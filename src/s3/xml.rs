@@ -295,10 +295,13 @@ pub struct Grantee {
     pub xmlns_xsi: &'static str,
     #[serde(rename = "@xsi:type")]
     pub xsi_type: &'static str,
-    #[serde(rename = "ID")]
-    pub id: String,
-    #[serde(rename = "DisplayName")]
-    pub display_name: String,
+    #[serde(rename = "ID", skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "DisplayName", skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// A group grantee's URI.
+    #[serde(rename = "URI", skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -97,6 +97,25 @@ pub async fn set_bucket_setting(
     Ok(())
 }
 
+/// Replaces the current version's ACL (`ObjectRecord::acl`), durably, under the key's lock so
+/// that a concurrent write is not undone; `NoSuchKey` when there is no object.
+pub async fn set_object_acl(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    acl: Option<String>,
+) -> StoreResult<()> {
+    let _guard = store.locks.lock(bucket, key).await;
+    let mut record = store
+        .meta
+        .object(bucket, key)?
+        .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+    record.acl = acl;
+    store.meta.put_object(bucket, key, &record)?;
+    store.meta.sync().await?;
+    Ok(())
+}
+
 pub fn object(store: &Store, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {
     Ok(store.meta.object(bucket, key)?)
 }

@@ -30,6 +30,8 @@ pub struct NewUpload {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
     pub owner: String,
+    /// The ACL the completed object gets (`UploadRecord::acl`).
+    pub acl: Option<String>,
 }
 
 /// Starts an upload on the placement's targets and records it (durably). An upload that fewer
@@ -90,6 +92,7 @@ pub async fn create_upload(store: &Store, new: NewUpload) -> StoreResult<UploadR
         checksum_algorithm: new.checksum_algorithm,
         checksum_type: new.checksum_type,
         targets: upload_targets,
+        acl: new.acl,
     };
     let started = record
         .targets
@@ -362,6 +365,7 @@ pub async fn complete_upload(
         parts: part_summaries,
         checksum_type,
         integrity: combined_integrity(&parts),
+        acl: upload.acl.clone(),
     };
     let write = StagedWrite {
         record,

@@ -504,6 +504,7 @@ fn object_record(
         parts: Vec::new(),
         checksum_type: None,
         integrity: None,
+        acl: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn new_object(key: &str, size: usize) -> NewObject {
         known_etag: None,
         owner: "KEY".into(),
         condition: WriteCondition::Always,
+        acl: None,
     }
 }
 

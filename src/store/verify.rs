@@ -173,6 +173,7 @@ mod tests {
                 .collect(),
             checksum_type: None,
             integrity,
+            acl: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct NewObject {
     /// Access key of the writer.
     pub owner: String,
     pub condition: WriteCondition,
+    /// The object's ACL (`ObjectRecord::acl`).
+    pub acl: Option<String>,
 }
 
 /// What a body turned out to be, known once it has been read to its end and verified.
@@ -210,6 +212,7 @@ where
         parts: Vec::new(),
         checksum_type: None,
         integrity: None,
+        acl: object.acl.clone(),
     };
     let staged_write = |slots, record| StagedWrite {
         record,

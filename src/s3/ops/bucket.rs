@@ -123,7 +123,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         )
         .with("BucketName", &bucket));
     }
-    check_canned_acl(ctx)?;
+    let access = super::acl::new_bucket_access(ctx, &ctx.credential.access_key_id)?;
     let body = read_small_body(ctx).await?;
     let region = &ctx.live.config.server.region;
     if !body.iter().all(u8::is_ascii_whitespace) {
@@ -169,6 +169,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
         Err(e) => return Err(e.into()),
     }
+    super::acl::apply_bucket_access(ctx, &bucket, access).await?;
     let mut r = response::empty(StatusCode::OK);
     response::set_header(&mut r, "location", &format!("/{bucket}"));
     Ok(r)
@@ -185,14 +186,6 @@ pub fn bucket_name_allowed(name: &str) -> bool {
         && !["-s3alias", "--ol-s3", "--x-s3", ".mrap"]
             .iter()
             .any(|s| name.ends_with(s))
-}
-
-/// `x-amz-acl` other than `private` would promise access control we don't enforce.
-pub fn check_canned_acl(ctx: &Ctx) -> S3Result<()> {
-    match ctx.header("x-amz-acl") {
-        None | Some("private") => Ok(()),
-        Some(_) => Err(S3Error::not_implemented("Canned ACLs other than private")),
-    }
 }
 
 pub async fn head_bucket(ctx: &Ctx) -> S3Result<S3Response> {

@@ -38,13 +38,12 @@ pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
 pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
-    existing_bucket(ctx, &bucket)?;
+    let bucket_record = existing_bucket(ctx, &bucket)?;
     check_key(&key)?;
+    let access = super::acl::new_object_acl(ctx, &bucket_record)?;
     let source = ctx.header("x-amz-copy-source").unwrap_or("");
+    // Reading the source was authorized with the request (crate::s3::authorize).
     let (src_bucket, src_key) = parse_copy_source(source)?;
-    if !ctx.credential.may_access(&src_bucket) {
-        return Err(S3Error::access_denied());
-    }
     existing_bucket(ctx, &src_bucket)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -79,8 +78,9 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         attributes,
         size: Some(src.size),
         known_etag: Some(src.etag.clone()),
-        owner: ctx.credential.access_key_id.clone(),
+        owner: access.owner,
         condition: WriteCondition::Always,
+        acl: access.acl,
     };
     let source = match source {
         Some(body) => body.body,

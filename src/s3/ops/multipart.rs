@@ -13,7 +13,6 @@ use futures::StreamExt;
 use http::StatusCode;
 use md5::{Digest, Md5};
 
-use super::bucket::check_canned_acl;
 use super::copy::parse_copy_source;
 use super::object::{attributes_from_headers, check_key};
 use super::support::{check_copy_source_conditions, existing_bucket, read_current, store_body};
@@ -88,9 +87,9 @@ fn checksum_headers(ctx: &Ctx) -> S3Result<(Option<ChecksumAlgorithm>, Option<Ch
 pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
-    existing_bucket(ctx, &bucket)?;
+    let bucket_record = existing_bucket(ctx, &bucket)?;
     check_key(&key)?;
-    check_canned_acl(ctx)?;
+    let access = super::acl::new_object_acl(ctx, &bucket_record)?;
     let attributes = attributes_from_headers(&ctx.headers)?;
     let (checksum_algorithm, checksum_type) = checksum_headers(ctx)?;
     let upload = store::create_upload(
@@ -101,7 +100,8 @@ pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
             attributes,
             checksum_algorithm,
             checksum_type,
-            owner: ctx.credential.access_key_id.clone(),
+            owner: access.owner,
+            acl: access.acl,
         },
     )
     .await?;
@@ -232,10 +232,8 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
     let upload_id = upload_id_param(ctx)?;
     let part_number = part_number_param(ctx)?;
     existing_bucket(ctx, &bucket)?;
+    // Reading the source was authorized with the request (crate::s3::authorize).
     let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
-    if !ctx.credential.may_access(&src_bucket) {
-        return Err(S3Error::access_denied());
-    }
     existing_bucket(ctx, &src_bucket)?;
     let gw = ctx.gw.clone();
     let tenant = ctx.credential.access_key_id.clone();

@@ -218,6 +218,8 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
     }
     let location = object_location(ctx, &bucket, &key);
+    // The object's owner was decided when the upload started (ownership controls, ACL).
+    let owner = upload.owner.clone();
     let completion = Completion {
         upload,
         parts: chosen
@@ -229,7 +231,7 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
         etag,
         checksum,
         condition,
-        owner: ctx.credential.access_key_id.clone(),
+        owner,
     };
     // Spawned: a client that hangs up must not cut a completion off halfway.
     let mut task = tokio::spawn(async move {
@@ -390,6 +392,7 @@ mod tests {
             parts: vec![],
             checksum_type: None,
             integrity: None,
+            acl: None,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

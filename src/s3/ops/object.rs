@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
-use super::bucket::check_canned_acl;
 use super::support::{existing_bucket, part_number_param, read_current, store_body};
 use crate::meta::ObjectRecord;
 use crate::s3::access_log;
@@ -27,9 +26,9 @@ const MAX_KEY_BYTES: usize = 1024;
 pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
-    existing_bucket(ctx, &bucket)?;
+    let bucket_record = existing_bucket(ctx, &bucket)?;
     check_key(&key)?;
-    check_canned_acl(ctx)?;
+    let access = super::acl::new_object_acl(ctx, &bucket_record)?;
     let attributes = attributes_from_headers(&ctx.headers)?;
     let payload = ctx.verified.payload.clone();
     let rules = BodyRules::from_headers(&ctx.headers, &payload)?.limit(MAX_PUT_SIZE)?;
@@ -46,8 +45,9 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         attributes,
         size,
         known_etag,
-        owner: ctx.credential.access_key_id.clone(),
+        owner: access.owner,
         condition,
+        acl: access.acl,
     };
     let record = store::put_object(&ctx.gw.store, object, store_body(body), move || {
         outcome.get().map(|s| BodyFacts {

@@ -1,0 +1,245 @@
+//! Whether a request may do what it asks, decided once, before the operation runs: the
+//! credential's scope, the bucket policy's verdict and the ACLs. Every refusal is
+//! `AccessDenied`.
+//!
+//! Hansa's credentials are users of the one account that owns every bucket. A credential whose
+//! scope (`buckets`, `read_only`) allows the bucket may do everything it did before ACLs
+//! existed: the owner's rights do not depend on grants. ACL grants matter for requests the
+//! scope does not let in: unsigned requests (`Principal::Anonymous`), and credentials scoped
+//! to other buckets, which get what a grant to `AuthenticatedUsers`, to `AllUsers` or to their
+//! access key id (their canonical id) gives them. A read-only credential never writes,
+//! whatever a grant says.
+
+use http::request::Parts;
+
+use super::auth::Credential;
+use super::error::{S3Error, S3Result};
+use super::ops::acl::{effective_bucket_acl, effective_object_acl};
+use super::ops::copy::parse_copy_source;
+use super::router::{Operation, Route};
+use crate::access::acl::{Permission, Requester};
+use crate::access::{Connection, Decision, Principal, RequestFacts};
+use crate::store::{self, Store};
+
+/// What an ACL has to grant for an operation.
+enum Need {
+    Bucket(Permission),
+    Object(Permission),
+    /// Only the owner may: no grant lets anyone else in.
+    OwnerOnly,
+}
+
+fn need(operation: &Operation) -> Need {
+    use Operation::*;
+    match operation {
+        // READ on a bucket is S3's s3:ListBucket, s3:ListBucketMultipartUploads.
+        HeadBucket | ListObjectsV1 | ListObjectsV2 | ListMultipartUploads => {
+            Need::Bucket(Permission::Read)
+        }
+        // WRITE on a bucket is s3:PutObject and s3:DeleteObject, multipart included.
+        PutObject
+        | CopyObject
+        | DeleteObject
+        | DeleteObjects
+        | CreateMultipartUpload
+        | UploadPart
+        | UploadPartCopy
+        | CompleteMultipartUpload
+        | AbortMultipartUpload
+        | ListParts => Need::Bucket(Permission::Write),
+        GetBucketAcl => Need::Bucket(Permission::ReadAcp),
+        PutBucketAcl => Need::Bucket(Permission::WriteAcp),
+        GetObject | HeadObject | GetObjectAttributes => Need::Object(Permission::Read),
+        GetObjectAcl => Need::Object(Permission::ReadAcp),
+        PutObjectAcl => Need::Object(Permission::WriteAcp),
+        ListBuckets
+        | CreateBucket
+        | DeleteBucket
+        | GetBucketLocation
+        | GetBucketVersioning
+        | GetBucketOwnershipControls
+        | PutBucketOwnershipControls
+        | DeleteBucketOwnershipControls
+        | GetBucketCors
+        | PutBucketCors
+        | DeleteBucketCors
+        | CorsPreflight
+        | NotImplemented(_) => Need::OwnerOnly,
+    }
+}
+
+/// The one authorization decision the dispatcher asks for. `credential` is `None` exactly
+/// when the request carried no signature at all.
+pub fn authorize(
+    store: &Store,
+    principal: &Principal,
+    credential: Option<&Credential>,
+    route: &Route,
+    parts: &Parts,
+) -> S3Result<()> {
+    let is_write = route.operation.is_write();
+    if credential.is_some_and(|c| c.read_only) && is_write {
+        return Err(S3Error::access_denied());
+    }
+    let Some(bucket) = route.bucket.as_deref() else {
+        // ListBuckets: any credential (it lists what its scope allows), never anonymous.
+        return match principal {
+            Principal::Anonymous => Err(S3Error::access_denied()),
+            Principal::Key(_) => Ok(()),
+        };
+    };
+    let facts = gather_facts(principal, route, bucket, parts);
+    match policy_decision(store, &facts) {
+        Decision::Deny => return Err(S3Error::access_denied()),
+        Decision::Allow => return Ok(()),
+        Decision::NoOpinion => {}
+    }
+    let requester = match principal {
+        Principal::Anonymous => Requester::Anonymous,
+        Principal::Key(id) => Requester::Key(id),
+    };
+    let in_scope = |b: &str| credential.is_some_and(|c| c.may_access(b));
+    if !in_scope(bucket) {
+        acl_allows(store, requester, route, bucket)?;
+    }
+    // A copy also reads its source: the scope or the source object's ACL must allow that.
+    if matches!(
+        route.operation,
+        Operation::CopyObject | Operation::UploadPartCopy
+    ) {
+        let header = parts
+            .headers
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (src_bucket, src_key) = parse_copy_source(header)?;
+        if !in_scope(&src_bucket) {
+            object_allows(store, requester, &src_bucket, &src_key, Permission::Read)?;
+        }
+    }
+    Ok(())
+}
+
+/// The bucket policy's verdict on the request. Deny refuses whatever else allows it; Allow
+/// lets it in (a read-only credential still never writes); NoOpinion leaves the decision to
+/// the credential's scope and the ACLs.
+///
+/// The bucket-policy helper fills this in (src/access/policy.rs evaluating the document stored
+/// as `BucketSetting::Policy`); until then no policy has an opinion.
+fn policy_decision(_store: &Store, _facts: &RequestFacts) -> Decision {
+    Decision::NoOpinion
+}
+
+fn gather_facts(principal: &Principal, route: &Route, bucket: &str, parts: &Parts) -> RequestFacts {
+    let connection = parts.extensions.get::<Connection>();
+    let mut conditions = Vec::new();
+    if matches!(
+        route.operation,
+        Operation::ListObjectsV1 | Operation::ListObjectsV2
+    ) {
+        for (key, name) in [
+            ("s3:prefix", "prefix"),
+            ("s3:delimiter", "delimiter"),
+            ("s3:max-keys", "max-keys"),
+        ] {
+            if let Some(value) = route.query(name) {
+                conditions.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+    for name in ["x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive"] {
+        if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+            conditions.push((format!("s3:{name}"), value.to_string()));
+        }
+    }
+    RequestFacts {
+        principal: principal.clone(),
+        action: route.operation.iam_action(),
+        bucket: bucket.to_string(),
+        key: route.key.clone(),
+        source_ip: connection.map(|c| c.peer.ip()),
+        secure_transport: connection.is_some_and(|c| c.secure),
+        conditions,
+    }
+}
+
+/// Outside a credential's scope a bucket's existence is not told: a missing bucket (or
+/// object source bucket) is AccessDenied like a refused one, as scoped keys always had it.
+fn existing(store: &Store, bucket: &str) -> S3Result<crate::meta::BucketRecord> {
+    match store::bucket(store, bucket) {
+        Ok(record) => Ok(record),
+        Err(store::StoreError::NoSuchBucket(_)) => Err(S3Error::access_denied()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn acl_allows(store: &Store, who: Requester<'_>, route: &Route, bucket: &str) -> S3Result<()> {
+    match need(&route.operation) {
+        Need::OwnerOnly => Err(S3Error::access_denied()),
+        Need::Bucket(permission) => bucket_allows(store, who, bucket, permission),
+        Need::Object(permission) => {
+            let key = route.key.as_deref().ok_or_else(S3Error::access_denied)?;
+            object_allows(store, who, bucket, key, permission)
+        }
+    }
+}
+
+fn bucket_allows(
+    store: &Store,
+    who: Requester<'_>,
+    bucket: &str,
+    permission: Permission,
+) -> S3Result<()> {
+    let record = existing(store, bucket)?;
+    if effective_bucket_acl(store, &record)?.allows(who, permission) {
+        Ok(())
+    } else {
+        Err(S3Error::access_denied())
+    }
+}
+
+/// A missing object is NoSuchKey for whoever may list the bucket (S3 tells them nothing they
+/// could not list), AccessDenied for anyone else.
+fn object_allows(
+    store: &Store,
+    who: Requester<'_>,
+    bucket: &str,
+    key: &str,
+    permission: Permission,
+) -> S3Result<()> {
+    let record = existing(store, bucket)?;
+    match store::object(store, bucket, key)? {
+        Some(object) => {
+            if effective_object_acl(store, &record, &object)?.allows(who, permission) {
+                Ok(())
+            } else {
+                Err(S3Error::access_denied())
+            }
+        }
+        None => bucket_allows(store, who, bucket, Permission::Read),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_an_iam_action() {
+        use Operation::*;
+        for op in [
+            ListBuckets,
+            HeadBucket,
+            GetObject,
+            PutObjectAcl,
+            ListParts,
+            GetBucketOwnershipControls,
+            NotImplemented("X"),
+        ] {
+            assert!(op.iam_action().starts_with("s3:"), "{op:?}");
+        }
+        assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
+        assert!(matches!(need(&GetBucketLocation), Need::OwnerOnly));
+        assert!(matches!(need(&PutObject), Need::Bucket(Permission::Write)));
+    }
+}
