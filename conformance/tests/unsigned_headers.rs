@@ -195,6 +195,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let b = &f.bucket;
     let put_body = b"new object bytes".to_vec();
     let delete_doc = "<Delete><Object><Key>new-key</Key></Object></Delete>".to_string();
+    let ownership_doc = "<OwnershipControls><Rule><ObjectOwnership>BucketOwnerPreferred\
+                         </ObjectOwnership></Rule></OwnershipControls>"
+        .to_string();
+    let cors_doc = "<CORSConfiguration><CORSRule><AllowedOrigin>http://app.test</AllowedOrigin>\
+                    <AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"
+        .to_string();
     let complete_doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         f.done_etag
@@ -213,6 +219,31 @@ fn cases(f: &Fixture) -> Vec<Case> {
         ),
         Case::new("GetBucketAcl", "GET", format!("/{b}?acl"), 200),
         Case::new("PutBucketAcl", "PUT", format!("/{b}?acl"), 200).header("x-amz-acl", "private"),
+        Case::new("PutBucketCors", "PUT", format!("/{b}?cors"), 200)
+            .header("content-md5", md5_b64(cors_doc.as_bytes()))
+            .body(cors_doc),
+        Case::new("GetBucketCors", "GET", format!("/{b}?cors"), 200),
+        Case::new(
+            "PutBucketOwnershipControls",
+            "PUT",
+            format!("/{b}?ownershipControls"),
+            200,
+        )
+        .header("content-md5", md5_b64(ownership_doc.as_bytes()))
+        .body(ownership_doc),
+        Case::new(
+            "GetBucketOwnershipControls",
+            "GET",
+            format!("/{b}?ownershipControls"),
+            200,
+        ),
+        Case::new(
+            "DeleteBucketOwnershipControls",
+            "DELETE",
+            format!("/{b}?ownershipControls"),
+            204,
+        ),
+        Case::new("DeleteBucketCors", "DELETE", format!("/{b}?cors"), 204),
         Case::new("ListObjects", "GET", format!("/{b}"), 200),
         Case::new("ListObjectsV2", "GET", format!("/{b}?list-type=2"), 200),
         Case::new("ListMultipartUploads", "GET", format!("/{b}?uploads"), 200),
@@ -224,6 +255,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         Case::new("GetObject", "GET", format!("/{b}/obj"), 200),
         Case::new("HeadObject", "HEAD", format!("/{b}/obj"), 200),
         Case::new("GetObjectAcl", "GET", format!("/{b}/obj?acl"), 200),
+        Case::new("GetObjectAttributes", "GET", format!("/{b}/obj?attributes"), 200)
+            .header("x-amz-object-attributes", "ETag,ObjectSize"),
         Case::new("PutObjectAcl", "PUT", format!("/{b}/obj?acl"), 200)
             .header("x-amz-acl", "private"),
         Case::new(
@@ -312,7 +345,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 25, "one case per routed operation");
+    assert_eq!(all.len(), 32, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);

@@ -286,6 +286,7 @@ mod tests {
                 .collect(),
             checksum_type: None,
             integrity: None,
+            acl: None,
         }
     }
 
