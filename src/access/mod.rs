@@ -3,6 +3,8 @@
 //! give on them. Pure decisions over documents the store keeps: the S3 layer gathers the
 //! facts, asks, and turns a refusal into `AccessDenied` in one place.
 
+pub mod policy;
+
 use std::net::{IpAddr, SocketAddr};
 
 /// How a request reached the gateway; the server puts it into every request's extensions.
