@@ -16,7 +16,9 @@ use super::ops;
 use super::pace::RawBody;
 use super::response::{self, S3Response};
 use super::router::{self, Operation, Route};
+use crate::access::{Decision, Principal};
 use crate::gateway::{Gateway, LiveSettings};
+use crate::store::Store;
 
 pub async fn handle<B>(gw: Arc<Gateway>, req: Request<B>) -> S3Response
 where
@@ -144,7 +146,7 @@ async fn dispatch(
         .cloned()
         .ok_or_else(S3Error::access_denied)?;
     *signed_by = Some(credential.access_key_id.clone());
-    authorize(&credential, &route)?;
+    authorize(&gw.store, &credential, &route, &parts)?;
     if !live.rates.admit(&credential.access_key_id) {
         return Err(S3Error::slow_down());
     }
@@ -179,18 +181,43 @@ async fn dispatch(
         Operation::AbortMultipartUpload => ops::multipart::abort_multipart_upload(&ctx).await,
         Operation::ListParts => ops::multipart_list::list_parts(&ctx).await,
         Operation::ListMultipartUploads => ops::multipart_list::list_multipart_uploads(&ctx).await,
+        Operation::PutBucketPolicy => ops::policy::put_bucket_policy(&mut ctx).await,
+        Operation::GetBucketPolicy => ops::policy::get_bucket_policy(&ctx).await,
+        Operation::DeleteBucketPolicy => ops::policy::delete_bucket_policy(&ctx).await,
+        Operation::GetBucketPolicyStatus => ops::policy::get_bucket_policy_status(&ctx).await,
+        Operation::PutPublicAccessBlock => ops::policy::put_public_access_block(&mut ctx).await,
+        Operation::GetPublicAccessBlock => ops::policy::get_public_access_block(&ctx).await,
+        Operation::DeletePublicAccessBlock => ops::policy::delete_public_access_block(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }
 
-/// Credential scope: allowed buckets and the read-only flag.
-fn authorize(credential: &Credential, route: &Route) -> S3Result<()> {
+/// The bucket policy, then the credential's scope (allowed buckets, read-only flag). A
+/// policy's explicit Deny refuses whatever the scope grants (except the administrators'
+/// management of the policy itself, see `ops::policy::manages_policy`). Every key belongs to
+/// the bucket owner's one "account", so, as S3 does within an account, a request is let in
+/// when either the key's scope (its identity policy) or the bucket policy allows it.
+fn authorize(
+    store: &Store,
+    credential: &Credential,
+    route: &Route,
+    parts: &http::request::Parts,
+) -> S3Result<()> {
+    let principal = Principal::Key(credential.access_key_id.clone());
+    let policy = match ops::policy::request_facts(principal, route, parts) {
+        Some(facts) => ops::policy::bucket_policy_decision(store, &facts)?,
+        None => Decision::NoOpinion,
+    };
+    if policy == Decision::Deny && !ops::policy::manages_policy(credential, &route.operation) {
+        return Err(S3Error::access_denied());
+    }
+    let allowed_by_policy = policy == Decision::Allow;
     if let Some(bucket) = &route.bucket {
-        if !credential.may_access(bucket) {
+        if !credential.may_access(bucket) && !allowed_by_policy {
             return Err(S3Error::access_denied());
         }
     }
-    if credential.read_only && route.operation.is_write() {
+    if credential.read_only && route.operation.is_write() && !allowed_by_policy {
         return Err(S3Error::access_denied());
     }
     Ok(())

@@ -33,6 +33,13 @@ pub enum Operation {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    PutBucketPolicy,
+    GetBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    PutPublicAccessBlock,
+    GetPublicAccessBlock,
+    DeletePublicAccessBlock,
     NotImplemented(&'static str),
 }
 
@@ -64,6 +71,13 @@ impl Operation {
             Operation::AbortMultipartUpload => "AbortMultipartUpload",
             Operation::ListParts => "ListParts",
             Operation::ListMultipartUploads => "ListMultipartUploads",
+            Operation::PutBucketPolicy => "PutBucketPolicy",
+            Operation::GetBucketPolicy => "GetBucketPolicy",
+            Operation::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Operation::GetBucketPolicyStatus => "GetBucketPolicyStatus",
+            Operation::PutPublicAccessBlock => "PutPublicAccessBlock",
+            Operation::GetPublicAccessBlock => "GetPublicAccessBlock",
+            Operation::DeletePublicAccessBlock => "DeletePublicAccessBlock",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -85,6 +99,10 @@ impl Operation {
                 | Operation::UploadPartCopy
                 | Operation::CompleteMultipartUpload
                 | Operation::AbortMultipartUpload
+                | Operation::PutBucketPolicy
+                | Operation::DeleteBucketPolicy
+                | Operation::PutPublicAccessBlock
+                | Operation::DeletePublicAccessBlock
         )
     }
 
@@ -97,7 +115,48 @@ impl Operation {
                 | Operation::PutBucketAcl
                 | Operation::PutObjectAcl
                 | Operation::CompleteMultipartUpload
+                | Operation::PutPublicAccessBlock
         )
+    }
+
+    /// The IAM action policies name the operation by (S3's action names, which are not always
+    /// the operation's: listing is `s3:ListBucket`, a multipart upload is `s3:PutObject`).
+    pub fn iam_action(&self) -> &'static str {
+        match self {
+            Operation::ListBuckets => "s3:ListAllMyBuckets",
+            Operation::CreateBucket => "s3:CreateBucket",
+            Operation::HeadBucket => "s3:ListBucket",
+            Operation::DeleteBucket => "s3:DeleteBucket",
+            Operation::GetBucketLocation => "s3:GetBucketLocation",
+            Operation::GetBucketVersioning => "s3:GetBucketVersioning",
+            Operation::GetBucketAcl => "s3:GetBucketAcl",
+            Operation::PutBucketAcl => "s3:PutBucketAcl",
+            Operation::ListObjectsV1 | Operation::ListObjectsV2 => "s3:ListBucket",
+            Operation::DeleteObjects | Operation::DeleteObject => "s3:DeleteObject",
+            Operation::PutObject
+            | Operation::CopyObject
+            | Operation::CreateMultipartUpload
+            | Operation::UploadPart
+            | Operation::UploadPartCopy
+            | Operation::CompleteMultipartUpload => "s3:PutObject",
+            Operation::GetObject | Operation::HeadObject => "s3:GetObject",
+            Operation::GetObjectAcl => "s3:GetObjectAcl",
+            Operation::PutObjectAcl => "s3:PutObjectAcl",
+            Operation::AbortMultipartUpload => "s3:AbortMultipartUpload",
+            Operation::ListParts => "s3:ListMultipartUploadParts",
+            Operation::ListMultipartUploads => "s3:ListBucketMultipartUploads",
+            Operation::PutBucketPolicy => "s3:PutBucketPolicy",
+            Operation::GetBucketPolicy => "s3:GetBucketPolicy",
+            Operation::DeleteBucketPolicy => "s3:DeleteBucketPolicy",
+            Operation::GetBucketPolicyStatus => "s3:GetBucketPolicyStatus",
+            // S3 governs deleting the block with the permission to put it.
+            Operation::PutPublicAccessBlock | Operation::DeletePublicAccessBlock => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            Operation::GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
+            // Answered NotImplemented whatever a policy says; only a blanket `s3:*` names it.
+            Operation::NotImplemented(_) => "s3:NotImplemented",
+        }
     }
 }
 
@@ -229,6 +288,13 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("POST", Some("delete")) => DeleteObjects,
         ("GET", Some("uploads")) => ListMultipartUploads,
         ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
+        ("PUT", Some("policy")) => PutBucketPolicy,
+        ("GET", Some("policy")) => GetBucketPolicy,
+        ("DELETE", Some("policy")) => DeleteBucketPolicy,
+        ("GET", Some("policyStatus")) => GetBucketPolicyStatus,
+        ("PUT", Some("publicAccessBlock")) => PutPublicAccessBlock,
+        ("GET", Some("publicAccessBlock")) => GetPublicAccessBlock,
+        ("DELETE", Some("publicAccessBlock")) => DeletePublicAccessBlock,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -396,7 +462,7 @@ mod tests {
     #[test]
     fn unknown_operations_are_not_implemented() {
         assert!(matches!(
-            r("GET", "/b1?policy", "h").operation,
+            r("GET", "/b1?website", "h").operation,
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
@@ -407,6 +473,29 @@ mod tests {
             r("PATCH", "/b1/k", "h").operation,
             Operation::NotImplemented(_)
         ));
+    }
+
+    #[test]
+    fn policy_operations() {
+        use Operation::*;
+        for (method, uri, op) in [
+            ("PUT", "/b1?policy", PutBucketPolicy),
+            ("GET", "/b1?policy", GetBucketPolicy),
+            ("DELETE", "/b1?policy", DeleteBucketPolicy),
+            ("GET", "/b1?policyStatus", GetBucketPolicyStatus),
+            ("PUT", "/b1?publicAccessBlock", PutPublicAccessBlock),
+            ("GET", "/b1?publicAccessBlock", GetPublicAccessBlock),
+            ("DELETE", "/b1?publicAccessBlock", DeletePublicAccessBlock),
+        ] {
+            assert_eq!(r(method, uri, "h").operation, op, "{method} {uri}");
+        }
+        assert!(matches!(
+            r("POST", "/b1?policy", "h").operation,
+            NotImplemented(_)
+        ));
+        assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
+        assert_eq!(UploadPart.iam_action(), "s3:PutObject");
+        assert_eq!(DeletePublicAccessBlock.iam_action(), "s3:PutBucketPublicAccessBlock");
     }
 
     #[test]
