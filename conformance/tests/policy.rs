@@ -8,9 +8,7 @@ use hansa_conformance::{
 };
 
 fn policy(bucket: &str, statements: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Id":"test-{bucket}","Statement":[{statements}]}}"#
-    )
+    format!(r#"{{"Version":"2012-10-17","Id":"test-{bucket}","Statement":[{statements}]}}"#)
 }
 
 fn public_read(bucket: &str) -> String {
@@ -60,7 +58,10 @@ async fn policy_round_trip_and_status() {
         404,
         "NoSuchBucketPolicy"
     );
-    assert_eq!(e.message.as_deref(), Some("The bucket policy does not exist"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("The bucket policy does not exist")
+    );
     assert_s3_err!(
         s3.get_bucket_policy_status().bucket("pol").send().await,
         404,
@@ -169,10 +170,7 @@ async fn malformed_policies_are_refused_with_s3s_messages() {
             "Policy has an invalid condition key",
         ),
         (
-            format!(
-                r#"{{"Id":"{}","Statement":[]}}"#,
-                "x".repeat(21 * 1024)
-            ),
+            format!(r#"{{"Id":"{}","Statement":[]}}"#, "x".repeat(21 * 1024)),
             "Policy exceeds the maximum allowed document size.",
         ),
     ];
@@ -224,7 +222,9 @@ async fn public_access_block_round_trip_and_block_public_policy() {
         .send()
         .await
         .expect("get public access block");
-    let c = got.public_access_block_configuration().expect("configuration");
+    let c = got
+        .public_access_block_configuration()
+        .expect("configuration");
     assert_eq!(
         (
             c.block_public_acls(),
@@ -327,7 +327,12 @@ async fn an_allow_lets_a_key_in_beyond_its_scope() {
     put(&admin, "shared", "private/b", b"b").await;
     // Outside its scope, the key is refused.
     assert_s3_err!(
-        limited.get_object().bucket("shared").key("pub/a").send().await,
+        limited
+            .get_object()
+            .bucket("shared")
+            .key("pub/a")
+            .send()
+            .await,
         403,
         "AccessDenied"
     );
@@ -471,5 +476,67 @@ async fn source_ip_deny_refuses_loopback_clients() {
     assert_eq!(get(&limited, LIMITED_BUCKET, "k").await, b"v");
     delete_policy(&s3, LIMITED_BUCKET).await;
     assert_eq!(get(&s3, LIMITED_BUCKET, "k2").await, b"w");
+    gw.shutdown().await;
+}
+
+/// The verdict the request authorization asks for, for anonymous requests (which this gateway
+/// does not serve yet): a public policy grants them access, RestrictPublicBuckets takes that
+/// away while named keys keep theirs, and a Deny stays a Deny.
+#[tokio::test]
+async fn restrict_public_buckets_keeps_anonymous_requests_out() {
+    use hansa::access::{Decision, Principal, RequestFacts};
+    use hansa::s3::ops::policy::bucket_policy_decision;
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "open").await;
+    let facts = |principal: Principal, key: &str| RequestFacts {
+        principal,
+        action: "s3:GetObject",
+        bucket: "open".into(),
+        key: Some(key.into()),
+        source_ip: Some("192.0.2.1".parse().unwrap()),
+        secure_transport: false,
+        conditions: Vec::new(),
+    };
+    let anonymous = facts(Principal::Anonymous, "a");
+    let limited = facts(Principal::Key(LIMITED.access_key_id.into()), "a");
+    let decide = |f: &RequestFacts| bucket_policy_decision(gw.store(), f).expect("decision");
+    assert_eq!(decide(&anonymous), Decision::NoOpinion, "no policy yet");
+    put_policy(
+        &s3,
+        "open",
+        &policy(
+            "open",
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::open/*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::open/secret"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(decide(&anonymous), Decision::Allow);
+    assert_eq!(decide(&limited), Decision::Allow);
+    assert_eq!(
+        decide(&facts(Principal::Anonymous, "secret")),
+        Decision::Deny
+    );
+    s3.put_public_access_block()
+        .bucket("open")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put public access block");
+    assert_eq!(decide(&anonymous), Decision::NoOpinion);
+    assert_eq!(decide(&limited), Decision::Allow);
+    assert_eq!(
+        decide(&facts(Principal::Anonymous, "secret")),
+        Decision::Deny
+    );
+    // A bucket that does not exist has no opinion: the operation reports NoSuchBucket.
+    let mut missing = anonymous.clone();
+    missing.bucket = "missing".into();
+    assert_eq!(decide(&missing), Decision::NoOpinion);
     gw.shutdown().await;
 }

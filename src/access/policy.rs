@@ -438,7 +438,9 @@ impl Policy {
 }
 
 fn string(v: &Value) -> Result<String, PolicyError> {
-    v.as_str().map(str::to_string).ok_or_else(|| PolicyError(INVALID_JSON.into()))
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| PolicyError(INVALID_JSON.into()))
 }
 
 /// A string or a non-empty array of strings.
@@ -678,16 +680,24 @@ fn condition_value(
             "false" => Ok(ConditionValue::Bool(false)),
             _ => Err(invalid_value()),
         },
-        NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals
-        | NumericGreaterThan | NumericGreaterThanEquals => text
+        NumericEquals
+        | NumericNotEquals
+        | NumericLessThan
+        | NumericLessThanEquals
+        | NumericGreaterThan
+        | NumericGreaterThanEquals => text
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|n| n.is_finite())
             .map(ConditionValue::Number)
             .ok_or_else(invalid_value),
-        StringEquals | StringNotEquals | StringEqualsIgnoreCase | StringNotEqualsIgnoreCase
-        | StringLike | StringNotLike => {
+        StringEquals
+        | StringNotEquals
+        | StringEqualsIgnoreCase
+        | StringNotEqualsIgnoreCase
+        | StringLike
+        | StringNotLike => {
             if text.contains("${") {
                 return Err(PolicyError(format!(
                     "Policy variables are not supported: {text}"
@@ -754,15 +764,12 @@ impl Condition {
     fn holds(&self, facts: &RequestFacts) -> bool {
         let Some(actual) = self.key.value(facts) else {
             return match self.operator {
-                Operator::Null => self.values.iter().any(|v| *v == ConditionValue::Bool(true)),
+                Operator::Null => self.values.contains(&ConditionValue::Bool(true)),
                 _ => self.if_exists || self.operator.negated(),
             };
         };
         if self.operator == Operator::Null {
-            return self
-                .values
-                .iter()
-                .any(|v| *v == ConditionValue::Bool(false));
+            return self.values.contains(&ConditionValue::Bool(false));
         }
         let any = self.values.iter().any(|v| self.matches(v, &actual));
         if self.operator.negated() {
@@ -782,9 +789,9 @@ impl Condition {
             }
             (StringLike | StringNotLike, ConditionValue::Text(v)) => wildcard_match(v, actual),
             (Bool, ConditionValue::Bool(v)) => actual.eq_ignore_ascii_case(&v.to_string()),
-            (IpAddress | NotIpAddress, ConditionValue::Cidr(cidr)) => actual
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| cidr.contains(ip)),
+            (IpAddress | NotIpAddress, ConditionValue::Cidr(cidr)) => {
+                actual.parse::<IpAddr>().is_ok_and(|ip| cidr.contains(ip))
+            }
             (op, ConditionValue::Number(v)) => {
                 let Ok(n) = actual.trim().parse::<f64>() else {
                     return false;
@@ -994,7 +1001,9 @@ mod tests {
             assert_eq!(with(p, a, bad), INVALID_RESOURCE, "{bad}");
         }
         // Case-insensitive action names, and a bucket wildcard that names this bucket.
-        one(r#"{"Effect":"Allow","Principal":"*","Action":["S3:getobject","s3:List*"],"Resource":"arn:aws:s3:::pho*"}"#);
+        one(
+            r#"{"Effect":"Allow","Principal":"*","Action":["S3:getobject","s3:List*"],"Resource":"arn:aws:s3:::pho*"}"#,
+        );
         let cond = |c: &str| {
             malformed_statement(&format!(
                 r#"{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::photos","Condition":{c}}}"#
@@ -1015,8 +1024,9 @@ mod tests {
         assert!(cond(r#"{"DateEquals":{"s3:prefix":"x"}}"#).starts_with("Invalid Condition type"));
         assert!(cond(r#"{"ForAnyValue:StringEquals":{"s3:prefix":"x"}}"#)
             .starts_with("Invalid Condition type"));
-        assert!(cond(r#"{"NullIfExists":{"s3:prefix":"true"}}"#)
-            .starts_with("Invalid Condition type"));
+        assert!(
+            cond(r#"{"NullIfExists":{"s3:prefix":"true"}}"#).starts_with("Invalid Condition type")
+        );
         for bad in [
             r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/33"}}"#,
             r#"{"IpAddress":{"aws:SourceIp":"10.0.0.300"}}"#,
@@ -1025,7 +1035,10 @@ mod tests {
             r#"{"NumericLessThan":{"s3:max-keys":"ten"}}"#,
             r#"{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}"#,
         ] {
-            assert!(cond(bad).starts_with("Invalid value") || cond(bad).starts_with("Policy variables"), "{bad}");
+            assert!(
+                cond(bad).starts_with("Invalid value") || cond(bad).starts_with("Policy variables"),
+                "{bad}"
+            );
         }
     }
 
@@ -1178,22 +1191,55 @@ mod tests {
     fn string_operators() {
         let home = listing(&[("s3:prefix", "home/Ann/"), ("s3:delimiter", "/")]);
         let none = listing(&[]);
-        assert!(allowed(r#"{"StringEquals":{"s3:prefix":["x","home/Ann/"]}}"#, &home));
-        assert!(!allowed(r#"{"StringEquals":{"s3:prefix":"home/ann/"}}"#, &home));
-        assert!(!allowed(r#"{"StringEquals":{"s3:prefix":"home/Ann/"}}"#, &none));
-        assert!(allowed(r#"{"StringEqualsIfExists":{"s3:prefix":"home/"}}"#, &none));
-        assert!(!allowed(r#"{"StringEqualsIfExists":{"s3:prefix":"home/"}}"#, &home));
+        assert!(allowed(
+            r#"{"StringEquals":{"s3:prefix":["x","home/Ann/"]}}"#,
+            &home
+        ));
+        assert!(!allowed(
+            r#"{"StringEquals":{"s3:prefix":"home/ann/"}}"#,
+            &home
+        ));
+        assert!(!allowed(
+            r#"{"StringEquals":{"s3:prefix":"home/Ann/"}}"#,
+            &none
+        ));
+        assert!(allowed(
+            r#"{"StringEqualsIfExists":{"s3:prefix":"home/"}}"#,
+            &none
+        ));
+        assert!(!allowed(
+            r#"{"StringEqualsIfExists":{"s3:prefix":"home/"}}"#,
+            &home
+        ));
         assert!(allowed(r#"{"StringNotEquals":{"s3:prefix":"x"}}"#, &home));
-        assert!(!allowed(r#"{"StringNotEquals":{"s3:prefix":["x","home/Ann/"]}}"#, &home));
+        assert!(!allowed(
+            r#"{"StringNotEquals":{"s3:prefix":["x","home/Ann/"]}}"#,
+            &home
+        ));
         // A negated operator holds when the key is missing.
         assert!(allowed(r#"{"StringNotEquals":{"s3:prefix":"x"}}"#, &none));
-        assert!(allowed(r#"{"StringEqualsIgnoreCase":{"s3:prefix":"HOME/ann/"}}"#, &home));
-        assert!(!allowed(r#"{"StringNotEqualsIgnoreCase":{"s3:prefix":"HOME/ann/"}}"#, &home));
+        assert!(allowed(
+            r#"{"StringEqualsIgnoreCase":{"s3:prefix":"HOME/ann/"}}"#,
+            &home
+        ));
+        assert!(!allowed(
+            r#"{"StringNotEqualsIgnoreCase":{"s3:prefix":"HOME/ann/"}}"#,
+            &home
+        ));
         assert!(allowed(r#"{"StringLike":{"s3:prefix":"home/*"}}"#, &home));
-        assert!(allowed(r#"{"StringLike":{"S3:Prefix":"home/?nn/"}}"#, &home));
+        assert!(allowed(
+            r#"{"StringLike":{"S3:Prefix":"home/?nn/"}}"#,
+            &home
+        ));
         assert!(!allowed(r#"{"StringLike":{"s3:prefix":"work/*"}}"#, &home));
-        assert!(allowed(r#"{"StringNotLike":{"s3:prefix":"work/*"}}"#, &home));
-        assert!(!allowed(r#"{"StringNotLike":{"s3:prefix":"home/*"}}"#, &home));
+        assert!(allowed(
+            r#"{"StringNotLike":{"s3:prefix":"work/*"}}"#,
+            &home
+        ));
+        assert!(!allowed(
+            r#"{"StringNotLike":{"s3:prefix":"home/*"}}"#,
+            &home
+        ));
         // Every key and every operator must hold.
         assert!(allowed(
             r#"{"StringEquals":{"s3:prefix":"home/Ann/","s3:delimiter":"/"}}"#,
@@ -1204,7 +1250,10 @@ mod tests {
             &home
         ));
         let acl = listing(&[("s3:x-amz-acl", "public-read")]);
-        assert!(allowed(r#"{"StringEquals":{"s3:x-amz-acl":"public-read"}}"#, &acl));
+        assert!(allowed(
+            r#"{"StringEquals":{"s3:x-amz-acl":"public-read"}}"#,
+            &acl
+        ));
     }
 
     #[test]
@@ -1228,12 +1277,24 @@ mod tests {
             let c = format!(r#"{{"{op}":{{"s3:max-keys":"{value}"}}}}"#);
             assert_eq!(allowed(&c, &ten), expected, "{c}");
         }
-        assert!(allowed(r#"{"NumericLessThanEquals":{"s3:max-keys":100}}"#, &ten));
+        assert!(allowed(
+            r#"{"NumericLessThanEquals":{"s3:max-keys":100}}"#,
+            &ten
+        ));
         let missing = listing(&[]);
-        assert!(!allowed(r#"{"NumericLessThan":{"s3:max-keys":"100"}}"#, &missing));
-        assert!(allowed(r#"{"NumericLessThanIfExists":{"s3:max-keys":"100"}}"#, &missing));
+        assert!(!allowed(
+            r#"{"NumericLessThan":{"s3:max-keys":"100"}}"#,
+            &missing
+        ));
+        assert!(allowed(
+            r#"{"NumericLessThanIfExists":{"s3:max-keys":"100"}}"#,
+            &missing
+        ));
         let junk = listing(&[("s3:max-keys", "lots")]);
-        assert!(!allowed(r#"{"NumericLessThan":{"s3:max-keys":"100"}}"#, &junk));
+        assert!(!allowed(
+            r#"{"NumericLessThan":{"s3:max-keys":"100"}}"#,
+            &junk
+        ));
     }
 
     #[test]
@@ -1244,7 +1305,10 @@ mod tests {
         assert!(!allowed(r#"{"Bool":{"aws:SecureTransport":"false"}}"#, &f));
         f.secure_transport = false;
         assert!(allowed(r#"{"Bool":{"aws:SecureTransport":"false"}}"#, &f));
-        assert!(allowed(r#"{"BoolIfExists":{"aws:SecureTransport":"false"}}"#, &f));
+        assert!(allowed(
+            r#"{"BoolIfExists":{"aws:SecureTransport":"false"}}"#,
+            &f
+        ));
         assert!(allowed(r#"{"Null":{"s3:prefix":"true"}}"#, &f));
         assert!(!allowed(r#"{"Null":{"s3:prefix":"false"}}"#, &f));
         let listed = listing(&[("s3:prefix", "")]);
@@ -1257,29 +1321,74 @@ mod tests {
     #[test]
     fn ip_operators_v4_and_v6() {
         let mut f = facts(Some("K"), "s3:GetObject", Some("k"));
-        assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, &f));
-        assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":["192.168.0.0/16","10.1.2.3"]}}"#, &f));
-        assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"10.1.2.4/32"}}"#, &f));
-        assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#, &f));
+        assert!(allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &f
+        ));
+        assert!(allowed(
+            r#"{"IpAddress":{"aws:SourceIp":["192.168.0.0/16","10.1.2.3"]}}"#,
+            &f
+        ));
+        assert!(!allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"10.1.2.4/32"}}"#,
+            &f
+        ));
+        assert!(!allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#,
+            &f
+        ));
         assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#, &f));
-        assert!(allowed(r#"{"NotIpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#, &f));
-        assert!(!allowed(r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/9"}}"#, &f));
+        assert!(allowed(
+            r#"{"NotIpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#,
+            &f
+        ));
+        assert!(!allowed(
+            r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/9"}}"#,
+            &f
+        ));
         // IPv4 ranges say nothing about IPv6 clients and back.
         assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"::/0"}}"#, &f));
         f.source_ip = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
-        assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#, &f));
-        assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":"2001:DB8::1"}}"#, &f));
-        assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"2001:db9::/32"}}"#, &f));
-        assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, &f));
-        assert!(allowed(r#"{"NotIpAddress":{"aws:SourceIp":"2001:db9::/32"}}"#, &f));
+        assert!(allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#,
+            &f
+        ));
+        assert!(allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"2001:DB8::1"}}"#,
+            &f
+        ));
+        assert!(!allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"2001:db9::/32"}}"#,
+            &f
+        ));
+        assert!(!allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &f
+        ));
+        assert!(allowed(
+            r#"{"NotIpAddress":{"aws:SourceIp":"2001:db9::/32"}}"#,
+            &f
+        ));
         // An IPv4-mapped client address is its IPv4 address.
         f.source_ip = Some(IpAddr::V6(Ipv4Addr::new(10, 9, 9, 9).to_ipv6_mapped()));
-        assert!(allowed(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, &f));
+        assert!(allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &f
+        ));
         // An unknown address matches no range; NotIpAddress holds, IfExists passes.
         f.source_ip = None;
-        assert!(!allowed(r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#, &f));
-        assert!(allowed(r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, &f));
-        assert!(allowed(r#"{"IpAddressIfExists":{"aws:SourceIp":"10.0.0.0/8"}}"#, &f));
+        assert!(!allowed(
+            r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#,
+            &f
+        ));
+        assert!(allowed(
+            r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &f
+        ));
+        assert!(allowed(
+            r#"{"IpAddressIfExists":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            &f
+        ));
     }
 
     #[test]
@@ -1289,7 +1398,14 @@ mod tests {
         assert!(!c.contains("10.2.0.0".parse().unwrap()));
         assert_eq!(Cidr::parse("1.2.3.4").unwrap().len, 32);
         assert_eq!(Cidr::parse("::1").unwrap().len, 128);
-        for bad in ["", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "x/8", "::/200"] {
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "x/8",
+            "::/200",
+        ] {
             assert_eq!(Cidr::parse(bad), None, "{bad}");
         }
     }

@@ -495,7 +495,10 @@ mod tests {
         ));
         assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
         assert_eq!(UploadPart.iam_action(), "s3:PutObject");
-        assert_eq!(DeletePublicAccessBlock.iam_action(), "s3:PutBucketPublicAccessBlock");
+        assert_eq!(
+            DeletePublicAccessBlock.iam_action(),
+            "s3:PutBucketPublicAccessBlock"
+        );
     }
 
     #[test]

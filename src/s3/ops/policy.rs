@@ -161,8 +161,7 @@ pub async fn put_public_access_block(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     existing_bucket(ctx, &bucket)?;
     let body = read_small_body(ctx).await?;
-    let request: PublicAccessBlockRequest =
-        xml::from_xml("PublicAccessBlockConfiguration", &body)?;
+    let request: PublicAccessBlockRequest = xml::from_xml("PublicAccessBlockConfiguration", &body)?;
     if request.block_public_acls.is_none()
         && request.ignore_public_acls.is_none()
         && request.block_public_policy.is_none()
@@ -210,8 +209,13 @@ pub async fn get_public_access_block(ctx: &Ctx) -> S3Result<S3Response> {
 pub async fn delete_public_access_block(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     existing_bucket(ctx, bucket)?;
-    store::set_bucket_setting(&ctx.gw.store, bucket, BucketSetting::PublicAccessBlock, None)
-        .await?;
+    store::set_bucket_setting(
+        &ctx.gw.store,
+        bucket,
+        BucketSetting::PublicAccessBlock,
+        None,
+    )
+    .await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
@@ -268,11 +272,7 @@ pub fn request_facts(
             }
         }
     }
-    if let Some(acl) = parts
-        .headers
-        .get("x-amz-acl")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(acl) = parts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()) {
         conditions.push(("s3:x-amz-acl".to_string(), acl.to_string()));
     }
     Some(RequestFacts {
@@ -303,7 +303,12 @@ mod tests {
     use super::*;
     use crate::s3::router::route;
 
-    fn parts(method: &str, uri: &str, acl: Option<&str>, conn: Option<Connection>) -> http::request::Parts {
+    fn parts(
+        method: &str,
+        uri: &str,
+        acl: Option<&str>,
+        conn: Option<Connection>,
+    ) -> http::request::Parts {
         let mut b = http::Request::builder().method(method).uri(uri);
         if let Some(acl) = acl {
             b = b.header("x-amz-acl", acl);
