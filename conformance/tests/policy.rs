@@ -540,3 +540,56 @@ async fn restrict_public_buckets_keeps_anonymous_requests_out() {
     assert_eq!(decide(&missing), Decision::NoOpinion);
     gw.shutdown().await;
 }
+
+/// DeleteObjects names its keys in the body; each is judged as `s3:DeleteObject` on its object,
+/// so a Deny on some keys fails just those, as in S3.
+#[tokio::test]
+async fn delete_objects_is_judged_key_by_key() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "keepers").await;
+    put(&s3, "keepers", "keep/a", b"a").await;
+    put(&s3, "keepers", "tmp/b", b"b").await;
+    put_policy(
+        &s3,
+        "keepers",
+        &policy(
+            "keepers",
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::keepers/keep/*"}"#,
+        ),
+    )
+    .await;
+    assert_s3_err!(
+        s3.delete_object()
+            .bucket("keepers")
+            .key("keep/a")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    let ids = ["keep/a", "tmp/b"].map(|k| ObjectIdentifier::builder().key(k).build().unwrap());
+    let out = s3
+        .delete_objects()
+        .bucket("keepers")
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids.to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, ["tmp/b"]);
+    let errors: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or(""), e.code().unwrap_or("")))
+        .collect();
+    assert_eq!(errors, [("keep/a", "AccessDenied")]);
+    assert_eq!(get(&s3, "keepers", "keep/a").await, b"a");
+    gw.shutdown().await;
+}

@@ -226,26 +226,85 @@ fn parse_stored(doc: &str, bucket: &str) -> S3Result<Policy> {
         .map_err(|e| S3Error::internal(format!("stored bucket policy of {bucket}: {e}")))
 }
 
+/// A bucket's policy, parsed, with what its public access block changes about it.
+struct LoadedPolicy {
+    policy: Policy,
+    /// `RestrictPublicBuckets` on and the policy public: it grants anonymous requests nothing.
+    restrict_anonymous: bool,
+}
+
+fn load_policy(store: &Store, bucket: &str) -> S3Result<Option<LoadedPolicy>> {
+    let doc = match store::bucket_setting(store, bucket, BucketSetting::Policy) {
+        Ok(Some(doc)) => doc,
+        Ok(None) | Err(StoreError::NoSuchBucket(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let policy = parse_stored(&doc, bucket)?;
+    let restrict_anonymous = is_public(&policy)
+        && public_access_block(store, bucket)?.is_some_and(|b| b.restrict_public_buckets);
+    Ok(Some(LoadedPolicy {
+        policy,
+        restrict_anonymous,
+    }))
+}
+
+impl LoadedPolicy {
+    fn decide(&self, facts: &RequestFacts) -> Decision {
+        match evaluate(&self.policy, facts) {
+            Decision::Allow
+                if self.restrict_anonymous && facts.principal == Principal::Anonymous =>
+            {
+                Decision::NoOpinion
+            }
+            decision => decision,
+        }
+    }
+}
+
 /// The bucket policy's verdict on a request: its explicit Deny, its Allow, or no opinion (no
 /// policy, or no such bucket — the operation reports that itself). With the bucket's
 /// `RestrictPublicBuckets` on, a public policy grants nothing to anonymous requests: every
 /// access key is of the bucket owner's "account", which S3 still lets in.
 pub fn bucket_policy_decision(store: &Store, facts: &RequestFacts) -> S3Result<Decision> {
-    let doc = match store::bucket_setting(store, &facts.bucket, BucketSetting::Policy) {
-        Ok(Some(doc)) => doc,
-        Ok(None) | Err(StoreError::NoSuchBucket(_)) => return Ok(Decision::NoOpinion),
-        Err(e) => return Err(e.into()),
-    };
-    let policy = parse_stored(&doc, &facts.bucket)?;
-    let decision = evaluate(&policy, facts);
-    if decision == Decision::Allow
-        && facts.principal == Principal::Anonymous
-        && is_public(&policy)
-        && public_access_block(store, &facts.bucket)?.is_some_and(|b| b.restrict_public_buckets)
-    {
-        return Ok(Decision::NoOpinion);
+    Ok(load_policy(store, &facts.bucket)?
+        .map_or(Decision::NoOpinion, |loaded| loaded.decide(facts)))
+}
+
+/// DeleteObjects names its keys in the body, so S3 judges each as `s3:DeleteObject` on its
+/// object: a Deny on some keys fails just those. The policy is parsed once per request.
+pub struct DeleteVerdicts {
+    loaded: Option<LoadedPolicy>,
+    facts: RequestFacts,
+}
+
+impl DeleteVerdicts {
+    pub fn load(ctx: &Ctx, bucket: &str) -> S3Result<DeleteVerdicts> {
+        Ok(DeleteVerdicts {
+            loaded: load_policy(&ctx.gw.store, bucket)?,
+            facts: RequestFacts {
+                principal: Principal::Key(ctx.credential.access_key_id.clone()),
+                action: "s3:DeleteObject",
+                bucket: bucket.to_string(),
+                key: None,
+                source_ip: ctx.connection.map(|c| c.peer.ip()),
+                secure_transport: ctx.connection.is_some_and(|c| c.secure),
+                conditions: Vec::new(),
+            },
+        })
     }
-    Ok(decision)
+
+    /// `AccessDenied` when the policy denies deleting `key`.
+    pub fn check(&self, key: &str) -> S3Result<()> {
+        let Some(loaded) = &self.loaded else {
+            return Ok(());
+        };
+        let mut facts = self.facts.clone();
+        facts.key = Some(key.to_string());
+        match loaded.decide(&facts) {
+            Decision::Deny => Err(S3Error::access_denied()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The facts a policy judges a request by; `None` for requests outside any bucket
