@@ -593,3 +593,62 @@ async fn delete_objects_is_judged_key_by_key() {
     assert_eq!(get(&s3, "keepers", "keep/a").await, b"a");
     gw.shutdown().await;
 }
+
+/// A copy reads its source as `s3:GetObject`: the source bucket's Deny stops CopyObject and
+/// UploadPartCopy, whatever the destination allows.
+#[tokio::test]
+async fn a_copy_needs_get_object_on_its_source() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "vault").await;
+    create_bucket(&s3, "scratch").await;
+    put(&s3, "vault", "secret", b"s").await;
+    put(&s3, "vault", "open", b"o").await;
+    put_policy(
+        &s3,
+        "vault",
+        &policy(
+            "vault",
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::vault/secret"}"#,
+        ),
+    )
+    .await;
+    assert_s3_err!(
+        s3.copy_object()
+            .bucket("scratch")
+            .key("leak")
+            .copy_source("vault/secret")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("scratch")
+        .key("leak")
+        .send()
+        .await
+        .expect("create upload");
+    assert_s3_err!(
+        s3.upload_part_copy()
+            .bucket("scratch")
+            .key("leak")
+            .upload_id(upload.upload_id().unwrap_or_default())
+            .part_number(1)
+            .copy_source("vault/secret")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    s3.copy_object()
+        .bucket("scratch")
+        .key("fine")
+        .copy_source("vault/open")
+        .send()
+        .await
+        .expect("copy of an allowed source");
+    assert_eq!(get(&s3, "scratch", "fine").await, b"o");
+    gw.shutdown().await;
+}

@@ -42,9 +42,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     check_key(&key)?;
     let source = ctx.header("x-amz-copy-source").unwrap_or("");
     let (src_bucket, src_key) = parse_copy_source(source)?;
-    if !ctx.credential.may_access(&src_bucket) {
-        return Err(S3Error::access_denied());
-    }
+    super::policy::authorize_copy_source(ctx, &src_bucket, &src_key)?;
     existing_bucket(ctx, &src_bucket)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,

@@ -232,9 +232,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
     let part_number = part_number_param(ctx)?;
     existing_bucket(ctx, &bucket)?;
     let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
-    if !ctx.credential.may_access(&src_bucket) {
-        return Err(S3Error::access_denied());
-    }
+    super::policy::authorize_copy_source(ctx, &src_bucket, &src_key)?;
     existing_bucket(ctx, &src_bucket)?;
     let gw = ctx.gw.clone();
     let tenant = ctx.credential.access_key_id.clone();

@@ -270,6 +270,26 @@ pub fn bucket_policy_decision(store: &Store, facts: &RequestFacts) -> S3Result<D
         .map_or(Decision::NoOpinion, |loaded| loaded.decide(facts)))
 }
 
+/// CopyObject and UploadPartCopy read their source as `s3:GetObject` on it: the source
+/// bucket's policy may deny that, or allow it beyond the key's scope (as for any request).
+pub fn authorize_copy_source(ctx: &Ctx, src_bucket: &str, src_key: &str) -> S3Result<()> {
+    let facts = RequestFacts {
+        principal: Principal::Key(ctx.credential.access_key_id.clone()),
+        action: "s3:GetObject",
+        bucket: src_bucket.to_string(),
+        key: Some(src_key.to_string()),
+        source_ip: ctx.connection.map(|c| c.peer.ip()),
+        secure_transport: ctx.connection.is_some_and(|c| c.secure),
+        conditions: Vec::new(),
+    };
+    match bucket_policy_decision(&ctx.gw.store, &facts)? {
+        Decision::Deny => Err(S3Error::access_denied()),
+        Decision::Allow => Ok(()),
+        Decision::NoOpinion if ctx.credential.may_access(src_bucket) => Ok(()),
+        Decision::NoOpinion => Err(S3Error::access_denied()),
+    }
+}
+
 /// DeleteObjects names its keys in the body, so S3 judges each as `s3:DeleteObject` on its
 /// object: a Deny on some keys fails just those. The policy is parsed once per request.
 pub struct DeleteVerdicts {
