@@ -845,7 +845,7 @@ async fn malformed_xml_bodies() {
 async fn unsupported_operations_are_not_implemented() {
     let (gw, s3) = gateway_with_bucket().await;
     for (method, path, body) in [
-        ("GET", "sig?policy", &b""[..]),
+        ("GET", "sig?website", &b""[..]),
         (
             "PUT",
             "sig/existing?tagging",
@@ -889,7 +889,7 @@ async fn unsupported_operations_are_not_implemented() {
     assert_eq!(get(&s3, "sig", "existing").await, b"existing object");
     // The SDK sees the same error.
     assert_s3_err!(
-        s3.get_bucket_policy().bucket("sig").send().await,
+        s3.get_bucket_website().bucket("sig").send().await,
         501,
         "NotImplemented"
     );

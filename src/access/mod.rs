@@ -4,6 +4,7 @@
 //! facts, asks, and turns a refusal into `AccessDenied` in one place.
 
 pub mod cors;
+pub mod policy;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -2,6 +2,12 @@
 //! credential's scope, the bucket policy's verdict and the ACLs. Every refusal is
 //! `AccessDenied`.
 //!
+//! The bucket policy speaks first: an explicit Deny refuses (except the administrators'
+//! management of the policy itself, see `ops::policy::manages_policy`), an Allow lets the
+//! request in (a read-only credential still never writes), and without either the scope and
+//! the ACLs decide. As within one AWS account, the key's scope (its identity policy) or the
+//! bucket policy suffices.
+//!
 //! Hansa's credentials are users of the one account that owns every bucket. A credential whose
 //! scope (`buckets`, `read_only`) allows the bucket may do everything it did before ACLs
 //! existed: the owner's rights do not depend on grants. ACL grants matter for requests the
@@ -18,7 +24,8 @@ use super::ops::acl::{effective_bucket_acl, effective_object_acl};
 use super::ops::copy::parse_copy_source;
 use super::router::{Operation, Route};
 use crate::access::acl::{Permission, Requester};
-use crate::access::{Connection, Decision, Principal, RequestFacts};
+use super::ops::policy::{bucket_policy_decision, manages_policy, request_facts};
+use crate::access::{Decision, Principal, RequestFacts};
 use crate::store::{self, Store};
 
 /// What an ACL has to grant for an operation.
@@ -64,6 +71,13 @@ fn need(operation: &Operation) -> Need {
         | PutBucketCors
         | DeleteBucketCors
         | CorsPreflight
+        | PutBucketPolicy
+        | GetBucketPolicy
+        | DeleteBucketPolicy
+        | GetBucketPolicyStatus
+        | PutPublicAccessBlock
+        | GetPublicAccessBlock
+        | DeletePublicAccessBlock
         | NotImplemented(_) => Need::OwnerOnly,
     }
 }
@@ -88,18 +102,21 @@ pub fn authorize(
             Principal::Key(_) => Ok(()),
         };
     };
-    let facts = gather_facts(principal, route, bucket, parts);
-    match policy_decision(store, &facts) {
-        Decision::Deny => return Err(S3Error::access_denied()),
-        Decision::Allow => return Ok(()),
-        Decision::NoOpinion => {}
+    let policy = match request_facts(principal.clone(), route, parts) {
+        Some(facts) => bucket_policy_decision(store, &facts)?,
+        None => Decision::NoOpinion,
+    };
+    if policy == Decision::Deny && !credential.is_some_and(|c| manages_policy(c, &route.operation))
+    {
+        return Err(S3Error::access_denied());
     }
+    let allowed_by_policy = policy == Decision::Allow;
     let requester = match principal {
         Principal::Anonymous => Requester::Anonymous,
         Principal::Key(id) => Requester::Key(id),
     };
     let in_scope = |b: &str| credential.is_some_and(|c| c.may_access(b));
-    if !in_scope(bucket) {
+    if !allowed_by_policy && !in_scope(bucket) {
         acl_allows(store, requester, route, bucket)?;
     }
     // A copy also reads its source: the scope or the source object's ACL must allow that.
@@ -113,54 +130,24 @@ pub fn authorize(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let (src_bucket, src_key) = parse_copy_source(header)?;
-        if !in_scope(&src_bucket) {
-            object_allows(store, requester, &src_bucket, &src_key, Permission::Read)?;
-        }
-    }
-    Ok(())
-}
-
-/// The bucket policy's verdict on the request. Deny refuses whatever else allows it; Allow
-/// lets it in (a read-only credential still never writes); NoOpinion leaves the decision to
-/// the credential's scope and the ACLs.
-///
-/// The bucket-policy helper fills this in (src/access/policy.rs evaluating the document stored
-/// as `BucketSetting::Policy`); until then no policy has an opinion.
-fn policy_decision(_store: &Store, _facts: &RequestFacts) -> Decision {
-    Decision::NoOpinion
-}
-
-fn gather_facts(principal: &Principal, route: &Route, bucket: &str, parts: &Parts) -> RequestFacts {
-    let connection = parts.extensions.get::<Connection>();
-    let mut conditions = Vec::new();
-    if matches!(
-        route.operation,
-        Operation::ListObjectsV1 | Operation::ListObjectsV2
-    ) {
-        for (key, name) in [
-            ("s3:prefix", "prefix"),
-            ("s3:delimiter", "delimiter"),
-            ("s3:max-keys", "max-keys"),
-        ] {
-            if let Some(value) = route.query(name) {
-                conditions.push((key.to_string(), value.to_string()));
+        let read_source = RequestFacts {
+            principal: principal.clone(),
+            action: "s3:GetObject",
+            bucket: src_bucket.clone(),
+            key: Some(src_key.clone()),
+            conditions: Vec::new(),
+            ..request_facts(principal.clone(), route, parts).ok_or_else(S3Error::access_denied)?
+        };
+        match bucket_policy_decision(store, &read_source)? {
+            Decision::Deny => return Err(S3Error::access_denied()),
+            Decision::Allow => {}
+            Decision::NoOpinion if in_scope(&src_bucket) => {}
+            Decision::NoOpinion => {
+                object_allows(store, requester, &src_bucket, &src_key, Permission::Read)?
             }
         }
     }
-    for name in ["x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive"] {
-        if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
-            conditions.push((format!("s3:{name}"), value.to_string()));
-        }
-    }
-    RequestFacts {
-        principal: principal.clone(),
-        action: route.operation.iam_action(),
-        bucket: bucket.to_string(),
-        key: route.key.clone(),
-        source_ip: connection.map(|c| c.peer.ip()),
-        secure_transport: connection.is_some_and(|c| c.secure),
-        conditions,
-    }
+    Ok(())
 }
 
 /// Outside a credential's scope a bucket's existence is not told: a missing bucket (or

@@ -29,6 +29,8 @@ pub struct Ctx {
     /// apart by it.
     pub principal: Principal,
     pub request_id: String,
+    /// The client's connection (address, TLS), when the server recorded it.
+    pub connection: Option<crate::access::Connection>,
     /// In a mutex only so that `&Ctx` is `Send`; it is taken once, never contended.
     body: std::sync::Mutex<Option<RawBody>>,
 }
@@ -50,6 +52,7 @@ impl Ctx {
             gw,
             live,
             route,
+            connection: parts.extensions.get::<crate::access::Connection>().copied(),
             method: parts.method,
             headers: parts.headers,
             verified,

@@ -215,6 +215,13 @@ async fn dispatch(
         Operation::GetBucketOwnershipControls => ops::acl::get_ownership_controls(&ctx).await,
         Operation::PutBucketOwnershipControls => ops::acl::put_ownership_controls(&mut ctx).await,
         Operation::DeleteBucketOwnershipControls => ops::acl::delete_ownership_controls(&ctx).await,
+        Operation::PutBucketPolicy => ops::policy::put_bucket_policy(&mut ctx).await,
+        Operation::GetBucketPolicy => ops::policy::get_bucket_policy(&ctx).await,
+        Operation::DeleteBucketPolicy => ops::policy::delete_bucket_policy(&ctx).await,
+        Operation::GetBucketPolicyStatus => ops::policy::get_bucket_policy_status(&ctx).await,
+        Operation::PutPublicAccessBlock => ops::policy::put_public_access_block(&mut ctx).await,
+        Operation::GetPublicAccessBlock => ops::policy::get_public_access_block(&ctx).await,
+        Operation::DeletePublicAccessBlock => ops::policy::delete_public_access_block(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

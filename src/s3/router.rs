@@ -42,6 +42,13 @@ pub enum Operation {
     GetBucketOwnershipControls,
     PutBucketOwnershipControls,
     DeleteBucketOwnershipControls,
+    PutBucketPolicy,
+    GetBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    PutPublicAccessBlock,
+    GetPublicAccessBlock,
+    DeletePublicAccessBlock,
     NotImplemented(&'static str),
 }
 
@@ -81,6 +88,13 @@ impl Operation {
             Operation::GetBucketOwnershipControls => "GetBucketOwnershipControls",
             Operation::PutBucketOwnershipControls => "PutBucketOwnershipControls",
             Operation::DeleteBucketOwnershipControls => "DeleteBucketOwnershipControls",
+            Operation::PutBucketPolicy => "PutBucketPolicy",
+            Operation::GetBucketPolicy => "GetBucketPolicy",
+            Operation::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Operation::GetBucketPolicyStatus => "GetBucketPolicyStatus",
+            Operation::PutPublicAccessBlock => "PutPublicAccessBlock",
+            Operation::GetPublicAccessBlock => "GetPublicAccessBlock",
+            Operation::DeletePublicAccessBlock => "DeletePublicAccessBlock",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -116,6 +130,15 @@ impl Operation {
             Operation::PutBucketOwnershipControls | Operation::DeleteBucketOwnershipControls => {
                 "s3:PutBucketOwnershipControls"
             }
+            Operation::PutBucketPolicy => "s3:PutBucketPolicy",
+            Operation::GetBucketPolicy => "s3:GetBucketPolicy",
+            Operation::DeleteBucketPolicy => "s3:DeleteBucketPolicy",
+            Operation::GetBucketPolicyStatus => "s3:GetBucketPolicyStatus",
+            // S3 governs deleting the block with the permission to put it.
+            Operation::PutPublicAccessBlock | Operation::DeletePublicAccessBlock => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            Operation::GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
@@ -145,6 +168,10 @@ impl Operation {
                 | Operation::DeleteBucketCors
                 | Operation::PutBucketOwnershipControls
                 | Operation::DeleteBucketOwnershipControls
+                | Operation::PutBucketPolicy
+                | Operation::DeleteBucketPolicy
+                | Operation::PutPublicAccessBlock
+                | Operation::DeletePublicAccessBlock
         )
     }
 
@@ -159,6 +186,7 @@ impl Operation {
                 | Operation::CompleteMultipartUpload
                 | Operation::PutBucketCors
                 | Operation::PutBucketOwnershipControls
+                | Operation::PutPublicAccessBlock
         )
     }
 }
@@ -298,6 +326,13 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("PUT", Some("ownershipControls")) => PutBucketOwnershipControls,
         ("DELETE", Some("ownershipControls")) => DeleteBucketOwnershipControls,
         ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
+        ("PUT", Some("policy")) => PutBucketPolicy,
+        ("GET", Some("policy")) => GetBucketPolicy,
+        ("DELETE", Some("policy")) => DeleteBucketPolicy,
+        ("GET", Some("policyStatus")) => GetBucketPolicyStatus,
+        ("PUT", Some("publicAccessBlock")) => PutPublicAccessBlock,
+        ("GET", Some("publicAccessBlock")) => GetPublicAccessBlock,
+        ("DELETE", Some("publicAccessBlock")) => DeletePublicAccessBlock,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -471,7 +506,7 @@ mod tests {
     #[test]
     fn unknown_operations_are_not_implemented() {
         assert!(matches!(
-            r("GET", "/b1?policy", "h").operation,
+            r("GET", "/b1?website", "h").operation,
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
@@ -482,6 +517,32 @@ mod tests {
             r("PATCH", "/b1/k", "h").operation,
             Operation::NotImplemented(_)
         ));
+    }
+
+    #[test]
+    fn policy_operations() {
+        use Operation::*;
+        for (method, uri, op) in [
+            ("PUT", "/b1?policy", PutBucketPolicy),
+            ("GET", "/b1?policy", GetBucketPolicy),
+            ("DELETE", "/b1?policy", DeleteBucketPolicy),
+            ("GET", "/b1?policyStatus", GetBucketPolicyStatus),
+            ("PUT", "/b1?publicAccessBlock", PutPublicAccessBlock),
+            ("GET", "/b1?publicAccessBlock", GetPublicAccessBlock),
+            ("DELETE", "/b1?publicAccessBlock", DeletePublicAccessBlock),
+        ] {
+            assert_eq!(r(method, uri, "h").operation, op, "{method} {uri}");
+        }
+        assert!(matches!(
+            r("POST", "/b1?policy", "h").operation,
+            NotImplemented(_)
+        ));
+        assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
+        assert_eq!(UploadPart.iam_action(), "s3:PutObject");
+        assert_eq!(
+            DeletePublicAccessBlock.iam_action(),
+            "s3:PutBucketPublicAccessBlock"
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<S3Response> {
     if doc.objects.is_empty() || doc.objects.len() > MAX_KEYS {
         return Err(S3Error::malformed_xml());
     }
+    let verdicts = super::policy::DeleteVerdicts::load(ctx, &bucket)?;
+    let verdicts = &verdicts;
     // Keys are deleted a few at a time, so their index flushes share group commits instead of
     // costing one flush each; results keep the request's order.
     let ctx_ref: &Ctx = ctx;
@@ -48,7 +50,7 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<S3Response> {
                     StatusCode::NOT_FOUND,
                     "The specified version does not exist.",
                 )),
-                _ => match check_key(&object.key) {
+                _ => match check_key(&object.key).and_then(|()| verdicts.check(&object.key)) {
                     Ok(()) => delete_key(ctx_ref, bucket_ref, &object.key).await,
                     Err(e) => Err(e),
                 },

@@ -11,4 +11,5 @@ pub mod multipart;
 pub mod multipart_complete;
 pub mod multipart_list;
 pub mod object;
+pub mod policy;
 mod support;
