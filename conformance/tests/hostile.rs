@@ -581,13 +581,24 @@ async fn malformed_http_is_refused_and_the_gateway_survives() {
         exchange(f.addr(), head, smuggled.into_bytes()).await,
         "CL + TE",
     );
-    assert!(
-        resp.status >= 400,
-        "CL + TE: {} {}",
-        resp.status,
-        resp.text()
-    );
-    f.assert_missing("cl-and-te", "CL + TE").await;
+    // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3; hyper drops the length), and a
+    // plain chunked PUT is accepted as on S3: the object is the chunked body, here empty.
+    // Refusing the request would be as good; serving the smuggled DELETE would not.
+    if resp.status >= 400 {
+        f.assert_missing("cl-and-te", "CL + TE").await;
+    } else {
+        assert_eq!(resp.status, 200, "CL + TE: {}", resp.text());
+        assert_eq!(get(&f.s3, BUCKET, "cl-and-te").await, b"", "CL + TE");
+        // Out of the way of the listing the health check compares.
+        f.s3.delete_object()
+            .bucket(BUCKET)
+            .key("cl-and-te")
+            .send()
+            .await
+            .expect("delete cl-and-te");
+    }
+    f.assert_healthy("CL + TE (the smuggled DELETE must not have run)")
+        .await;
     f.finish().await;
 }
 

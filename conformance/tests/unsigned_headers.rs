@@ -195,6 +195,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let b = &f.bucket;
     let put_body = b"new object bytes".to_vec();
     let delete_doc = "<Delete><Object><Key>new-key</Key></Object></Delete>".to_string();
+    let policy_doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"HANSATESTREADER"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+    );
+    let block_doc = "<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls>\
+                     </PublicAccessBlockConfiguration>"
+        .to_string();
     let ownership_doc = "<OwnershipControls><Rule><ObjectOwnership>BucketOwnerPreferred\
                          </ObjectOwnership></Rule></OwnershipControls>"
         .to_string();
@@ -244,6 +250,35 @@ fn cases(f: &Fixture) -> Vec<Case> {
             204,
         ),
         Case::new("DeleteBucketCors", "DELETE", format!("/{b}?cors"), 204),
+        Case::new("PutBucketPolicy", "PUT", format!("/{b}?policy"), 204).body(policy_doc),
+        Case::new("GetBucketPolicy", "GET", format!("/{b}?policy"), 200),
+        Case::new(
+            "GetBucketPolicyStatus",
+            "GET",
+            format!("/{b}?policyStatus"),
+            200,
+        ),
+        Case::new("DeleteBucketPolicy", "DELETE", format!("/{b}?policy"), 204),
+        Case::new(
+            "PutPublicAccessBlock",
+            "PUT",
+            format!("/{b}?publicAccessBlock"),
+            200,
+        )
+        .header("content-md5", md5_b64(block_doc.as_bytes()))
+        .body(block_doc),
+        Case::new(
+            "GetPublicAccessBlock",
+            "GET",
+            format!("/{b}?publicAccessBlock"),
+            200,
+        ),
+        Case::new(
+            "DeletePublicAccessBlock",
+            "DELETE",
+            format!("/{b}?publicAccessBlock"),
+            204,
+        ),
         Case::new("ListObjects", "GET", format!("/{b}"), 200),
         Case::new("ListObjectsV2", "GET", format!("/{b}?list-type=2"), 200),
         Case::new("ListMultipartUploads", "GET", format!("/{b}?uploads"), 200),
@@ -255,8 +290,13 @@ fn cases(f: &Fixture) -> Vec<Case> {
         Case::new("GetObject", "GET", format!("/{b}/obj"), 200),
         Case::new("HeadObject", "HEAD", format!("/{b}/obj"), 200),
         Case::new("GetObjectAcl", "GET", format!("/{b}/obj?acl"), 200),
-        Case::new("GetObjectAttributes", "GET", format!("/{b}/obj?attributes"), 200)
-            .header("x-amz-object-attributes", "ETag,ObjectSize"),
+        Case::new(
+            "GetObjectAttributes",
+            "GET",
+            format!("/{b}/obj?attributes"),
+            200,
+        )
+        .header("x-amz-object-attributes", "ETag,ObjectSize"),
         Case::new("PutObjectAcl", "PUT", format!("/{b}/obj?acl"), 200)
             .header("x-amz-acl", "private"),
         Case::new(
@@ -345,7 +385,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 32, "one case per routed operation");
+    assert_eq!(all.len(), 39, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);

@@ -22,9 +22,9 @@ use super::auth::Credential;
 use super::error::{S3Error, S3Result};
 use super::ops::acl::{effective_bucket_acl, effective_object_acl};
 use super::ops::copy::parse_copy_source;
+use super::ops::policy::{bucket_policy_decision, manages_policy, request_facts};
 use super::router::{Operation, Route};
 use crate::access::acl::{Permission, Requester};
-use super::ops::policy::{bucket_policy_decision, manages_policy, request_facts};
 use crate::access::{Decision, Principal, RequestFacts};
 use crate::store::{self, Store};
 

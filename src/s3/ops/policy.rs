@@ -270,7 +270,6 @@ pub fn bucket_policy_decision(store: &Store, facts: &RequestFacts) -> S3Result<D
         .map_or(Decision::NoOpinion, |loaded| loaded.decide(facts)))
 }
 
-
 /// DeleteObjects names its keys in the body, so S3 judges each as `s3:DeleteObject` on its
 /// object: a Deny on some keys fails just those. The policy is parsed once per request.
 pub struct DeleteVerdicts {
