@@ -871,3 +871,109 @@ async fn public_read_write_takes_anonymous_writes_and_grants_reach_scoped_keys()
     );
     gw.shutdown().await;
 }
+
+/// Block Public Access as S3 applies it to ACLs: `IgnorePublicAcls` makes public grants count
+/// for nothing (they stay listed), `BlockPublicAcls` refuses requests that set one, and
+/// `RestrictPublicBuckets` keeps a public policy from letting anonymous clients in.
+#[tokio::test]
+async fn public_access_block_governs_public_acls_and_policies() {
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+    let gw = TestGateway::start().await;
+    let c = gw.client();
+    let b = bucket_name("pab");
+    create_bucket(&c, &b).await;
+    c.put_object()
+        .bucket(&b)
+        .key("open.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"open"))
+        .send()
+        .await
+        .expect("public-read PUT");
+    let url = gw.url(&format!("{b}/open.txt"));
+    assert_eq!(anonymous("GET", &url, b"").await.status, 200);
+    let set_block = |ignore: bool, block_acls: bool, restrict: bool| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            c.put_public_access_block()
+                .bucket(&b)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .ignore_public_acls(ignore)
+                        .block_public_acls(block_acls)
+                        .restrict_public_buckets(restrict)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("put public access block")
+        }
+    };
+
+    set_block(true, false, false).await;
+    assert_denied(&anonymous("GET", &url, b"").await, "IgnorePublicAcls");
+    let listed = object_acl(&c, &b, "open.txt").await;
+    assert!(
+        listed.contains(&(format!("uri:{ALL_USERS}"), "READ".to_string())),
+        "the ignored grant stays listed: {listed:?}"
+    );
+
+    set_block(false, true, false).await;
+    assert_eq!(
+        anonymous("GET", &url, b"").await.status,
+        200,
+        "grants count again"
+    );
+    let refused = c
+        .put_object()
+        .bucket(&b)
+        .key("new.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await;
+    assert_s3_err!(refused, 403, "AccessDenied");
+    let refused = c
+        .put_object_acl()
+        .bucket(&b)
+        .key("open.txt")
+        .grant_read(format!("uri=\"{AUTH_USERS}\""))
+        .send()
+        .await;
+    assert_s3_err!(refused, 403, "AccessDenied");
+    let refused = c
+        .put_bucket_acl()
+        .bucket(&b)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await;
+    assert_s3_err!(refused, 403, "AccessDenied");
+    put(&c, &b, "private.txt", b"fine").await;
+    // The refused PUT stored nothing.
+    assert_s3_err!(
+        c.get_object().bucket(&b).key("new.txt").send().await,
+        404,
+        "NoSuchKey"
+    );
+
+    // A public policy lets anonymous clients read, until RestrictPublicBuckets.
+    set_block(false, false, false).await;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+    );
+    c.put_bucket_policy()
+        .bucket(&b)
+        .policy(policy)
+        .send()
+        .await
+        .expect("public policy");
+    let private_url = gw.url(&format!("{b}/private.txt"));
+    let r = anonymous("GET", &private_url, b"").await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"fine".as_slice()));
+    set_block(false, false, true).await;
+    assert_denied(
+        &anonymous("GET", &private_url, b"").await,
+        "RestrictPublicBuckets",
+    );
+    gw.shutdown().await;
+}

@@ -254,6 +254,28 @@ impl Acl {
         *self == Acl::private(&self.owner)
     }
 
+    /// Whether it grants anything to everyone or to every authenticated user: what S3's
+    /// Block Public Access calls a public ACL.
+    pub fn is_public(&self) -> bool {
+        self.grants.iter().any(|g| {
+            matches!(
+                g.grantee,
+                Grantee::Group(Group::AllUsers) | Grantee::Group(Group::AuthenticatedUsers)
+            )
+        })
+    }
+
+    /// The ACL without its public grants (`IgnorePublicAcls`).
+    pub fn without_public_grants(mut self) -> Acl {
+        self.grants.retain(|g| {
+            !matches!(
+                g.grantee,
+                Grantee::Group(Group::AllUsers) | Grantee::Group(Group::AuthenticatedUsers)
+            )
+        });
+        self
+    }
+
     /// Whether a grant gives `who` the permission. The owner's own rights come from its
     /// grants like anyone else's (S3 lets an owner always read and write the ACL itself; the
     /// S3 layer's credential scopes cover Hansa's owners).

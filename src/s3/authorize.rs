@@ -20,7 +20,7 @@ use http::request::Parts;
 
 use super::auth::Credential;
 use super::error::{S3Error, S3Result};
-use super::ops::acl::{effective_bucket_acl, effective_object_acl};
+use super::ops::acl::{effective_bucket_acl, effective_object_acl, ignoring_public_grants};
 use super::ops::copy::parse_copy_source;
 use super::ops::policy::{bucket_policy_decision, manages_policy, request_facts};
 use super::router::{Operation, Route};
@@ -178,7 +178,8 @@ fn bucket_allows(
     permission: Permission,
 ) -> S3Result<()> {
     let record = existing(store, bucket)?;
-    if effective_bucket_acl(store, &record)?.allows(who, permission) {
+    let acl = ignoring_public_grants(store, bucket, effective_bucket_acl(store, &record)?)?;
+    if acl.allows(who, permission) {
         Ok(())
     } else {
         Err(S3Error::access_denied())
@@ -197,7 +198,8 @@ fn object_allows(
     let record = existing(store, bucket)?;
     match store::object(store, bucket, key)? {
         Some(object) => {
-            if effective_object_acl(store, &record, &object)?.allows(who, permission) {
+            let acl = effective_object_acl(store, &record, &object)?;
+            if ignoring_public_grants(store, bucket, acl)?.allows(who, permission) {
                 Ok(())
             } else {
                 Err(S3Error::access_denied())

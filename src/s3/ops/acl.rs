@@ -10,6 +10,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::policy::{public_access_block, PublicAccessBlock};
 use super::support::{existing_bucket, read_small_body};
 use crate::access::acl::{Acl, AclError, Grantee, ObjectOwnership, ANONYMOUS_ID};
 use crate::access::Principal;
@@ -98,10 +99,32 @@ pub fn effective_bucket_acl(store: &Store, bucket: &BucketRecord) -> S3Result<Ac
     if !ownership(store, &bucket.name)?.acls_enabled() {
         return Ok(Acl::private(&bucket.owner));
     }
-    match store::bucket_setting(store, &bucket.name, BucketSetting::Acl)? {
-        Some(text) => serde_json::from_str(&text).map_err(|_| corrupt("bucket ACL")),
-        None => Ok(Acl::private(&bucket.owner)),
+    let acl = match store::bucket_setting(store, &bucket.name, BucketSetting::Acl)? {
+        Some(text) => serde_json::from_str(&text).map_err(|_| corrupt("bucket ACL"))?,
+        None => Acl::private(&bucket.owner),
+    };
+    Ok(acl)
+}
+
+/// Under the bucket's `IgnorePublicAcls`, public grants count for nothing when access is
+/// decided (they stay stored and listed, as on S3).
+pub fn ignoring_public_grants(store: &Store, bucket: &str, acl: Acl) -> S3Result<Acl> {
+    if acl.is_public() && block(store, bucket)?.ignore_public_acls {
+        return Ok(acl.without_public_grants());
     }
+    Ok(acl)
+}
+
+fn block(store: &Store, bucket: &str) -> S3Result<PublicAccessBlock> {
+    Ok(public_access_block(store, bucket)?.unwrap_or_default())
+}
+
+/// Under the bucket's `BlockPublicAcls`, a request that sets a public ACL is refused.
+fn check_not_blocked(store: &Store, bucket: &str, acl: &Acl) -> S3Result<()> {
+    if acl.is_public() && block(store, bucket)?.block_public_acls {
+        return Err(S3Error::access_denied());
+    }
+    Ok(())
 }
 
 /// The object's ACL as it counts: under `BucketOwnerEnforced` the bucket owner has
@@ -114,10 +137,11 @@ pub fn effective_object_acl(
     if !ownership(store, &bucket.name)?.acls_enabled() {
         return Ok(Acl::private(&bucket.owner));
     }
-    match &object.acl {
-        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("object ACL")),
-        None => Ok(Acl::private(&object.owner)),
-    }
+    let acl = match &object.acl {
+        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("object ACL"))?,
+        None => Acl::private(&object.owner),
+    };
+    Ok(acl)
 }
 
 /// Who owns what a request writes, and the ACL it gets (`None`: private).
@@ -165,10 +189,11 @@ pub fn new_object_acl(ctx: &Ctx, bucket: &BucketRecord) -> S3Result<NewObjectAcl
         }
         _ => writer,
     };
-    let acl = request_acl(ctx, &owner, Some(&bucket.owner))?
-        .filter(|a| !a.is_private())
-        .map(|a| to_json(&a))
-        .transpose()?;
+    let acl = request_acl(ctx, &owner, Some(&bucket.owner))?.filter(|a| !a.is_private());
+    if let Some(acl) = &acl {
+        check_not_blocked(&ctx.gw.store, &bucket.name, acl)?;
+    }
+    let acl = acl.map(|a| to_json(&a)).transpose()?;
     Ok(NewObjectAcl { owner, acl })
 }
 
@@ -295,6 +320,7 @@ async fn requested_acl(
             .with("MissingHeaderName", "x-amz-acl"))
         }
     };
+    check_not_blocked(&ctx.gw.store, &bucket.name, &acl)?;
     if !ownership(&ctx.gw.store, &bucket.name)?.acls_enabled() && !acl.is_private() {
         return Err(acls_not_supported());
     }
