@@ -50,27 +50,7 @@ struct PresignedParams {
 impl PresignedParams {
     fn parse(raw_query: &str) -> Result<Self, AuthError> {
         let pairs = sigv4::query_pairs(raw_query);
-        let single = |name: &str| -> Result<Option<String>, AuthError> {
-            let mut values = pairs
-                .iter()
-                .filter(|(key, _)| key.as_slice() == name.as_bytes())
-                .map(|(_, value)| value);
-            let first = values.next();
-            if values.next().is_some() {
-                return Err(AuthError::MalformedQuery(format!(
-                    "The {name} parameter appears more than once."
-                )));
-            }
-            first
-                .map(|value| {
-                    String::from_utf8(value.clone()).map_err(|_| {
-                        AuthError::MalformedQuery(format!(
-                            "The {name} parameter is not valid UTF-8."
-                        ))
-                    })
-                })
-                .transpose()
-        };
+        let single = |name: &str| sigv4::single_param(&pairs, name);
         let required = |name: &str| -> Result<String, AuthError> {
             single(name)?.ok_or_else(|| AuthError::MalformedQuery(REQUIRED_MESSAGE.to_owned()))
         };

@@ -430,27 +430,6 @@ pub fn authenticate_header(
 const QUERY_REQUIRED: &str =
     "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters";
 
-/// The one value of a query parameter, decoded; repeated → the request is refused.
-fn single_param(pairs: &[(Vec<u8>, Vec<u8>)], name: &str) -> Result<Option<String>, AuthError> {
-    let mut values = pairs
-        .iter()
-        .filter(|(key, _)| key.as_slice() == name.as_bytes())
-        .map(|(_, value)| value);
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthError::MalformedQuery(format!(
-            "The {name} parameter appears more than once."
-        )));
-    }
-    first
-        .map(|value| {
-            String::from_utf8(value.clone()).map_err(|_| {
-                AuthError::MalformedQuery(format!("The {name} parameter is not valid UTF-8."))
-            })
-        })
-        .transpose()
-}
-
 /// Query-string SigV2 (`AWSAccessKeyId`, `Signature`, `Expires`).
 pub fn authenticate_query(
     parts: &http::request::Parts,
@@ -459,9 +438,9 @@ pub fn authenticate_query(
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
     let pairs = sigv4::query_pairs(parts.uri.query().unwrap_or(""));
-    let access_key_id = single_param(&pairs, ACCESS_KEY_PARAM)?;
-    let signature = single_param(&pairs, SIGNATURE_PARAM)?;
-    let expires = single_param(&pairs, EXPIRES_PARAM)?;
+    let access_key_id = sigv4::single_param(&pairs, ACCESS_KEY_PARAM)?;
+    let signature = sigv4::single_param(&pairs, SIGNATURE_PARAM)?;
+    let expires = sigv4::single_param(&pairs, EXPIRES_PARAM)?;
     let (Some(access_key_id), Some(signature), Some(expires)) = (access_key_id, signature, expires)
     else {
         return Err(AuthError::V2QueryDenied(QUERY_REQUIRED.to_owned()));

@@ -363,6 +363,28 @@ pub fn query_pairs(raw_query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The one value of a query parameter (from [`query_pairs`]), as UTF-8; a repeated or
+/// non-UTF-8 one refuses the request (`AuthorizationQueryParametersError`).
+pub fn single_param(pairs: &[(Vec<u8>, Vec<u8>)], name: &str) -> Result<Option<String>, AuthError> {
+    let mut values = pairs
+        .iter()
+        .filter(|(key, _)| key.as_slice() == name.as_bytes())
+        .map(|(_, value)| value);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthError::MalformedQuery(format!(
+            "The {name} parameter appears more than once."
+        )));
+    }
+    first
+        .map(|value| {
+            String::from_utf8(value.clone()).map_err(|_| {
+                AuthError::MalformedQuery(format!("The {name} parameter is not valid UTF-8."))
+            })
+        })
+        .transpose()
+}
+
 /// Canonical query string: every parameter (minus `X-Amz-Signature` for presigned URLs),
 /// re-encoded with the SigV4 set and sorted by name, then value.
 pub fn canonical_query(raw_query: &str, skip_signature: bool) -> String {
