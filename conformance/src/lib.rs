@@ -892,6 +892,8 @@ pub fn xml_unescape(s: &str) -> String {
 
 pub mod raw;
 pub mod sign;
+/// Signed policies for browser form uploads (POST object).
+pub mod post_form;
 
 // ---------------------------------------------------------------------------------------------
 // A gateway as a separate process (for crash tests: kill -9)
