@@ -890,10 +890,10 @@ pub fn xml_unescape(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Hand-signed requests
 
-pub mod raw;
-pub mod sign;
 /// Signed policies for browser form uploads (POST object).
 pub mod post_form;
+pub mod raw;
+pub mod sign;
 
 // ---------------------------------------------------------------------------------------------
 // A gateway as a separate process (for crash tests: kill -9)

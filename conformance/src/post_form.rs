@@ -28,7 +28,13 @@ pub fn v4_fields(
     expiration: SystemTime,
     conditions: &[Value],
 ) -> Vec<(String, String)> {
-    v4_fields_with_secret(key.access_key_id, key.secret_access_key, time, expiration, conditions)
+    v4_fields_with_secret(
+        key.access_key_id,
+        key.secret_access_key,
+        time,
+        expiration,
+        conditions,
+    )
 }
 
 pub fn v4_fields_with_secret(

@@ -72,7 +72,11 @@ async fn curl_post_then(
     }
     cmd.arg(url).kill_on_drop(true);
     let out = cmd.output().await.expect("curl runs");
-    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let headers = std::fs::read_to_string(&head)
         .unwrap()
@@ -107,7 +111,12 @@ fn signed_form(bucket: &str, plain: &[(&str, &str)], extra: &[Value]) -> Vec<(St
 }
 
 async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
-    s3.head_object().bucket(bucket).key(key).send().await.is_ok()
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok()
 }
 
 #[tokio::test]
@@ -138,7 +147,10 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
     assert_eq!(r.status, 201, "{}", r.body);
     let etag = format!("\"{}\"", md5_hex(&data));
     assert_eq!(xml_text(&r.body, "Bucket").as_deref(), Some(b));
-    assert_eq!(xml_text(&r.body, "Key").as_deref(), Some("uploads/hello.txt"));
+    assert_eq!(
+        xml_text(&r.body, "Key").as_deref(),
+        Some("uploads/hello.txt")
+    );
     assert_eq!(
         xml_text(&r.body, "ETag").map(|e| e.replace("&quot;", "\"")),
         Some(etag.clone())
@@ -157,11 +169,16 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
     assert_eq!(got.content_type(), Some("text/plain"));
     assert_eq!(got.cache_control(), Some("no-cache"));
     assert_eq!(
-        got.metadata().and_then(|m| m.get("color")).map(String::as_str),
+        got.metadata()
+            .and_then(|m| m.get("color"))
+            .map(String::as_str),
         Some("blue")
     );
     assert_eq!(got.e_tag(), Some(etag.as_str()));
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &data[..]);
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        &data[..]
+    );
 
     // A redirect: 303 to the page with bucket, key and ETag in its query.
     let mut form = signed_form(
@@ -225,14 +242,28 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         &[json!({ "bucket": b }), json!({ "key": "expired" })],
     ));
     let r = curl_post(&url, &form, Some(("f", b"x"))).await;
-    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
     assert_eq!(r.message(), "Invalid according to Policy: Policy expired.");
 
     // A starts-with condition the key fails.
     let mut form = vec![key_field("elsewhere/k")];
-    form.extend(signed_form(b, &[], &[json!(["starts-with", "$key", "user/"])]));
+    form.extend(signed_form(
+        b,
+        &[],
+        &[json!(["starts-with", "$key", "user/"])],
+    ));
     let r = curl_post(&url, &form, Some(("f", b"x"))).await;
-    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
     assert_eq!(
         r.message(),
         r#"Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "user/"]"#
@@ -242,19 +273,42 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
     let mut form = signed_form(b, &[("key", "extra")], &[]);
     form.insert(1, field("x-amz-meta-sneaky", "1"));
     let r = curl_post(&url, &form, Some(("f", b"x"))).await;
-    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
     assert_eq!(
         r.message(),
         "Invalid according to Policy: Extra input fields: x-amz-meta-sneaky"
     );
 
     // Over the content-length-range: EntityTooLarge, nothing stored; under it: EntityTooSmall.
-    let form = signed_form(b, &[("key", "big")], &[json!(["content-length-range", 1, 10])]);
+    let form = signed_form(
+        b,
+        &[("key", "big")],
+        &[json!(["content-length-range", 1, 10])],
+    );
     let r = curl_post(&url, &form, Some(("f", &[7u8; 100]))).await;
-    assert_eq!((r.status, r.code().as_str()), (400, "EntityTooLarge"), "{}", r.body);
-    let form = signed_form(b, &[("key", "small")], &[json!(["content-length-range", 10, 20])]);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "EntityTooLarge"),
+        "{}",
+        r.body
+    );
+    let form = signed_form(
+        b,
+        &[("key", "small")],
+        &[json!(["content-length-range", 10, 20])],
+    );
     let r = curl_post(&url, &form, Some(("f", b"tiny"))).await;
-    assert_eq!((r.status, r.code().as_str()), (400, "EntityTooSmall"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "EntityTooSmall"),
+        "{}",
+        r.body
+    );
 
     // A signature made with the wrong secret; an access key the gateway does not know.
     let conditions = [json!({ "bucket": b }), json!({ "key": "forged" })];
@@ -298,7 +352,12 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         &[json!({ "bucket": b }), json!({ "key": "reader" })],
     ));
     let r = curl_post(&url, &form, Some(("f", b"x"))).await;
-    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
 
     // A signature without its policy; a form without a file; a body that is not a form.
     let form = vec![
@@ -307,11 +366,24 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         field("signature", "c2ln"),
     ];
     let r = curl_post(&url, &form, Some(("f", b"x"))).await;
-    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "InvalidArgument"),
+        "{}",
+        r.body
+    );
     let form = signed_form(b, &[("key", "nofile")], &[]);
     let r = curl_post(&url, &form, None).await;
-    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"), "{}", r.body);
-    assert_eq!(r.message(), "POST requires exactly one file upload per request.");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "InvalidArgument"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.message(),
+        "POST requires exactly one file upload per request."
+    );
     let r = reqwest::Client::new()
         .post(&url)
         .header("content-type", "text/plain")
@@ -350,10 +422,18 @@ async fn anonymous_forms_need_a_bucket_that_grants_write() {
         .send()
         .await
         .unwrap();
-    let form = vec![field("key", "anon.txt"), field("Content-Type", "text/plain")];
+    let form = vec![
+        field("key", "anon.txt"),
+        field("Content-Type", "text/plain"),
+    ];
 
     let r = curl_post(&gw.url("private-forms"), &form, Some(("a", b"anon"))).await;
-    assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
     assert!(!exists(&s3, "private-forms", "anon.txt").await);
 
     let r = curl_post(&gw.url("open-forms"), &form, Some(("a", b"anon"))).await;
@@ -366,7 +446,10 @@ async fn anonymous_forms_need_a_bucket_that_grants_write() {
         .await
         .unwrap();
     assert_eq!(got.content_type(), Some("text/plain"));
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"anon");
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"anon"
+    );
     gw.shutdown().await;
 }
 
@@ -392,7 +475,11 @@ async fn a_browser_submits_an_html_form_upload() {
     ));
     // The policy wants keys under user/: the form's key fails it.
     let mut bad = vec![field("key", "pages/${filename}")];
-    bad.extend(signed_form(b, &[], &[json!(["starts-with", "$key", "user/"])]));
+    bad.extend(signed_form(
+        b,
+        &[],
+        &[json!(["starts-with", "$key", "user/"])],
+    ));
     let as_json = |f: &[(String, String)]| {
         Value::Array(f.iter().map(|(n, v)| json!([n, v])).collect()).to_string()
     };
@@ -422,6 +509,14 @@ async fn a_browser_submits_an_html_form_upload() {
     let text = bad["text"].as_str().unwrap_or_default();
     assert!(text.contains("AccessDenied"), "{report:#}");
     assert!(text.contains("Policy Condition failed"), "{report:#}");
-    assert_eq!(s3.list_objects_v2().bucket(b).send().await.unwrap().key_count(), Some(1));
+    assert_eq!(
+        s3.list_objects_v2()
+            .bucket(b)
+            .send()
+            .await
+            .unwrap()
+            .key_count(),
+        Some(1)
+    );
     gw.shutdown().await;
 }

@@ -144,7 +144,12 @@ impl PostPolicy {
             .iter()
             .map(|(n, _)| n)
             .filter(|n| !exempt(n) && n.as_str() != "bucket")
-            .filter(|n| !self.conditions.iter().any(|c| c.field() == Some(n.as_str())))
+            .filter(|n| {
+                !self
+                    .conditions
+                    .iter()
+                    .any(|c| c.field() == Some(n.as_str()))
+            })
             .cloned()
             .collect();
         if !extra.is_empty() {
@@ -331,7 +336,10 @@ mod tests {
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [42]}"#,
         ] {
             assert!(
-                matches!(PostPolicy::parse(doc.as_bytes()), Err(PolicyError::Malformed(_))),
+                matches!(
+                    PostPolicy::parse(doc.as_bytes()),
+                    Err(PolicyError::Malformed(_))
+                ),
                 "{doc}"
             );
         }
@@ -339,8 +347,12 @@ mod tests {
 
     #[test]
     fn field_names_match_case_insensitively() {
-        let p = policy(r#"[["eq", "$Cache-Control", "no-cache"], {"Success_Action_Status": "201"}]"#);
-        let form = fields(&[("cache-control", "no-cache"), ("success_action_status", "201")]);
+        let p =
+            policy(r#"[["eq", "$Cache-Control", "no-cache"], {"Success_Action_Status": "201"}]"#);
+        let form = fields(&[
+            ("cache-control", "no-cache"),
+            ("success_action_status", "201"),
+        ]);
         assert_eq!(p.check(&form, now()), Ok(None));
     }
 }

@@ -494,6 +494,14 @@ mod tests {
         assert_eq!(x.key.as_deref(), Some("a//b/../c d+e"));
         let x = r("POST", "/b1?delete", "localhost");
         assert_eq!(x.operation, Operation::DeleteObjects);
+        // A browser form upload, path-style and virtual-host.
+        let x = r("POST", "/b1", "localhost");
+        assert_eq!((x.operation, x.key), (Operation::PostObject, None));
+        let x = r("POST", "/", "b1.s3.example.test");
+        assert_eq!(x.operation, Operation::PostObject);
+        assert_eq!(x.bucket.as_deref(), Some("b1"));
+        assert!(Operation::PostObject.is_write());
+        assert_eq!(Operation::PostObject.iam_action(), "s3:PutObject");
         let x = r("GET", "/b1?location", "localhost");
         assert_eq!(x.operation, Operation::GetBucketLocation);
     }

@@ -115,9 +115,11 @@ pub async fn post_object(
     let key_template = form.get("key").ok_or_else(|| missing_field("key"))?;
     let key = key_template.replace("${filename}", file.file_name().unwrap_or(""));
     if key.is_empty() {
-        return Err(S3Error::invalid_argument("User key must have a length greater than 0.")
-            .with("ArgumentName", "key")
-            .with("ArgumentValue", ""));
+        return Err(
+            S3Error::invalid_argument("User key must have a length greater than 0.")
+                .with("ArgumentName", "key")
+                .with("ArgumentValue", ""),
+        );
     }
     check_key(&key)?;
     // The policy sees the key as it will be stored, and the bucket as S3 adds it.
@@ -132,10 +134,7 @@ pub async fn post_object(
         Some(c) => Principal::Key(c.access_key_id.clone()),
         None => Principal::Anonymous,
     };
-    *signed_by = signer
-        .credential
-        .as_ref()
-        .map(|c| c.access_key_id.clone());
+    *signed_by = signer.credential.as_ref().map(|c| c.access_key_id.clone());
     let headers = object_headers(&form)?;
     // Authorized as PutObject of this key would be: scope, read-only, bucket policy, ACLs.
     let mut put_route = route;
@@ -366,9 +365,8 @@ fn object_headers(form: &Form) -> S3Result<HeaderMap> {
             n if ATTRIBUTE_FIELDS.contains(&n) || n.starts_with("x-amz-meta-") => n,
             _ => continue,
         };
-        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-            S3Error::invalid_argument(format!("Invalid form field name: {name}"))
-        })?;
+        let header = HeaderName::from_bytes(header.as_bytes())
+            .map_err(|_| S3Error::invalid_argument(format!("Invalid form field name: {name}")))?;
         let value = HeaderValue::from_str(value).map_err(|_| {
             S3Error::invalid_argument(format!("Invalid value of the form field {name}"))
                 .with("ArgumentName", name.clone())
@@ -459,7 +457,9 @@ fn at_least(
                     Some((Ok(piece), (body, seen, false)))
                 }
                 Some(Err(e)) => Some((Err(Box::new(e) as BodyFailure), (body, seen, true))),
-                None if seen < min => Some((Err(Box::new(TooSmall) as BodyFailure), (body, seen, true))),
+                None if seen < min => {
+                    Some((Err(Box::new(TooSmall) as BodyFailure), (body, seen, true)))
+                }
                 None => None,
             }
         },
@@ -505,7 +505,10 @@ fn not_multipart() -> S3Error {
         StatusCode::PRECONDITION_FAILED,
         "At least one of the pre-conditions you specified did not hold",
     )
-    .with("Condition", "Bucket POST must be of the enclosure-type multipart/form-data")
+    .with(
+        "Condition",
+        "Bucket POST must be of the enclosure-type multipart/form-data",
+    )
 }
 
 fn signature_mismatch() -> S3Error {
