@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::types::BucketCannedAcl;
 use hansa_conformance::browser::Browser;
 use hansa_conformance::post_form::{v2_fields, v4_fields, v4_fields_with_secret};
+use hansa_conformance::sign::crc32_b64;
 use hansa_conformance::{create_bucket, get, md5_hex, xml_text, TestGateway, ADMIN, READER};
 use serde_json::{json, Value};
 
@@ -210,6 +211,26 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
     let r = curl_post_then(&url, &form, Some(("d.bin", b"12345")), &after).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(get(&s3, b, "default.bin").await, b"12345");
+
+    // An x-amz-checksum-* field is checked against the file and answered, as on PutObject.
+    let sum = crc32_b64(b"checked");
+    let form = signed_form(b, &[("key", "summed"), ("x-amz-checksum-crc32", &sum)], &[]);
+    let r = curl_post(&url, &form, Some(("s", b"checked"))).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.header("x-amz-checksum-crc32"), Some(sum.as_str()));
+    let form = signed_form(
+        b,
+        &[("key", "missummed"), ("x-amz-checksum-crc32", &sum)],
+        &[],
+    );
+    let r = curl_post(&url, &form, Some(("s", b"other bytes"))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "BadDigest"),
+        "{}",
+        r.body
+    );
+    assert!(!exists(&s3, b, "missummed").await);
 
     // SigV2: AWSAccessKeyId and a base64 HMAC-SHA1 of the policy.
     let mut form = vec![field("key", "v2.bin")];
@@ -506,6 +527,7 @@ async fn a_browser_submits_an_html_form_upload() {
     );
     assert_eq!(get(&s3, b, "pages/note.txt").await, b"page upload\n");
     let bad = &report["bad"];
+    assert_eq!(bad["status"], 403, "{report:#}");
     let text = bad["text"].as_str().unwrap_or_default();
     assert!(text.contains("AccessDenied"), "{report:#}");
     assert!(text.contains("Policy Condition failed"), "{report:#}");

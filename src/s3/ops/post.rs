@@ -25,7 +25,7 @@ use crate::s3::access_log;
 use crate::s3::auth::sigv4::{hmac_sha256, signing_key, CredentialScope, RequestDate};
 use crate::s3::auth::{self, sigv2, Credential, PayloadCheck, Verified};
 use crate::s3::authorize;
-use crate::s3::body::{verified_body, BodyRules};
+use crate::s3::body::{checksum_from_headers, verified_body, BodyRules};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::pace::RawBody;
@@ -167,7 +167,7 @@ pub async fn post_object(
         declared_len: None,
         max_len: max.min(MAX_PUT_SIZE),
         content_md5: None,
-        checksum: None,
+        checksum: checksum_from_headers(&ctx.headers)?,
         trailer_checksum: None,
         compute_checksum: None,
     };
@@ -202,6 +202,9 @@ pub async fn post_object(
     let location = object_url(&ctx, &bucket, &key);
     let mut r = success_response(&form, &bucket, &key, &etag, &location);
     response::set_header(&mut r, "etag", &etag);
+    if let Some(c) = &record.checksum {
+        response::set_header(&mut r, c.algorithm.header_name(), &c.value);
+    }
     access_log::note_written(&mut r, &record);
     Ok(r)
 }
@@ -355,14 +358,19 @@ fn known_key(live: &LiveSettings, access_key_id: &str) -> S3Result<Credential> {
         .ok_or_else(|| S3Error::from(auth::AuthError::InvalidAccessKeyId))
 }
 
-/// The headers a PutObject of the same object would carry: the ACL and the stored
-/// attributes, from their form fields.
+/// The headers a PutObject of the same object would carry: the ACL, the stored attributes
+/// and a checksum, from their form fields.
 fn object_headers(form: &Form) -> S3Result<HeaderMap> {
     let mut headers = HeaderMap::new();
     for (name, value) in &form.0 {
         let header = match name.as_str() {
             "acl" => "x-amz-acl",
-            n if ATTRIBUTE_FIELDS.contains(&n) || n.starts_with("x-amz-meta-") => n,
+            n if ATTRIBUTE_FIELDS.contains(&n)
+                || n.starts_with("x-amz-meta-")
+                || n.starts_with("x-amz-checksum-") =>
+            {
+                n
+            }
             _ => continue,
         };
         let header = HeaderName::from_bytes(header.as_bytes())
