@@ -305,6 +305,41 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         "Invalid according to Policy: Extra input fields: x-amz-meta-sneaky"
     );
 
+    // A policy for another bucket, even with a form field claiming that bucket.
+    let mut form = vec![key_field("other-bucket"), field("bucket", "elsewhere")];
+    form.extend(v4_fields(
+        ADMIN,
+        SystemTime::now(),
+        later(),
+        &[
+            json!({ "bucket": "elsewhere" }),
+            json!({ "key": "other-bucket" }),
+        ],
+    ));
+    let r = curl_post(&url, &form, Some(("f", b"x"))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.message().contains(r#"["eq", "$bucket", "elsewhere"]"#),
+        "{}",
+        r.body
+    );
+
+    // Fields before the file beyond S3's 20 KB.
+    let mut form = signed_form(b, &[("key", "padded")], &[]);
+    form.insert(0, field("x-ignore-pad", &"p".repeat(21 * 1024)));
+    let r = curl_post(&url, &form, Some(("f", b"x"))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "MaxPostPreDataLengthExceededError"),
+        "{}",
+        r.body
+    );
+
     // Over the content-length-range: EntityTooLarge, nothing stored; under it: EntityTooSmall.
     let form = signed_form(
         b,
@@ -425,6 +460,8 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         "reader",
         "nopolicy",
         "nofile",
+        "other-bucket",
+        "padded",
     ] {
         assert!(!exists(&s3, b, key).await, "{key} was stored");
     }

@@ -127,6 +127,8 @@ pub async fn post_object(
     if let Some(entry) = checked.iter_mut().find(|(n, _)| n == "key") {
         entry.1 = key.clone();
     }
+    // The bucket is the one posted to, whatever a form field of that name says.
+    checked.retain(|(n, _)| n != "bucket");
     checked.push(("bucket".to_string(), bucket.clone()));
     let signer = verify(&form, &checked, &live, SystemTime::now())?;
 
