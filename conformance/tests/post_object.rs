@@ -8,7 +8,9 @@ use aws_sdk_s3::types::BucketCannedAcl;
 use hansa_conformance::browser::Browser;
 use hansa_conformance::post_form::{v2_fields, v4_fields, v4_fields_with_secret};
 use hansa_conformance::sign::crc32_b64;
-use hansa_conformance::{create_bucket, get, md5_hex, xml_text, TestGateway, ADMIN, READER};
+use hansa_conformance::{
+    create_bucket, get, md5_hex, xml_text, TestGateway, ADMIN, LIMITED, READER,
+};
 use serde_json::{json, Value};
 
 struct Posted {
@@ -232,6 +234,24 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
     );
     assert!(!exists(&s3, b, "missummed").await);
 
+    // A repeated field counts with the value the policy checked, its first.
+    let mut form = signed_form(
+        b,
+        &[("key", "repeated"), ("Content-Type", "text/plain")],
+        &[],
+    );
+    form.insert(2, field("content-type", "text/html"));
+    let r = curl_post(&url, &form, Some(("x", b"<p>"))).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let got = s3
+        .head_object()
+        .bucket(b)
+        .key("repeated")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/plain"));
+
     // SigV2: AWSAccessKeyId and a base64 HMAC-SHA1 of the policy.
     let mut form = vec![field("key", "v2.bin")];
     form.extend(v2_fields(
@@ -415,6 +435,22 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         r.body
     );
 
+    // A key scoped to another bucket: refused as its PutObject would be.
+    let mut form = vec![key_field("limited")];
+    form.extend(v4_fields(
+        LIMITED,
+        SystemTime::now(),
+        later(),
+        &[json!({ "bucket": b }), json!({ "key": "limited" })],
+    ));
+    let r = curl_post(&url, &form, Some(("f", b"x"))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
+
     // A signature without its policy; a form without a file; a body that is not a form.
     let form = vec![
         key_field("nopolicy"),
@@ -462,6 +498,7 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
         "nofile",
         "other-bucket",
         "padded",
+        "limited",
     ] {
         assert!(!exists(&s3, b, key).await, "{key} was stored");
     }

@@ -381,7 +381,10 @@ fn object_headers(form: &Form) -> S3Result<HeaderMap> {
             S3Error::invalid_argument(format!("Invalid value of the form field {name}"))
                 .with("ArgumentName", name.clone())
         })?;
-        headers.insert(header, value);
+        // A repeated field counts once, with its first value: the one the policy checked.
+        if !headers.contains_key(&header) {
+            headers.insert(header, value);
+        }
     }
     Ok(headers)
 }
