@@ -9,7 +9,7 @@ use hansa_conformance::browser::Browser;
 use hansa_conformance::post_form::{v2_fields, v4_fields, v4_fields_with_secret};
 use hansa_conformance::sign::crc32_b64;
 use hansa_conformance::{
-    create_bucket, get, md5_hex, xml_text, TestGateway, ADMIN, LIMITED, READER,
+    create_bucket, get, md5_hex, xml_text, TestGateway, ADMIN, BASE_DOMAIN, LIMITED, READER,
 };
 use serde_json::{json, Value};
 
@@ -39,15 +39,16 @@ impl Posted {
 
 /// Posts the form with curl: `fields` in order as plain form fields, then the file (if any).
 async fn curl_post(url: &str, fields: &[(String, String)], file: Option<(&str, &[u8])>) -> Posted {
-    curl_post_then(url, fields, file, &[]).await
+    curl_post_then(url, fields, file, &[], &[]).await
 }
 
-/// As [`curl_post`], with `after` sent after the file.
+/// As [`curl_post`], with `after` sent after the file and extra request `headers`.
 async fn curl_post_then(
     url: &str,
     fields: &[(String, String)],
     file: Option<(&str, &[u8])>,
     after: &[(String, String)],
+    headers: &[String],
 ) -> Posted {
     let dir = tempfile::tempdir().unwrap();
     let (head, body) = (dir.path().join("head"), dir.path().join("body"));
@@ -72,6 +73,9 @@ async fn curl_post_then(
     }
     for (name, value) in after {
         cmd.arg("--form-string").arg(format!("{name}={value}"));
+    }
+    for header in headers {
+        cmd.arg("-H").arg(header);
     }
     cmd.arg(url).kill_on_drop(true);
     let out = cmd.output().await.expect("curl runs");
@@ -158,9 +162,10 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
         xml_text(&r.body, "ETag").map(|e| e.replace("&quot;", "\"")),
         Some(etag.clone())
     );
-    assert!(xml_text(&r.body, "Location")
-        .unwrap()
-        .ends_with("/forms/uploads/hello.txt"));
+    assert_eq!(
+        xml_text(&r.body, "Location"),
+        Some(gw.url("forms/uploads/hello.txt"))
+    );
     assert_eq!(r.header("etag"), Some(etag.as_str()));
     let got = s3
         .get_object()
@@ -210,7 +215,7 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
     // No success_action_status: 204; field names in any case; fields after the file ignored.
     let form = signed_form(b, &[("Key", "default.bin")], &[]);
     let after = [field("not-in-policy", "ignored after the file")];
-    let r = curl_post_then(&url, &form, Some(("d.bin", b"12345")), &after).await;
+    let r = curl_post_then(&url, &form, Some(("d.bin", b"12345")), &after, &[]).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(get(&s3, b, "default.bin").await, b"12345");
 
@@ -251,6 +256,18 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
         .await
         .unwrap();
     assert_eq!(got.content_type(), Some("text/plain"));
+
+    // Virtual-host style: POST / on the bucket's host name.
+    let form = signed_form(b, &[("key", "virtual.bin")], &[]);
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let host = format!("Host: {b}.{BASE_DOMAIN}:{port}");
+    let r = curl_post_then(&gw.url(""), &form, Some(("v", b"vh")), &[], &[host]).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://{b}.{BASE_DOMAIN}:{port}/virtual.bin").as_str())
+    );
+    assert_eq!(get(&s3, b, "virtual.bin").await, b"vh");
 
     // SigV2: AWSAccessKeyId and a base64 HMAC-SHA1 of the policy.
     let mut form = vec![field("key", "v2.bin")];

@@ -30,7 +30,7 @@ use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::pace::RawBody;
 use crate::s3::response::{self, S3Response};
-use crate::s3::router::Route;
+use crate::s3::router::{virtual_host_bucket, Route};
 use crate::s3::xml::escape;
 use crate::store::{self, BodyFacts, BodyFailure, NewObject, StoreError, WriteCondition};
 
@@ -86,6 +86,7 @@ pub async fn post_object(
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(not_multipart)?;
+    let location = object_url(&parts, &live, &bucket);
     // Until the form names its signer, the body is read as the anonymous tenant's.
     let stand_in = Credential {
         access_key_id: ANONYMOUS_TENANT.to_string(),
@@ -201,7 +202,7 @@ pub async fn post_object(
         e => S3Error::from(e),
     })?;
     let etag = format!("\"{}\"", record.etag);
-    let location = object_url(&ctx, &bucket, &key);
+    let location = location(&key);
     let mut r = success_response(&form, &bucket, &key, &etag, &location);
     response::set_header(&mut r, "etag", &etag);
     if let Some(c) = &record.checksum {
@@ -389,19 +390,41 @@ fn object_headers(form: &Form) -> S3Result<HeaderMap> {
     Ok(headers)
 }
 
-/// The stored object's address as the client reached the gateway.
-fn object_url(ctx: &Ctx, bucket: &str, key: &str) -> String {
-    let secure = ctx.connection.is_some_and(|c| c.secure);
+/// The stored object's address as the client reached the gateway (path-style or on the
+/// bucket's virtual host), given its key.
+fn object_url(
+    parts: &http::request::Parts,
+    live: &LiveSettings,
+    bucket: &str,
+) -> impl Fn(&str) -> String {
+    let secure = parts
+        .extensions
+        .get::<crate::access::Connection>()
+        .is_some_and(|c| c.secure);
     let scheme = if secure { "https" } else { "http" };
-    let host = ctx.header("host").unwrap_or("localhost");
-    format!(
-        "{scheme}://{host}/{}/{}",
-        auth::sigv4::uri_encode(bucket.as_bytes()),
-        key.split('/')
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let virtual_host =
+        virtual_host_bucket(&parts.headers, &parts.uri, &live.config.server.base_domains).is_some();
+    let base = if virtual_host {
+        format!("{scheme}://{host}/")
+    } else {
+        format!(
+            "{scheme}://{host}/{}/",
+            auth::sigv4::uri_encode(bucket.as_bytes())
+        )
+    };
+    move |key: &str| {
+        let path: Vec<String> = key
+            .split('/')
             .map(|s| auth::sigv4::uri_encode(s.as_bytes()))
-            .collect::<Vec<_>>()
-            .join("/")
-    )
+            .collect();
+        format!("{base}{}", path.join("/"))
+    }
 }
 
 /// `success_action_redirect` (or the older `redirect`) wins; else `success_action_status`
