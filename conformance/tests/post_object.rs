@@ -523,7 +523,7 @@ async fn forms_the_policy_or_signature_refuse_store_nothing() {
 }
 
 #[tokio::test]
-async fn anonymous_forms_need_a_bucket_that_grants_write() {
+async fn anonymous_forms_need_a_bucket_acl_or_policy_that_grants_write() {
     let gw = TestGateway::start().await;
     let s3 = gw.client();
     create_bucket(&s3, "private-forms").await;
@@ -547,6 +547,46 @@ async fn anonymous_forms_need_a_bucket_that_grants_write() {
         r.body
     );
     assert!(!exists(&s3, "private-forms", "anon.txt").await);
+
+    // A bucket policy that lets anyone put under public/: the form's key decides.
+    create_bucket(&s3, "policy-forms").await;
+    let doc = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::policy-forms/public/*"
+        }]
+    });
+    s3.put_bucket_policy()
+        .bucket("policy-forms")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let url = gw.url("policy-forms");
+    let r = curl_post(
+        &url,
+        &[field("key", "public/${filename}")],
+        Some(("p.txt", b"p")),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(get(&s3, "policy-forms", "public/p.txt").await, b"p");
+    let r = curl_post(
+        &url,
+        &[field("key", "private/p.txt")],
+        Some(("p.txt", b"p")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "AccessDenied"),
+        "{}",
+        r.body
+    );
+    assert!(!exists(&s3, "policy-forms", "private/p.txt").await);
 
     let r = curl_post(&gw.url("open-forms"), &form, Some(("a", b"anon"))).await;
     assert_eq!(r.status, 204, "{}", r.body);
