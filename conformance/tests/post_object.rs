@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::types::BucketCannedAcl;
+use aws_sdk_s3::types::{BucketCannedAcl, CorsConfiguration, CorsRule};
 use hansa_conformance::browser::Browser;
 use hansa_conformance::post_form::{v2_fields, v4_fields, v4_fields_with_secret};
 use hansa_conformance::sign::crc32_b64;
@@ -268,6 +268,35 @@ async fn signed_forms_store_the_file_with_its_fields_and_answer_as_asked() {
         Some(format!("http://{b}.{BASE_DOMAIN}:{port}/virtual.bin").as_str())
     );
     assert_eq!(get(&s3, b, "virtual.bin").await, b"vh");
+
+    // A cross-origin answer carries the bucket's CORS headers, as every answer does.
+    s3.put_bucket_cors()
+        .bucket(b)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("http://app.test")
+                        .allowed_methods("POST")
+                        .expose_headers("ETag")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let form = signed_form(b, &[("key", "cors.bin")], &[]);
+    let origin = ["Origin: http://app.test".to_string()];
+    let r = curl_post_then(&url, &form, Some(("c", b"c")), &[], &origin).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://app.test")
+    );
+    assert_eq!(r.header("access-control-expose-headers"), Some("ETag"));
 
     // SigV2: AWSAccessKeyId and a base64 HMAC-SHA1 of the policy.
     let mut form = vec![field("key", "v2.bin")];
