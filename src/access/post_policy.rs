@@ -104,7 +104,7 @@ impl PostPolicy {
     }
 
     /// Checks the form's fields (lower-case names, values as sent, `bucket` included as S3
-    /// adds it) at `now`. The content-length range, if any, is returned for the caller to
+    /// adds it: a policy must name its bucket) at `now`. The content-length range, if any, is returned for the caller to
     /// check as the file streams.
     pub fn check(
         &self,
@@ -143,7 +143,7 @@ impl PostPolicy {
         let extra: Vec<String> = fields
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| !exempt(n) && n.as_str() != "bucket")
+            .filter(|n| !exempt(n))
             .filter(|n| {
                 !self
                     .conditions
@@ -171,6 +171,8 @@ impl Condition {
 fn parse_condition(entry: &Value) -> Result<Vec<Condition>, PolicyError> {
     const BAD: PolicyError = PolicyError::Malformed("Invalid JSON.");
     match entry {
+        // `{}` names no field: S3 refuses it rather than ignoring it.
+        Value::Object(map) if map.is_empty() => Err(BAD),
         Value::Object(map) => map
             .iter()
             .map(|(name, value)| {
@@ -307,6 +309,11 @@ mod tests {
             e.message(),
             "Invalid according to Policy: Extra input fields: acl"
         );
+        // The bucket is a field like the others: a policy that does not name it is refused.
+        let e = p
+            .check(&fields(&[("key", "k"), ("bucket", "b1")]), now())
+            .unwrap_err();
+        assert_eq!(e, PolicyError::ExtraFields(vec!["bucket".to_string()]));
     }
 
     #[test]
@@ -334,6 +341,10 @@ mod tests {
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["content-length-range", 1]]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["like", "$key", "k"]]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [42]}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [{}]}"#,
+            r#"{"EXPIRATION": "2030-01-01T00:00:00Z", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "CONDITIONS": []}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["content-length-range", -1, 0]]}"#,
         ] {
             assert!(
                 matches!(
