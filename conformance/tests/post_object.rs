@@ -631,6 +631,20 @@ async fn anonymous_forms_need_a_bucket_acl_or_policy_that_grants_write() {
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"anon"
     );
+
+    // The acl field sets the object's ACL: public-read lets anyone read it, private not.
+    for (key, acl, status) in [
+        ("shared.txt", "public-read", 200),
+        ("mine.txt", "private", 403),
+    ] {
+        let form = [field("key", key), field("acl", acl)];
+        let r = curl_post(&gw.url("open-forms"), &form, Some(("a", b"acl"))).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let read = reqwest::get(gw.url(&format!("open-forms/{key}")))
+            .await
+            .unwrap();
+        assert_eq!(read.status().as_u16(), status, "{acl}");
+    }
     gw.shutdown().await;
 }
 
