@@ -890,6 +890,8 @@ pub fn xml_unescape(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Hand-signed requests
 
+/// Signed policies for browser form uploads (POST object).
+pub mod post_form;
 pub mod raw;
 pub mod sign;
 

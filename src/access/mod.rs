@@ -5,6 +5,7 @@
 
 pub mod cors;
 pub mod policy;
+pub mod post_policy;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -45,6 +45,7 @@ fn need(operation: &Operation) -> Need {
         }
         // WRITE on a bucket is s3:PutObject and s3:DeleteObject, multipart included.
         PutObject
+        | PostObject
         | CopyObject
         | DeleteObject
         | DeleteObjects

@@ -134,6 +134,11 @@ async fn dispatch(
     if route.operation == Operation::CorsPreflight {
         return ops::cors::preflight(&gw.store, &route, &parts.headers);
     }
+    // A form upload signs its policy in the form's fields, not in its headers: the operation
+    // authenticates and authorizes once it has read them.
+    if route.operation == Operation::PostObject {
+        return ops::post::post_object(gw, live, route, parts, body, request_id, signed_by).await;
+    }
     let verified = match auth::authenticate(
         &parts,
         &live.credentials,
@@ -194,6 +199,7 @@ async fn dispatch(
         Operation::ListObjectsV2 => ops::list::list_objects_v2(&ctx).await,
         Operation::DeleteObjects => ops::delete::delete_objects(&mut ctx).await,
         Operation::PutObject => ops::object::put_object(&mut ctx).await,
+        Operation::PostObject => Err(S3Error::internal("form upload reached dispatch")),
         Operation::CopyObject => ops::copy::copy_object(&mut ctx).await,
         Operation::GetObject => ops::object::get_object(&ctx, false).await,
         Operation::HeadObject => ops::object::get_object(&ctx, true).await,

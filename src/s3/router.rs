@@ -20,6 +20,9 @@ pub enum Operation {
     ListObjectsV2,
     DeleteObjects,
     PutObject,
+    /// `POST /bucket` with a multipart/form-data body: a browser form upload, authenticated
+    /// by the signed policy in its fields rather than by an Authorization header.
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -67,6 +70,7 @@ impl Operation {
             Operation::ListObjectsV2 => "ListObjectsV2",
             Operation::DeleteObjects => "DeleteObjects",
             Operation::PutObject => "PutObject",
+            Operation::PostObject => "PostObject",
             Operation::CopyObject => "CopyObject",
             Operation::GetObject => "GetObject",
             Operation::HeadObject => "HeadObject",
@@ -115,6 +119,7 @@ impl Operation {
             Operation::PutBucketAcl => "s3:PutBucketAcl",
             Operation::DeleteObjects | Operation::DeleteObject => "s3:DeleteObject",
             Operation::PutObject
+            | Operation::PostObject
             | Operation::CopyObject
             | Operation::CreateMultipartUpload
             | Operation::UploadPart
@@ -156,6 +161,7 @@ impl Operation {
                 | Operation::PutBucketAcl
                 | Operation::DeleteObjects
                 | Operation::PutObject
+                | Operation::PostObject
                 | Operation::CopyObject
                 | Operation::DeleteObject
                 | Operation::PutObjectAcl
@@ -321,6 +327,7 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("GET", None) if list_v2 => ListObjectsV2,
         ("GET", None) => ListObjectsV1,
         ("POST", Some("delete")) => DeleteObjects,
+        ("POST", None) => PostObject,
         ("GET", Some("uploads")) => ListMultipartUploads,
         ("GET", Some("ownershipControls")) => GetBucketOwnershipControls,
         ("PUT", Some("ownershipControls")) => PutBucketOwnershipControls,
@@ -487,6 +494,14 @@ mod tests {
         assert_eq!(x.key.as_deref(), Some("a//b/../c d+e"));
         let x = r("POST", "/b1?delete", "localhost");
         assert_eq!(x.operation, Operation::DeleteObjects);
+        // A browser form upload, path-style and virtual-host.
+        let x = r("POST", "/b1", "localhost");
+        assert_eq!((x.operation, x.key), (Operation::PostObject, None));
+        let x = r("POST", "/", "b1.s3.example.test");
+        assert_eq!(x.operation, Operation::PostObject);
+        assert_eq!(x.bucket.as_deref(), Some("b1"));
+        assert!(Operation::PostObject.is_write());
+        assert_eq!(Operation::PostObject.iam_action(), "s3:PutObject");
         let x = r("GET", "/b1?location", "localhost");
         assert_eq!(x.operation, Operation::GetBucketLocation);
     }

@@ -12,4 +12,5 @@ pub mod multipart_complete;
 pub mod multipart_list;
 pub mod object;
 pub mod policy;
+pub mod post;
 mod support;
