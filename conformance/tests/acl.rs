@@ -359,6 +359,36 @@ async fn grant_headers_documents_and_their_errors() {
         400,
         "UnresolvableGrantByEmailAddress"
     );
+    // A canonical id nobody has: S3's "Invalid id", by header and by document; nothing set.
+    let err = assert_s3_err!(
+        c.put_object_acl()
+            .bucket(&b)
+            .key("k")
+            .grant_read("id=\"no-such-canonical-id\"")
+            .send()
+            .await,
+        400,
+        "InvalidArgument"
+    );
+    assert_eq!(err.message.as_deref(), Some("Invalid id"));
+    let stranger = Grantee::builder()
+        .r#type(Type::CanonicalUser)
+        .id("no-such-canonical-id")
+        .build()
+        .unwrap();
+    assert_s3_err!(
+        c.put_bucket_acl()
+            .bucket(&b)
+            .access_control_policy(policy(OWNER, vec![grant(stranger, Permission::Read)]))
+            .send()
+            .await,
+        400,
+        "InvalidArgument"
+    );
+    assert!(!object_acl(&c, &b, "k")
+        .await
+        .iter()
+        .any(|(who, _)| who.contains("no-such-canonical-id")));
     let email = Grantee::builder()
         .r#type(Type::AmazonCustomerByEmail)
         .email_address("someone@example.com")

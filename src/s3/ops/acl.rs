@@ -159,7 +159,32 @@ fn writer(ctx: &Ctx) -> String {
 }
 
 fn request_acl(ctx: &Ctx, owner: &str, bucket_owner: Option<&str>) -> S3Result<Option<Acl>> {
-    Acl::from_headers(|name| ctx.header(name), owner, bucket_owner).map_err(acl_error)
+    let acl = Acl::from_headers(|name| ctx.header(name), owner, bucket_owner).map_err(acl_error)?;
+    if let Some(acl) = &acl {
+        check_grantees(ctx, acl, bucket_owner)?;
+    }
+    Ok(acl)
+}
+
+/// S3 refuses a grant to a canonical id it does not know (`InvalidArgument` "Invalid id").
+/// Hansa's canonical ids are access key ids: the configured ones, the owners at hand (which
+/// may belong to a key since removed) and the anonymous principal's.
+fn check_grantees(ctx: &Ctx, acl: &Acl, bucket_owner: Option<&str>) -> S3Result<()> {
+    for grant in &acl.grants {
+        let Grantee::CanonicalUser(id) = &grant.grantee else {
+            continue;
+        };
+        let known = *id == acl.owner
+            || Some(id.as_str()) == bucket_owner
+            || id == ANONYMOUS_ID
+            || ctx.live.credentials.get(id).is_some();
+        if !known {
+            return Err(S3Error::invalid_argument("Invalid id")
+                .with("ArgumentName", "CanonicalUser/ID")
+                .with("ArgumentValue", id));
+        }
+    }
+    Ok(())
 }
 
 /// The owner and ACL of an object PutObject, CopyObject (S3 does not copy the source's ACL)
@@ -310,7 +335,11 @@ async fn requested_acl(
             ))
         }
         (Some(acl), false) => acl,
-        (None, true) => Acl::from_xml(&body, owner).map_err(acl_error)?,
+        (None, true) => {
+            let acl = Acl::from_xml(&body, owner).map_err(acl_error)?;
+            check_grantees(ctx, &acl, Some(&bucket.owner))?;
+            acl
+        }
         (None, false) => {
             return Err(S3Error::new(
                 "MissingSecurityHeader",
