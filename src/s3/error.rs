@@ -120,7 +120,7 @@ impl S3Error {
 
     /// The XML error document, with the resource and request id S3 puts in every error.
     pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
-        let escape = crate::s3::xml::escape;
+        let escape = crate::s3::xml_text::escape;
         let mut out = String::with_capacity(256);
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
         out.push_str(self.code);

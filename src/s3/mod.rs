@@ -9,12 +9,14 @@ pub mod conditions;
 pub mod ctx;
 pub mod error;
 pub mod handler;
+pub mod host;
 pub mod ops;
 pub mod pace;
 pub mod range;
 pub mod response;
 pub mod router;
 pub mod xml;
+pub mod xml_text;
 
 #[cfg(test)]
 mod fuzz_tests;

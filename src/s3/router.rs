@@ -273,7 +273,7 @@ pub fn route(
 ) -> S3Result<Route> {
     let query = parse_query(uri.query().unwrap_or(""))?;
     let path = uri.path();
-    let host_bucket = virtual_host_bucket(headers, uri, base_domains);
+    let host_bucket = super::host::virtual_host_bucket(headers, uri, base_domains);
     let (bucket, key) = match host_bucket {
         Some(bucket) => {
             let key = path.strip_prefix('/').unwrap_or(path);
@@ -394,37 +394,6 @@ fn non_empty(s: String) -> Option<String> {
         None
     } else {
         Some(s)
-    }
-}
-
-/// The bucket named by the Host header under one of the configured base domains.
-pub(crate) fn virtual_host_bucket(
-    headers: &HeaderMap,
-    uri: &Uri,
-    base_domains: &[String],
-) -> Option<String> {
-    if base_domains.is_empty() {
-        return None;
-    }
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))?;
-    let host = strip_port(host).to_ascii_lowercase();
-    base_domains.iter().find_map(|domain| {
-        let domain = domain.to_ascii_lowercase();
-        let bucket = host.strip_suffix(&domain)?.strip_suffix('.')?;
-        (!bucket.is_empty()).then(|| bucket.to_string())
-    })
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host;
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
     }
 }
 

@@ -3,33 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{S3Error, S3Result};
+use super::xml_text::control_references;
+pub use super::xml_text::escape;
 
 pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
-
-/// Escapes text for an XML element or attribute.
-pub fn escape(s: &str) -> String {
-    control_references(quick_xml::escape::escape(s).into_owned())
-}
-
-/// Writes the control characters a key may hold (S3 keys are any UTF-8) as character
-/// references, as S3 does: `\x01` becomes `&#x1;`. XML 1.0 has no character for most of them,
-/// so strict parsers refuse such a document (clients ask for `encoding-type=url` then), and a
-/// raw carriage return would reach a parser as a line feed, another key.
-fn control_references(text: String) -> String {
-    let is_control = |c: char| c == '\r' || (c < ' ' && c != '\t' && c != '\n');
-    if !text.contains(is_control) {
-        return text;
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if is_control(c) {
-            out.push_str(&format!("&#x{:X};", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Serializes a response document with the XML declaration.
 pub fn to_xml<T: Serialize>(root: &str, value: &T) -> S3Result<String> {
@@ -222,6 +199,15 @@ pub struct Owner {
     pub id: String,
     #[serde(rename = "DisplayName")]
     pub display_name: String,
+}
+
+/// The owner element for a canonical id: Hansa's canonical ids are access key ids, shown as
+/// their own display names.
+pub fn owner(id: &str) -> Owner {
+    Owner {
+        id: id.to_string(),
+        display_name: id.to_string(),
+    }
 }
 
 #[derive(Debug, Serialize)]

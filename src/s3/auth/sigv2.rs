@@ -195,7 +195,7 @@ fn canonical_subresources(raw_query: &str, empty_without_equals: bool) -> Vec<u8
 /// path decoded and re-encoded is accepted too (clients differ in what they escape; both name
 /// the same key), and an empty sub-resource value with or without its `=`.
 fn canonical_resources(parts: &http::request::Parts, base_domains: &[String]) -> Vec<Vec<u8>> {
-    let bucket = crate::s3::router::virtual_host_bucket(&parts.headers, &parts.uri, base_domains);
+    let bucket = crate::s3::host::virtual_host_bucket(&parts.headers, &parts.uri, base_domains);
     let query = parts.uri.query().unwrap_or("");
     let mut subresources = vec![canonical_subresources(query, false)];
     let alternative = canonical_subresources(query, true);

@@ -292,7 +292,7 @@ fn policy_response(acl: &Acl) -> S3Result<S3Response> {
         .collect();
     let doc = xml::AccessControlPolicy {
         xmlns: S3_NS,
-        owner: super::bucket::owner(&acl.owner),
+        owner: xml::owner(&acl.owner),
         access_control_list: xml::AccessControlList { grant },
     };
     Ok(response::xml(

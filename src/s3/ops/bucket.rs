@@ -43,7 +43,7 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<S3Response> {
                 })
                 .collect(),
         },
-        owner: owner(&ctx.credential.access_key_id),
+        owner: xml::owner(&ctx.credential.access_key_id),
         continuation_token,
         prefix: page.prefix,
     };
@@ -104,13 +104,6 @@ fn bucket_page(ctx: &Ctx) -> S3Result<BucketPage> {
             .filter(|r| !r.is_empty())
             .map(str::to_string),
     })
-}
-
-pub fn owner(id: &str) -> xml::Owner {
-    xml::Owner {
-        id: id.to_string(),
-        display_name: id.to_string(),
-    }
 }
 
 pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {

@@ -5,12 +5,12 @@ use std::ops::Bound;
 use base64::Engine;
 use http::StatusCode;
 
-use super::bucket::owner;
 use super::support::existing_bucket;
 use crate::meta::ObjectRecord;
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::response::{self, iso8601, S3Response};
+use crate::s3::xml::owner;
 use crate::s3::xml::{self, S3_NS};
 use crate::store;
 

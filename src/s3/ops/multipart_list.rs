@@ -2,13 +2,13 @@
 
 use http::StatusCode;
 
-use super::bucket::owner;
 use super::list::{encode, url_encoded};
 use super::multipart::{load_upload, upload_id_param, MAX_PART_NUMBER};
 use super::support::existing_bucket;
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::response::{self, iso8601, S3Response};
+use crate::s3::xml::owner;
 use crate::s3::xml::{self, S3_NS};
 use crate::store;
 

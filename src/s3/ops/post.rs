@@ -28,9 +28,10 @@ use crate::s3::authorize;
 use crate::s3::body::{checksum_from_headers, verified_body, BodyRules};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
+use crate::s3::host::virtual_host_bucket;
 use crate::s3::pace::RawBody;
 use crate::s3::response::{self, S3Response};
-use crate::s3::router::{virtual_host_bucket, Route};
+use crate::s3::router::Route;
 use crate::s3::xml::escape;
 use crate::store::{self, BodyFacts, BodyFailure, NewObject, StoreError, WriteCondition};
 
