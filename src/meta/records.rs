@@ -143,6 +143,27 @@ pub struct ObjectRecord {
     /// written before ACLs existed, means private: the owner has FULL_CONTROL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// The object's tags, in the order the client gave them. Index only: the copies on the
+    /// backends do not carry them, so `hansa rebuild-index` brings objects back untagged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl ObjectRecord {
+    /// The value of the object's tag `key`, if it has one (lifecycle filters match on it).
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+}
+
+/// One tag of an object (`ObjectRecord::tags`) or of a bucket. Keys are unique in a set.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
 }
 
 /// One part of a completed multipart object.
@@ -238,6 +259,9 @@ pub struct UploadRecord {
     /// The ACL asked for at CreateMultipartUpload; the object gets it at completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// The tags asked for at CreateMultipartUpload (`x-amz-tagging`); the object gets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -440,6 +464,7 @@ mod tests {
             checksum_type: None,
             integrity: None,
             acl: None,
+            tags: vec![],
         }
     }
 

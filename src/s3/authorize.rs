@@ -79,6 +79,14 @@ fn need(operation: &Operation) -> Need {
         | PutPublicAccessBlock
         | GetPublicAccessBlock
         | DeletePublicAccessBlock
+        // No ACL permission covers tags (S3 maps READ and WRITE to object reads and writes
+        // only): tagging is for the owner, or whom a bucket policy allows.
+        | PutObjectTagging
+        | GetObjectTagging
+        | DeleteObjectTagging
+        | PutBucketTagging
+        | GetBucketTagging
+        | DeleteBucketTagging
         | NotImplemented(_) => Need::OwnerOnly,
     }
 }
@@ -120,6 +128,20 @@ pub fn authorize(
     if !allowed_by_policy && !in_scope(bucket) {
         acl_allows(store, requester, route, bucket)?;
     }
+    // A write that tags what it creates also needs s3:PutObjectTagging, as on S3; no ACL
+    // grants that, so the scope or the bucket policy must.
+    if sets_tags(&route.operation, parts) {
+        let tag = RequestFacts {
+            action: "s3:PutObjectTagging",
+            ..request_facts(principal.clone(), route, parts).ok_or_else(S3Error::access_denied)?
+        };
+        match bucket_policy_decision(store, &tag)? {
+            Decision::Deny => return Err(S3Error::access_denied()),
+            Decision::Allow => {}
+            Decision::NoOpinion if in_scope(bucket) => {}
+            Decision::NoOpinion => return Err(S3Error::access_denied()),
+        }
+    }
     // A copy also reads its source: the scope or the source object's ACL must allow that.
     if matches!(
         route.operation,
@@ -149,6 +171,21 @@ pub fn authorize(
         }
     }
     Ok(())
+}
+
+/// Whether a write asks to tag what it creates: a non-empty `x-amz-tagging` (a form upload's
+/// `tagging` field arrives as one), which a copy applies only with the REPLACE directive.
+fn sets_tags(operation: &Operation, parts: &Parts) -> bool {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let tagging = parts
+        .headers
+        .get("x-amz-tagging")
+        .is_some_and(|v| !v.is_empty());
+    match operation {
+        Operation::PutObject | Operation::PostObject | Operation::CreateMultipartUpload => tagging,
+        Operation::CopyObject => tagging && header("x-amz-tagging-directive") == Some("REPLACE"),
+        _ => false,
+    }
 }
 
 /// Outside a credential's scope a bucket's existence is not told: a missing bucket (or

@@ -228,6 +228,12 @@ async fn dispatch(
         Operation::PutPublicAccessBlock => ops::policy::put_public_access_block(&mut ctx).await,
         Operation::GetPublicAccessBlock => ops::policy::get_public_access_block(&ctx).await,
         Operation::DeletePublicAccessBlock => ops::policy::delete_public_access_block(&ctx).await,
+        Operation::PutObjectTagging => ops::tagging::put_object_tagging(&mut ctx).await,
+        Operation::GetObjectTagging => ops::tagging::get_object_tagging(&ctx).await,
+        Operation::DeleteObjectTagging => ops::tagging::delete_object_tagging(&ctx).await,
+        Operation::PutBucketTagging => ops::tagging::put_bucket_tagging(&mut ctx).await,
+        Operation::GetBucketTagging => ops::tagging::get_bucket_tagging(&ctx).await,
+        Operation::DeleteBucketTagging => ops::tagging::delete_bucket_tagging(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -52,6 +52,12 @@ pub enum Operation {
     PutPublicAccessBlock,
     GetPublicAccessBlock,
     DeletePublicAccessBlock,
+    PutObjectTagging,
+    GetObjectTagging,
+    DeleteObjectTagging,
+    PutBucketTagging,
+    GetBucketTagging,
+    DeleteBucketTagging,
     NotImplemented(&'static str),
 }
 
@@ -99,6 +105,12 @@ impl Operation {
             Operation::PutPublicAccessBlock => "PutPublicAccessBlock",
             Operation::GetPublicAccessBlock => "GetPublicAccessBlock",
             Operation::DeletePublicAccessBlock => "DeletePublicAccessBlock",
+            Operation::PutObjectTagging => "PutObjectTagging",
+            Operation::GetObjectTagging => "GetObjectTagging",
+            Operation::DeleteObjectTagging => "DeleteObjectTagging",
+            Operation::PutBucketTagging => "PutBucketTagging",
+            Operation::GetBucketTagging => "GetBucketTagging",
+            Operation::DeleteBucketTagging => "DeleteBucketTagging",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -147,6 +159,12 @@ impl Operation {
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
+            Operation::PutObjectTagging => "s3:PutObjectTagging",
+            Operation::GetObjectTagging => "s3:GetObjectTagging",
+            Operation::DeleteObjectTagging => "s3:DeleteObjectTagging",
+            // S3 governs deleting a bucket's tags with the permission to put them.
+            Operation::PutBucketTagging | Operation::DeleteBucketTagging => "s3:PutBucketTagging",
+            Operation::GetBucketTagging => "s3:GetBucketTagging",
             // Answered before authentication from the CORS rules; no IAM action covers it.
             Operation::CorsPreflight | Operation::NotImplemented(_) => "s3:NotImplemented",
         }
@@ -178,6 +196,10 @@ impl Operation {
                 | Operation::DeleteBucketPolicy
                 | Operation::PutPublicAccessBlock
                 | Operation::DeletePublicAccessBlock
+                | Operation::PutObjectTagging
+                | Operation::DeleteObjectTagging
+                | Operation::PutBucketTagging
+                | Operation::DeleteBucketTagging
         )
     }
 
@@ -193,6 +215,8 @@ impl Operation {
                 | Operation::PutBucketCors
                 | Operation::PutBucketOwnershipControls
                 | Operation::PutPublicAccessBlock
+                | Operation::PutObjectTagging
+                | Operation::PutBucketTagging
         )
     }
 }
@@ -340,6 +364,9 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("PUT", Some("publicAccessBlock")) => PutPublicAccessBlock,
         ("GET", Some("publicAccessBlock")) => GetPublicAccessBlock,
         ("DELETE", Some("publicAccessBlock")) => DeletePublicAccessBlock,
+        ("PUT", Some("tagging")) => PutBucketTagging,
+        ("GET", Some("tagging")) => GetBucketTagging,
+        ("DELETE", Some("tagging")) => DeleteBucketTagging,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -367,7 +394,9 @@ fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> 
         ("GET", Some("uploadId")) => ListParts,
         ("GET", Some("partNumber")) => GetObject,
         ("HEAD", Some("partNumber")) => HeadObject,
-        ("GET" | "PUT" | "DELETE", Some("tagging")) => NotImplemented("ObjectTagging"),
+        ("PUT", Some("tagging")) => PutObjectTagging,
+        ("GET", Some("tagging")) => GetObjectTagging,
+        ("DELETE", Some("tagging")) => DeleteObjectTagging,
         (_, Some(s)) => NotImplemented(object_subresource_name(s)),
         _ => NotImplemented("ObjectOperation"),
     }
@@ -494,7 +523,7 @@ mod tests {
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
-            r("GET", "/b1/k?tagging", "h").operation,
+            r("POST", "/b1/k?tagging", "h").operation,
             Operation::NotImplemented(_)
         ));
         assert!(matches!(
@@ -588,6 +617,29 @@ mod tests {
             r("OPTIONS", "/", "h").operation,
             NotImplemented(_)
         ));
+    }
+
+    #[test]
+    fn tagging_operations() {
+        use Operation::*;
+        for (method, uri, op, action) in [
+            ("PUT", "/b1/k?tagging", PutObjectTagging, "s3:PutObjectTagging"),
+            ("GET", "/b1/k?tagging", GetObjectTagging, "s3:GetObjectTagging"),
+            (
+                "DELETE",
+                "/b1/k?tagging&versionId=null",
+                DeleteObjectTagging,
+                "s3:DeleteObjectTagging",
+            ),
+            ("PUT", "/b1?tagging", PutBucketTagging, "s3:PutBucketTagging"),
+            ("GET", "/b1?tagging", GetBucketTagging, "s3:GetBucketTagging"),
+            ("DELETE", "/b1?tagging", DeleteBucketTagging, "s3:PutBucketTagging"),
+        ] {
+            let routed = r(method, uri, "h").operation;
+            assert_eq!(routed, op, "{method} {uri}");
+            assert_eq!(routed.iam_action(), action, "{method} {uri}");
+            assert_eq!(routed.is_write(), method != "GET", "{method} {uri}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{
-    BucketRecord, BucketSetting, MetaError, ObjectPage, ObjectRecord, PartRecord, UploadRecord,
+    BucketRecord, BucketSetting, MetaError, ObjectPage, ObjectRecord, PartRecord, Tag, UploadRecord,
 };
 
 /// The bucket's record, or `NoSuchBucket`.
@@ -114,6 +114,31 @@ pub async fn set_object_acl(
     store.meta.put_object(bucket, key, &record)?;
     store.meta.sync().await?;
     Ok(())
+}
+
+/// Replaces the current version's tags (`ObjectRecord::tags`), durably, under the key's lock
+/// so that a concurrent write is not undone (its new version keeps the tags it was written
+/// with) and the object's bytes are not touched. With `version`, only while that version is
+/// still the current one: `Ok(None)` when it no longer is. `NoSuchKey` when there is no object.
+pub async fn set_object_tags(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    tags: Vec<Tag>,
+) -> StoreResult<Option<ObjectRecord>> {
+    let _guard = store.locks.lock(bucket, key).await;
+    let mut record = store
+        .meta
+        .object(bucket, key)?
+        .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+    if version.is_some_and(|v| v != record.version_id) {
+        return Ok(None);
+    }
+    record.tags = tags;
+    store.meta.put_object(bucket, key, &record)?;
+    store.meta.sync().await?;
+    Ok(Some(record))
 }
 
 pub fn object(store: &Store, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {

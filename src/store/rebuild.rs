@@ -504,6 +504,8 @@ fn object_record(
         parts: Vec::new(),
         checksum_type: None,
         integrity: None,
+        // Tags live in the index only (docs/LAYOUT.md): a rebuilt index has none.
+        tags: Vec::new(),
         acl: None,
     }
 }

@@ -63,6 +63,7 @@ fn new_object(key: &str, size: usize) -> NewObject {
         owner: "KEY".into(),
         condition: WriteCondition::Always,
         acl: None,
+        tags: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use http::StatusCode;
 
 use super::object::{attributes_from_headers, check_key, MAX_PUT_SIZE};
 use super::support::{check_copy_source_conditions, existing_bucket, read_current};
+use super::tagging::tags_from_headers;
 use crate::s3::access_log;
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
@@ -50,6 +51,16 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         Some("REPLACE") => true,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
+    // The tags: the source's (COPY, the default) or the request's `x-amz-tagging` (REPLACE).
+    let new_tags = match ctx.header("x-amz-tagging-directive") {
+        None | Some("COPY") => None,
+        Some("REPLACE") => Some(tags_from_headers(&ctx.headers)?),
+        Some(other) => {
+            return Err(S3Error::invalid_argument("Unknown tagging directive.")
+                .with("ArgumentName", "x-amz-tagging-directive")
+                .with("ArgumentValue", other))
+        }
+    };
     if src_bucket == bucket && src_key == key && !replace {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -81,6 +92,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         owner: access.owner,
         condition: WriteCondition::Always,
         acl: access.acl,
+        tags: new_tags.unwrap_or_else(|| src.tags.clone()),
     };
     let source = match source {
         Some(body) => body.body,

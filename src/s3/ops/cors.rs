@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use super::support::{existing_bucket, read_small_body};
+use super::support::{existing_bucket, has_body_digest, read_small_body};
 use crate::access::cors::{self, ConfigError, CorsConfiguration, CorsHeaders, PreflightRefusal};
 use crate::meta::BucketSetting;
 use crate::s3::ctx::Ctx;
@@ -19,16 +19,7 @@ const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 pub async fn put_bucket_cors(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?.to_string();
     existing_bucket(ctx, &bucket)?;
-    // S3 wants the body's integrity proven: Content-MD5 or a flexible checksum (header or
-    // trailer), which the body reader then verifies.
-    let has_digest = ctx.headers.contains_key("content-md5")
-        || ctx.headers.contains_key("x-amz-sdk-checksum-algorithm")
-        || ctx.headers.contains_key("x-amz-trailer")
-        || ctx
-            .headers
-            .keys()
-            .any(|h| h.as_str().starts_with("x-amz-checksum-"));
-    if !has_digest {
+    if !has_body_digest(&ctx.headers) {
         return Err(S3Error::invalid_request(
             "Missing required header for this request: Content-MD5",
         ));

@@ -14,3 +14,4 @@ pub mod object;
 pub mod policy;
 pub mod post;
 mod support;
+pub mod tagging;

@@ -30,6 +30,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     check_key(&key)?;
     let access = super::acl::new_object_acl(ctx, &bucket_record)?;
     let attributes = attributes_from_headers(&ctx.headers)?;
+    let tags = super::tagging::tags_from_headers(&ctx.headers)?;
     let payload = ctx.verified.payload.clone();
     let rules = BodyRules::from_headers(&ctx.headers, &payload)?.limit(MAX_PUT_SIZE)?;
     let known_etag = rules.content_md5.map(hex::encode);
@@ -48,6 +49,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         owner: access.owner,
         condition,
         acl: access.acl,
+        tags,
     };
     let record = store::put_object(&ctx.gw.store, object, store_body(body), move || {
         outcome.get().map(|s| BodyFacts {
@@ -331,6 +333,7 @@ fn object_headers(r: &mut S3Response, record: &ObjectRecord, ctx: &Ctx) {
     response::set_header(r, "etag", &format!("\"{}\"", record.etag));
     response::set_header(r, "last-modified", &http_date(record.modified_ms));
     response::set_header(r, "accept-ranges", "bytes");
+    super::tagging::set_count_header(r, record);
     let pairs = [
         ("content-type", &a.content_type, "response-content-type"),
         (

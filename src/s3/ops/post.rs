@@ -190,6 +190,7 @@ pub async fn post_object(
         owner: access.owner,
         condition: WriteCondition::Always,
         acl: access.acl,
+        tags: super::tagging::tags_from_headers(&ctx.headers)?,
     };
     let record = store::put_object(&ctx.gw.store, object, at_least(body, min), move || {
         outcome.get().map(|s| BodyFacts {
@@ -369,6 +370,17 @@ fn object_headers(form: &Form) -> S3Result<HeaderMap> {
     for (name, value) in &form.0 {
         let header = match name.as_str() {
             "acl" => "x-amz-acl",
+            // The form gives the tag set as a Tagging document; PutObject's header form lets
+            // it be authorized (s3:PutObjectTagging) and checked as that header is.
+            "tagging" if !headers.contains_key("x-amz-tagging") => {
+                let tags = super::tagging::parse_document(value.as_bytes())?;
+                super::tagging::validate(&tags, super::tagging::TagOwner::Object)?;
+                let value = HeaderValue::from_str(&super::tagging::to_header(&tags))
+                    .map_err(|_| S3Error::malformed_xml())?;
+                headers.insert("x-amz-tagging", value);
+                continue;
+            }
+            "tagging" => continue,
             n if ATTRIBUTE_FIELDS.contains(&n)
                 || n.starts_with("x-amz-meta-")
                 || n.starts_with("x-amz-checksum-") =>

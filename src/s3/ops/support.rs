@@ -89,6 +89,18 @@ pub fn check_copy_source_conditions(headers: &http::HeaderMap, src: &ObjectRecor
     }
 }
 
+/// Whether the request proves its body's integrity, as S3 wants of some configuration
+/// documents: Content-MD5 or a flexible checksum (header or trailer), which the body reader
+/// then verifies.
+pub fn has_body_digest(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("content-md5")
+        || headers.contains_key("x-amz-sdk-checksum-algorithm")
+        || headers.contains_key("x-amz-trailer")
+        || headers
+            .keys()
+            .any(|h| h.as_str().starts_with("x-amz-checksum-"))
+}
+
 /// Reads a small request document (XML), verified like any body, bounded in size.
 pub async fn read_small_body(ctx: &mut Ctx) -> S3Result<Vec<u8>> {
     let limit = ctx.live.config.limits.max_xml_bytes;
