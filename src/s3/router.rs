@@ -623,17 +623,42 @@ mod tests {
     fn tagging_operations() {
         use Operation::*;
         for (method, uri, op, action) in [
-            ("PUT", "/b1/k?tagging", PutObjectTagging, "s3:PutObjectTagging"),
-            ("GET", "/b1/k?tagging", GetObjectTagging, "s3:GetObjectTagging"),
+            (
+                "PUT",
+                "/b1/k?tagging",
+                PutObjectTagging,
+                "s3:PutObjectTagging",
+            ),
+            (
+                "GET",
+                "/b1/k?tagging",
+                GetObjectTagging,
+                "s3:GetObjectTagging",
+            ),
             (
                 "DELETE",
                 "/b1/k?tagging&versionId=null",
                 DeleteObjectTagging,
                 "s3:DeleteObjectTagging",
             ),
-            ("PUT", "/b1?tagging", PutBucketTagging, "s3:PutBucketTagging"),
-            ("GET", "/b1?tagging", GetBucketTagging, "s3:GetBucketTagging"),
-            ("DELETE", "/b1?tagging", DeleteBucketTagging, "s3:PutBucketTagging"),
+            (
+                "PUT",
+                "/b1?tagging",
+                PutBucketTagging,
+                "s3:PutBucketTagging",
+            ),
+            (
+                "GET",
+                "/b1?tagging",
+                GetBucketTagging,
+                "s3:GetBucketTagging",
+            ),
+            (
+                "DELETE",
+                "/b1?tagging",
+                DeleteBucketTagging,
+                "s3:PutBucketTagging",
+            ),
         ] {
             let routed = r(method, uri, "h").operation;
             assert_eq!(routed, op, "{method} {uri}");

@@ -88,7 +88,9 @@ pub fn validate(tags: &[Tag], owner: TagOwner) -> S3Result<()> {
             }));
         }
         if tags[..i].iter().any(|t| t.key == tag.key) {
-            return Err(invalid_tag("Cannot provide multiple Tags with the same key"));
+            return Err(invalid_tag(
+                "Cannot provide multiple Tags with the same key",
+            ));
         }
     }
     Ok(())
@@ -448,8 +450,16 @@ mod tests {
             vec![tag("foo", "bar"), tag("bar", ""), tag("x y", "a b+c")]
         );
         assert_eq!(parse_header("").unwrap(), vec![]);
-        assert_eq!(parse_header("k=%C3%A9t%C3%A9").unwrap(), vec![tag("k", "été")]);
-        for bad in ["a=b=c", "a=1&a=2", "k=%ff", "TagSet=[{Key=string,Value=string}]"] {
+        assert_eq!(
+            parse_header("k=%C3%A9t%C3%A9").unwrap(),
+            vec![tag("k", "été")]
+        );
+        for bad in [
+            "a=b=c",
+            "a=1&a=2",
+            "k=%ff",
+            "TagSet=[{Key=string,Value=string}]",
+        ] {
             assert_eq!(code(parse_header(bad)), "InvalidArgument", "{bad}");
         }
         // Well-formed, but the tags break S3's rules.
@@ -466,7 +476,10 @@ mod tests {
     fn header_round_trip() {
         let tags = vec![tag("a b", "x+y=z"), tag("ü/@:", ""), tag("k", "100%")];
         // `%` is not an allowed character, so this set is only encoded, not parsed back.
-        assert_eq!(to_header(&tags), "a%20b=x%2By%3Dz&%C3%BC%2F%40%3A=&k=100%25");
+        assert_eq!(
+            to_header(&tags),
+            "a%20b=x%2By%3Dz&%C3%BC%2F%40%3A=&k=100%25"
+        );
         let ok = vec![tag("a b", "x+y=z"), tag("ü/@:", "")];
         assert_eq!(parse_header(&to_header(&ok)).unwrap(), ok);
     }
@@ -482,7 +495,10 @@ mod tests {
         // Counted in UTF-16 units: 64 characters outside the BMP are 128 units.
         assert!(ok(vec![tag(&"𝐀".repeat(64), "")], TagOwner::Object));
         assert!(!ok(vec![tag(&"𝐀".repeat(65), "")], TagOwner::Object));
-        assert!(ok(vec![tag("Ünïcode 名前 +-=._:/@", "値 1")], TagOwner::Object));
+        assert!(ok(
+            vec![tag("Ünïcode 名前 +-=._:/@", "値 1")],
+            TagOwner::Object
+        ));
         for bad in ["a*b", "a\tb", "a%", "a,b", "a<b"] {
             assert!(!ok(vec![tag(bad, "v")], TagOwner::Object), "{bad}");
             assert!(!ok(vec![tag("k", bad)], TagOwner::Object), "{bad}");
@@ -491,7 +507,11 @@ mod tests {
         assert!(!ok(vec![tag("AWS:x", "v")], TagOwner::Bucket));
         assert!(ok(vec![tag("awsx", "aws:v")], TagOwner::Object));
         assert!(!ok(vec![tag("a", "1"), tag("a", "2")], TagOwner::Bucket));
-        let many = |n: usize| (0..n).map(|i| tag(&format!("k{i}"), "v")).collect::<Vec<_>>();
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| tag(&format!("k{i}"), "v"))
+                .collect::<Vec<_>>()
+        };
         assert!(ok(many(10), TagOwner::Object));
         assert_eq!(
             validate(&many(11), TagOwner::Object).unwrap_err().code,
