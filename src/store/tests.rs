@@ -528,3 +528,45 @@ async fn a_delete_queues_its_removals_with_the_entry() {
     assert_eq!(on_backend(&f.store, "mem", "k").await, None);
     assert_eq!(on_backend(&f.store, "disk", "k").await, None);
 }
+
+/// A tag change waits for a write holding the key's lock, then tags what that write committed:
+/// it never writes back the version it would have read before the write.
+#[tokio::test]
+async fn a_tag_change_waits_for_the_key_and_keeps_the_overwrite() {
+    let f = fixture(TWO_MEMORY, 2).await;
+    let store = &f.store;
+    let old = put(store, "k", b"old").await.expect("put");
+    let tags = vec![crate::meta::Tag {
+        key: "k".into(),
+        value: "v".into(),
+    }];
+    let guard = store.locks.lock("bkt", "k").await;
+    let task = tokio::spawn({
+        let store = store.clone();
+        let tags = tags.clone();
+        async move { set_object_tags(&store, "bkt", "k", None, tags).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!task.is_finished(), "the tag change waits for the key");
+    // What a commit does under the key's lock: the index names the new version.
+    let mut newer = old.clone();
+    newer.version_id = "newer".into();
+    newer.etag = "newer-etag".into();
+    store.meta.put_object("bkt", "k", &newer).expect("index");
+    drop(guard);
+    let tagged = task.await.expect("task").expect("tags").expect("current");
+    assert_eq!(tagged.version_id, "newer");
+    let now = object(store, "bkt", "k").expect("index").expect("record");
+    assert_eq!((now.version_id.as_str(), &now.tags), ("newer", &tags));
+    // A version that is no longer current is not tagged, and nothing changes.
+    let stale = set_object_tags(store, "bkt", "k", Some(&old.version_id), Vec::new())
+        .await
+        .expect("store");
+    assert!(stale.is_none());
+    let now = object(store, "bkt", "k").expect("index").expect("record");
+    assert_eq!(now.tags, tags);
+    assert!(matches!(
+        set_object_tags(store, "bkt", "missing", None, Vec::new()).await,
+        Err(StoreError::NoSuchKey(_))
+    ));
+}
