@@ -745,6 +745,8 @@ pub struct ObjectState {
     pub etag: Option<String>,
     pub content_type: Option<String>,
     pub metadata: Vec<(String, String)>,
+    /// `x-amz-tagging-count`: how many tags the object has, if any.
+    pub tag_count: Option<i32>,
 }
 
 /// One incomplete multipart upload and its parts (number, ETag).
@@ -792,6 +794,7 @@ pub async fn gateway_state(client: &aws_sdk_s3::Client) -> GatewayState {
             metadata.sort();
             let etag = out.e_tag().map(str::to_string);
             let content_type = out.content_type().map(str::to_string);
+            let tag_count = out.tag_count();
             let bytes = out.body.collect().await.expect("read body").into_bytes();
             objects.push(ObjectState {
                 bucket: bucket.clone(),
@@ -800,6 +803,7 @@ pub async fn gateway_state(client: &aws_sdk_s3::Client) -> GatewayState {
                 etag,
                 content_type,
                 metadata,
+                tag_count,
             });
         }
         let listed = client

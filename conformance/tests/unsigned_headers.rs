@@ -207,6 +207,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let cors_doc = "<CORSConfiguration><CORSRule><AllowedOrigin>http://app.test</AllowedOrigin>\
                     <AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"
         .to_string();
+    let tagging_doc =
+        "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>".to_string();
     let complete_doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         f.done_etag
@@ -299,6 +301,26 @@ fn cases(f: &Fixture) -> Vec<Case> {
         .header("x-amz-object-attributes", "ETag,ObjectSize"),
         Case::new("PutObjectAcl", "PUT", format!("/{b}/obj?acl"), 200)
             .header("x-amz-acl", "private"),
+        Case::new("PutObjectTagging", "PUT", format!("/{b}/obj?tagging"), 200)
+            .header("content-md5", md5_b64(tagging_doc.as_bytes()))
+            .body(tagging_doc.clone()),
+        Case::new("GetObjectTagging", "GET", format!("/{b}/obj?tagging"), 200),
+        Case::new(
+            "DeleteObjectTagging",
+            "DELETE",
+            format!("/{b}/obj?tagging"),
+            204,
+        ),
+        Case::new("PutBucketTagging", "PUT", format!("/{b}?tagging"), 204)
+            .header("content-md5", md5_b64(tagging_doc.as_bytes()))
+            .body(tagging_doc),
+        Case::new("GetBucketTagging", "GET", format!("/{b}?tagging"), 200),
+        Case::new(
+            "DeleteBucketTagging",
+            "DELETE",
+            format!("/{b}?tagging"),
+            204,
+        ),
         Case::new(
             "CreateMultipartUpload",
             "POST",
@@ -355,6 +377,7 @@ fn attacks(f: &Fixture, case: &Case) -> Vec<Vec<(&'static str, String)>> {
         ("x-amz-acl", "public-read".to_string()),
         ("x-amz-checksum-crc32", crc),
         ("x-amz-metadata-directive", "REPLACE".to_string()),
+        ("x-amz-tagging", "evil=1".to_string()),
     ];
     let mut out: Vec<Vec<(&'static str, String)>> = single
         .iter()
@@ -385,7 +408,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 39, "one case per routed operation");
+    assert_eq!(all.len(), 45, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);
