@@ -848,10 +848,10 @@ async fn unsupported_operations_are_not_implemented() {
         ("GET", "sig?website", &b""[..]),
         (
             "PUT",
-            "sig/existing?tagging",
-            b"<Tagging><TagSet></TagSet></Tagging>",
+            "sig?notification",
+            b"<NotificationConfiguration></NotificationConfiguration>",
         ),
-        ("GET", "sig/existing?tagging", b""),
+        ("GET", "sig?logging", b""),
         ("GET", "sig?lifecycle", b""),
         (
             "PUT",
