@@ -388,6 +388,7 @@ aws_cycle() { # ENDPOINT_FN BUCKET DIR
 	step "s3 cp + s3api copy-object (server-side copy), s3 mv" aws_copy "$A" "$B" "$D"
 	step "s3 presign (GET with a presigned URL)" aws_presign "$A" "$B" "$D"
 	step "s3api get-bucket-versioning, get-bucket-acl, get-object-acl" aws_calls_tools_make "$A" "$B"
+	step "s3api put/get/delete-object-tagging, put/get/delete-bucket-tagging" aws_tagging "$A" "$B" "$D"
 	if [[ "$A" == aws_tls ]]; then
 		step "s3 cp sends aws-chunked + crc32 trailer; get-object --checksum-mode" aws_trailer "$A" "$B" "$D"
 	fi
@@ -532,6 +533,38 @@ aws_calls_tools_make() {
 	"$A" s3api get-bucket-versioning --bucket "$B"
 	"$A" s3api get-bucket-acl --bucket "$B" --output json | grep -q FULL_CONTROL
 	"$A" s3api get-object-acl --bucket "$B" --key "tree/readme.txt" --output json | grep -q FULL_CONTROL
+}
+aws_tagging() {
+	local A="$1" B="$2" D="$3" k="tagged/ключ with space+plus.txt"
+	printf 'tagged bytes' >"$D/tagged.txt"
+	"$A" s3api put-object --bucket "$B" --key "$k" --body "$D/tagged.txt" \
+		--tagging 'team=storage+ops&tier=gold' >/dev/null
+	"$A" s3api get-object-tagging --bucket "$B" --key "$k" --output json >"$D/tags-put.json"
+	"$A" s3api put-object-tagging --bucket "$B" --key "$k" \
+		--tagging '{"TagSet":[{"Key":"project","Value":"hansa gateway"},{"Key":"Größe","Value":"1/2"}]}'
+	"$A" s3api get-object-tagging --bucket "$B" --key "$k" --output json >"$D/tags.json"
+	"$A" s3api get-object --bucket "$B" --key "$k" "$D/tagged.out" --output json >"$D/get.json"
+	"$PY" - "$D/tags-put.json" "$D/tags.json" "$D/get.json" <<-'EOF'
+		import json, sys
+		put, tags, got = (json.load(open(p)) for p in sys.argv[1:4])
+		assert put["TagSet"] == [{"Key": "team", "Value": "storage ops"}, {"Key": "tier", "Value": "gold"}], put
+		assert tags["TagSet"] == [{"Key": "project", "Value": "hansa gateway"}, {"Key": "Größe", "Value": "1/2"}], tags
+		assert got["TagCount"] == 2, got
+	EOF
+	cmp "$D/tagged.txt" "$D/tagged.out"
+	EXPECT_CODE=InvalidTag expect_fail "$A" s3api put-object-tagging --bucket "$B" --key "$k" \
+		--tagging '{"TagSet":[{"Key":"aws:reserved","Value":"x"}]}'
+	"$A" s3api delete-object-tagging --bucket "$B" --key "$k"
+	n="$("$A" s3api get-object-tagging --bucket "$B" --key "$k" --query 'length(TagSet)' --output text)"
+	[[ "$n" == 0 ]] || { echo "tags left after delete-object-tagging: $n"; return 1; }
+	EXPECT_CODE=NoSuchTagSet expect_fail "$A" s3api get-bucket-tagging --bucket "$B"
+	"$A" s3api put-bucket-tagging --bucket "$B" \
+		--tagging '{"TagSet":[{"Key":"cost-center","Value":"42"}]}'
+	v="$("$A" s3api get-bucket-tagging --bucket "$B" --query 'TagSet[0].Value' --output text)"
+	[[ "$v" == 42 ]] || { echo "get-bucket-tagging: $v"; return 1; }
+	"$A" s3api delete-bucket-tagging --bucket "$B"
+	EXPECT_CODE=NoSuchTagSet expect_fail "$A" s3api get-bucket-tagging --bucket "$B"
+	"$A" s3api delete-object --bucket "$B" --key "$k"
 }
 aws_delete() {
 	local A="$1" B="$2" D="$3"
