@@ -372,7 +372,7 @@ async fn bad_tag_sets_are_refused_with_s3s_errors_and_change_nothing() {
         .collect();
     let long_key = "k".repeat(129);
     let long_value = "v".repeat(257);
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<RefusedSet> = vec![
         ("11 tags", eleven_refs.clone(), "BadRequest"),
         (
             "129-character key",
@@ -495,6 +495,9 @@ async fn bad_tag_sets_are_refused_with_s3s_errors_and_change_nothing() {
     );
     gw.shutdown().await;
 }
+
+/// A tag set that breaks a rule: what it breaks, its tags, and the error code S3 answers.
+type RefusedSet<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
 
 /// Percent-encodes everything but unreserved characters, as a query value.
 fn urlencoding(s: &str) -> String {
