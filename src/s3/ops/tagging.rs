@@ -565,6 +565,38 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a client sends as a document or a header, the parsers answer (no panic).
+        #[test]
+        fn parsers_are_total(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            text in "\\PC{0,120}",
+        ) {
+            let _ = parse_document(&bytes);
+            let _ = parse_header(&text);
+            let doc = format!(
+                "<Tagging><TagSet><Tag><Key>{text}</Key><Value>{text}</Value></Tag></TagSet></Tagging>"
+            );
+            let _ = parse_document(doc.as_bytes());
+        }
+
+        /// Every valid tag set survives the header form (a form upload's tags take that way).
+        #[test]
+        fn valid_sets_round_trip_through_the_header_form(
+            set in proptest::collection::btree_map(
+                "[a-zA-Z0-9 +=._:/@é名-]{1,24}",
+                "[a-zA-Z0-9 +=._:/@é名-]{0,40}",
+                0..=10,
+            ),
+        ) {
+            let tags: Vec<Tag> = set.into_iter().map(|(key, value)| Tag { key, value }).collect();
+            proptest::prop_assume!(validate(&tags, TagOwner::Object).is_ok());
+            proptest::prop_assert_eq!(parse_header(&to_header(&tags)).unwrap(), tags);
+        }
+    }
+
     #[test]
     fn the_response_document_reads_back() {
         let tags = vec![tag("k<&>", "v \"1\""), tag("e", "")];
