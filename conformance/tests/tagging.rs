@@ -10,8 +10,8 @@ use hansa_conformance::post_form::v4_fields;
 use hansa_conformance::raw::{self, send_reqwest, Response};
 use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
-    assert_s3_err, assert_s3_status, create_bucket, get, md5_b64, put, xml_all, xml_text,
-    TestGateway, ADMIN, LIMITED,
+    assert_s3_err, assert_s3_status, create_bucket, get, hansa_binary, md5_b64, put, xml_all,
+    xml_text, TestGateway, ADMIN, LIMITED,
 };
 use serde_json::json;
 
@@ -941,4 +941,59 @@ async fn form_request(gw: &TestGateway, fields: Vec<(String, String)>, file: &[u
             .unwrap(),
     );
     send_reqwest(req, body).await
+}
+
+/// Where tags live, as docs/LAYOUT.md says: an object's in its index record only, so an index
+/// rebuilt from the backends brings the object back untagged; a bucket's in its settings, which
+/// the bucket markers carry through the rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_index_keeps_bucket_tags_and_loses_object_tags() {
+    let mut gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "rebuilt").await;
+    s3.put_object()
+        .bucket("rebuilt")
+        .key("obj")
+        .body(b"bytes".to_vec().into())
+        .tagging("k=v")
+        .send()
+        .await
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket("rebuilt")
+        .tagging(tagging(&[("cost-center", "42")]))
+        .send()
+        .await
+        .unwrap();
+
+    if let Some(running) = gw.running.take() {
+        running.shutdown(Duration::from_secs(5)).await;
+    }
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    let config = gw.dir.path().join("rebuild.toml");
+    std::fs::write(&config, gw.config_toml()).expect("write configuration");
+    let out = std::process::Command::new(hansa_binary())
+        .args(["rebuild-index", "--json", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hansa rebuild-index");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw.restart().await;
+    let s3 = gw.client();
+    assert_eq!(get(&s3, "rebuilt", "obj").await, b"bytes");
+    assert!(object_tags(&s3, "rebuilt", "obj").await.is_empty());
+    let bucket_tags = s3
+        .get_bucket_tagging()
+        .bucket("rebuilt")
+        .send()
+        .await
+        .expect("bucket tags after the rebuild");
+    assert_eq!(bucket_tags.tag_set().len(), 1);
+    assert_eq!(bucket_tags.tag_set()[0].value(), "42");
+    gw.shutdown().await;
 }
