@@ -533,6 +533,7 @@ mod tests {
             checksum_type: None,
             integrity: None,
             acl: None,
+            lock: Default::default(),
         }
     }
 
@@ -548,6 +549,7 @@ mod tests {
             checksum_type: None,
             targets: vec![],
             acl: None,
+            lock: Default::default(),
         }
     }
 

@@ -52,6 +52,12 @@ pub enum Operation {
     PutPublicAccessBlock,
     GetPublicAccessBlock,
     DeletePublicAccessBlock,
+    PutObjectLockConfiguration,
+    GetObjectLockConfiguration,
+    PutObjectRetention,
+    GetObjectRetention,
+    PutObjectLegalHold,
+    GetObjectLegalHold,
     NotImplemented(&'static str),
 }
 
@@ -99,6 +105,12 @@ impl Operation {
             Operation::PutPublicAccessBlock => "PutPublicAccessBlock",
             Operation::GetPublicAccessBlock => "GetPublicAccessBlock",
             Operation::DeletePublicAccessBlock => "DeletePublicAccessBlock",
+            Operation::PutObjectLockConfiguration => "PutObjectLockConfiguration",
+            Operation::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            Operation::PutObjectRetention => "PutObjectRetention",
+            Operation::GetObjectRetention => "GetObjectRetention",
+            Operation::PutObjectLegalHold => "PutObjectLegalHold",
+            Operation::GetObjectLegalHold => "GetObjectLegalHold",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -144,6 +156,12 @@ impl Operation {
                 "s3:PutBucketPublicAccessBlock"
             }
             Operation::GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
+            Operation::PutObjectLockConfiguration => "s3:PutBucketObjectLockConfiguration",
+            Operation::GetObjectLockConfiguration => "s3:GetBucketObjectLockConfiguration",
+            Operation::PutObjectRetention => "s3:PutObjectRetention",
+            Operation::GetObjectRetention => "s3:GetObjectRetention",
+            Operation::PutObjectLegalHold => "s3:PutObjectLegalHold",
+            Operation::GetObjectLegalHold => "s3:GetObjectLegalHold",
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
@@ -178,6 +196,9 @@ impl Operation {
                 | Operation::DeleteBucketPolicy
                 | Operation::PutPublicAccessBlock
                 | Operation::DeletePublicAccessBlock
+                | Operation::PutObjectLockConfiguration
+                | Operation::PutObjectRetention
+                | Operation::PutObjectLegalHold
         )
     }
 
@@ -193,6 +214,9 @@ impl Operation {
                 | Operation::PutBucketCors
                 | Operation::PutBucketOwnershipControls
                 | Operation::PutPublicAccessBlock
+                | Operation::PutObjectLockConfiguration
+                | Operation::PutObjectRetention
+                | Operation::PutObjectLegalHold
         )
     }
 }
@@ -340,6 +364,8 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("PUT", Some("publicAccessBlock")) => PutPublicAccessBlock,
         ("GET", Some("publicAccessBlock")) => GetPublicAccessBlock,
         ("DELETE", Some("publicAccessBlock")) => DeletePublicAccessBlock,
+        ("PUT", Some("object-lock")) => PutObjectLockConfiguration,
+        ("GET", Some("object-lock")) => GetObjectLockConfiguration,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -367,6 +393,10 @@ fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> 
         ("GET", Some("uploadId")) => ListParts,
         ("GET", Some("partNumber")) => GetObject,
         ("HEAD", Some("partNumber")) => HeadObject,
+        ("PUT", Some("retention")) => PutObjectRetention,
+        ("GET", Some("retention")) => GetObjectRetention,
+        ("PUT", Some("legal-hold")) => PutObjectLegalHold,
+        ("GET", Some("legal-hold")) => GetObjectLegalHold,
         ("GET" | "PUT" | "DELETE", Some("tagging")) => NotImplemented("ObjectTagging"),
         (_, Some(s)) => NotImplemented(object_subresource_name(s)),
         _ => NotImplemented("ObjectOperation"),
@@ -586,6 +616,58 @@ mod tests {
         );
         assert!(matches!(
             r("OPTIONS", "/", "h").operation,
+            NotImplemented(_)
+        ));
+    }
+
+    #[test]
+    fn object_lock_operations() {
+        use Operation::*;
+        for (method, uri, op, action) in [
+            (
+                "PUT",
+                "/b1?object-lock",
+                PutObjectLockConfiguration,
+                "s3:PutBucketObjectLockConfiguration",
+            ),
+            (
+                "GET",
+                "/b1?object-lock",
+                GetObjectLockConfiguration,
+                "s3:GetBucketObjectLockConfiguration",
+            ),
+            (
+                "PUT",
+                "/b1/k?retention&versionId=v",
+                PutObjectRetention,
+                "s3:PutObjectRetention",
+            ),
+            (
+                "GET",
+                "/b1/k?retention",
+                GetObjectRetention,
+                "s3:GetObjectRetention",
+            ),
+            (
+                "PUT",
+                "/b1/k?legal-hold",
+                PutObjectLegalHold,
+                "s3:PutObjectLegalHold",
+            ),
+            (
+                "GET",
+                "/b1/k?legal-hold",
+                GetObjectLegalHold,
+                "s3:GetObjectLegalHold",
+            ),
+        ] {
+            let routed = r(method, uri, "h").operation;
+            assert_eq!(routed, op, "{method} {uri}");
+            assert_eq!(routed.iam_action(), action);
+            assert_eq!(routed.is_write(), method == "PUT");
+        }
+        assert!(matches!(
+            r("DELETE", "/b1/k?retention", "h").operation,
             NotImplemented(_)
         ));
     }

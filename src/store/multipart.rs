@@ -17,8 +17,8 @@ use super::{BodyFailure, Store, StoreError, StoreResult};
 use crate::checksum::composite::{full_object_checksum, ChecksumType};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::meta::{
-    now_ms, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary, UploadRecord,
-    UploadTarget,
+    now_ms, Intent, IntentPhase, IntentTarget, ObjectLock, ObjectRecord, PartRecord, PartSummary,
+    UploadRecord, UploadTarget,
 };
 use crate::replication::{bounded, feeds, pump, PumpError};
 
@@ -32,6 +32,8 @@ pub struct NewUpload {
     pub owner: String,
     /// The ACL the completed object gets (`UploadRecord::acl`).
     pub acl: Option<String>,
+    /// The object lock the completed object gets (`UploadRecord::lock`).
+    pub lock: ObjectLock,
 }
 
 /// Starts an upload on the placement's targets and records it (durably). An upload that fewer
@@ -93,6 +95,7 @@ pub async fn create_upload(store: &Store, new: NewUpload) -> StoreResult<UploadR
         checksum_type: new.checksum_type,
         targets: upload_targets,
         acl: new.acl,
+        lock: new.lock,
     };
     let started = record
         .targets
@@ -366,6 +369,7 @@ pub async fn complete_upload(
         checksum_type,
         integrity: combined_integrity(&parts),
         acl: upload.acl.clone(),
+        lock: upload.lock,
     };
     let write = StagedWrite {
         record,

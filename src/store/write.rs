@@ -20,7 +20,7 @@ use super::stage::{
 };
 use super::{BodyFailure, Store, StoreError, StoreResult};
 use crate::checksum::Checksum;
-use crate::meta::{Intent, IntentPhase, IntentTarget, ObjectRecord};
+use crate::meta::{Intent, IntentPhase, IntentTarget, ObjectLock, ObjectRecord};
 use crate::replication::{feeds, pump, Cut, PumpError};
 
 /// What a write knows before its first byte.
@@ -39,6 +39,8 @@ pub struct NewObject {
     pub condition: WriteCondition,
     /// The object's ACL (`ObjectRecord::acl`).
     pub acl: Option<String>,
+    /// The version's object lock (`ObjectRecord::lock`).
+    pub lock: ObjectLock,
 }
 
 /// What a body turned out to be, known once it has been read to its end and verified.
@@ -213,6 +215,7 @@ where
         checksum_type: None,
         integrity: None,
         acl: object.acl.clone(),
+        lock: object.lock,
     };
     let staged_write = |slots, record| StagedWrite {
         record,

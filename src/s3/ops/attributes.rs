@@ -287,6 +287,7 @@ mod tests {
             checksum_type: None,
             integrity: None,
             acl: None,
+            lock: Default::default(),
         }
     }
 

@@ -41,6 +41,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket_record = existing_bucket(ctx, &bucket)?;
     check_key(&key)?;
     let access = super::acl::new_object_acl(ctx, &bucket_record)?;
+    let lock = super::lock::new_object_lock(ctx, &bucket, false)?;
     let source = ctx.header("x-amz-copy-source").unwrap_or("");
     // Reading the source was authorized with the request (crate::s3::authorize).
     let (src_bucket, src_key) = parse_copy_source(source)?;
@@ -81,6 +82,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         owner: access.owner,
         condition: WriteCondition::Always,
         acl: access.acl,
+        lock,
     };
     let source = match source {
         Some(body) => body.body,

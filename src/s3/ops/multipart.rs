@@ -92,6 +92,7 @@ pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let access = super::acl::new_object_acl(ctx, &bucket_record)?;
     let attributes = attributes_from_headers(&ctx.headers)?;
     let (checksum_algorithm, checksum_type) = checksum_headers(ctx)?;
+    let lock = super::lock::new_object_lock(ctx, &bucket, false)?;
     let upload = store::create_upload(
         &ctx.gw.store,
         NewUpload {
@@ -102,6 +103,7 @@ pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
             checksum_type,
             owner: access.owner,
             acl: access.acl,
+            lock,
         },
     )
     .await?;

@@ -393,6 +393,7 @@ mod tests {
             checksum_type: None,
             integrity: None,
             acl: None,
+            lock: Default::default(),
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -190,6 +190,7 @@ pub async fn post_object(
         owner: access.owner,
         condition: WriteCondition::Always,
         acl: access.acl,
+        lock: super::lock::new_object_lock(&ctx, &bucket, false)?,
     };
     let record = store::put_object(&ctx.gw.store, object, at_least(body, min), move || {
         outcome.get().map(|s| BodyFacts {
