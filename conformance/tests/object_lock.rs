@@ -13,8 +13,10 @@ use aws_sdk_s3::types::{
     ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
 };
 use aws_sdk_s3::Client;
+use hansa_conformance::raw::{self, send_reqwest, Response};
+use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
-    assert_s3_err, create_bucket, get, put, TestGateway, LIMITED, LIMITED_BUCKET,
+    assert_s3_err, create_bucket, get, md5_b64, put, TestGateway, ADMIN, LIMITED, LIMITED_BUCKET,
 };
 
 async fn create_locked_bucket(s3: &Client, bucket: &str) {
@@ -997,6 +999,80 @@ async fn retention_ends_at_its_date() {
         .send()
         .await
         .expect("delete after the retention date");
+    gw.shutdown().await;
+}
+
+/// A signed request with `headers`, and Content-MD5 only when `md5`.
+async fn raw_signed(
+    gw: &TestGateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    md5: bool,
+) -> Response {
+    let mut req = raw::request("PUT", &gw.url(path));
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    if md5 {
+        req.headers_mut()
+            .insert("content-md5", md5_b64(body).parse().unwrap());
+    }
+    Signer::new(ADMIN).sign(&mut req, &Payload::Bytes(body.to_vec()));
+    send_reqwest(req, body.to_vec()).await
+}
+
+#[tokio::test]
+async fn lock_requests_must_prove_their_body() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_locked_bucket(&s3, "digest").await;
+    let until = hansa_conformance::hansa::s3::response::iso8601(
+        (SystemTime::now() + Duration::from_secs(600))
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    let lock_headers = [
+        ("x-amz-object-lock-mode", "GOVERNANCE"),
+        ("x-amz-object-lock-retain-until-date", until.as_str()),
+    ];
+    let r = raw_signed(&gw, "digest/k", &lock_headers, b"body", false).await;
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("InvalidRequest")),
+        "{}",
+        r.text()
+    );
+    assert_s3_err!(
+        s3.head_object().bucket("digest").key("k").send().await,
+        404,
+        "NotFound"
+    );
+    let r = raw_signed(&gw, "digest/k", &lock_headers, b"body", true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let head = s3
+        .head_object()
+        .bucket("digest")
+        .key("k")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.object_lock_mode, Some(ObjectLockMode::Governance));
+
+    let doc = b"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>";
+    let r = raw_signed(&gw, "digest?object-lock", &[], doc, false).await;
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("InvalidRequest")),
+        "{}",
+        r.text()
+    );
+    let r = raw_signed(&gw, "digest?object-lock", &[], doc, true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     gw.shutdown().await;
 }
 
