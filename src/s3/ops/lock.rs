@@ -193,7 +193,7 @@ pub async fn enable_versioning_for_lock(store: &Store, bucket: &str) -> S3Result
 fn versioning_enabled(store: &Store, bucket: &str) -> S3Result<bool> {
     Ok(
         store::bucket_setting(store, bucket, BucketSetting::Versioning)?
-            .is_some_and(|v| v.contains(VERSIONING_ENABLED)),
+            .is_some_and(|v| v == VERSIONING_ENABLED),
     )
 }
 
