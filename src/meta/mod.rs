@@ -11,8 +11,8 @@ pub use jobs::{JobCursor, JobProblem, JobProgress, JobRecord, JobSpec, JobState,
 
 pub use records::{
     queue_prefix, Before, BucketRecord, BucketSetting, Intent, IntentPhase, IntentTarget,
-    ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica, ReplicaState, Tag,
-    UploadRecord, UploadTarget,
+    ObjectLock, ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica,
+    ReplicaState, Retention, RetentionMode, Tag, UploadRecord, UploadTarget,
 };
 pub use sled_store::SledStore;
 

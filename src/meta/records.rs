@@ -147,6 +147,10 @@ pub struct ObjectRecord {
     /// backends do not carry them, so `hansa rebuild-index` brings objects back untagged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// The version's object lock (retention and legal hold); none in records written before
+    /// object lock existed.
+    #[serde(default, skip_serializing_if = "ObjectLock::is_none")]
+    pub lock: ObjectLock,
 }
 
 impl ObjectRecord {
@@ -164,6 +168,37 @@ impl ObjectRecord {
 pub struct Tag {
     pub key: String,
     pub value: String,
+}
+
+/// Object lock retention modes (S3's `x-amz-object-lock-mode`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RetentionMode {
+    /// Removable early by whoever holds `s3:BypassGovernanceRetention` and asks to bypass.
+    Governance,
+    /// Nobody can remove the version or shorten the retention before its date.
+    Compliance,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: RetentionMode,
+    /// Milliseconds since the Unix epoch.
+    pub retain_until_ms: u64,
+}
+
+/// One version's object lock state.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectLock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+impl ObjectLock {
+    pub fn is_none(&self) -> bool {
+        self.retention.is_none() && !self.legal_hold
+    }
 }
 
 /// One part of a completed multipart object.
@@ -262,6 +297,9 @@ pub struct UploadRecord {
     /// The tags asked for at CreateMultipartUpload (`x-amz-tagging`); the object gets them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// The object lock asked for at CreateMultipartUpload; the object gets it at completion.
+    #[serde(default, skip_serializing_if = "ObjectLock::is_none")]
+    pub lock: ObjectLock,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -465,6 +503,7 @@ mod tests {
             integrity: None,
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         }
     }
 

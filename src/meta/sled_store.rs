@@ -534,6 +534,7 @@ mod tests {
             integrity: None,
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         }
     }
 
@@ -550,6 +551,7 @@ mod tests {
             targets: vec![],
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         }
     }
 

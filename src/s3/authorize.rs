@@ -60,6 +60,13 @@ fn need(operation: &Operation) -> Need {
         GetObject | HeadObject | GetObjectAttributes => Need::Object(Permission::Read),
         GetObjectAcl => Need::Object(Permission::ReadAcp),
         PutObjectAcl => Need::Object(Permission::WriteAcp),
+        // S3's ACLs grant nothing of object lock.
+        PutObjectLockConfiguration
+        | GetObjectLockConfiguration
+        | PutObjectRetention
+        | GetObjectRetention
+        | PutObjectLegalHold
+        | GetObjectLegalHold => Need::OwnerOnly,
         ListBuckets
         | CreateBucket
         | DeleteBucket
@@ -186,6 +193,39 @@ fn sets_tags(operation: &Operation, parts: &Parts) -> bool {
         Operation::CopyObject => tagging && header("x-amz-tagging-directive") == Some("REPLACE"),
         _ => false,
     }
+}
+
+/// Whether the requester holds `s3:BypassGovernanceRetention` on `bucket/key`. A bucket
+/// policy's Deny refuses it and its Allow grants it; otherwise only an administrator key (every
+/// bucket, not read-only: the account's root, as for `manages_policy`) has it. A key scoped
+/// to some buckets does not, whatever its scope, unless the bucket policy allows it: scoped
+/// keys stand for users whose identity policy does not name this action.
+pub fn may_bypass_governance(
+    store: &Store,
+    principal: &Principal,
+    credential: &Credential,
+    connection: Option<crate::access::Connection>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<bool> {
+    let facts = RequestFacts {
+        principal: principal.clone(),
+        action: "s3:BypassGovernanceRetention",
+        bucket: bucket.to_string(),
+        key: Some(key.to_string()),
+        source_ip: connection.map(|c| c.peer.ip()),
+        secure_transport: connection.is_some_and(|c| c.secure),
+        conditions: Vec::new(),
+    };
+    Ok(match bucket_policy_decision(store, &facts)? {
+        Decision::Deny => false,
+        Decision::Allow => !credential.read_only,
+        Decision::NoOpinion => {
+            *principal != Principal::Anonymous
+                && credential.buckets.is_none()
+                && !credential.read_only
+        }
+    })
 }
 
 /// Outside a credential's scope a bucket's existence is not told: a missing bucket (or

@@ -40,6 +40,16 @@ impl S3Error {
     pub fn access_denied() -> Self {
         Self::new("AccessDenied", StatusCode::FORBIDDEN, "Access Denied")
     }
+    /// S3's answer to removing a version (or weakening its retention) that object lock
+    /// protects.
+    pub fn locked() -> Self {
+        S3Error::new(
+            "AccessDenied",
+            StatusCode::FORBIDDEN,
+            "Access Denied because object protected by object lock.",
+        )
+    }
+
     pub fn no_such_bucket(bucket: &str) -> Self {
         Self::new(
             "NoSuchBucket",
@@ -243,6 +253,7 @@ impl From<StoreError> for S3Error {
                 StatusCode::BAD_REQUEST,
                 "Your socket connection to the server was not read from or written to within the timeout period.",
             ),
+            StoreError::Locked(_) => S3Error::locked(),
             StoreError::Meta(m) => m.into(),
             // Jobs are the admin plane's; an S3 request never reaches them.
             StoreError::NoSuchJob(_) | StoreError::InvalidJob(_) => {

@@ -234,6 +234,16 @@ async fn dispatch(
         Operation::PutBucketTagging => ops::tagging::put_bucket_tagging(&mut ctx).await,
         Operation::GetBucketTagging => ops::tagging::get_bucket_tagging(&ctx).await,
         Operation::DeleteBucketTagging => ops::tagging::delete_bucket_tagging(&ctx).await,
+        Operation::PutObjectLockConfiguration => {
+            ops::lock::put_object_lock_configuration(&mut ctx).await
+        }
+        Operation::GetObjectLockConfiguration => {
+            ops::lock::get_object_lock_configuration(&ctx).await
+        }
+        Operation::PutObjectRetention => ops::lock::put_object_retention(&mut ctx).await,
+        Operation::GetObjectRetention => ops::lock::get_object_retention(&ctx).await,
+        Operation::PutObjectLegalHold => ops::lock::put_object_legal_hold(&mut ctx).await,
+        Operation::GetObjectLegalHold => ops::lock::get_object_legal_hold(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -58,6 +58,12 @@ pub enum Operation {
     PutBucketTagging,
     GetBucketTagging,
     DeleteBucketTagging,
+    PutObjectLockConfiguration,
+    GetObjectLockConfiguration,
+    PutObjectRetention,
+    GetObjectRetention,
+    PutObjectLegalHold,
+    GetObjectLegalHold,
     NotImplemented(&'static str),
 }
 
@@ -111,6 +117,12 @@ impl Operation {
             Operation::PutBucketTagging => "PutBucketTagging",
             Operation::GetBucketTagging => "GetBucketTagging",
             Operation::DeleteBucketTagging => "DeleteBucketTagging",
+            Operation::PutObjectLockConfiguration => "PutObjectLockConfiguration",
+            Operation::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            Operation::PutObjectRetention => "PutObjectRetention",
+            Operation::GetObjectRetention => "GetObjectRetention",
+            Operation::PutObjectLegalHold => "PutObjectLegalHold",
+            Operation::GetObjectLegalHold => "GetObjectLegalHold",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -156,6 +168,12 @@ impl Operation {
                 "s3:PutBucketPublicAccessBlock"
             }
             Operation::GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
+            Operation::PutObjectLockConfiguration => "s3:PutBucketObjectLockConfiguration",
+            Operation::GetObjectLockConfiguration => "s3:GetBucketObjectLockConfiguration",
+            Operation::PutObjectRetention => "s3:PutObjectRetention",
+            Operation::GetObjectRetention => "s3:GetObjectRetention",
+            Operation::PutObjectLegalHold => "s3:PutObjectLegalHold",
+            Operation::GetObjectLegalHold => "s3:GetObjectLegalHold",
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
@@ -200,6 +218,9 @@ impl Operation {
                 | Operation::DeleteObjectTagging
                 | Operation::PutBucketTagging
                 | Operation::DeleteBucketTagging
+                | Operation::PutObjectLockConfiguration
+                | Operation::PutObjectRetention
+                | Operation::PutObjectLegalHold
         )
     }
 
@@ -217,6 +238,9 @@ impl Operation {
                 | Operation::PutPublicAccessBlock
                 | Operation::PutObjectTagging
                 | Operation::PutBucketTagging
+                | Operation::PutObjectLockConfiguration
+                | Operation::PutObjectRetention
+                | Operation::PutObjectLegalHold
         )
     }
 }
@@ -367,6 +391,8 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("PUT", Some("tagging")) => PutBucketTagging,
         ("GET", Some("tagging")) => GetBucketTagging,
         ("DELETE", Some("tagging")) => DeleteBucketTagging,
+        ("PUT", Some("object-lock")) => PutObjectLockConfiguration,
+        ("GET", Some("object-lock")) => GetObjectLockConfiguration,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -397,6 +423,10 @@ fn object_operation(method: &Method, sub: Option<&str>, headers: &HeaderMap) -> 
         ("PUT", Some("tagging")) => PutObjectTagging,
         ("GET", Some("tagging")) => GetObjectTagging,
         ("DELETE", Some("tagging")) => DeleteObjectTagging,
+        ("PUT", Some("retention")) => PutObjectRetention,
+        ("GET", Some("retention")) => GetObjectRetention,
+        ("PUT", Some("legal-hold")) => PutObjectLegalHold,
+        ("GET", Some("legal-hold")) => GetObjectLegalHold,
         (_, Some(s)) => NotImplemented(object_subresource_name(s)),
         _ => NotImplemented("ObjectOperation"),
     }
@@ -665,6 +695,58 @@ mod tests {
             assert_eq!(routed.iam_action(), action, "{method} {uri}");
             assert_eq!(routed.is_write(), method != "GET", "{method} {uri}");
         }
+    }
+
+    #[test]
+    fn object_lock_operations() {
+        use Operation::*;
+        for (method, uri, op, action) in [
+            (
+                "PUT",
+                "/b1?object-lock",
+                PutObjectLockConfiguration,
+                "s3:PutBucketObjectLockConfiguration",
+            ),
+            (
+                "GET",
+                "/b1?object-lock",
+                GetObjectLockConfiguration,
+                "s3:GetBucketObjectLockConfiguration",
+            ),
+            (
+                "PUT",
+                "/b1/k?retention&versionId=v",
+                PutObjectRetention,
+                "s3:PutObjectRetention",
+            ),
+            (
+                "GET",
+                "/b1/k?retention",
+                GetObjectRetention,
+                "s3:GetObjectRetention",
+            ),
+            (
+                "PUT",
+                "/b1/k?legal-hold",
+                PutObjectLegalHold,
+                "s3:PutObjectLegalHold",
+            ),
+            (
+                "GET",
+                "/b1/k?legal-hold",
+                GetObjectLegalHold,
+                "s3:GetObjectLegalHold",
+            ),
+        ] {
+            let routed = r(method, uri, "h").operation;
+            assert_eq!(routed, op, "{method} {uri}");
+            assert_eq!(routed.iam_action(), action);
+            assert_eq!(routed.is_write(), method == "PUT");
+        }
+        assert!(matches!(
+            r("DELETE", "/b1/k?retention", "h").operation,
+            NotImplemented(_)
+        ));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::ops::Bound;
 
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{
-    BucketRecord, BucketSetting, MetaError, ObjectPage, ObjectRecord, PartRecord, Tag, UploadRecord,
+    BucketRecord, BucketSetting, MetaError, ObjectLock, ObjectPage, ObjectRecord, PartRecord, Tag,
+    UploadRecord,
 };
 
 /// The bucket's record, or `NoSuchBucket`.
@@ -139,6 +140,28 @@ pub async fn set_object_tags(
     store.meta.put_object(bucket, key, &record)?;
     store.meta.sync().await?;
     Ok(Some(record))
+}
+
+/// Changes the object lock of a version, durably, under the key's lock: `change` sees the
+/// version as it is now and answers its new lock (or why not). The version is the current one
+/// (`version_id` `None`, "null" or its id); any other is `NoSuchKey` until versions exist.
+pub async fn update_object_lock(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    change: impl FnOnce(&ObjectRecord) -> StoreResult<ObjectLock>,
+) -> StoreResult<ObjectRecord> {
+    let _guard = store.locks.lock(bucket, key).await;
+    let mut record = store
+        .meta
+        .object(bucket, key)?
+        .filter(|r| version_id.is_none_or(|v| v == "null" || v == r.version_id))
+        .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+    record.lock = change(&record)?;
+    store.meta.put_object(bucket, key, &record)?;
+    store.meta.sync().await?;
+    Ok(record)
 }
 
 pub fn object(store: &Store, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {

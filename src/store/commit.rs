@@ -390,6 +390,11 @@ fn current(store: &Store, write: &StagedWrite) -> StoreResult<Option<ObjectRecor
     }
     let previous = store.meta.object(&write.bucket, &write.key)?;
     write.condition.check(previous.as_ref(), &write.key)?;
+    // Without versions an overwrite destroys the version it replaces.
+    if let Some(p) = &previous {
+        super::lock::may_remove(&p.lock, false, crate::meta::now_ms())
+            .map_err(StoreError::Locked)?;
+    }
     Ok(previous)
 }
 

@@ -13,8 +13,15 @@ use super::{Store, StoreError, StoreResult};
 use crate::meta::{RepairEntry, Replica, ReplicaState};
 use crate::replication::bounded;
 
-/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3).
-pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResult<()> {
+/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3). A version object
+/// lock protects is refused (`Locked`); `bypass_governance`: the request may and asks to
+/// bypass governance retention.
+pub async fn delete_object(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    bypass_governance: bool,
+) -> StoreResult<()> {
     let _guard = store.locks.lock(bucket, key).await;
     if store.meta.bucket(bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(bucket.to_string()));
@@ -22,6 +29,8 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
     let Some(record) = store.meta.object(bucket, key)? else {
         return Ok(());
     };
+    super::lock::may_remove(&record.lock, bypass_governance, crate::meta::now_ms())
+        .map_err(StoreError::Locked)?;
     // Every copy's removal is owed from the moment the entry goes, so it is queued in the same
     // flush: a crash before the copies are removed (or a backend that misses the delete)
     // leaves the work queued, never a copy nobody will remove. Removals that succeed take

@@ -62,6 +62,9 @@ pub enum StoreError {
     InvalidJob(String),
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// Object lock forbids removing the version (or weakening its retention).
+    #[error("object lock: {0}")]
+    Locked(super::lock::Refusal),
     #[error("{0}")]
     Internal(String),
 }

@@ -17,8 +17,8 @@ use super::{BodyFailure, Store, StoreError, StoreResult};
 use crate::checksum::composite::{full_object_checksum, ChecksumType};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::meta::{
-    now_ms, Intent, IntentPhase, IntentTarget, ObjectRecord, PartRecord, PartSummary, Tag,
-    UploadRecord, UploadTarget,
+    now_ms, Intent, IntentPhase, IntentTarget, ObjectLock, ObjectRecord, PartRecord, PartSummary,
+    Tag, UploadRecord, UploadTarget,
 };
 use crate::replication::{bounded, feeds, pump, PumpError};
 
@@ -34,6 +34,8 @@ pub struct NewUpload {
     pub acl: Option<String>,
     /// The tags the completed object gets (`UploadRecord::tags`).
     pub tags: Vec<Tag>,
+    /// The object lock the completed object gets (`UploadRecord::lock`).
+    pub lock: ObjectLock,
 }
 
 /// Starts an upload on the placement's targets and records it (durably). An upload that fewer
@@ -96,6 +98,7 @@ pub async fn create_upload(store: &Store, new: NewUpload) -> StoreResult<UploadR
         targets: upload_targets,
         acl: new.acl,
         tags: new.tags,
+        lock: new.lock,
     };
     let started = record
         .targets
@@ -370,6 +373,7 @@ pub async fn complete_upload(
         integrity: combined_integrity(&parts),
         acl: upload.acl.clone(),
         tags: upload.tags.clone(),
+        lock: upload.lock,
     };
     let write = StagedWrite {
         record,

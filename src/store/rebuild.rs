@@ -507,6 +507,7 @@ fn object_record(
         // Tags live in the index only (docs/LAYOUT.md): a rebuilt index has none.
         tags: Vec::new(),
         acl: None,
+        lock: Default::default(),
     }
 }
 

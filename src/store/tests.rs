@@ -64,6 +64,7 @@ fn new_object(key: &str, size: usize) -> NewObject {
         condition: WriteCondition::Always,
         acl: None,
         tags: Vec::new(),
+        lock: Default::default(),
     }
 }
 
@@ -494,7 +495,7 @@ async fn a_delete_queues_its_removals_with_the_entry() {
     put(&f.store, "k", b"doomed").await.expect("put");
     f.store.fault_switches["mem"].update(|p| p.deletes = Fault::Hang);
     let store = f.store.clone();
-    let delete = tokio::spawn(async move { delete_object(&store, "bkt", "k").await });
+    let delete = tokio::spawn(async move { delete_object(&store, "bkt", "k", false).await });
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while object(&f.store, "bkt", "k").expect("index").is_some() {
         assert!(std::time::Instant::now() < deadline, "the entry stayed");

@@ -175,6 +175,7 @@ mod tests {
             integrity,
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use super::stage::{
 };
 use super::{BodyFailure, Store, StoreError, StoreResult};
 use crate::checksum::Checksum;
-use crate::meta::{Intent, IntentPhase, IntentTarget, ObjectRecord, Tag};
+use crate::meta::{Intent, IntentPhase, IntentTarget, ObjectLock, ObjectRecord, Tag};
 use crate::replication::{feeds, pump, Cut, PumpError};
 
 /// What a write knows before its first byte.
@@ -41,6 +41,8 @@ pub struct NewObject {
     pub acl: Option<String>,
     /// The object's tags (`ObjectRecord::tags`).
     pub tags: Vec<Tag>,
+    /// The version's object lock (`ObjectRecord::lock`).
+    pub lock: ObjectLock,
 }
 
 /// What a body turned out to be, known once it has been read to its end and verified.
@@ -216,6 +218,7 @@ where
         integrity: None,
         acl: object.acl.clone(),
         tags: object.tags.clone(),
+        lock: object.lock,
     };
     let staged_write = |slots, record| StagedWrite {
         record,

@@ -288,6 +288,7 @@ mod tests {
             integrity: None,
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         }
     }
 

@@ -117,6 +117,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         .with("BucketName", &bucket));
     }
     let access = super::acl::new_bucket_access(ctx, &ctx.credential.access_key_id)?;
+    let lock = super::lock::lock_requested_at_creation(ctx)?;
     let body = read_small_body(ctx).await?;
     let region = &ctx.live.config.server.region;
     if !body.iter().all(u8::is_ascii_whitespace) {
@@ -163,6 +164,9 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<S3Response> {
         Err(e) => return Err(e.into()),
     }
     super::acl::apply_bucket_access(ctx, &bucket, access).await?;
+    if lock {
+        super::lock::enable_at_creation(ctx, &bucket).await?;
+    }
     let mut r = response::empty(StatusCode::OK);
     response::set_header(&mut r, "location", &format!("/{bucket}"));
     Ok(r)

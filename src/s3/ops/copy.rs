@@ -42,6 +42,8 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket_record = existing_bucket(ctx, &bucket)?;
     check_key(&key)?;
     let access = super::acl::new_object_acl(ctx, &bucket_record)?;
+    let lock = super::lock::new_object_lock(ctx, &bucket, false)?;
+    super::object::refuse_locked_overwrite(ctx, &bucket, &key)?;
     let source = ctx.header("x-amz-copy-source").unwrap_or("");
     // Reading the source was authorized with the request (crate::s3::authorize).
     let (src_bucket, src_key) = parse_copy_source(source)?;
@@ -93,6 +95,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         condition: WriteCondition::Always,
         acl: access.acl,
         tags: new_tags.unwrap_or_else(|| src.tags.clone()),
+        lock,
     };
     let source = match source {
         Some(body) => body.body,

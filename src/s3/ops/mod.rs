@@ -7,6 +7,7 @@ pub mod copy;
 pub mod cors;
 pub mod delete;
 pub mod list;
+pub mod lock;
 pub mod multipart;
 pub mod multipart_complete;
 pub mod multipart_list;

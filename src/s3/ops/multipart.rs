@@ -93,6 +93,7 @@ pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let attributes = attributes_from_headers(&ctx.headers)?;
     let (checksum_algorithm, checksum_type) = checksum_headers(ctx)?;
     let tags = super::tagging::tags_from_headers(&ctx.headers)?;
+    let lock = super::lock::new_object_lock(ctx, &bucket, false)?;
     let upload = store::create_upload(
         &ctx.gw.store,
         NewUpload {
@@ -104,6 +105,7 @@ pub async fn create_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
             owner: access.owner,
             acl: access.acl,
             tags,
+            lock,
         },
     )
     .await?;

@@ -394,6 +394,7 @@ mod tests {
             integrity: None,
             acl: None,
             tags: vec![],
+            lock: Default::default(),
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -14,7 +14,7 @@ use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::range::{self, RangeRequest};
-use crate::s3::response::{self, http_date, S3Response};
+use crate::s3::response::{self, http_date, now_ms, S3Response};
 use crate::store::{self, BodyFacts, NewObject, WriteCondition};
 
 /// S3's limit for a single PUT.
@@ -36,6 +36,8 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let known_etag = rules.content_md5.map(hex::encode);
     let condition = write_condition(&ctx.headers)?;
     check_condition_early(ctx, &condition, &bucket, &key)?;
+    let lock = super::lock::new_object_lock(ctx, &bucket, true)?;
+    refuse_locked_overwrite(ctx, &bucket, &key)?;
 
     let raw = ctx.take_body()?;
     let size = rules.declared_len;
@@ -50,6 +52,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         condition,
         acl: access.acl,
         tags,
+        lock,
     };
     let record = store::put_object(&ctx.gw.store, object, store_body(body), move || {
         outcome.get().map(|s| BodyFacts {
@@ -102,6 +105,17 @@ pub fn write_condition(headers: &HeaderMap) -> S3Result<WriteCondition> {
         ),
         None => WriteCondition::Always,
     })
+}
+
+/// An overwrite of a version object lock protects, refused before the body is read (the store
+/// refuses it again when the write commits).
+pub fn refuse_locked_overwrite(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
+    match store::object(&ctx.gw.store, bucket, key)? {
+        Some(current) => {
+            store::lock::may_remove(&current.lock, false, now_ms()).map_err(|_| S3Error::locked())
+        }
+        None => Ok(()),
+    }
 }
 
 /// A write's condition checked before its body is read, for an early answer (the store checks
@@ -205,6 +219,7 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         None => response::empty(status),
     };
     object_headers(&mut r, &record, ctx);
+    super::lock::lock_headers(&mut r, &record);
     response::set_header(
         &mut r,
         "content-length",
@@ -377,7 +392,9 @@ pub async fn delete_object(ctx: &Ctx) -> S3Result<S3Response> {
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
-/// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine.
+/// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine;
+/// a version object lock protects is refused.
 pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
-    Ok(store::delete_object(&ctx.gw.store, bucket, key).await?)
+    let bypass = super::lock::bypass_governance(ctx, bucket, key)?;
+    Ok(store::delete_object(&ctx.gw.store, bucket, key, bypass).await?)
 }

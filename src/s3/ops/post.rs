@@ -191,6 +191,7 @@ pub async fn post_object(
         condition: WriteCondition::Always,
         acl: access.acl,
         tags: super::tagging::tags_from_headers(&ctx.headers)?,
+        lock: super::lock::new_object_lock(&ctx, &bucket, false)?,
     };
     let record = store::put_object(&ctx.gw.store, object, at_least(body, min), move || {
         outcome.get().map(|s| BodyFacts {
