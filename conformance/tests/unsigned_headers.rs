@@ -207,6 +207,10 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let cors_doc = "<CORSConfiguration><CORSRule><AllowedOrigin>http://app.test</AllowedOrigin>\
                     <AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>"
         .to_string();
+    let lifecycle_doc = "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>tmp/</Prefix>\
+                         </Filter><Status>Enabled</Status><Expiration><Days>1</Days>\
+                         </Expiration></Rule></LifecycleConfiguration>"
+        .to_string();
     let complete_doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         f.done_etag
@@ -229,6 +233,26 @@ fn cases(f: &Fixture) -> Vec<Case> {
             .header("content-md5", md5_b64(cors_doc.as_bytes()))
             .body(cors_doc),
         Case::new("GetBucketCors", "GET", format!("/{b}?cors"), 200),
+        Case::new(
+            "PutBucketLifecycleConfiguration",
+            "PUT",
+            format!("/{b}?lifecycle"),
+            200,
+        )
+        .header("content-md5", md5_b64(lifecycle_doc.as_bytes()))
+        .body(lifecycle_doc),
+        Case::new(
+            "GetBucketLifecycleConfiguration",
+            "GET",
+            format!("/{b}?lifecycle"),
+            200,
+        ),
+        Case::new(
+            "DeleteBucketLifecycle",
+            "DELETE",
+            format!("/{b}?lifecycle"),
+            204,
+        ),
         Case::new(
             "PutBucketOwnershipControls",
             "PUT",

@@ -79,6 +79,9 @@ fn need(operation: &Operation) -> Need {
         | PutPublicAccessBlock
         | GetPublicAccessBlock
         | DeletePublicAccessBlock
+        | PutBucketLifecycleConfiguration
+        | GetBucketLifecycleConfiguration
+        | DeleteBucketLifecycle
         | NotImplemented(_) => Need::OwnerOnly,
     }
 }

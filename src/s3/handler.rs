@@ -228,6 +228,13 @@ async fn dispatch(
         Operation::PutPublicAccessBlock => ops::policy::put_public_access_block(&mut ctx).await,
         Operation::GetPublicAccessBlock => ops::policy::get_public_access_block(&ctx).await,
         Operation::DeletePublicAccessBlock => ops::policy::delete_public_access_block(&ctx).await,
+        Operation::PutBucketLifecycleConfiguration => {
+            ops::lifecycle::put_bucket_lifecycle(&mut ctx).await
+        }
+        Operation::GetBucketLifecycleConfiguration => {
+            ops::lifecycle::get_bucket_lifecycle(&ctx).await
+        }
+        Operation::DeleteBucketLifecycle => ops::lifecycle::delete_bucket_lifecycle(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -52,6 +52,9 @@ pub enum Operation {
     PutPublicAccessBlock,
     GetPublicAccessBlock,
     DeletePublicAccessBlock,
+    PutBucketLifecycleConfiguration,
+    GetBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
     NotImplemented(&'static str),
 }
 
@@ -99,6 +102,9 @@ impl Operation {
             Operation::PutPublicAccessBlock => "PutPublicAccessBlock",
             Operation::GetPublicAccessBlock => "GetPublicAccessBlock",
             Operation::DeletePublicAccessBlock => "DeletePublicAccessBlock",
+            Operation::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+            Operation::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+            Operation::DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -145,6 +151,11 @@ impl Operation {
             }
             Operation::GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
+            // S3 governs deleting the configuration with the permission to put it.
+            Operation::PutBucketLifecycleConfiguration | Operation::DeleteBucketLifecycle => {
+                "s3:PutLifecycleConfiguration"
+            }
+            Operation::GetBucketLifecycleConfiguration => "s3:GetLifecycleConfiguration",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
             // Answered before authentication from the CORS rules; no IAM action covers it.
@@ -178,6 +189,8 @@ impl Operation {
                 | Operation::DeleteBucketPolicy
                 | Operation::PutPublicAccessBlock
                 | Operation::DeletePublicAccessBlock
+                | Operation::PutBucketLifecycleConfiguration
+                | Operation::DeleteBucketLifecycle
         )
     }
 
@@ -193,6 +206,7 @@ impl Operation {
                 | Operation::PutBucketCors
                 | Operation::PutBucketOwnershipControls
                 | Operation::PutPublicAccessBlock
+                | Operation::PutBucketLifecycleConfiguration
         )
     }
 }
@@ -340,6 +354,9 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("PUT", Some("publicAccessBlock")) => PutPublicAccessBlock,
         ("GET", Some("publicAccessBlock")) => GetPublicAccessBlock,
         ("DELETE", Some("publicAccessBlock")) => DeletePublicAccessBlock,
+        ("PUT", Some("lifecycle")) => PutBucketLifecycleConfiguration,
+        ("GET", Some("lifecycle")) => GetBucketLifecycleConfiguration,
+        ("DELETE", Some("lifecycle")) => DeleteBucketLifecycle,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -574,6 +591,18 @@ mod tests {
         assert_eq!(r("PUT", "/b1?cors", "h").operation, PutBucketCors);
         assert_eq!(r("GET", "/b1?cors", "h").operation, GetBucketCors);
         assert_eq!(r("DELETE", "/b1?cors", "h").operation, DeleteBucketCors);
+        assert_eq!(
+            r("PUT", "/b1?lifecycle", "h").operation,
+            PutBucketLifecycleConfiguration
+        );
+        assert_eq!(
+            r("GET", "/b1?lifecycle", "h").operation,
+            GetBucketLifecycleConfiguration
+        );
+        assert_eq!(
+            r("DELETE", "/b1?lifecycle", "h").operation,
+            DeleteBucketLifecycle
+        );
         assert_eq!(r("OPTIONS", "/b1", "h").operation, CorsPreflight);
         assert_eq!(
             r("OPTIONS", "/b1/a/b?uploads", "h").operation,
