@@ -409,7 +409,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 39, "one case per routed operation");
+    assert_eq!(all.len(), 42, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);
