@@ -852,7 +852,7 @@ async fn unsupported_operations_are_not_implemented() {
             b"<Tagging><TagSet></TagSet></Tagging>",
         ),
         ("GET", "sig/existing?tagging", b""),
-        ("GET", "sig?lifecycle", b""),
+        ("GET", "sig?replication", b""),
         (
             "PUT",
             "sig?versioning",
