@@ -581,3 +581,37 @@ async fn the_admin_run_refuses_bad_parameters() {
     assert_eq!(answer.json()["now_ms"], 1_893_456_000_000u64);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_worker_runs_on_its_own() {
+    let gw = TestGateway::start_with(Options {
+        admin: true,
+        extra_toml: "\n[lifecycle]\ninterval_secs = 1\n".to_string(),
+        ..Default::default()
+    })
+    .await;
+    let s3 = gw.client();
+    let b = "life-worker";
+    create_bucket(&s3, b).await;
+    put(&s3, b, "old", b"x").await;
+    put(&s3, b, "new", b"x").await;
+    // "old" was written three days ago, as far as the index knows (the clock the write ran
+    // at cannot be set; the worker's clock is the real one).
+    let meta = &gw.store().meta;
+    let mut record = meta.object(b, "old").expect("index").expect("object");
+    record.modified_ms -= 3 * DAY_MS;
+    meta.put_object(b, "old", &record).expect("age object");
+    let doc = "<LifecycleConfiguration><Rule><ID>two-days</ID><Filter/><Status>Enabled</Status>\
+               <Expiration><Days>2</Days></Expiration></Rule></LifecycleConfiguration>";
+    assert_eq!(put_raw(&gw, b, doc, true).await.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while keys(&gw, b).await.contains(&"old".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not expire the old object"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(keys(&gw, b).await, vec!["new"]);
+    gw.shutdown().await;
+}

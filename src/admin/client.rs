@@ -676,6 +676,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lifecycle_reports_say_what_went_and_where_the_next_pass_starts() {
+        let report = serde_json::json!({
+            "dry_run": true, "now_ms": 0, "resumed_after": null, "keys_examined": 7,
+            "cursor": {"bucket": "logs", "key": "b"},
+            "actions": [{"action": "expire", "bucket": "logs", "key": "a", "rule": "old"}],
+        });
+        let text = lifecycle_table(&report);
+        assert!(text.starts_with("ACTION"), "{text}");
+        assert!(text.contains("expire  logs    a    old   -"), "{text}");
+        assert!(
+            text.ends_with(
+                "1 would be removed, 7 keys examined; the next pass resumes after logs/b\n"
+            ),
+            "{text}"
+        );
+        let done = serde_json::json!({"dry_run": false, "keys_examined": 0, "cursor": null, "actions": []});
+        assert!(lifecycle_table(&done)
+            .ends_with("0 removed, 0 keys examined; every bucket was walked\n"));
+    }
+
+    #[test]
     fn tables_align_and_bytes_read_well() {
         let t = table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
         assert_eq!(t, "A     BB\nlong  x\n");
