@@ -604,29 +604,41 @@ fn parse_date(node: &Node) -> Result<u64, ConfigError> {
     u64::try_from(ms).map_err(|_| ConfigError::Malformed)
 }
 
-fn parse_expiration(node: &Node) -> Result<Expiration, ConfigError> {
+/// `None` for an `Expiration` that asks for nothing: `ExpiredObjectDeleteMarker` `false`,
+/// which tools send beside `Days` or alone, and which S3 takes as no marker clean-up.
+fn parse_expiration(node: &Node) -> Result<Option<Expiration>, ConfigError> {
     node.only(&["Days", "Date", "ExpiredObjectDeleteMarker"])?;
-    if node.children.len() != 1 {
+    let mut asked = Vec::new();
+    for child in &node.children {
+        if child.name == "ExpiredObjectDeleteMarker" {
+            match child.leaf_text()?.trim() {
+                "true" => asked.push(child),
+                "false" => {}
+                _ => return Err(ConfigError::Malformed),
+            }
+        } else {
+            asked.push(child);
+        }
+    }
+    // Repeated elements and more than one of Days, Date and a marker clean-up are malformed.
+    if node.children.len() > 2 || asked.len() > 1 {
         return Err(ConfigError::Malformed);
     }
-    let only = &node.children[0];
-    Ok(match only.name.as_str() {
+    let Some(only) = asked.first() else {
+        return if node.children.is_empty() {
+            Err(ConfigError::Malformed)
+        } else {
+            Ok(None)
+        };
+    };
+    Ok(Some(match only.name.as_str() {
         "Days" => Expiration::Days(positive_days(
             only,
             "'Days' for Expiration action must be a positive integer",
         )?),
         "Date" => Expiration::Date(parse_date(only)?),
-        _ => match only.leaf_text()?.trim() {
-            "true" => Expiration::ExpiredObjectDeleteMarker,
-            // `false` asks for nothing: S3 takes it as no action at all.
-            "false" => {
-                return Err(ConfigError::InvalidArgument(
-                    "ExpiredObjectDeleteMarker cannot be false".into(),
-                ))
-            }
-            _ => return Err(ConfigError::Malformed),
-        },
-    })
+        _ => Expiration::ExpiredObjectDeleteMarker,
+    }))
 }
 
 fn parse_rule(node: &Node) -> Result<Rule, ConfigError> {
@@ -674,10 +686,10 @@ fn parse_rule(node: &Node) -> Result<Rule, ConfigError> {
         (None, Some(p)) => Filter::LegacyPrefix(p.leaf_text()?.to_string()),
         (None, None) => return Err(ConfigError::Malformed),
     };
-    let expiration = node
-        .child("Expiration")?
-        .map(parse_expiration)
-        .transpose()?;
+    let expiration = match node.child("Expiration")? {
+        Some(e) => parse_expiration(e)?,
+        None => None,
+    };
     let noncurrent_expiration = match node.child("NoncurrentVersionExpiration")? {
         Some(nc) => {
             nc.only(&["NoncurrentDays", "NewerNoncurrentVersions"])?;

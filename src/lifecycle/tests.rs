@@ -76,6 +76,20 @@ fn every_filter_kind_parses_and_round_trips() {
 }
 
 #[test]
+fn a_false_marker_clean_up_asks_for_nothing() {
+    let with_days = one("<Rule><Filter/><Status>Enabled</Status><Expiration><Days>3</Days><ExpiredObjectDeleteMarker>false</ExpiredObjectDeleteMarker></Expiration></Rule>").unwrap();
+    assert_eq!(with_days.expiration, Some(Expiration::Days(3)));
+    assert_eq!(
+        one("<Rule><Filter/><Status>Enabled</Status><Expiration><ExpiredObjectDeleteMarker>false</ExpiredObjectDeleteMarker></Expiration></Rule>"),
+        Err(ConfigError::InvalidRequest("At least one action needs to be specified in a rule".into()))
+    );
+    assert_eq!(
+        one("<Rule><Filter/><Status>Enabled</Status><Expiration><Days>3</Days><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration></Rule>"),
+        Err(ConfigError::Malformed)
+    );
+}
+
+#[test]
 fn a_rule_without_an_id_gets_one() {
     let config = parse(concat!(
         "<Rule><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>",
