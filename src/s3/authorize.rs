@@ -235,4 +235,28 @@ mod tests {
         assert!(matches!(need(&GetBucketLocation), Need::OwnerOnly));
         assert!(matches!(need(&PutObject), Need::Bucket(Permission::Write)));
     }
+
+    #[test]
+    fn lifecycle_operations_are_the_owners_under_s3s_actions() {
+        use Operation::*;
+        // S3 governs deleting the configuration with the permission to put it.
+        for (op, action, write) in [
+            (
+                PutBucketLifecycleConfiguration,
+                "s3:PutLifecycleConfiguration",
+                true,
+            ),
+            (DeleteBucketLifecycle, "s3:PutLifecycleConfiguration", true),
+            (
+                GetBucketLifecycleConfiguration,
+                "s3:GetLifecycleConfiguration",
+                false,
+            ),
+        ] {
+            assert_eq!(op.iam_action(), action, "{op:?}");
+            assert_eq!(op.is_write(), write, "{op:?}");
+            assert!(matches!(need(&op), Need::OwnerOnly), "{op:?}");
+        }
+        assert!(PutBucketLifecycleConfiguration.takes_xml_body());
+    }
 }
