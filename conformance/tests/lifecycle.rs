@@ -13,7 +13,8 @@ use hansa_conformance::admin::call;
 use hansa_conformance::raw::{self, send_reqwest};
 use hansa_conformance::sign::{Payload, Signer};
 use hansa_conformance::{
-    assert_s3_err, create_bucket, md5_b64, put, xml_text, Options, TestGateway, ADMIN,
+    assert_s3_err, create_bucket, md5_b64, put, xml_text, Options, TestGateway, ADMIN, LIMITED,
+    READER,
 };
 use serde_json::Value;
 
@@ -247,6 +248,33 @@ async fn missing_configuration_and_delete() {
         .send()
         .await
         .is_ok());
+    // A read-only key reads it but neither replaces nor deletes it; a key scoped to another
+    // bucket does not even read it (only the owner may, whatever an ACL grants).
+    let reader = gw.client_for(READER);
+    assert!(reader
+        .get_bucket_lifecycle_configuration()
+        .bucket("life-none")
+        .send()
+        .await
+        .is_ok());
+    assert_s3_err!(
+        reader
+            .delete_bucket_lifecycle()
+            .bucket("life-none")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    assert_s3_err!(
+        gw.client_for(LIMITED)
+            .get_bucket_lifecycle_configuration()
+            .bucket("life-none")
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
     s3.delete_bucket_lifecycle()
         .bucket("life-none")
         .send()
