@@ -59,6 +59,9 @@ pub struct Config {
     pub repair: RepairConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The worker that applies bucket lifecycle rules (`[lifecycle]`).
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// The admin plane (`[admin]`); off when the section is absent.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
@@ -75,6 +78,29 @@ pub struct Config {
 pub struct MetricsConfig {
     /// The dedicated listener's address; `None` (the default): none.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[lifecycle]`: how often and how much the lifecycle worker does (docs/LIFECYCLE.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Seconds between passes; 0 = only when the admin API asks.
+    pub interval_secs: u64,
+    /// Objects expired and uploads aborted in one pass at most; the next pass resumes where
+    /// this one stopped.
+    pub max_actions_per_pass: usize,
+    /// Keys examined in one pass at most (bounds a pass over a huge bucket with nothing due).
+    pub max_keys_per_pass: usize,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            interval_secs: 3600,
+            max_actions_per_pass: 1000,
+            max_keys_per_pass: 100_000,
+        }
+    }
 }
 
 /// How drain, rebalance and verify jobs run (`[jobs]`).
@@ -809,6 +835,7 @@ impl Config {
             buckets: BTreeMap::new(),
             repair: RepairConfig::default(),
             jobs: JobsConfig::default(),
+            lifecycle: LifecycleConfig::default(),
             // The token file is created by `generated_admin_token` before the gateway starts.
             admin: Some(AdminConfig {
                 enabled: true,

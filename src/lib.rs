@@ -12,6 +12,7 @@ pub mod config_source;
 pub mod explain;
 pub mod fd_limit;
 pub mod gateway;
+pub mod lifecycle;
 pub mod meta;
 pub mod metrics;
 pub mod placement;

@@ -168,6 +168,18 @@ enum AdminCommand {
     },
     /// Compare every backend's listing with the index now.
     AntiEntropy,
+    /// Apply the buckets' lifecycle rules now (one bounded pass), or with --dry-run list what
+    /// a pass would remove.
+    Lifecycle {
+        #[arg(long)]
+        dry_run: bool,
+        /// Evaluate the rules at this time (RFC 3339 or milliseconds since the epoch).
+        #[arg(long)]
+        now: Option<String>,
+        /// At most this many removals in the pass.
+        #[arg(long)]
+        max_actions: Option<usize>,
+    },
     /// Read the gateway's configuration file again and apply it (as SIGHUP does): prints
     /// the changes applied and those that need a restart, or why the file was refused.
     Reload,
@@ -509,6 +521,32 @@ async fn admin(args: AdminArgs) -> Result<ExitCode, String> {
                 print_json(&v);
             } else {
                 print!("{}", client::anti_entropy_table(&v));
+            }
+        }
+        AdminCommand::Lifecycle {
+            dry_run,
+            now,
+            max_actions,
+        } => {
+            let mut query = format!("dry_run={dry_run}");
+            if let Some(now) = now {
+                query.push_str("&now=");
+                query.extend(percent_encoding::utf8_percent_encode(
+                    &now,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
+            }
+            if let Some(n) = max_actions {
+                query.push_str(&format!("&max_actions={n}"));
+            }
+            let v = api
+                .post(&format!("/lifecycle/run?{query}"), None)
+                .await
+                .map_err(fail)?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print!("{}", client::lifecycle_table(&v));
             }
         }
         AdminCommand::Job { id, wait } => {

@@ -135,6 +135,7 @@ fn effective(running: &Config, new: &Config) -> Config {
     limits.index_cache_bytes = was.index_cache_bytes;
     limits.upload_cleanup_interval_secs = was.upload_cleanup_interval_secs;
     effective.repair.anti_entropy_interval_secs = running.repair.anti_entropy_interval_secs;
+    effective.lifecycle = running.lifecycle.clone();
     effective.server.listen = running.server.listen.clone();
     effective.server.tls = running.server.tls.clone();
     effective.server.data_dir = running.server.data_dir.clone();
@@ -172,6 +173,7 @@ pub fn restart_changes(a: &Config, b: &Config) -> Vec<String> {
     compare!(out, a, b, limits.index_cache_bytes);
     compare!(out, a, b, limits.upload_cleanup_interval_secs);
     compare!(out, a, b, repair.anti_entropy_interval_secs);
+    compare!(out, a, b, lifecycle);
     for old in &a.backends {
         match b.backends.iter().find(|n| n.id == old.id) {
             None => out.push(format!("backend {} removed", old.id)),

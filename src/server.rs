@@ -176,6 +176,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         stopped.clone(),
     ));
     tasks.spawn(crate::reload::on_sighup(gateway.clone(), stopped.clone()));
+    tasks.spawn(crate::upkeep::run_lifecycle(
+        gateway.store.clone(),
+        gateway.config.lifecycle.clone(),
+        stopped.clone(),
+    ));
     tasks.spawn(crate::upkeep::run_anti_entropy(
         gateway.store.clone(),
         Duration::from_secs(gateway.config.repair.anti_entropy_interval_secs),

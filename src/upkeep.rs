@@ -1,8 +1,8 @@
 //! Background work the gateway does on its own, at intervals: aborting multipart uploads that
 //! were abandoned (neither completed nor aborted within `limits.upload_max_age_secs`),
 //! finishing writes whose copies are still staged (a publish that failed while a backend was
-//! down), removing staged copies no write holds any more, working off the repair queue, and
-//! comparing each backend with the index (anti-entropy).
+//! down), removing staged copies no write holds any more, working off the repair queue,
+//! comparing each backend with the index (anti-entropy), and applying bucket lifecycle rules.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +104,40 @@ fn on_demand_signal() -> OnDemand {
         Err(e) => {
             tracing::warn!(error = %e, "no SIGUSR1: anti-entropy runs only at its interval");
             OnDemand(None)
+        }
+    }
+}
+
+/// Applies the buckets' lifecycle rules every `config.interval_secs` (0: only when the admin
+/// API asks), one bounded pass at a time, until `stopped` changes.
+pub async fn run_lifecycle(
+    store: Arc<Store>,
+    config: crate::config::LifecycleConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if config.interval_secs == 0 {
+        return;
+    }
+    let interval = Duration::from_secs(config.interval_secs);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
+        let options = store::lifecycle::PassOptions {
+            now_ms: crate::meta::now_ms(),
+            dry_run: false,
+            max_actions: config.max_actions_per_pass,
+            max_keys: config.max_keys_per_pass,
+        };
+        match store::lifecycle::run_pass(&store, &options).await {
+            Ok(report) if !report.actions.is_empty() => tracing::info!(
+                actions = report.actions.len(),
+                examined = report.keys_examined,
+                "lifecycle pass"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "lifecycle pass failed"),
         }
     }
 }

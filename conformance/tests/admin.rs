@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str, Option<&str>, u16)] = &[
     ("GET", "/admin/v1/jobs/0000", None, 404),
     ("POST", "/admin/v1/jobs/0000/pause", None, 404),
     ("POST", "/admin/v1/anti-entropy", None, 200),
+    ("POST", "/admin/v1/lifecycle/run?dry_run=true", None, 200),
     ("GET", "/admin/v1/no-such-route", None, 404),
     ("GET", "/", None, 404),
 ];

@@ -852,7 +852,7 @@ async fn unsupported_operations_are_not_implemented() {
             b"<NotificationConfiguration></NotificationConfiguration>",
         ),
         ("GET", "sig?logging", b""),
-        ("GET", "sig?lifecycle", b""),
+        ("GET", "sig?replication", b""),
         (
             "PUT",
             "sig?versioning",

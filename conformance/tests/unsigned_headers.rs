@@ -209,6 +209,10 @@ fn cases(f: &Fixture) -> Vec<Case> {
         .to_string();
     let tagging_doc =
         "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>".to_string();
+    let lifecycle_doc = "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>tmp/</Prefix>\
+                         </Filter><Status>Enabled</Status><Expiration><Days>1</Days>\
+                         </Expiration></Rule></LifecycleConfiguration>"
+        .to_string();
     let complete_doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         f.done_etag
@@ -231,6 +235,26 @@ fn cases(f: &Fixture) -> Vec<Case> {
             .header("content-md5", md5_b64(cors_doc.as_bytes()))
             .body(cors_doc),
         Case::new("GetBucketCors", "GET", format!("/{b}?cors"), 200),
+        Case::new(
+            "PutBucketLifecycleConfiguration",
+            "PUT",
+            format!("/{b}?lifecycle"),
+            200,
+        )
+        .header("content-md5", md5_b64(lifecycle_doc.as_bytes()))
+        .body(lifecycle_doc),
+        Case::new(
+            "GetBucketLifecycleConfiguration",
+            "GET",
+            format!("/{b}?lifecycle"),
+            200,
+        ),
+        Case::new(
+            "DeleteBucketLifecycle",
+            "DELETE",
+            format!("/{b}?lifecycle"),
+            204,
+        ),
         Case::new(
             "PutBucketOwnershipControls",
             "PUT",
@@ -408,7 +432,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 45, "one case per routed operation");
+    assert_eq!(all.len(), 48, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);

@@ -471,6 +471,47 @@ pub fn reload_text(value: &Value) -> String {
     out
 }
 
+/// A lifecycle pass: what it removed (or would remove), and where the next pass resumes.
+pub fn lifecycle_table(value: &Value) -> String {
+    let actions = value
+        .get("actions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = actions
+        .iter()
+        .map(|a| {
+            vec![
+                text(a, "action"),
+                text(a, "bucket"),
+                text(a, "key"),
+                text(a, "rule"),
+                a.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["ACTION", "BUCKET", "KEY", "RULE", "ERROR"], &rows);
+    let dry = value.get("dry_run").and_then(Value::as_bool) == Some(true);
+    out.push_str(&format!(
+        "{} {}, {} keys examined",
+        actions.len(),
+        if dry { "would be removed" } else { "removed" },
+        number(value, "keys_examined"),
+    ));
+    match value.get("cursor").filter(|c| !c.is_null()) {
+        Some(c) => out.push_str(&format!(
+            "; the next pass resumes after {}/{}\n",
+            text(c, "bucket"),
+            text(c, "key")
+        )),
+        None => out.push_str("; every bucket was walked\n"),
+    }
+    out
+}
+
 pub fn anti_entropy_table(value: &Value) -> String {
     let rows: Vec<Vec<String>> = value
         .as_array()
@@ -633,6 +674,27 @@ pub fn succeeded(job: &JobRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifecycle_reports_say_what_went_and_where_the_next_pass_starts() {
+        let report = serde_json::json!({
+            "dry_run": true, "now_ms": 0, "resumed_after": null, "keys_examined": 7,
+            "cursor": {"bucket": "logs", "key": "b"},
+            "actions": [{"action": "expire", "bucket": "logs", "key": "a", "rule": "old"}],
+        });
+        let text = lifecycle_table(&report);
+        assert!(text.starts_with("ACTION"), "{text}");
+        assert!(text.contains("expire  logs    a    old   -"), "{text}");
+        assert!(
+            text.ends_with(
+                "1 would be removed, 7 keys examined; the next pass resumes after logs/b\n"
+            ),
+            "{text}"
+        );
+        let done = serde_json::json!({"dry_run": false, "keys_examined": 0, "cursor": null, "actions": []});
+        assert!(lifecycle_table(&done)
+            .ends_with("0 removed, 0 keys examined; every bucket was walked\n"));
+    }
 
     #[test]
     fn tables_align_and_bytes_read_well() {

@@ -215,6 +215,7 @@ fn operation(method: &Method, path: &str) -> &'static str {
         (&Method::POST, ["jobs", _, "cancel"]) => "CancelJob",
         (&Method::POST, ["anti-entropy"]) => "AntiEntropy",
         (&Method::POST, ["reload"]) => "Reload",
+        (&Method::POST, ["lifecycle", "run"]) => "RunLifecycle",
         _ => "Unknown",
     }
 }
@@ -289,6 +290,16 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Answer {
             Method::POST => reload(state).await,
             _ => Err(ApiError::method("POST")),
         },
+        ["lifecycle", "run"] => match method {
+            Method::POST => {
+                let options = lifecycle_options(state, req.uri().query().unwrap_or(""))?;
+                json(
+                    StatusCode::OK,
+                    &store::lifecycle::run_pass(store, &options).await?,
+                )
+            }
+            _ => Err(ApiError::method("POST")),
+        },
         _ => Err(ApiError::not_found(&path)),
     }
 }
@@ -310,6 +321,78 @@ async fn reload(state: &AdminState) -> Answer {
             e.to_string(),
         )),
     }
+}
+
+/// `POST /admin/v1/lifecycle/run` takes `dry_run` (true/false), `now` (milliseconds since the
+/// epoch or RFC 3339: the clock the rules are evaluated at, for tests and what-if questions;
+/// only the admin plane can set it), `max_actions` and `max_keys` (default: `[lifecycle]`).
+fn lifecycle_options(
+    state: &AdminState,
+    query: &str,
+) -> Result<store::lifecycle::PassOptions, ApiError> {
+    let config = &state.gateway.config.lifecycle;
+    let mut options = store::lifecycle::PassOptions {
+        now_ms: crate::meta::now_ms(),
+        dry_run: false,
+        max_actions: config.max_actions_per_pass,
+        max_keys: config.max_keys_per_pass,
+    };
+    let bad = |name: &str, value: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("{name}={value:?} is not valid"),
+        )
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| bad(name, raw))?;
+        let value = value.as_ref();
+        match name {
+            "dry_run" => {
+                options.dry_run = match value {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(name, value)),
+                }
+            }
+            "now" => options.now_ms = parse_now(value).ok_or_else(|| bad(name, value))?,
+            "max_actions" => {
+                options.max_actions = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, value))?
+            }
+            "max_keys" => {
+                options.max_keys = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, value))?
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    format!("unknown parameter {name:?}"),
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Milliseconds since the epoch, or an RFC 3339 time.
+fn parse_now(value: &str) -> Option<u64> {
+    if let Ok(ms) = value.parse::<u64>() {
+        return Some(ms);
+    }
+    let t =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// Runs an index scan on the blocking pool.
@@ -381,5 +464,21 @@ mod tests {
         assert_eq!(operation(&Method::GET, "/admin/v1/jobs/j1"), "GetJob");
         assert_eq!(operation(&Method::DELETE, "/admin/v1/jobs"), "Unknown");
         assert_eq!(operation(&Method::GET, "/bucket/key"), "Unknown");
+        assert_eq!(
+            operation(&Method::POST, "/admin/v1/lifecycle/run"),
+            "RunLifecycle"
+        );
+    }
+
+    #[test]
+    fn now_is_milliseconds_or_rfc3339() {
+        assert_eq!(parse_now("1798761600000"), Some(1_798_761_600_000));
+        assert_eq!(parse_now("2027-01-01T00:00:00Z"), Some(1_798_761_600_000));
+        assert_eq!(
+            parse_now("2027-01-01T01:00:00+01:00"),
+            Some(1_798_761_600_000)
+        );
+        assert_eq!(parse_now("tomorrow"), None);
+        assert_eq!(parse_now("-5"), None);
     }
 }

@@ -136,6 +136,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Every job, oldest first.
     fn jobs(&self) -> MetaResult<Vec<JobRecord>>;
 
+    /// A background task's saved position (e.g. the lifecycle worker's cursor), by name.
+    fn upkeep_cursor(&self, name: &str) -> MetaResult<Option<String>>;
+    /// Saves (`Some`) or clears (`None`) a background task's position.
+    fn set_upkeep_cursor(&self, name: &str, value: Option<&str>) -> MetaResult<()>;
+
     /// Makes every change so far durable. Called before any success reply to a write.
     async fn sync(&self) -> MetaResult<()>;
 

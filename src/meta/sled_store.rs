@@ -5,7 +5,8 @@
 //! NUL upload id → UploadRecord; upload ids sort by creation time, so a key's uploads list in
 //! the order S3 lists them), `parts` (upload id, big-endian part number → PartRecord) and
 //! `repairs` (backend NUL bucket NUL key NUL task → RepairEntry: the repair queue) and
-//! `bucket_settings` (bucket NUL setting name → the setting's document).
+//! `bucket_settings` (bucket NUL setting name → the setting's document) and `upkeep` (task name
+//! → where a background task got to).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -28,6 +29,7 @@ pub struct SledStore {
     repairs: sled::Tree,
     jobs: sled::Tree,
     settings: sled::Tree,
+    upkeep: sled::Tree,
     flush: GroupFlush,
 }
 
@@ -84,6 +86,7 @@ impl SledStore {
         let repairs = db.open_tree("repairs")?;
         let jobs = db.open_tree("jobs")?;
         let settings = db.open_tree("bucket_settings")?;
+        let upkeep = db.open_tree("upkeep")?;
         Ok(SledStore {
             db,
             buckets,
@@ -93,6 +96,7 @@ impl SledStore {
             repairs,
             jobs,
             settings,
+            upkeep,
             flush: GroupFlush::default(),
         })
     }
@@ -390,6 +394,25 @@ impl MetaStore for SledStore {
             }
         }
         Ok(out)
+    }
+
+    fn upkeep_cursor(&self, name: &str) -> MetaResult<Option<String>> {
+        Ok(self
+            .upkeep
+            .get(name.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn set_upkeep_cursor(&self, name: &str, value: Option<&str>) -> MetaResult<()> {
+        match value {
+            Some(v) => {
+                self.upkeep.insert(name.as_bytes(), v.as_bytes())?;
+            }
+            None => {
+                self.upkeep.remove(name.as_bytes())?;
+            }
+        }
+        Ok(())
     }
 
     fn put_job(&self, job: &JobRecord) -> MetaResult<()> {

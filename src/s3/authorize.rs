@@ -94,6 +94,9 @@ fn need(operation: &Operation) -> Need {
         | PutBucketTagging
         | GetBucketTagging
         | DeleteBucketTagging
+        | PutBucketLifecycleConfiguration
+        | GetBucketLifecycleConfiguration
+        | DeleteBucketLifecycle
         | NotImplemented(_) => Need::OwnerOnly,
     }
 }
@@ -308,5 +311,29 @@ mod tests {
         assert_eq!(ListObjectsV2.iam_action(), "s3:ListBucket");
         assert!(matches!(need(&GetBucketLocation), Need::OwnerOnly));
         assert!(matches!(need(&PutObject), Need::Bucket(Permission::Write)));
+    }
+
+    #[test]
+    fn lifecycle_operations_are_the_owners_under_s3s_actions() {
+        use Operation::*;
+        // S3 governs deleting the configuration with the permission to put it.
+        for (op, action, write) in [
+            (
+                PutBucketLifecycleConfiguration,
+                "s3:PutLifecycleConfiguration",
+                true,
+            ),
+            (DeleteBucketLifecycle, "s3:PutLifecycleConfiguration", true),
+            (
+                GetBucketLifecycleConfiguration,
+                "s3:GetLifecycleConfiguration",
+                false,
+            ),
+        ] {
+            assert_eq!(op.iam_action(), action, "{op:?}");
+            assert_eq!(op.is_write(), write, "{op:?}");
+            assert!(matches!(need(&op), Need::OwnerOnly), "{op:?}");
+        }
+        assert!(PutBucketLifecycleConfiguration.takes_xml_body());
     }
 }

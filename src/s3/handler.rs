@@ -244,6 +244,13 @@ async fn dispatch(
         Operation::GetObjectRetention => ops::lock::get_object_retention(&ctx).await,
         Operation::PutObjectLegalHold => ops::lock::put_object_legal_hold(&mut ctx).await,
         Operation::GetObjectLegalHold => ops::lock::get_object_legal_hold(&ctx).await,
+        Operation::PutBucketLifecycleConfiguration => {
+            ops::lifecycle::put_bucket_lifecycle(&mut ctx).await
+        }
+        Operation::GetBucketLifecycleConfiguration => {
+            ops::lifecycle::get_bucket_lifecycle(&ctx).await
+        }
+        Operation::DeleteBucketLifecycle => ops::lifecycle::delete_bucket_lifecycle(&ctx).await,
         Operation::NotImplemented(name) => Err(S3Error::not_implemented(name)),
     }
 }

@@ -64,6 +64,9 @@ pub enum Operation {
     GetObjectRetention,
     PutObjectLegalHold,
     GetObjectLegalHold,
+    PutBucketLifecycleConfiguration,
+    GetBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
     NotImplemented(&'static str),
 }
 
@@ -123,6 +126,9 @@ impl Operation {
             Operation::GetObjectRetention => "GetObjectRetention",
             Operation::PutObjectLegalHold => "PutObjectLegalHold",
             Operation::GetObjectLegalHold => "GetObjectLegalHold",
+            Operation::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+            Operation::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+            Operation::DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Operation::NotImplemented(name) => name,
         }
     }
@@ -175,6 +181,11 @@ impl Operation {
             Operation::PutObjectLegalHold => "s3:PutObjectLegalHold",
             Operation::GetObjectLegalHold => "s3:GetObjectLegalHold",
             Operation::GetObjectAttributes => "s3:GetObjectAttributes",
+            // S3 governs deleting the configuration with the permission to put it.
+            Operation::PutBucketLifecycleConfiguration | Operation::DeleteBucketLifecycle => {
+                "s3:PutLifecycleConfiguration"
+            }
+            Operation::GetBucketLifecycleConfiguration => "s3:GetLifecycleConfiguration",
             Operation::GetBucketCors => "s3:GetBucketCORS",
             Operation::PutBucketCors | Operation::DeleteBucketCors => "s3:PutBucketCORS",
             Operation::PutObjectTagging => "s3:PutObjectTagging",
@@ -221,6 +232,8 @@ impl Operation {
                 | Operation::PutObjectLockConfiguration
                 | Operation::PutObjectRetention
                 | Operation::PutObjectLegalHold
+                | Operation::PutBucketLifecycleConfiguration
+                | Operation::DeleteBucketLifecycle
         )
     }
 
@@ -241,6 +254,7 @@ impl Operation {
                 | Operation::PutObjectLockConfiguration
                 | Operation::PutObjectRetention
                 | Operation::PutObjectLegalHold
+                | Operation::PutBucketLifecycleConfiguration
         )
     }
 }
@@ -393,6 +407,9 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("DELETE", Some("tagging")) => DeleteBucketTagging,
         ("PUT", Some("object-lock")) => PutObjectLockConfiguration,
         ("GET", Some("object-lock")) => GetObjectLockConfiguration,
+        ("PUT", Some("lifecycle")) => PutBucketLifecycleConfiguration,
+        ("GET", Some("lifecycle")) => GetBucketLifecycleConfiguration,
+        ("DELETE", Some("lifecycle")) => DeleteBucketLifecycle,
         (_, Some(s)) => NotImplemented(bucket_subresource_name(s)),
         _ => NotImplemented("BucketOperation"),
     }
@@ -633,6 +650,18 @@ mod tests {
         assert_eq!(r("PUT", "/b1?cors", "h").operation, PutBucketCors);
         assert_eq!(r("GET", "/b1?cors", "h").operation, GetBucketCors);
         assert_eq!(r("DELETE", "/b1?cors", "h").operation, DeleteBucketCors);
+        assert_eq!(
+            r("PUT", "/b1?lifecycle", "h").operation,
+            PutBucketLifecycleConfiguration
+        );
+        assert_eq!(
+            r("GET", "/b1?lifecycle", "h").operation,
+            GetBucketLifecycleConfiguration
+        );
+        assert_eq!(
+            r("DELETE", "/b1?lifecycle", "h").operation,
+            DeleteBucketLifecycle
+        );
         assert_eq!(r("OPTIONS", "/b1", "h").operation, CorsPreflight);
         assert_eq!(
             r("OPTIONS", "/b1/a/b?uploads", "h").operation,

@@ -20,6 +20,7 @@ mod copies;
 mod delete;
 mod error;
 pub mod jobs;
+pub mod lifecycle;
 pub mod lock;
 mod multipart;
 mod read;

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod copy;
 pub mod cors;
 pub mod delete;
+pub mod lifecycle;
 pub mod list;
 pub mod lock;
 pub mod multipart;
