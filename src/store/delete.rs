@@ -9,18 +9,37 @@
 use super::copies::{discard, replica_target};
 use super::queue::removal;
 use super::records::write_tombstones;
-use super::{Store, StoreError, StoreResult};
+use super::{DeleteOutcome, Store, StoreError, StoreResult};
 use crate::meta::{RepairEntry, Replica, ReplicaState};
 use crate::replication::bounded;
 
-/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3).
-pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResult<()> {
+/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3). In a bucket with
+/// versioning this makes a delete marker (owned by the bucket's owner; see
+/// [`delete_object_by`]) and keeps the current version as noncurrent.
+pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResult<DeleteOutcome> {
+    let owner = match store.meta.bucket(bucket)? {
+        Some(b) => b.owner,
+        None => return Err(StoreError::NoSuchBucket(bucket.to_string())),
+    };
+    delete_object_by(store, bucket, key, &owner).await
+}
+
+/// [`delete_object`] by `owner` (who owns the delete marker it may make).
+pub async fn delete_object_by(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    owner: &str,
+) -> StoreResult<DeleteOutcome> {
     let _guard = store.locks.lock(bucket, key).await;
     if store.meta.bucket(bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(bucket.to_string()));
     }
+    if super::versioning(store, bucket)?.keeps_versions() {
+        return super::versions::delete_with_marker(store, bucket, key, owner).await;
+    }
     let Some(record) = store.meta.object(bucket, key)? else {
-        return Ok(());
+        return Ok(DeleteOutcome::default());
     };
     // Every copy's removal is owed from the moment the entry goes, so it is queued in the same
     // flush: a crash before the copies are removed (or a backend that misses the delete)
@@ -54,7 +73,7 @@ pub async fn delete_object(store: &Store, bucket: &str, key: &str) -> StoreResul
         write_tombstones(store, bucket, key, &record.version_id, &reached).await;
         store.repair_wake.notify_one();
     }
-    Ok(())
+    Ok(DeleteOutcome::default())
 }
 
 /// Best-effort removal of one replica: whatever its name holds (a pending or corrupt replica's

@@ -33,12 +33,17 @@ mod stage;
 #[cfg(test)]
 mod tests;
 mod verify;
+mod versions;
 mod write;
 
 pub use anti_entropy::{anti_entropy, scan_backend, ScanReport};
 pub use buckets::*;
 pub use condition::WriteCondition;
-pub use delete::delete_object;
+pub use delete::{delete_object, delete_object_by};
+pub use versions::{
+    delete_version, list_versions, object_version, set_versioning, versioning, DeleteOutcome,
+    VersionListing, VersionView, VersioningState, VersionsFrom,
+};
 pub use error::{BodyFailure, StoreError, StoreResult};
 pub use multipart::{
     abort_stale_uploads, abort_upload, complete_upload, create_upload, store_part, ChosenPart,

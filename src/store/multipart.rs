@@ -366,6 +366,7 @@ pub async fn complete_upload(
         checksum_type,
         integrity: combined_integrity(&parts),
         acl: upload.acl.clone(),
+        versioned: false,
     };
     let write = StagedWrite {
         record,

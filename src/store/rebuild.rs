@@ -505,6 +505,7 @@ fn object_record(
         checksum_type: None,
         integrity: None,
         acl: None,
+        versioned: false,
     }
 }
 

@@ -174,6 +174,7 @@ mod tests {
             checksum_type: None,
             integrity,
             acl: None,
+            versioned: false,
         }
     }
 

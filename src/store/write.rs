@@ -213,6 +213,7 @@ where
         checksum_type: None,
         integrity: None,
         acl: object.acl.clone(),
+        versioned: false,
     };
     let staged_write = |slots, record| StagedWrite {
         record,

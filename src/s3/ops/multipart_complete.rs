@@ -311,7 +311,7 @@ fn completion_response(
         StatusCode::OK,
         completion_document(record, bucket, key, location)?,
     );
-    response::set_header(&mut r, "x-amz-version-id", "null");
+    response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
     Ok(r)
 }
 
@@ -393,6 +393,7 @@ mod tests {
             checksum_type: None,
             integrity: None,
             acl: None,
+            versioned: false,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
-use super::support::{existing_bucket, part_number_param, read_current, store_body};
+use super::support::{
+    existing_bucket, part_number_param, read_current, store_body, version_header, version_param,
+};
 use crate::meta::ObjectRecord;
 use crate::s3::access_log;
 use crate::s3::body::verified_body;
@@ -61,6 +63,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     if let Some(c) = &record.checksum {
         response::set_header(&mut r, c.algorithm.header_name(), &c.value);
     }
+    version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
     access_log::note_written(&mut r, &record);
     Ok(r)
 }
@@ -174,8 +177,9 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         ));
     }
     existing_bucket(ctx, bucket)?;
+    let version = version_param(ctx)?;
     let range_header = ctx.header("range");
-    let (record, answer, body) = read_current(ctx, bucket, key, |record| {
+    let (record, answer, body) = read_current(ctx, bucket, key, version, |record| {
         let answer = plan_read(ctx, record, part_number, range_header)?;
         let span = match &answer {
             ReadAnswer::Content { span, .. } if !head => Some(span.clone()),
@@ -189,6 +193,7 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
             let mut r = response::empty(StatusCode::NOT_MODIFIED);
             response::set_header(&mut r, "etag", &format!("\"{}\"", record.etag));
             response::set_header(&mut r, "last-modified", &http_date(record.modified_ms));
+            version_header(ctx, &mut r, bucket, record.shown_version_id())?;
             return Ok(r);
         }
         ReadAnswer::Content { status, span } => (status, span),
@@ -203,6 +208,11 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         None => response::empty(status),
     };
     object_headers(&mut r, &record, ctx);
+    if version.is_some() {
+        response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
+    } else {
+        version_header(ctx, &mut r, bucket, record.shown_version_id())?;
+    }
     response::set_header(
         &mut r,
         "content-length",
@@ -370,11 +380,32 @@ pub async fn delete_object(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     existing_bucket(ctx, bucket)?;
-    delete_key(ctx, bucket, key).await?;
-    Ok(response::empty(StatusCode::NO_CONTENT))
+    let version = version_param(ctx)?;
+    let outcome = delete_key(ctx, bucket, key, version).await?;
+    let mut r = response::empty(StatusCode::NO_CONTENT);
+    if outcome.delete_marker {
+        response::set_header(&mut r, "x-amz-delete-marker", "true");
+    }
+    if let Some(v) = &outcome.version_id {
+        response::set_header(&mut r, "x-amz-version-id", v);
+    }
+    Ok(r)
 }
 
-/// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine.
-pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
-    Ok(store::delete_object(&ctx.gw.store, bucket, key).await?)
+/// Removes a key from the index (durably), then its replicas; in a bucket with versioning,
+/// makes a delete marker, or with `version`, removes that version for good. Deleting a
+/// missing key or version is fine.
+pub async fn delete_key(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> S3Result<store::DeleteOutcome> {
+    Ok(match version {
+        Some(v) => store::delete_version(&ctx.gw.store, bucket, key, v).await?,
+        None => {
+            store::delete_object_by(&ctx.gw.store, bucket, key, &ctx.credential.access_key_id)
+                .await?
+        }
+    })
 }
