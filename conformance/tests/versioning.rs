@@ -628,3 +628,50 @@ async fn a_failed_move_aside_refuses_the_write() {
     assert_eq!(rows, vec![("k".to_string(), v1, false, true)]);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn rebuild_index_restores_versions_and_markers() {
+    let mut gw = TestGateway::start().await;
+    let s3 = gw.client();
+    versioned_bucket(&s3, "rebuilt").await;
+    let v1 = put_v(&s3, "rebuilt", "k", b"one").await;
+    let v2 = put_v(&s3, "rebuilt", "k", b"two").await;
+    put_v(&s3, "rebuilt", "gone", b"deleted later").await;
+    s3.delete_object().bucket("rebuilt").key("gone").send().await.expect("marker");
+    put_v(&s3, "rebuilt", "a//fallback", b"fallback one").await;
+    put_v(&s3, "rebuilt", "a//fallback", b"fallback two").await;
+    let (before, _) = list_versions(&s3, "rebuilt", 1000).await;
+    assert_eq!(before.len(), 6, "{before:?}");
+
+    // The index is lost; it is rebuilt from the disks alone.
+    if let Some(r) = gw.running.take() {
+        r.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    {
+        let config = hansa::config::Config::from_toml("rebuild.toml", gw.config_toml())
+            .expect("configuration");
+        let store = std::sync::Arc::new(hansa::store::Store::open(&config).await.expect("open"));
+        let report = hansa::store::rebuild::rebuild_index(
+            &store,
+            "HANSATESTADMIN",
+            "us-east-1",
+            hansa::store::rebuild::RebuildOptions::default(),
+        )
+        .await
+        .expect("rebuild");
+        assert_eq!(report.objects, 2, "{report:?}");
+        assert_eq!(report.versions, 4, "{report:?}");
+    }
+    gw.restart().await;
+    let s3 = gw.client();
+    let (after, _) = list_versions(&s3, "rebuilt", 1000).await;
+    assert_eq!(after, before);
+    assert_eq!(get_v(&s3, "rebuilt", "k", &v1).await, b"one");
+    assert_eq!(get_v(&s3, "rebuilt", "k", &v2).await, b"two");
+    let gone = s3.get_object().bucket("rebuilt").key("gone").send().await;
+    assert_s3_err!(gone, 404, "NoSuchKey");
+    let versioning = s3.get_bucket_versioning().bucket("rebuilt").send().await.expect("get");
+    assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
+    gw.shutdown().await;
+}

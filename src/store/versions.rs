@@ -243,8 +243,14 @@ pub(crate) fn undo_aside(store: &Store, bucket: &str, key: &str, aside: &Aside) 
 /// After the commit: the copies of a null version that was replaced go (their removal is
 /// queued first, so a failure is repaired, not leaked).
 pub(crate) async fn finish_aside(store: &Store, bucket: &str, key: &str, aside: &Aside) {
-    if let Some(VersionEntry::Object(dropped)) = &aside.dropped {
-        remove_copies(store, bucket, key, &dropped.replicas).await;
+    match &aside.dropped {
+        Some(VersionEntry::Object(dropped)) => {
+            remove_copies(store, bucket, key, &dropped.replicas).await
+        }
+        Some(VersionEntry::DeleteMarker(marker)) => {
+            remove_marker_objects(store, bucket, key, marker).await
+        }
+        None => {}
     }
 }
 
@@ -360,6 +366,62 @@ async fn remove_copies(store: &Store, bucket: &str, key: &str, replicas: &[Repli
     }
 }
 
+/// The user-metadata entry that tells a delete marker's object on a backend (its value: the
+/// marker's owner); rebuild reads it back.
+pub(crate) const MARKER_META: &str = "hansa-delete-marker";
+
+/// Records a delete marker on the backends the key's copies go to, as a tiny object at its
+/// hidden version name, so that a rebuild of the index finds it. Best effort: a backend that
+/// misses it only means a rebuild from that backend alone would not know the marker.
+async fn write_marker_objects(store: &Store, bucket: &str, key: &str, marker: &DeleteMarker) {
+    let Some(name) = version_name(bucket, key, &marker.version_id) else {
+        return;
+    };
+    let stamp = hansa_backends::Stamp {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: marker.version_id.clone(),
+        // MD5 of nothing.
+        etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+        size: 0,
+        checksum: None,
+        late: None,
+    };
+    let mut attrs = hansa_backends::ObjectAttributes::default();
+    attrs
+        .user_metadata
+        .insert(MARKER_META.to_string(), marker.owner.clone());
+    let limit = store.settings().backend_timeout;
+    let targets = store.write_plan(bucket, key).targets;
+    let writes = targets.iter().filter_map(|id| store.backend(id)).map(|b| {
+        let (name, attrs, stamp) = (&name, &attrs, &stamp);
+        async move {
+            let body: hansa_backends::ByteStream = Box::pin(futures::stream::empty());
+            if let Err(e) = bounded(limit, "put", b.put(name, attrs, stamp, body)).await {
+                tracing::warn!(backend = b.id(), error = %e, "could not record a delete marker on a backend");
+            }
+        }
+    });
+    futures::future::join_all(writes).await;
+}
+
+/// Removes a delete marker's objects (see [`write_marker_objects`]) from every backend.
+async fn remove_marker_objects(store: &Store, bucket: &str, key: &str, marker: &DeleteMarker) {
+    let Some(name) = version_name(bucket, key, &marker.version_id) else {
+        return;
+    };
+    let limit = store.settings().backend_timeout;
+    let deletes = store.backends.iter().map(|b| {
+        let name = &name;
+        async move {
+            if let Err(e) = bounded(limit, "delete", b.delete(name)).await {
+                tracing::warn!(backend = b.id(), error = %e, "could not remove a delete marker's object");
+            }
+        }
+    });
+    futures::future::join_all(deletes).await;
+}
+
 /// What a delete did, as S3 answers it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOutcome {
@@ -419,6 +481,7 @@ pub(crate) async fn delete_with_marker(
         }
     }
     finish_aside(store, bucket, key, &aside).await;
+    write_marker_objects(store, bucket, key, &marker).await;
     Ok(DeleteOutcome {
         version_id: Some(if marker.versioned {
             marker.version_id
@@ -510,8 +573,11 @@ pub async fn delete_version(
             .remove_version(bucket, key, &VersionEntry::Object(next.clone()))?;
     }
     store.meta.sync().await?;
-    if let VersionEntry::Object(record) = &entry {
-        remove_copies(store, bucket, key, &record.replicas).await;
+    match &entry {
+        VersionEntry::Object(record) => remove_copies(store, bucket, key, &record.replicas).await,
+        VersionEntry::DeleteMarker(marker) => {
+            remove_marker_objects(store, bucket, key, marker).await
+        }
     }
     if let Some((_, next)) = promoted {
         remove_copies(store, bucket, key, &next.replicas).await;
