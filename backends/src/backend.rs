@@ -301,7 +301,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// held, with the same bytes, attributes and stamp; durable on return. Backends avoid
     /// moving bytes where they can (a hard link on a disk, a server-side copy in a cloud);
     /// this default streams the object through. `from` missing → `NotFound`.
-    async fn copy(&self, from: &PhysicalName, to: &PhysicalName) -> Result<PutResult, BackendError> {
+    async fn copy(
+        &self,
+        from: &PhysicalName,
+        to: &PhysicalName,
+    ) -> Result<PutResult, BackendError> {
         let got = self.get(from, None, None).await?;
         let stamp = got.info.stamp.clone().ok_or_else(|| BackendError::Other {
             message: format!("{}: {from} has no stamp to copy", self.id()),

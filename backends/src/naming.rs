@@ -153,7 +153,8 @@ impl PhysicalName {
         }
         if let Some(rest) = name.strip_prefix(VERSIONS_PREFIX) {
             let mut parts = rest.splitn(3, '/');
-            let (Some(bucket), Some(hash), Some(version)) = (parts.next(), parts.next(), parts.next())
+            let (Some(bucket), Some(hash), Some(version)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(invalid());
             };

@@ -316,7 +316,10 @@ pub async fn copy_moves_a_version_aside(b: &dyn Backend) {
     assert_eq!(read(b, &aside).await, b"first version");
     assert_eq!(read(b, &name).await, b"second");
     let info = b.head(&aside).await.expect("head the copy");
-    assert_eq!(info.stamp.map(|s| (s.key, s.version_id)), Some(("dir/k".into(), "v1".into())));
+    assert_eq!(
+        info.stamp.map(|s| (s.key, s.version_id)),
+        Some(("dir/k".into(), "v1".into()))
+    );
     b.delete(&name).await.expect("delete the source");
     assert_eq!(read(b, &aside).await, b"first version");
     assert!(!names_in(b, "suite-copy/").await.contains(aside.as_str()));

@@ -226,9 +226,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
             format!("/{b}?versioning"),
             200,
         ),
-        Case::new("PutBucketVersioning", "PUT", format!("/{b}?versioning"), 200)
-            .header("content-md5", md5_b64(versioning_doc.as_bytes()))
-            .body(versioning_doc),
+        Case::new(
+            "PutBucketVersioning",
+            "PUT",
+            format!("/{b}?versioning"),
+            200,
+        )
+        .header("content-md5", md5_b64(versioning_doc.as_bytes()))
+        .body(versioning_doc),
         Case::new("ListObjectVersions", "GET", format!("/{b}?versions"), 200),
         Case::new("GetBucketAcl", "GET", format!("/{b}?acl"), 200),
         Case::new("PutBucketAcl", "PUT", format!("/{b}?acl"), 200).header("x-amz-acl", "private"),

@@ -50,7 +50,12 @@ async fn get_v(s3: &Client, bucket: &str, key: &str, version: &str) -> Vec<u8> {
         .await
         .unwrap_or_else(|e| panic!("get {key}@{version}: {e:?}"));
     assert_eq!(out.version_id(), Some(version));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
 }
 
 /// (key, version id, is delete marker, is latest) of every version, in listing order.
@@ -86,7 +91,9 @@ async fn list_versions(s3: &Client, bucket: &str, max_keys: i32) -> (Vec<Row>, u
     (rows, pages)
 }
 
-fn page_rows(out: &aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput) -> Vec<Row> {
+fn page_rows(
+    out: &aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput,
+) -> Vec<Row> {
     // The SDK separates versions and markers; S3's order is keys ascending, newest first, which
     // the rows get back by sorting on (key, position in the answer).
     let mut rows: Vec<(Row, i64)> = Vec::new();
@@ -98,7 +105,9 @@ fn page_rows(out: &aws_sdk_s3::operation::list_object_versions::ListObjectVersio
                 false,
                 v.is_latest().unwrap_or(false),
             ),
-            v.last_modified().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0),
+            v.last_modified()
+                .map(|t| t.to_millis().unwrap_or(0))
+                .unwrap_or(0),
         ));
     }
     for m in out.delete_markers() {
@@ -109,15 +118,13 @@ fn page_rows(out: &aws_sdk_s3::operation::list_object_versions::ListObjectVersio
                 true,
                 m.is_latest().unwrap_or(false),
             ),
-            m.last_modified().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0),
+            m.last_modified()
+                .map(|t| t.to_millis().unwrap_or(0))
+                .unwrap_or(0),
         ));
     }
     // Within a key, newest first: by time, then by id (Hansa's ids are time-ordered).
-    rows.sort_by(|(a, ta), (b, tb)| {
-        a.0.cmp(&b.0)
-            .then(tb.cmp(ta))
-            .then_with(|| b.1.cmp(&a.1))
-    });
+    rows.sort_by(|(a, ta), (b, tb)| a.0.cmp(&b.0).then(tb.cmp(ta)).then_with(|| b.1.cmp(&a.1)));
     rows.into_iter().map(|(r, _)| r).collect()
 }
 
@@ -134,10 +141,20 @@ async fn enable_suspend_round_trip_and_errors() {
         .expect("get");
     assert_eq!(got.status(), None, "never enabled: an empty document");
     set_versioning(&s3, "vstate", BucketVersioningStatus::Enabled).await;
-    let got = s3.get_bucket_versioning().bucket("vstate").send().await.expect("get");
+    let got = s3
+        .get_bucket_versioning()
+        .bucket("vstate")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.status(), Some(&BucketVersioningStatus::Enabled));
     set_versioning(&s3, "vstate", BucketVersioningStatus::Suspended).await;
-    let got = s3.get_bucket_versioning().bucket("vstate").send().await.expect("get");
+    let got = s3
+        .get_bucket_versioning()
+        .bucket("vstate")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.status(), Some(&BucketVersioningStatus::Suspended));
     // MFA delete needs an MFA device Hansa does not have.
     let mfa = s3
@@ -163,8 +180,17 @@ async fn enable_suspend_round_trip_and_errors() {
         .send()
         .await;
     assert_s3_err!(bad, 400, "IllegalVersioningConfigurationException");
-    let got = s3.get_bucket_versioning().bucket("vstate").send().await.expect("get");
-    assert_eq!(got.status(), Some(&BucketVersioningStatus::Suspended), "unchanged");
+    let got = s3
+        .get_bucket_versioning()
+        .bucket("vstate")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.status(),
+        Some(&BucketVersioningStatus::Suspended),
+        "unchanged"
+    );
     let missing = s3.get_bucket_versioning().bucket("nope-nope").send().await;
     assert_s3_err!(missing, 404, "NoSuchBucket");
     gw.shutdown().await;
@@ -175,7 +201,9 @@ async fn overwrites_keep_every_version_and_the_disks_hold_them() {
     let gw = TestGateway::start().await;
     let s3 = gw.client();
     versioned_bucket(&s3, "keep").await;
-    let bodies: Vec<Vec<u8>> = (0..4).map(|i| format!("body number {i}").into_bytes()).collect();
+    let bodies: Vec<Vec<u8>> = (0..4)
+        .map(|i| format!("body number {i}").into_bytes())
+        .collect();
     let mut ids = Vec::new();
     for b in &bodies {
         ids.push(put_v(&s3, "keep", "dir/k", b).await);
@@ -185,7 +213,13 @@ async fn overwrites_keep_every_version_and_the_disks_hold_them() {
     for (id, body) in ids.iter().zip(&bodies) {
         assert_eq!(&get_v(&s3, "keep", "dir/k", id).await, body);
     }
-    let latest = s3.get_object().bucket("keep").key("dir/k").send().await.expect("get");
+    let latest = s3
+        .get_object()
+        .bucket("keep")
+        .key("dir/k")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(latest.version_id(), Some(ids[3].as_str()));
     let head = s3
         .head_object()
@@ -201,7 +235,10 @@ async fn overwrites_keep_every_version_and_the_disks_hold_them() {
     // hidden name, readable without Hansa.
     let key_hash = hansa_conformance::sha256_hex(b"dir/k");
     for dir in gw.backend_dirs() {
-        assert_eq!(std::fs::read(dir.join("keep/dir/k")).expect("plain"), bodies[3]);
+        assert_eq!(
+            std::fs::read(dir.join("keep/dir/k")).expect("plain"),
+            bodies[3]
+        );
         for (id, body) in ids.iter().zip(&bodies).take(3) {
             let hidden = dir.join(format!(".hansa/v/keep/{key_hash}/{id}"));
             assert_eq!(&std::fs::read(&hidden).expect("hidden version"), body);
@@ -245,7 +282,13 @@ async fn delete_markers_hide_and_removing_them_restores() {
     let s3 = gw.client();
     versioned_bucket(&s3, "marks").await;
     let v1 = put_v(&s3, "marks", "k", b"one").await;
-    let del = s3.delete_object().bucket("marks").key("k").send().await.expect("delete");
+    let del = s3
+        .delete_object()
+        .bucket("marks")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(del.delete_marker(), Some(true));
     let marker = del.version_id().expect("marker id").to_string();
     assert_ne!(marker, v1);
@@ -280,7 +323,9 @@ async fn delete_markers_hide_and_removing_them_restores() {
     assert_s3_err!(by_id, 405, "MethodNotAllowed");
     // The old version is still there by id; the listing shows the marker as latest.
     assert_eq!(get_v(&s3, "marks", "k", &v1).await, b"one");
-    assert!(hansa_conformance::list_all_keys(&s3, "marks").await.is_empty());
+    assert!(hansa_conformance::list_all_keys(&s3, "marks")
+        .await
+        .is_empty());
     let (rows, _) = list_versions(&s3, "marks", 1000).await;
     assert_eq!(
         rows,
@@ -306,7 +351,10 @@ async fn delete_markers_hide_and_removing_them_restores() {
     assert_eq!(undo.version_id(), Some(marker.as_str()));
     assert_eq!(hansa_conformance::get(&s3, "marks", "k").await, b"one");
     for dir in gw.backend_dirs() {
-        assert_eq!(std::fs::read(dir.join("marks/k")).expect("plain again"), b"one");
+        assert_eq!(
+            std::fs::read(dir.join("marks/k")).expect("plain again"),
+            b"one"
+        );
     }
     let (rows, _) = list_versions(&s3, "marks", 1000).await;
     assert_eq!(rows, vec![("k".to_string(), v1, false, true)]);
@@ -333,7 +381,13 @@ async fn deleting_the_current_version_promotes_the_previous() {
     assert_eq!(out.version_id(), Some(v2.as_str()));
     assert_eq!(out.delete_marker(), None);
     assert_eq!(hansa_conformance::get(&s3, "promo", "k").await, b"third");
-    let gone = s3.get_object().bucket("promo").key("k").version_id(&v2).send().await;
+    let gone = s3
+        .get_object()
+        .bucket("promo")
+        .key("k")
+        .version_id(&v2)
+        .send()
+        .await;
     assert_s3_err!(gone, 404, "NoSuchVersion");
     // The current one: v1 becomes current, at the plain name on the disks.
     s3.delete_object()
@@ -343,9 +397,23 @@ async fn deleting_the_current_version_promotes_the_previous() {
         .send()
         .await
         .expect("delete v3");
-    let got = s3.get_object().bucket("promo").key("k").send().await.expect("get");
+    let got = s3
+        .get_object()
+        .bucket("promo")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.version_id(), Some(v1.as_str()));
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"first");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"first"
+    );
     let key_hash = hansa_conformance::sha256_hex(b"k");
     for dir in gw.backend_dirs() {
         assert_eq!(std::fs::read(dir.join("promo/k")).expect("plain"), b"first");
@@ -364,7 +432,11 @@ async fn deleting_the_current_version_promotes_the_previous() {
         .expect("delete v1");
     let (rows, _) = list_versions(&s3, "promo", 1000).await;
     assert!(rows.is_empty(), "{rows:?}");
-    s3.delete_bucket().bucket("promo").send().await.expect("empty bucket goes");
+    s3.delete_bucket()
+        .bucket("promo")
+        .send()
+        .await
+        .expect("empty bucket goes");
     gw.shutdown().await;
 }
 
@@ -381,8 +453,19 @@ async fn list_object_versions_pages_in_order() {
             rows.push((key.to_string(), id, false, false));
         }
         if key != "d" {
-            let del = s3.delete_object().bucket("pages").key(key).send().await.expect("delete");
-            rows.push((key.to_string(), del.version_id().expect("id").to_string(), true, false));
+            let del = s3
+                .delete_object()
+                .bucket("pages")
+                .key(key)
+                .send()
+                .await
+                .expect("delete");
+            rows.push((
+                key.to_string(),
+                del.version_id().expect("id").to_string(),
+                true,
+                false,
+            ));
         }
         rows.reverse();
         rows[0].3 = true;
@@ -402,7 +485,11 @@ async fn list_object_versions_pages_in_order() {
         .send()
         .await
         .expect("list with delimiter");
-    let prefixes: Vec<&str> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<&str> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, vec!["b/"]);
     let keys: std::collections::BTreeSet<&str> = out
         .versions()
@@ -459,7 +546,13 @@ async fn suspended_bucket_replaces_the_null_version() {
         ]
     );
     // DELETE makes a null delete marker in place of the null version.
-    let del = s3.delete_object().bucket("nulls").key("k").send().await.expect("delete");
+    let del = s3
+        .delete_object()
+        .bucket("nulls")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(del.delete_marker(), Some(true));
     assert_eq!(del.version_id(), Some("null"));
     let (rows, _) = list_versions(&s3, "nulls", 1000).await;
@@ -514,12 +607,24 @@ async fn delete_objects_with_versions() {
             )
         })
         .collect();
-    assert!(deleted.contains(&("a".into(), Some(a1.clone()), None, false)), "{deleted:?}");
-    assert!(deleted.contains(&("b".into(), None, Some(true), true)), "{deleted:?}");
+    assert!(
+        deleted.contains(&("a".into(), Some(a1.clone()), None, false)),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted.contains(&("b".into(), None, Some(true), true)),
+        "{deleted:?}"
+    );
     assert_eq!(out.errors().len(), 1);
     assert_eq!(out.errors()[0].code(), Some("InvalidArgument"));
     assert_eq!(out.errors()[0].version_id(), Some("bad id"));
-    let gone = s3.get_object().bucket("multi").key("a").version_id(&a1).send().await;
+    let gone = s3
+        .get_object()
+        .bucket("multi")
+        .key("a")
+        .version_id(&a1)
+        .send()
+        .await;
     assert_s3_err!(gone, 404, "NoSuchVersion");
     assert_eq!(get_v(&s3, "multi", "a", &a2).await, b"a2");
     let b = s3.get_object().bucket("multi").key("b").send().await;
@@ -554,11 +659,20 @@ async fn copies_and_multipart_uploads_make_versions() {
         .send()
         .await
         .expect("restore");
-    assert_eq!(hansa_conformance::get(&s3, "cpv", "src").await, b"old source");
+    assert_eq!(
+        hansa_conformance::get(&s3, "cpv", "src").await,
+        b"old source"
+    );
     assert_ne!(restored.version_id(), Some(v1.as_str()));
     // A multipart completion makes a version too; the one before it stays.
     let before = put_v(&s3, "cpv", "mp", b"small").await;
-    let up = s3.create_multipart_upload().bucket("cpv").key("mp").send().await.expect("create");
+    let up = s3
+        .create_multipart_upload()
+        .bucket("cpv")
+        .key("mp")
+        .send()
+        .await
+        .expect("create");
     let upload_id = up.upload_id().expect("id").to_string();
     let part = s3
         .upload_part()
@@ -590,7 +704,10 @@ async fn copies_and_multipart_uploads_make_versions() {
         .expect("complete");
     let mp_version = done.version_id().expect("a version").to_string();
     assert_ne!(mp_version, "null");
-    assert_eq!(get_v(&s3, "cpv", "mp", &mp_version).await, b"multipart body");
+    assert_eq!(
+        get_v(&s3, "cpv", "mp", &mp_version).await,
+        b"multipart body"
+    );
     assert_eq!(get_v(&s3, "cpv", "mp", &before).await, b"small");
     gw.shutdown().await;
 }
@@ -621,9 +738,27 @@ async fn a_failed_move_aside_refuses_the_write() {
     let refused = s3.delete_object().bucket("faulty").key("k").send().await;
     assert_s3_err!(refused, 503, "ServiceUnavailable");
     gw.faults("disk-a").clear();
-    let got = s3.get_object().bucket("faulty").key("k").send().await.expect("get");
-    assert_eq!(got.version_id(), Some(v1.as_str()), "the old version stays current");
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"precious");
+    let got = s3
+        .get_object()
+        .bucket("faulty")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.version_id(),
+        Some(v1.as_str()),
+        "the old version stays current"
+    );
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"precious"
+    );
     let (rows, _) = list_versions(&s3, "faulty", 1000).await;
     assert_eq!(rows, vec![("k".to_string(), v1, false, true)]);
     gw.shutdown().await;
@@ -637,7 +772,12 @@ async fn rebuild_index_restores_versions_and_markers() {
     let v1 = put_v(&s3, "rebuilt", "k", b"one").await;
     let v2 = put_v(&s3, "rebuilt", "k", b"two").await;
     put_v(&s3, "rebuilt", "gone", b"deleted later").await;
-    s3.delete_object().bucket("rebuilt").key("gone").send().await.expect("marker");
+    s3.delete_object()
+        .bucket("rebuilt")
+        .key("gone")
+        .send()
+        .await
+        .expect("marker");
     put_v(&s3, "rebuilt", "a//fallback", b"fallback one").await;
     put_v(&s3, "rebuilt", "a//fallback", b"fallback two").await;
     let (before, _) = list_versions(&s3, "rebuilt", 1000).await;
@@ -671,7 +811,110 @@ async fn rebuild_index_restores_versions_and_markers() {
     assert_eq!(get_v(&s3, "rebuilt", "k", &v2).await, b"two");
     let gone = s3.get_object().bucket("rebuilt").key("gone").send().await;
     assert_s3_err!(gone, 404, "NoSuchKey");
-    let versioning = s3.get_bucket_versioning().bucket("rebuilt").send().await.expect("get");
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket("rebuilt")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
     gw.shutdown().await;
+}
+
+/// kill -9 during versioned overwrites: every acknowledged version reads back by its id with
+/// its bytes, and the listing names each of them once. Rounds alternate slow publishes on a
+/// disk (kills after the move aside and the commit, before the publishes) with no faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versioned_overwrites_survive_kill_9() {
+    use hansa_conformance::process::{free_port, spawn, write_config, TestDir};
+    use rand::{Rng, SeedableRng};
+    use std::sync::{Arc, Mutex};
+
+    const ROUNDS: usize = 6;
+    const PLANS: [&[(&str, &str)]; 2] = [
+        &[],
+        &[("disk-a", "faults = { publishes = { slow_ms = 30 } }")],
+    ];
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = TestDir::new("vcrash-");
+    let addr = free_port();
+    let config = dir.path().join("hansa.toml");
+    let log = dir.path().join("hansa.log");
+    let client = hansa_conformance::client_at(&format!("http://{addr}"));
+    write_config(&config, dir.path(), addr, "", PLANS[0], "");
+    let mut child = spawn(&config, &log, addr);
+    versioned_bucket(&client, "vcrash").await;
+    // (key, version id) → body hash, for every acknowledged write.
+    let acked: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    for round in 0..ROUNDS {
+        let mut writers = Vec::new();
+        for w in 0..3 {
+            let (client, acked) = (client.clone(), acked.clone());
+            writers.push(tokio::spawn(async move {
+                let key = format!("key-{w}");
+                for i in 0.. {
+                    let body = hansa_conformance::random_bytes(1000 + (i * 37 + w * 101) % 5000);
+                    let hash = hansa_conformance::sha256_hex(&body);
+                    let sent = client
+                        .put_object()
+                        .bucket("vcrash")
+                        .key(&key)
+                        .body(ByteStream::from(body))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(out) => acked.lock().unwrap().push((
+                            key.clone(),
+                            out.version_id().expect("version id").to_string(),
+                            hash,
+                        )),
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(rng.gen_range(150..500))).await;
+        child.kill_9();
+        for w in writers {
+            let _ = w.await;
+        }
+        write_config(
+            &config,
+            dir.path(),
+            addr,
+            "",
+            PLANS[(round + 1) % PLANS.len()],
+            "",
+        );
+        child = spawn(&config, &log, addr);
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 10,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    for (key, version, hash) in &acked {
+        let body = get_v(&client, "vcrash", key, version).await;
+        assert_eq!(
+            &hansa_conformance::sha256_hex(&body),
+            hash,
+            "{key}@{version}"
+        );
+    }
+    let (rows, _) = list_versions(&client, "vcrash", 1000).await;
+    for (key, version, _) in &acked {
+        let n = rows
+            .iter()
+            .filter(|r| &r.0 == key && &r.1 == version)
+            .count();
+        assert_eq!(n, 1, "{key}@{version} listed {n} times");
+    }
+    for key in ["key-0", "key-1", "key-2"] {
+        let latest = rows.iter().filter(|r| r.0 == key && r.3).count();
+        assert!(latest <= 1, "{key}: {latest} latest versions");
+    }
+    assert!(child.terminate(std::time::Duration::from_secs(10)));
 }

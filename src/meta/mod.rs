@@ -10,9 +10,9 @@ mod sled_store;
 pub use jobs::{JobCursor, JobProblem, JobProgress, JobRecord, JobSpec, JobState, MAX_PROBLEMS};
 
 pub use records::{
-    queue_prefix, Before, BucketRecord, BucketSetting, DeleteMarker, Intent, IntentPhase, IntentTarget,
-    ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica, ReplicaState,
-    UploadRecord, UploadTarget, VersionEntry,
+    queue_prefix, Before, BucketRecord, BucketSetting, DeleteMarker, Intent, IntentPhase,
+    IntentTarget, ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica,
+    ReplicaState, UploadRecord, UploadTarget, VersionEntry,
 };
 pub use sled_store::SledStore;
 

@@ -153,21 +153,17 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
     };
     // In a bucket with versioning, the version replaced is copied aside now, before the
     // commit names the new one; if it cannot be kept, nothing changes.
-    let aside = match versions::prepare_replacement(
-        store,
-        &write.bucket,
-        &write.key,
-        previous.as_ref(),
-    )
-    .await
-    {
-        Ok(aside) => aside,
-        Err(e) => {
-            drop(guard);
-            abandon(store, write, running);
-            return Attempt::Done(Err(e));
-        }
-    };
+    let aside =
+        match versions::prepare_replacement(store, &write.bucket, &write.key, previous.as_ref())
+            .await
+        {
+            Ok(aside) => aside,
+            Err(e) => {
+                drop(guard);
+                abandon(store, write, running);
+                return Attempt::Done(Err(e));
+            }
+        };
     write.record.versioned = aside.versioned;
     write.record.replicas = write
         .slots

@@ -122,7 +122,11 @@ pub async fn rebuild_index(
         for info in scan.versions {
             let Some(stamp) = &info.stamp else { continue };
             versions
-                .entry((stamp.bucket.clone(), stamp.key.clone(), stamp.version_id.clone()))
+                .entry((
+                    stamp.bucket.clone(),
+                    stamp.key.clone(),
+                    stamp.version_id.clone(),
+                ))
                 .or_default()
                 .push(Found {
                     backend: backend.id().to_string(),

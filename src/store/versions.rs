@@ -60,7 +60,11 @@ pub fn versioning(store: &Store, bucket: &str) -> StoreResult<VersioningState> {
 }
 
 /// Enables or suspends versioning (durably, in the bucket markers too).
-pub async fn set_versioning(store: &Store, bucket: &str, state: VersioningState) -> StoreResult<()> {
+pub async fn set_versioning(
+    store: &Store,
+    bucket: &str,
+    state: VersioningState,
+) -> StoreResult<()> {
     let Some(name) = state.name() else {
         return Err(StoreError::Internal(
             "versioning cannot be turned off once set".into(),
@@ -213,7 +217,12 @@ pub(crate) async fn prepare_replacement(
 }
 
 /// Records `aside` in the index (not flushed: the caller's commit flushes it with the rest).
-pub(crate) fn record_aside(store: &Store, bucket: &str, key: &str, aside: &Aside) -> StoreResult<()> {
+pub(crate) fn record_aside(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    aside: &Aside,
+) -> StoreResult<()> {
     if let Some(dropped) = &aside.dropped {
         store.meta.remove_version(bucket, key, dropped)?;
     }
@@ -277,9 +286,8 @@ async fn copy_aside(
     key: &str,
     record: &ObjectRecord,
 ) -> StoreResult<ObjectRecord> {
-    let hidden = version_name(bucket, key, &record.version_id).ok_or_else(|| {
-        StoreError::Internal(format!("no version name for {bucket}/{key}"))
-    })?;
+    let hidden = version_name(bucket, key, &record.version_id)
+        .ok_or_else(|| StoreError::Internal(format!("no version name for {bucket}/{key}")))?;
     let moved = relocate(store, record, |_| Some(hidden.clone())).await?;
     Ok(ObjectRecord {
         replicas: moved,
@@ -517,7 +525,9 @@ pub async fn delete_version(
         };
         may_remove(store, bucket, key, &view)?;
         let promoted = match versions.first() {
-            Some(VersionEntry::Object(next)) => Some((promote(store, bucket, key, next).await?, next)),
+            Some(VersionEntry::Object(next)) => {
+                Some((promote(store, bucket, key, next).await?, next))
+            }
             _ => None,
         };
         // Copies the promoted version did not land on go with the removed version.
@@ -591,7 +601,12 @@ fn current_is_absent(store: &Store, bucket: &str, key: &str) -> StoreResult<bool
 
 /// The one place a version's permanent removal can be refused (object lock: retention,
 /// legal hold). Nothing refuses yet.
-fn may_remove(_store: &Store, _bucket: &str, _key: &str, _version: &VersionView) -> StoreResult<()> {
+fn may_remove(
+    _store: &Store,
+    _bucket: &str,
+    _key: &str,
+    _version: &VersionView,
+) -> StoreResult<()> {
     Ok(())
 }
 
@@ -650,7 +665,8 @@ pub fn list_versions(
     let common_prefix = |key: &str| -> Option<String> {
         let d = delimiter.filter(|d| !d.is_empty())?;
         let rest = key.strip_prefix(prefix)?;
-        rest.find(d).map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+        rest.find(d)
+            .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
     };
     match &from {
         VersionsFrom::Start => {}

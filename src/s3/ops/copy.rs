@@ -120,7 +120,11 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     let mut r = response::xml(StatusCode::OK, xml::to_xml("CopyObjectResult", &doc)?);
     super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
     if src_version.is_some() || store::versioning(&ctx.gw.store, &src_bucket)?.keeps_versions() {
-        response::set_header(&mut r, "x-amz-copy-source-version-id", src.shown_version_id());
+        response::set_header(
+            &mut r,
+            "x-amz-copy-source-version-id",
+            src.shown_version_id(),
+        );
     }
     access_log::note_written(&mut r, &record);
     Ok(r)

@@ -13,5 +13,5 @@ pub mod multipart_list;
 pub mod object;
 pub mod policy;
 pub mod post;
-pub mod versioning;
 mod support;
+pub mod versioning;

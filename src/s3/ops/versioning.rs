@@ -119,20 +119,22 @@ pub async fn list_object_versions(ctx: &Ctx) -> S3Result<S3Response> {
         .versions
         .iter()
         .map(|(key, view)| match view {
-            VersionView::Object { record, latest } => xml::VersionElement::Version(xml::ListedVersion {
-                key: encode(key, url),
-                version_id: record.shown_version_id().to_string(),
-                is_latest: *latest,
-                last_modified: iso8601(record.modified_ms),
-                etag: format!("\"{}\"", record.etag),
-                checksum_algorithm: record
-                    .checksum
-                    .as_ref()
-                    .map(|c| c.algorithm.name().to_string()),
-                size: record.size,
-                storage_class: "STANDARD",
-                owner: owner(&record.owner),
-            }),
+            VersionView::Object { record, latest } => {
+                xml::VersionElement::Version(xml::ListedVersion {
+                    key: encode(key, url),
+                    version_id: record.shown_version_id().to_string(),
+                    is_latest: *latest,
+                    last_modified: iso8601(record.modified_ms),
+                    etag: format!("\"{}\"", record.etag),
+                    checksum_algorithm: record
+                        .checksum
+                        .as_ref()
+                        .map(|c| c.algorithm.name().to_string()),
+                    size: record.size,
+                    storage_class: "STANDARD",
+                    owner: owner(&record.owner),
+                })
+            }
             VersionView::DeleteMarker { marker, latest } => {
                 xml::VersionElement::DeleteMarker(xml::ListedDeleteMarker {
                     key: encode(key, url),
@@ -214,13 +216,24 @@ mod tests {
                     owner: owner(),
                 }),
             ],
-            common_prefixes: vec![xml::CommonPrefix { prefix: "p/".into() }],
+            common_prefixes: vec![xml::CommonPrefix {
+                prefix: "p/".into(),
+            }],
         };
         let text = xml::to_xml("ListVersionsResult", &doc).unwrap();
-        let marker = text.find("<DeleteMarker><Key>a</Key><VersionId>v3</VersionId><IsLatest>true</IsLatest>").expect(&text);
-        let version = text.find("<Version><Key>a</Key><VersionId>v2</VersionId><IsLatest>false</IsLatest>").expect(&text);
-        let prefixes = text.find("<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>").expect(&text);
+        let marker = text
+            .find("<DeleteMarker><Key>a</Key><VersionId>v3</VersionId><IsLatest>true</IsLatest>")
+            .expect(&text);
+        let version = text
+            .find("<Version><Key>a</Key><VersionId>v2</VersionId><IsLatest>false</IsLatest>")
+            .expect(&text);
+        let prefixes = text
+            .find("<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>")
+            .expect(&text);
         assert!(marker < version && version < prefixes, "{text}");
-        assert!(text.contains("<IsTruncated>false</IsTruncated><DeleteMarker>"), "{text}");
+        assert!(
+            text.contains("<IsTruncated>false</IsTruncated><DeleteMarker>"),
+            "{text}"
+        );
     }
 }
