@@ -918,3 +918,47 @@ async fn versioned_overwrites_survive_kill_9() {
     }
     assert!(child.terminate(std::time::Duration::from_secs(10)));
 }
+
+/// The cost of keeping versions: 64 MiB overwrites in a versioned and an unversioned bucket on
+/// the two local disks, timed (`cargo test -p hansa-conformance --test versioning
+/// overwrite_cost -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn overwrite_cost_versioned_against_unversioned() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "plain").await;
+    versioned_bucket(&s3, "kept").await;
+    let body = hansa_conformance::random_bytes(64 << 20);
+    let mut times: Vec<(&str, Vec<f64>)> =
+        vec![("unversioned", Vec::new()), ("versioned", Vec::new())];
+    for round in 0..6 {
+        for (bucket, samples) in [("plain", 0usize), ("kept", 1)] {
+            let started = std::time::Instant::now();
+            s3.put_object()
+                .bucket(bucket)
+                .key("big")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .expect("put");
+            // The first write of each bucket replaces nothing.
+            if round > 0 {
+                times[samples]
+                    .1
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    for (name, mut t) in times {
+        t.sort_by(|a, b| a.total_cmp(b));
+        eprintln!(
+            "64 MiB overwrite, {name}: median {:.0} ms (min {:.0}, max {:.0}, n {})",
+            t[t.len() / 2],
+            t[0],
+            t[t.len() - 1],
+            t.len()
+        );
+    }
+    gw.shutdown().await;
+}
