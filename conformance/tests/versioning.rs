@@ -124,7 +124,13 @@ fn page_rows(
         ));
     }
     // Within a key, newest first: by time, then by id (Hansa's ids are time-ordered).
-    rows.sort_by(|(a, ta), (b, tb)| a.0.cmp(&b.0).then(tb.cmp(ta)).then_with(|| b.1.cmp(&a.1)));
+    // The latest first, then by time and id.
+    rows.sort_by(|(a, ta), (b, tb)| {
+        a.0.cmp(&b.0)
+            .then(b.3.cmp(&a.3))
+            .then(tb.cmp(ta))
+            .then_with(|| b.1.cmp(&a.1))
+    });
     rows.into_iter().map(|(r, _)| r).collect()
 }
 
