@@ -848,10 +848,11 @@ impl Backend for LocalBackend {
                     _ => io_error(e, &format!("link {from_shown}")),
                 });
             }
-            if let Err(e) = rename_durably(&tmp, &root, &target, &to_shown) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
+            let renamed = rename_durably(&tmp, &root, &target, &to_shown);
+            // A rename onto another link of the same file does nothing (POSIX): a copy made
+            // again leaves its temporary link, which goes here.
+            let _ = std::fs::remove_file(&tmp);
+            renamed?;
             let (_, info) = open_object(&target, &to_shown)?;
             Ok(PutResult {
                 etag: info.etag,
