@@ -925,16 +925,40 @@ async fn versioned_overwrites_survive_kill_9() {
     assert!(child.terminate(std::time::Duration::from_secs(10)));
 }
 
-/// The cost of keeping versions: 64 MiB overwrites in a versioned and an unversioned bucket on
-/// the two local disks, timed (`cargo test -p hansa-conformance --test versioning
+/// The cost of keeping versions: 64 MiB overwrites in a versioned and an unversioned bucket,
+/// timed, on the two local disks and, when `HANSA_TEST_S3_ENDPOINT` names a moto server (see
+/// scripts/test-servers.sh), on moto alone (`cargo test -p hansa-conformance --test versioning
 /// overwrite_cost -- --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore]
 async fn overwrite_cost_versioned_against_unversioned() {
     let gw = TestGateway::start().await;
-    let s3 = gw.client();
-    create_bucket(&s3, "plain").await;
-    versioned_bucket(&s3, "kept").await;
+    time_overwrites(&gw.client(), "local disks").await;
+    gw.shutdown().await;
+    if std::env::var("HANSA_TEST_S3_ENDPOINT").is_ok() {
+        let prefix = format!("bench/{:016x}", rand::random::<u64>());
+        let backends =
+            hansa_conformance::cloud_backends_toml(&prefix, &prefix).expect("moto's variables");
+        // moto only: the Azure entry is dropped.
+        let moto = backends
+            .split("\n[[backend]]\nid = \"azurite\"")
+            .next()
+            .unwrap_or("");
+        let gw = TestGateway::start_with(Options {
+            extra_toml: format!(
+                "{moto}\n[policy.default]\nbackends = [\"moto\"]\nreplicas = 1\nwrite_quorum = 1\n"
+            ),
+            ..Options::default()
+        })
+        .await;
+        time_overwrites(&gw.client(), "moto").await;
+        gw.shutdown().await;
+    }
+}
+
+async fn time_overwrites(s3: &Client, place: &str) {
+    create_bucket(s3, "plain").await;
+    versioned_bucket(s3, "kept").await;
     let body = hansa_conformance::random_bytes(64 << 20);
     let mut times: Vec<(&str, Vec<f64>)> =
         vec![("unversioned", Vec::new()), ("versioned", Vec::new())];
@@ -959,12 +983,11 @@ async fn overwrite_cost_versioned_against_unversioned() {
     for (name, mut t) in times {
         t.sort_by(|a, b| a.total_cmp(b));
         eprintln!(
-            "64 MiB overwrite, {name}: median {:.0} ms (min {:.0}, max {:.0}, n {})",
+            "{place}: 64 MiB overwrite, {name}: median {:.0} ms (min {:.0}, max {:.0}, n {})",
             t[t.len() / 2],
             t[0],
             t[t.len() - 1],
             t.len()
         );
     }
-    gw.shutdown().await;
 }
