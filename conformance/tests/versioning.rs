@@ -211,8 +211,13 @@ async fn overwrites_keep_every_version_and_the_disks_hold_them() {
         .map(|i| format!("body number {i}").into_bytes())
         .collect();
     let mut ids = Vec::new();
+    let mut inodes = Vec::new();
     for b in &bodies {
         ids.push(put_v(&s3, "keep", "dir/k", b).await);
+        let plain = gw.backend_dirs()[0].join("keep/dir/k");
+        inodes.push(std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(plain).expect("plain name"),
+        ));
     }
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 4, "{ids:?}");
@@ -240,6 +245,13 @@ async fn overwrites_keep_every_version_and_the_disks_hold_them() {
     // The layout: the plain name holds the current version; each noncurrent one is at its
     // hidden name, readable without Hansa.
     let key_hash = hansa_conformance::sha256_hex(b"dir/k");
+    // Moved aside without copying a byte: each hidden version is the very file (inode) that
+    // was at the plain name.
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let hidden = gw.backend_dirs()[0].join(format!(".hansa/v/keep/{key_hash}/{id}"));
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(hidden).expect("hidden"));
+        assert_eq!(ino, inodes[i], "version {i} was copied, not linked");
+    }
     for dir in gw.backend_dirs() {
         assert_eq!(
             std::fs::read(dir.join("keep/dir/k")).expect("plain"),
