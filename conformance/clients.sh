@@ -389,6 +389,7 @@ aws_cycle() { # ENDPOINT_FN BUCKET DIR
 	step "s3 presign (GET with a presigned URL)" aws_presign "$A" "$B" "$D"
 	step "s3api get-bucket-versioning, get-bucket-acl, get-object-acl" aws_calls_tools_make "$A" "$B"
 	step "s3api put/get/delete-object-tagging, put/get/delete-bucket-tagging" aws_tagging "$A" "$B" "$D"
+	step "s3api versions: put-bucket-versioning, list-object-versions, --version-id" aws_versions "$A" "$B-v" "$D"
 	if [[ "$A" == aws_tls ]]; then
 		step "s3 cp sends aws-chunked + crc32 trailer; get-object --checksum-mode" aws_trailer "$A" "$B" "$D"
 	fi
@@ -565,6 +566,37 @@ aws_tagging() {
 	"$A" s3api delete-bucket-tagging --bucket "$B"
 	EXPECT_CODE=NoSuchTagSet expect_fail "$A" s3api get-bucket-tagging --bucket "$B"
 	"$A" s3api delete-object --bucket "$B" --key "$k"
+aws_versions() { # ENDPOINT_FN BUCKET DIR: a versioned bucket's life, emptied and removed
+	local A="$1" B="$2" D="$3" k="versioned/ünï doc.txt" v1 v2 ids marker
+	"$A" s3api create-bucket --bucket "$B" >/dev/null
+	"$A" s3api put-bucket-versioning --bucket "$B" --versioning-configuration Status=Enabled
+	[[ "$("$A" s3api get-bucket-versioning --bucket "$B" --query Status --output text)" == Enabled ]]
+	printf 'first' >"$D/v1.txt"
+	printf 'second version' >"$D/v2.txt"
+	v1="$("$A" s3api put-object --bucket "$B" --key "$k" --body "$D/v1.txt" --query VersionId --output text)"
+	v2="$("$A" s3api put-object --bucket "$B" --key "$k" --body "$D/v2.txt" --query VersionId --output text)"
+	[[ -n "$v1" && "$v1" != "$v2" ]] || { echo "versions $v1 / $v2"; return 1; }
+	ids="$("$A" s3api list-object-versions --bucket "$B" --query 'Versions[].VersionId' --output text)"
+	[[ "$ids" == "$v2"$'\t'"$v1" ]] || { echo "listed: $ids"; return 1; }
+	"$A" s3api get-object --bucket "$B" --key "$k" --version-id "$v1" "$D/v1.out" >/dev/null
+	cmp "$D/v1.txt" "$D/v1.out"
+	if [[ -n "${RCLONE_BIN:-}" && -x "$RCLONE_BIN" ]]; then
+		# rclone shows the old version next to the current one, named by its time.
+		rclone lsf --s3-versions "hansa:$B/versioned/" >"$D/rclone-versions.txt"
+		[[ "$(wc -l <"$D/rclone-versions.txt")" -eq 2 ]] && grep -q -- '-v20' "$D/rclone-versions.txt" ||
+			{ cat "$D/rclone-versions.txt"; return 1; }
+	fi
+	marker="$("$A" s3api delete-object --bucket "$B" --key "$k" --query VersionId --output text)"
+	[[ "$("$A" s3api list-object-versions --bucket "$B" --query 'DeleteMarkers[0].IsLatest' --output text)" == True ]]
+	EXPECT_CODE=NoSuchKey expect_fail "$A" s3api get-object --bucket "$B" --key "$k" "$D/gone.out"
+	"$A" s3api delete-object --bucket "$B" --key "$k" --version-id "$marker" >/dev/null
+	"$A" s3api get-object --bucket "$B" --key "$k" "$D/v2.out" >/dev/null
+	cmp "$D/v2.txt" "$D/v2.out"
+	EXPECT_CODE=BucketNotEmpty expect_fail "$A" s3api delete-bucket --bucket "$B"
+	for v in "$v1" "$v2"; do
+		"$A" s3api delete-object --bucket "$B" --key "$k" --version-id "$v" >/dev/null
+	done
+	"$A" s3api delete-bucket --bucket "$B"
 }
 aws_delete() {
 	local A="$1" B="$2" D="$3"

@@ -297,6 +297,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// Copies the object at `from` to `to` within this backend, replacing whatever `to`
+    /// held, with the same bytes, attributes and stamp; durable on return. Backends avoid
+    /// moving bytes where they can (a hard link on a disk, a server-side copy in a cloud);
+    /// this default streams the object through. `from` missing → `NotFound`.
+    async fn copy(
+        &self,
+        from: &PhysicalName,
+        to: &PhysicalName,
+    ) -> Result<PutResult, BackendError> {
+        let got = self.get(from, None, None).await?;
+        let stamp = got.info.stamp.clone().ok_or_else(|| BackendError::Other {
+            message: format!("{}: {from} has no stamp to copy", self.id()),
+        })?;
+        self.put(to, &got.info.attributes, &stamp, got.body).await
+    }
+
     /// Reads `range` (end clamped to the size; `start >= size` or an empty range →
     /// `RangeNotSatisfiable`) or the whole object. `if_match` compares with the backend etag
     /// (`PutResult::etag`); a mismatch → `PreconditionFailed`.

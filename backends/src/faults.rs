@@ -290,6 +290,15 @@ impl Backend for FaultyBackend {
         self.inner.restamp(name, attrs, stamp).await
     }
 
+    async fn copy(
+        &self,
+        from: &PhysicalName,
+        to: &PhysicalName,
+    ) -> Result<PutResult, BackendError> {
+        self.before(self.switch.plan().writes, "copy").await?;
+        self.inner.copy(from, to).await
+    }
+
     async fn get(
         &self,
         name: &PhysicalName,

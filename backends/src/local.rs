@@ -628,7 +628,8 @@ fn is_internal(rel: &str, prefix: &str) -> bool {
 
 /// Bucket markers and tombstones are listed only when the prefix asks for them.
 fn listed_record(rel: &str, prefix: &str) -> bool {
-    crate::naming::is_record_name(rel) && crate::naming::is_record_name(prefix)
+    (crate::naming::is_record_name(rel) && crate::naming::is_record_name(prefix))
+        || (crate::naming::is_version_name(rel) && crate::naming::is_version_name(prefix))
 }
 
 /// Should the walk descend into directory `rel` (no trailing slash) for `prefix`?
@@ -829,6 +830,37 @@ impl Backend for LocalBackend {
             etag: info.etag,
             size: info.size,
         })
+    }
+
+    /// A hard link: no byte moves, and the copy keeps the inode's extended attributes (stamp
+    /// and attributes), so its etag is the source's. A later publish over `from` renames a
+    /// new file there and leaves the linked inode to `to`.
+    async fn copy(&self, from: &PhysicalName, to: &PhysicalName) -> Result<PutResult> {
+        let source = self.path_of(from);
+        let target = self.path_of(to);
+        let tmp = self.new_tmp_path();
+        let root = self.root.clone();
+        let (from_shown, to_shown) = (from.as_str().to_string(), to.as_str().to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::hard_link(&source, &tmp) {
+                return Err(match e.kind() {
+                    ErrorKind::NotFound => BackendError::NotFound { name: from_shown },
+                    _ => io_error(e, &format!("link {from_shown}")),
+                });
+            }
+            let renamed = rename_durably(&tmp, &root, &target, &to_shown);
+            // A rename onto another link of the same file does nothing (POSIX): a copy made
+            // again leaves its temporary link, which goes here.
+            let _ = std::fs::remove_file(&tmp);
+            renamed?;
+            let (_, info) = open_object(&target, &to_shown)?;
+            Ok(PutResult {
+                etag: info.etag,
+                size: info.size,
+            })
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("copy task failed: {e}")))?
     }
 
     async fn discard(&self, _name: &PhysicalName, handle: &str) -> Result<()> {

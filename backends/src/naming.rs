@@ -47,6 +47,25 @@ pub const BUCKET_MARKER_PREFIX: &str = ".hansa/b/";
 /// backend while another backend still owes its removal.
 pub const TOMBSTONE_PREFIX: &str = ".hansa/t/";
 
+/// Prefix of noncurrent versions: `.hansa/v/<bucket>/<hex sha256(key)>/<version id>`. Fixed
+/// length whatever the key, so a version never conflicts with another name on a file system;
+/// the key is in the copy's stamp. Listed only when asked for by this prefix (like records), so
+/// nothing that lists objects takes an old version for the current one.
+pub const VERSIONS_PREFIX: &str = ".hansa/v/";
+
+/// Where the noncurrent version `version_id` (an ASCII alphanumeric token) of `(bucket, key)`
+/// lives on every backend that holds it.
+pub fn version_name(bucket: &str, key: &str, version_id: &str) -> Option<PhysicalName> {
+    let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
+    (is_valid_bucket_name(bucket) && is_safe_token(version_id))
+        .then(|| PhysicalName(format!("{VERSIONS_PREFIX}{bucket}/{key_hash}/{version_id}")))
+}
+
+/// True for names of noncurrent versions ([`version_name`]).
+pub fn is_version_name(name: &str) -> bool {
+    name.starts_with(VERSIONS_PREFIX)
+}
+
 /// The marker of `bucket` (a valid bucket name; Hansa creates no other).
 pub fn bucket_marker_name(bucket: &str) -> Option<PhysicalName> {
     is_valid_bucket_name(bucket).then(|| PhysicalName(format!("{BUCKET_MARKER_PREFIX}{bucket}")))
@@ -132,6 +151,18 @@ impl PhysicalName {
             }
             return Err(invalid());
         }
+        if let Some(rest) = name.strip_prefix(VERSIONS_PREFIX) {
+            let mut parts = rest.splitn(3, '/');
+            let (Some(bucket), Some(hash), Some(version)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(invalid());
+            };
+            if is_valid_bucket_name(bucket) && is_hex_digest(hash) && is_safe_token(version) {
+                return Ok(Self(name.to_string()));
+            }
+            return Err(invalid());
+        }
         if let Some(rest) = name.strip_prefix(HASHED_BUCKET_PREFIX) {
             let (bucket_hash, hash) = rest.split_once('/').ok_or_else(invalid)?;
             if is_hex_digest(bucket_hash) && is_hex_digest(hash) {
@@ -166,7 +197,11 @@ impl PhysicalName {
     /// `None` bucket for names of hashed (invalid) buckets; `None` key for fallback names, whose
     /// key is only in the replica's stamp.
     pub fn origin(&self) -> (Option<&str>, Option<&str>) {
-        if let Some(rest) = self.0.strip_prefix(FALLBACK_PREFIX) {
+        if let Some(rest) = self
+            .0
+            .strip_prefix(FALLBACK_PREFIX)
+            .or_else(|| self.0.strip_prefix(VERSIONS_PREFIX))
+        {
             return (rest.split('/').next(), None);
         }
         if self.0.starts_with(HASHED_BUCKET_PREFIX) {

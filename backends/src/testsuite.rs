@@ -303,6 +303,37 @@ pub async fn overwrite(b: &dyn Backend) {
     ));
 }
 
+/// A version moved aside: the copy keeps bytes and stamp, survives an overwrite and a delete
+/// of its source, is listed only under the versions prefix, and a missing source is NotFound.
+pub async fn copy_moves_a_version_aside(b: &dyn Backend) {
+    let (name, _) = put_bytes(b, "suite-copy", "dir/k", "v1", b"first version").await;
+    let aside = crate::naming::version_name("suite-copy", "dir/k", "v1").expect("version name");
+    let copied = b.copy(&name, &aside).await.expect("copy");
+    assert_eq!(copied.size, 13);
+    // Again (a retried move aside) replaces the copy.
+    b.copy(&name, &aside).await.expect("copy again");
+    put_bytes(b, "suite-copy", "dir/k", "v2", b"second").await;
+    assert_eq!(read(b, &aside).await, b"first version");
+    assert_eq!(read(b, &name).await, b"second");
+    let info = b.head(&aside).await.expect("head the copy");
+    assert_eq!(
+        info.stamp.map(|s| (s.key, s.version_id)),
+        Some(("dir/k".into(), "v1".into()))
+    );
+    b.delete(&name).await.expect("delete the source");
+    assert_eq!(read(b, &aside).await, b"first version");
+    assert!(!names_in(b, "suite-copy/").await.contains(aside.as_str()));
+    assert!(names_in(b, crate::naming::VERSIONS_PREFIX)
+        .await
+        .contains(aside.as_str()));
+    assert!(!names_in(b, "").await.contains(aside.as_str()));
+    assert!(matches!(
+        b.copy(&name, &aside).await,
+        Err(BackendError::NotFound { .. })
+    ));
+    b.delete(&aside).await.expect("delete the copy");
+}
+
 pub async fn delete(b: &dyn Backend) {
     let (name, _) = put_bytes(b, "suite-delete", "dir/k", "v1", b"bye").await;
     b.delete(&name).await.expect("delete");
@@ -1115,6 +1146,7 @@ macro_rules! every_suite_function {
             ranges,
             head_attributes,
             overwrite,
+            copy_moves_a_version_aside,
             delete,
             missing_not_found,
             if_match,

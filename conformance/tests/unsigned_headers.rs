@@ -213,6 +213,9 @@ fn cases(f: &Fixture) -> Vec<Case> {
                          </Filter><Status>Enabled</Status><Expiration><Days>1</Days>\
                          </Expiration></Rule></LifecycleConfiguration>"
         .to_string();
+    // Suspended: DeleteObject below still removes `obj` from the listing (a null marker).
+    let versioning_doc =
+        "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>".to_string();
     let complete_doc = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         f.done_etag
@@ -229,6 +232,15 @@ fn cases(f: &Fixture) -> Vec<Case> {
             format!("/{b}?versioning"),
             200,
         ),
+        Case::new(
+            "PutBucketVersioning",
+            "PUT",
+            format!("/{b}?versioning"),
+            200,
+        )
+        .header("content-md5", md5_b64(versioning_doc.as_bytes()))
+        .body(versioning_doc),
+        Case::new("ListObjectVersions", "GET", format!("/{b}?versions"), 200),
         Case::new("GetBucketAcl", "GET", format!("/{b}?acl"), 200),
         Case::new("PutBucketAcl", "PUT", format!("/{b}?acl"), 200).header("x-amz-acl", "private"),
         Case::new("PutBucketCors", "PUT", format!("/{b}?cors"), 200)
@@ -432,7 +444,7 @@ async fn every_operation(auth: Auth) {
     let secret_before = get(&s3, &f.other, "secret").await;
     let mut state: GatewayState = gateway_state(&s3).await;
     let all = cases(&f);
-    assert_eq!(all.len(), 48, "one case per routed operation");
+    assert_eq!(all.len(), 50, "one case per routed operation");
     for case in &all {
         for unsigned in attacks(&f, case) {
             let what = format!("{auth:?} {} + unsigned {unsigned:?}", case.operation);

@@ -10,9 +10,9 @@ mod sled_store;
 pub use jobs::{JobCursor, JobProblem, JobProgress, JobRecord, JobSpec, JobState, MAX_PROBLEMS};
 
 pub use records::{
-    queue_prefix, Before, BucketRecord, BucketSetting, Intent, IntentPhase, IntentTarget,
-    ObjectLock, ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask, Replica,
-    ReplicaState, Retention, RetentionMode, Tag, UploadRecord, UploadTarget,
+    queue_prefix, Before, BucketRecord, BucketSetting, DeleteMarker, Intent, IntentPhase,
+    IntentTarget, ObjectLock, ObjectRecord, PartRecord, PartSummary, RepairEntry, RepairTask,
+    Replica, ReplicaState, Retention, RetentionMode, Tag, UploadRecord, UploadTarget, VersionEntry,
 };
 pub use sled_store::SledStore;
 
@@ -51,12 +51,19 @@ pub struct ObjectPage {
     pub truncated: bool,
 }
 
+/// One page of noncurrent versions, in key order, each key's newest first.
+pub struct VersionPage {
+    pub entries: Vec<(String, VersionEntry)>,
+    /// True when the scan stopped because it hit the limit.
+    pub truncated: bool,
+}
+
 #[async_trait::async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     fn create_bucket(&self, record: &BucketRecord) -> MetaResult<()>;
     fn bucket(&self, name: &str) -> MetaResult<Option<BucketRecord>>;
     fn buckets(&self) -> MetaResult<Vec<BucketRecord>>;
-    /// Removes the bucket if it holds no objects.
+    /// Removes the bucket if it holds no objects and no versions.
     fn delete_bucket(&self, name: &str) -> MetaResult<()>;
 
     /// The bucket's `setting` document, if set.
@@ -82,6 +89,22 @@ pub trait MetaStore: Send + Sync + 'static {
         start: Bound<String>,
         limit: usize,
     ) -> MetaResult<ObjectPage>;
+
+    /// Records a noncurrent version or delete marker of `key`.
+    fn put_version(&self, bucket: &str, key: &str, entry: &VersionEntry) -> MetaResult<()>;
+    /// Removes the entry (found by its version id and time); missing is fine.
+    fn remove_version(&self, bucket: &str, key: &str, entry: &VersionEntry) -> MetaResult<()>;
+    /// The noncurrent versions and delete markers of `key`, newest first.
+    fn versions_of(&self, bucket: &str, key: &str) -> MetaResult<Vec<VersionEntry>>;
+    /// Noncurrent versions and markers of keys starting with `prefix`, keys ascending (from
+    /// `start` on), each key's newest first; at most `limit` entries.
+    fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: Bound<String>,
+        limit: usize,
+    ) -> MetaResult<VersionPage>;
 
     fn create_upload(&self, record: &UploadRecord) -> MetaResult<()>;
     fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> MetaResult<Option<UploadRecord>>;

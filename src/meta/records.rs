@@ -151,6 +151,12 @@ pub struct ObjectRecord {
     /// object lock existed.
     #[serde(default, skip_serializing_if = "ObjectLock::is_none")]
     pub lock: ObjectLock,
+    /// Written while the bucket's versioning was enabled: S3 shows `version_id`. Otherwise
+    /// (versioning off or suspended, and every record written before versioning existed)
+    /// this is the key's `null` version, and `version_id` stays the unique id its replicas'
+    /// stamps carry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub versioned: bool,
 }
 
 impl ObjectRecord {
@@ -198,6 +204,74 @@ pub struct ObjectLock {
 impl ObjectLock {
     pub fn is_none(&self) -> bool {
         self.retention.is_none() && !self.legal_hold
+    }
+}
+
+impl ObjectRecord {
+    /// The version id S3 shows: `null` for the null version.
+    pub fn shown_version_id(&self) -> &str {
+        if self.versioned {
+            &self.version_id
+        } else {
+            "null"
+        }
+    }
+}
+
+/// A noncurrent version of a key, or a delete marker, in the index's `versions` trees. The
+/// current version of a key stays in `objects`; a key whose latest version is a delete marker
+/// has no `objects` entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum VersionEntry {
+    /// A noncurrent object version; its replicas are named at the hidden version names
+    /// (`hansa_backends::naming::version_name`).
+    Object(Box<ObjectRecord>),
+    DeleteMarker(DeleteMarker),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeleteMarker {
+    pub version_id: String,
+    pub modified_ms: u64,
+    pub owner: String,
+    /// As [`ObjectRecord::versioned`]: false for a suspended bucket's null marker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub versioned: bool,
+}
+
+impl VersionEntry {
+    pub fn version_id(&self) -> &str {
+        match self {
+            VersionEntry::Object(r) => &r.version_id,
+            VersionEntry::DeleteMarker(m) => &m.version_id,
+        }
+    }
+
+    pub fn modified_ms(&self) -> u64 {
+        match self {
+            VersionEntry::Object(r) => r.modified_ms,
+            VersionEntry::DeleteMarker(m) => m.modified_ms,
+        }
+    }
+
+    pub fn versioned(&self) -> bool {
+        match self {
+            VersionEntry::Object(r) => r.versioned,
+            VersionEntry::DeleteMarker(m) => m.versioned,
+        }
+    }
+
+    /// The version id S3 shows: `null` for the null version.
+    pub fn shown_version_id(&self) -> &str {
+        if self.versioned() {
+            self.version_id()
+        } else {
+            "null"
+        }
+    }
+
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self, VersionEntry::DeleteMarker(_))
     }
 }
 
@@ -504,6 +578,7 @@ mod tests {
             acl: None,
             tags: vec![],
             lock: Default::default(),
+            versioned: false,
         }
     }
 

@@ -5,8 +5,9 @@
 //! NUL upload id → UploadRecord; upload ids sort by creation time, so a key's uploads list in
 //! the order S3 lists them), `parts` (upload id, big-endian part number → PartRecord) and
 //! `repairs` (backend NUL bucket NUL key NUL task → RepairEntry: the repair queue) and
-//! `bucket_settings` (bucket NUL setting name → the setting's document) and `upkeep` (task name
-//! → where a background task got to).
+//! `bucket_settings` (bucket NUL setting name → the setting's document), `upkeep` (task name
+//! → where a background task got to), and one `versions/<bucket>` tree per bucket (key bytes, NUL, big-endian `u64::MAX - modified_ms`,
+//! inverted version id → VersionEntry: keys ascending, each key's versions newest first).
 
 use std::ops::Bound;
 use std::path::Path;
@@ -17,7 +18,7 @@ use tokio::sync::Mutex;
 use super::records::{decode, encode};
 use super::{
     queue_prefix, BucketRecord, BucketSetting, Intent, JobRecord, MetaError, MetaResult, MetaStore,
-    ObjectPage, ObjectRecord, PartRecord, RepairEntry, UploadRecord,
+    ObjectPage, ObjectRecord, PartRecord, RepairEntry, UploadRecord, VersionEntry, VersionPage,
 };
 
 pub struct SledStore {
@@ -42,6 +43,23 @@ fn setting_key(bucket: &str, setting: BucketSetting) -> Vec<u8> {
 fn settings_prefix(bucket: &str) -> Vec<u8> {
     let mut out = bucket.as_bytes().to_vec();
     out.push(0);
+    out
+}
+
+/// Bytes after the key in a `versions` tree key: NUL and the inverted time.
+const VERSION_ORDER_BYTES: usize = 9;
+
+fn version_prefix(key: &str) -> Vec<u8> {
+    let mut out = key.as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
+fn version_key(key: &str, entry: &VersionEntry) -> Vec<u8> {
+    let mut out = version_prefix(key);
+    out.extend_from_slice(&(u64::MAX - entry.modified_ms()).to_be_bytes());
+    // Inverted too: of two versions of one millisecond, the later id (UUID v7) comes first.
+    out.extend(entry.version_id().bytes().map(|b| !b));
     out
 }
 
@@ -104,6 +122,10 @@ impl SledStore {
     fn objects(&self, bucket: &str) -> MetaResult<sled::Tree> {
         Ok(self.db.open_tree(format!("objects/{bucket}"))?)
     }
+
+    fn versions(&self, bucket: &str) -> MetaResult<sled::Tree> {
+        Ok(self.db.open_tree(format!("versions/{bucket}"))?)
+    }
 }
 
 #[async_trait::async_trait]
@@ -142,11 +164,12 @@ impl MetaStore for SledStore {
             return Err(MetaError::NoSuchBucket(name.to_string()));
         }
         let objects = self.objects(name)?;
-        if !objects.is_empty() {
+        if !objects.is_empty() || !self.versions(name)?.is_empty() {
             return Err(MetaError::BucketNotEmpty(name.to_string()));
         }
         self.buckets.remove(name.as_bytes())?;
         self.db.drop_tree(format!("objects/{name}"))?;
+        self.db.drop_tree(format!("versions/{name}"))?;
         for item in self.settings.scan_prefix(settings_prefix(name)) {
             let (key, _) = item?;
             self.settings.remove(key)?;
@@ -248,6 +271,73 @@ impl MetaStore for SledStore {
             entries.push((key, record));
         }
         Ok(ObjectPage { entries, truncated })
+    }
+
+    fn put_version(&self, bucket: &str, key: &str, entry: &VersionEntry) -> MetaResult<()> {
+        self.versions(bucket)?
+            .insert(version_key(key, entry), encode(entry)?)?;
+        Ok(())
+    }
+
+    fn remove_version(&self, bucket: &str, key: &str, entry: &VersionEntry) -> MetaResult<()> {
+        self.versions(bucket)?.remove(version_key(key, entry))?;
+        Ok(())
+    }
+
+    fn versions_of(&self, bucket: &str, key: &str) -> MetaResult<Vec<VersionEntry>> {
+        let prefix = version_prefix(key);
+        let mut out = Vec::new();
+        for item in self.versions(bucket)?.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let entry: VersionEntry = decode(key, &v)?;
+            if version_key(key, &entry) == k.as_ref() {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: Bound<String>,
+        limit: usize,
+    ) -> MetaResult<VersionPage> {
+        let tree = self.versions(bucket)?;
+        let start: Bound<Vec<u8>> = match start {
+            Bound::Included(s) if s.as_str() > prefix => Bound::Included(version_prefix(&s)),
+            // Past every entry of key `s`: its prefix followed by the highest bytes.
+            Bound::Excluded(s) if s.as_str() >= prefix => {
+                let mut after = version_prefix(&s);
+                after.extend_from_slice(&[0xff; VERSION_ORDER_BYTES]);
+                Bound::Excluded(after)
+            }
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut entries = Vec::new();
+        let mut truncated = false;
+        for item in tree.range((start, Bound::Unbounded)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            if entries.len() == limit {
+                truncated = true;
+                break;
+            }
+            let entry: VersionEntry = decode(bucket, &v)?;
+            let id_len = entry.version_id().len();
+            let Some(key_len) = k.len().checked_sub(id_len + VERSION_ORDER_BYTES) else {
+                continue;
+            };
+            let key = String::from_utf8(k[..key_len].to_vec()).map_err(|_| MetaError::Corrupt {
+                what: format!("version key in bucket {bucket}"),
+                reason: "not UTF-8".into(),
+            })?;
+            entries.push((key, entry));
+        }
+        Ok(VersionPage { entries, truncated })
     }
 
     fn create_upload(&self, record: &UploadRecord) -> MetaResult<()> {
@@ -558,6 +648,7 @@ mod tests {
             acl: None,
             tags: vec![],
             lock: Default::default(),
+            versioned: false,
         }
     }
 

@@ -40,7 +40,7 @@ fn need(operation: &Operation) -> Need {
     use Operation::*;
     match operation {
         // READ on a bucket is S3's s3:ListBucket, s3:ListBucketMultipartUploads.
-        HeadBucket | ListObjectsV1 | ListObjectsV2 | ListMultipartUploads => {
+        HeadBucket | ListObjectsV1 | ListObjectsV2 | ListMultipartUploads | ListObjectVersions => {
             Need::Bucket(Permission::Read)
         }
         // WRITE on a bucket is s3:PutObject and s3:DeleteObject, multipart included.
@@ -72,6 +72,7 @@ fn need(operation: &Operation) -> Need {
         | DeleteBucket
         | GetBucketLocation
         | GetBucketVersioning
+        | PutBucketVersioning
         | GetBucketOwnershipControls
         | PutBucketOwnershipControls
         | DeleteBucketOwnershipControls

@@ -18,6 +18,8 @@ pub struct S3Error {
     pub message: String,
     /// Extra elements for the XML body (e.g. `BucketName`, `Key`, `Condition`).
     pub details: Vec<(&'static str, String)>,
+    /// Headers the error reply carries (e.g. `x-amz-delete-marker`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 pub type S3Result<T> = Result<T, S3Error>;
@@ -29,7 +31,13 @@ impl S3Error {
             status,
             message: message.into(),
             details: Vec::new(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -195,6 +203,19 @@ impl From<StoreError> for S3Error {
             StoreError::NoSuchBucket(b) => S3Error::no_such_bucket(&b),
             StoreError::NoSuchKey(k) => S3Error::no_such_key(&k),
             StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
+            StoreError::NoSuchVersion { key, version_id } => S3Error::new(
+                "NoSuchVersion",
+                StatusCode::NOT_FOUND,
+                "The specified version does not exist.",
+            )
+            .with("Key", key)
+            .with("VersionId", version_id),
+            StoreError::VersionNotKept(_) => {
+                tracing::warn!(error = %e, "a version could not be kept");
+                S3Error::service_unavailable(
+                    "The version this request replaces could not be kept on every backend that holds it; nothing was changed",
+                )
+            }
             StoreError::BucketExists(b) => S3Error::new(
                 "BucketAlreadyExists",
                 StatusCode::CONFLICT,

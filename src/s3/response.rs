@@ -47,10 +47,15 @@ pub fn xml(status: StatusCode, doc: String) -> S3Response {
 
 /// An S3 error reply. HEAD replies carry no body, as S3's don't.
 pub fn error(e: &S3Error, resource: &str, request_id: &str, is_head: bool) -> S3Response {
-    if is_head {
-        return empty(e.status);
+    let mut r = if is_head {
+        empty(e.status)
+    } else {
+        xml(e.status, e.to_xml(resource, request_id))
+    };
+    for (name, value) in &e.headers {
+        set_header(&mut r, name, value);
     }
-    xml(e.status, e.to_xml(resource, request_id))
+    r
 }
 
 /// Sets a header from a string that may come from client input; invalid values are dropped

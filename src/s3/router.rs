@@ -14,6 +14,8 @@ pub enum Operation {
     DeleteBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
+    ListObjectVersions,
     GetBucketAcl,
     PutBucketAcl,
     ListObjectsV1,
@@ -79,6 +81,8 @@ impl Operation {
             Operation::DeleteBucket => "DeleteBucket",
             Operation::GetBucketLocation => "GetBucketLocation",
             Operation::GetBucketVersioning => "GetBucketVersioning",
+            Operation::PutBucketVersioning => "PutBucketVersioning",
+            Operation::ListObjectVersions => "ListObjectVersions",
             Operation::GetBucketAcl => "GetBucketAcl",
             Operation::PutBucketAcl => "PutBucketAcl",
             Operation::ListObjectsV1 => "ListObjects",
@@ -145,6 +149,8 @@ impl Operation {
             Operation::DeleteBucket => "s3:DeleteBucket",
             Operation::GetBucketLocation => "s3:GetBucketLocation",
             Operation::GetBucketVersioning => "s3:GetBucketVersioning",
+            Operation::PutBucketVersioning => "s3:PutBucketVersioning",
+            Operation::ListObjectVersions => "s3:ListBucketVersions",
             Operation::GetBucketAcl => "s3:GetBucketAcl",
             Operation::PutBucketAcl => "s3:PutBucketAcl",
             Operation::DeleteObjects | Operation::DeleteObject => "s3:DeleteObject",
@@ -205,6 +211,7 @@ impl Operation {
             self,
             Operation::CreateBucket
                 | Operation::DeleteBucket
+                | Operation::PutBucketVersioning
                 | Operation::PutBucketAcl
                 | Operation::DeleteObjects
                 | Operation::PutObject
@@ -243,6 +250,7 @@ impl Operation {
             self,
             Operation::CreateBucket
                 | Operation::DeleteObjects
+                | Operation::PutBucketVersioning
                 | Operation::PutBucketAcl
                 | Operation::PutObjectAcl
                 | Operation::CompleteMultipartUpload
@@ -269,6 +277,22 @@ pub struct Route {
 }
 
 impl Route {
+    /// The IAM action of this request: the operation's, or its version-specific one when the
+    /// request names a version (`versionId`).
+    pub fn iam_action(&self) -> &'static str {
+        if !self.has_query("versionId") {
+            return self.operation.iam_action();
+        }
+        match self.operation {
+            Operation::GetObject | Operation::HeadObject => "s3:GetObjectVersion",
+            Operation::DeleteObject => "s3:DeleteObjectVersion",
+            Operation::GetObjectAcl => "s3:GetObjectVersionAcl",
+            Operation::PutObjectAcl => "s3:PutObjectVersionAcl",
+            Operation::GetObjectAttributes => "s3:GetObjectVersionAttributes",
+            _ => self.operation.iam_action(),
+        }
+    }
+
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -394,7 +418,8 @@ fn bucket_operation(method: &Method, sub: Option<&str>, list_v2: bool) -> Operat
         ("GET", Some("ownershipControls")) => GetBucketOwnershipControls,
         ("PUT", Some("ownershipControls")) => PutBucketOwnershipControls,
         ("DELETE", Some("ownershipControls")) => DeleteBucketOwnershipControls,
-        ("GET", Some("versions")) => NotImplemented("ListObjectVersions"),
+        ("GET", Some("versions")) => ListObjectVersions,
+        ("PUT", Some("versioning")) => PutBucketVersioning,
         ("PUT", Some("policy")) => PutBucketPolicy,
         ("GET", Some("policy")) => GetBucketPolicy,
         ("DELETE", Some("policy")) => DeleteBucketPolicy,

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::condition::WriteCondition;
 use super::copies::{clone_kind, discard, publish_at};
 use super::stage::{first_or_deadline, grace, IntentLog, Slot, Target, TargetSlot};
-use super::{queue, RunningWrite, Store, StoreError, StoreResult};
+use super::{queue, versions, RunningWrite, Store, StoreError, StoreResult};
 use crate::meta::{
     Before, IntentPhase, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState,
 };
@@ -151,6 +151,25 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
             return Attempt::Done(Err(e));
         }
     };
+    // In a bucket with versioning, the version replaced is copied aside now, before the
+    // commit names the new one; if it cannot be kept, nothing changes.
+    let aside = match versions::prepare_replacement(
+        store,
+        &write.bucket,
+        &write.key,
+        previous.as_ref(),
+        false,
+    )
+    .await
+    {
+        Ok(aside) => aside,
+        Err(e) => {
+            drop(guard);
+            abandon(store, write, running);
+            return Attempt::Done(Err(e));
+        }
+    };
+    write.record.versioned = aside.versioned;
     write.record.replicas = write
         .slots
         .iter()
@@ -201,6 +220,7 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
                 }
             })
             .await?;
+        versions::record_aside(store, &write.bucket, &write.key, &aside)?;
         store
             .meta
             .put_object(&write.bucket, &write.key, &write.record)?;
@@ -235,6 +255,7 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
     .await;
     if let Err(e) = committed {
         tracing::error!(error = %e, "could not commit a write to the index");
+        versions::undo_aside(store, &write.bucket, &write.key, &aside);
         restore(store, &write.bucket, &write.key, previous.as_ref()).await;
         drop(guard);
         abandon(store, write, running);
@@ -269,6 +290,7 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
     if !any {
         // Nothing visible changed: the previous version stays the object. (Publishes are
         // left running only once one has succeeded, so none is running now.)
+        versions::undo_aside(store, &write.bucket, &write.key, &aside);
         restore(store, &write.bucket, &write.key, previous.as_ref()).await;
         drop(guard);
         if write
@@ -308,6 +330,10 @@ async fn try_commit(store: &Arc<Store>, mut write: StagedWrite, running: Running
         tracing::warn!(error = %e, "could not record published replicas; recovery will");
     }
     drop(guard);
+    if aside.dropped.is_some() {
+        let (store, bucket, key) = (store.clone(), write.bucket.clone(), write.key.clone());
+        tokio::spawn(async move { versions::finish_aside(&store, &bucket, &key, &aside).await });
+    }
     let record = write.record.clone();
     tokio::spawn(after_commit(store.clone(), write, late, running));
     Attempt::Done(Ok(record))
@@ -390,11 +416,6 @@ fn current(store: &Store, write: &StagedWrite) -> StoreResult<Option<ObjectRecor
     }
     let previous = store.meta.object(&write.bucket, &write.key)?;
     write.condition.check(previous.as_ref(), &write.key)?;
-    // Without versions an overwrite destroys the version it replaces.
-    if let Some(p) = &previous {
-        super::lock::may_remove(&p.lock, false, crate::meta::now_ms())
-            .map_err(StoreError::Locked)?;
-    }
     Ok(previous)
 }
 

@@ -9,25 +9,79 @@
 use super::copies::{discard, replica_target};
 use super::queue::removal;
 use super::records::write_tombstones;
-use super::{Store, StoreError, StoreResult};
+use super::{DeleteOutcome, Store, StoreError, StoreResult};
 use crate::meta::{RepairEntry, Replica, ReplicaState};
 use crate::replication::bounded;
 
-/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3). A version object
-/// lock protects is refused (`Locked`); `bypass_governance`: the request may and asks to
+/// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3). In a bucket with
+/// versioning this makes a delete marker (owned by the bucket's owner; see
+/// [`delete_object_by`]) and keeps the current version as noncurrent. A version object lock
+/// protects is never removed (`Locked`); `bypass_governance`: the request may and asks to
 /// bypass governance retention.
 pub async fn delete_object(
     store: &Store,
     bucket: &str,
     key: &str,
     bypass_governance: bool,
-) -> StoreResult<()> {
+) -> StoreResult<DeleteOutcome> {
+    let owner = match store.meta.bucket(bucket)? {
+        Some(b) => b.owner,
+        None => return Err(StoreError::NoSuchBucket(bucket.to_string())),
+    };
+    delete_object_by(store, bucket, key, &owner, bypass_governance).await
+}
+
+/// [`delete_object`] by `owner` (who owns the delete marker it may make).
+pub async fn delete_object_by(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    owner: &str,
+    bypass_governance: bool,
+) -> StoreResult<DeleteOutcome> {
     let _guard = store.locks.lock(bucket, key).await;
+    delete_locked(store, bucket, key, owner, bypass_governance).await
+}
+
+/// [`delete_object`] only while the key's current version is still `version_id`: an
+/// expiry decided on one version must not remove a newer one written meanwhile. `None` when
+/// the key has moved on (or is gone).
+pub async fn delete_object_if_current(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> StoreResult<Option<DeleteOutcome>> {
+    let _guard = store.locks.lock(bucket, key).await;
+    let owner = match store.meta.bucket(bucket)? {
+        Some(b) => b.owner,
+        None => return Err(StoreError::NoSuchBucket(bucket.to_string())),
+    };
+    match store.meta.object(bucket, key)? {
+        Some(current) if current.version_id == version_id => Ok(Some(
+            delete_locked(store, bucket, key, &owner, false).await?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The delete itself; the caller holds the key's lock.
+async fn delete_locked(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    owner: &str,
+    bypass_governance: bool,
+) -> StoreResult<DeleteOutcome> {
     if store.meta.bucket(bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(bucket.to_string()));
     }
+    if super::versioning(store, bucket)?.keeps_versions() {
+        return super::versions::delete_with_marker(store, bucket, key, owner, bypass_governance)
+            .await;
+    }
     let Some(record) = store.meta.object(bucket, key)? else {
-        return Ok(());
+        return Ok(DeleteOutcome::default());
     };
     super::lock::may_remove(&record.lock, bypass_governance, crate::meta::now_ms())
         .map_err(StoreError::Locked)?;
@@ -63,7 +117,7 @@ pub async fn delete_object(
         write_tombstones(store, bucket, key, &record.version_id, &reached).await;
         store.repair_wake.notify_one();
     }
-    Ok(())
+    Ok(DeleteOutcome::default())
 }
 
 /// Best-effort removal of one replica: whatever its name holds (a pending or corrupt replica's

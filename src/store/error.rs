@@ -16,6 +16,12 @@ pub enum StoreError {
     NoSuchBucket(String),
     #[error("key {0} does not exist")]
     NoSuchKey(String),
+    #[error("version {version_id} of key {key} does not exist")]
+    NoSuchVersion { key: String, version_id: String },
+    /// The version a write or delete would replace could not be kept (moved aside) on a
+    /// backend that holds it: nothing was changed.
+    #[error("the version replaced could not be kept: {0}")]
+    VersionNotKept(String),
     #[error("upload {0} does not exist")]
     NoSuchUpload(String),
     #[error("bucket {0} already exists")]

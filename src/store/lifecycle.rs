@@ -243,17 +243,19 @@ async fn expire(
     if options.dry_run {
         return Ok(Some(action));
     }
-    match store.meta.object(bucket, key)? {
-        Some(now) if due(&now).is_some() => {}
+    let version_id = match store.meta.object(bucket, key)? {
+        Some(now) if due(&now).is_some() => now.version_id,
         _ => return Ok(None),
-    }
-    // In a versioned bucket this leaves a delete marker once versioning is in: S3's
-    // behaviour for Expiration on current versions. Noncurrent versions will be walked here
-    // too, asking `LifecycleConfiguration::noncurrent_rule`.
-    match super::delete_object(store, bucket, key, false).await {
-        Ok(()) => {
+    };
+    // Only the version judged due goes: a write that lands between the check and the delete
+    // is not removed. In a versioned bucket this leaves a delete marker, S3's behaviour for
+    // Expiration on current versions. Noncurrent versions will be walked here too, asking
+    // `LifecycleConfiguration::noncurrent_rule`.
+    match super::delete_object_if_current(store, bucket, key, &version_id).await {
+        Ok(Some(_)) => {
             tracing::info!(bucket, key, rule = %action.rule, "lifecycle expired an object")
         }
+        Ok(None) => return Ok(None),
         Err(e) => action.error = Some(e.to_string()),
     }
     Ok(Some(action))

@@ -35,12 +35,13 @@ mod stage;
 #[cfg(test)]
 mod tests;
 mod verify;
+mod versions;
 mod write;
 
 pub use anti_entropy::{anti_entropy, scan_backend, ScanReport};
 pub use buckets::*;
 pub use condition::WriteCondition;
-pub use delete::delete_object;
+pub use delete::{delete_object, delete_object_by, delete_object_if_current};
 pub use error::{BodyFailure, StoreError, StoreResult};
 pub use multipart::{
     abort_stale_uploads, abort_upload, complete_upload, create_upload, store_part, ChosenPart,
@@ -49,6 +50,10 @@ pub use multipart::{
 pub use read::{read_version, ObjectBody, ReadOutcome};
 pub use recovery::{collect_leftovers, finish_intents};
 pub use repair::{drain_queue, queue_depth, repair_pass, run as run_repairs, PassReport, Settled};
+pub use versions::{
+    delete_version, list_versions, object_version, set_versioning, versioning, DeleteOutcome,
+    VersionListing, VersionView, VersioningState, VersionsFrom,
+};
 pub use write::{copy_object, put_object, BodyFacts, NewObject};
 
 use std::collections::{HashMap, HashSet};

@@ -374,6 +374,7 @@ pub async fn complete_upload(
         acl: upload.acl.clone(),
         tags: upload.tags.clone(),
         lock: upload.lock,
+        versioned: false,
     };
     let write = StagedWrite {
         record,

@@ -19,7 +19,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use hansa_backends::naming::{
-    fallback_name, is_valid_bucket_name, physical_name, BUCKET_MARKER_PREFIX, TOMBSTONE_PREFIX,
+    fallback_name, is_valid_bucket_name, physical_name, version_name, BUCKET_MARKER_PREFIX,
+    TOMBSTONE_PREFIX, VERSIONS_PREFIX,
 };
 use hansa_backends::{Backend, ObjectInfo, PhysicalName};
 use serde::Serialize;
@@ -28,7 +29,9 @@ use super::queue::queue_missing_replicas;
 use super::records::{read_json, BucketMarker, Tombstone};
 use super::{Store, StoreError, StoreResult};
 use crate::checksum::Checksum;
-use crate::meta::{BucketRecord, ObjectRecord, Replica, ReplicaState};
+use crate::meta::{
+    BucketRecord, BucketSetting, DeleteMarker, ObjectRecord, Replica, ReplicaState, VersionEntry,
+};
 
 /// What a rebuild found and recorded.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -36,6 +39,8 @@ pub struct RebuildReport {
     pub backends: usize,
     pub buckets: usize,
     pub objects: usize,
+    /// Noncurrent versions and delete markers recorded.
+    pub versions: usize,
     /// Sum of the recorded objects' sizes.
     pub bytes: u64,
     /// Copies of versions older than their key's newest (or of deleted versions), left for
@@ -69,6 +74,8 @@ struct BackendScan {
     markers: Vec<BucketMarker>,
     tombstones: Vec<Tombstone>,
     copies: Vec<ObjectInfo>,
+    /// Stamped copies of noncurrent versions and delete markers, at their hidden names.
+    versions: Vec<ObjectInfo>,
     /// Unstamped objects at a plain name of a valid bucket: candidates for import.
     importable: Vec<ObjectInfo>,
     foreign: usize,
@@ -109,8 +116,23 @@ pub async fn rebuild_index(
     let mut tombstones: HashMap<(String, String), Tombstone> = HashMap::new();
     let mut keys: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
     let mut importable: BTreeMap<(String, String), Vec<Found>> = BTreeMap::new();
+    let mut versions: BTreeMap<(String, String, String), Vec<Found>> = BTreeMap::new();
     for (backend, scan) in store.backends.iter().zip(scans) {
         let scan = scan?;
+        for info in scan.versions {
+            let Some(stamp) = &info.stamp else { continue };
+            versions
+                .entry((
+                    stamp.bucket.clone(),
+                    stamp.key.clone(),
+                    stamp.version_id.clone(),
+                ))
+                .or_default()
+                .push(Found {
+                    backend: backend.id().to_string(),
+                    info,
+                });
+        }
         report.foreign_skipped += scan.foreign;
         for info in scan.importable {
             let Some((bucket, key)) = info.name.split_once('/') else {
@@ -228,6 +250,74 @@ pub async fn rebuild_index(
         records.push((bucket, key, record));
     }
 
+    // Versions written while versioning was enabled show their own ids; which versions those
+    // were is not on the backends, so the bucket's setting now decides (docs/REBUILD.md).
+    let enabled = |bucket: &str| {
+        settings.get(bucket).is_some_and(|m| {
+            m.known_settings()
+                .iter()
+                .any(|(s, v)| *s == BucketSetting::Versioning && v == "Enabled")
+        })
+    };
+    for (bucket, _, record) in records.iter_mut() {
+        record.versioned = enabled(bucket);
+    }
+    let current_ids: HashMap<(&str, &str), &str> = records
+        .iter()
+        .map(|(b, k, r)| ((b.as_str(), k.as_str()), r.version_id.as_str()))
+        .collect();
+    let mut noncurrent: Vec<(String, String, VersionEntry)> = Vec::new();
+    for ((bucket, key, version), holders) in versions {
+        let current = current_ids.get(&(bucket.as_str(), key.as_str())) == Some(&version.as_str());
+        // The current version's own copy aside (a crash between the move aside and the
+        // commit, or a promotion's leftover): the current version is the one to keep.
+        let Some(bucket_record) = buckets.get(&bucket) else {
+            report.stale_copies += holders.len();
+            continue;
+        };
+        if current {
+            report.stale_copies += holders.len();
+            continue;
+        }
+        let modified_ms = holders
+            .iter()
+            .map(|c| ms(c.info.last_modified))
+            .min()
+            .unwrap_or(0);
+        let marker_owner = holders.iter().find_map(|c| {
+            c.info
+                .attributes
+                .user_metadata
+                .get(super::versions::MARKER_META)
+                .cloned()
+        });
+        let entry = match marker_owner {
+            Some(owner) => VersionEntry::DeleteMarker(DeleteMarker {
+                version_id: version.clone(),
+                modified_ms,
+                owner,
+                versioned: enabled(&bucket),
+            }),
+            None => {
+                let sized: Vec<&Found> = holders
+                    .iter()
+                    .filter(|c| c.info.stamp.as_ref().is_some_and(|s| s.size == c.info.size))
+                    .collect();
+                if sized.is_empty() {
+                    report.stale_copies += holders.len();
+                    continue;
+                }
+                let mut record =
+                    object_record(store, &bucket, &key, &version, &sized, bucket_record);
+                // Only the copies found: a noncurrent version is not replicated again.
+                record.replicas.retain(|r| r.state == ReplicaState::Present);
+                record.versioned = enabled(&bucket);
+                VersionEntry::Object(Box::new(record))
+            }
+        };
+        noncurrent.push((bucket, key, entry));
+    }
+
     for record in buckets.values_mut() {
         if record.region.is_empty() {
             record.region = default_region.to_string();
@@ -253,6 +343,10 @@ pub async fn rebuild_index(
         );
         report.objects += 1;
         report.bytes += record.size;
+    }
+    for (bucket, key, entry) in &noncurrent {
+        store.meta.put_version(bucket, key, entry)?;
+        report.versions += 1;
     }
     // One flush for the whole index.
     store.meta.sync().await?;
@@ -306,6 +400,17 @@ async fn scan(store: &Store, backend: &Arc<dyn Backend>) -> StoreResult<BackendS
             Err(e) => {
                 tracing::warn!(backend = %id, %name, error = %e, "an unreadable tombstone; ignored")
             }
+        }
+    }
+    for info in list_all(backend, VERSIONS_PREFIX).await.map_err(failed)? {
+        match &info.stamp {
+            Some(s)
+                if version_name(&s.bucket, &s.key, &s.version_id)
+                    .is_some_and(|n| n.as_str() == info.name) =>
+            {
+                out.versions.push(info)
+            }
+            _ => out.foreign += 1,
         }
     }
     for info in list_all(backend, "").await.map_err(failed)? {
@@ -508,6 +613,7 @@ fn object_record(
         tags: Vec::new(),
         acl: None,
         lock: Default::default(),
+        versioned: false,
     }
 }
 

@@ -235,7 +235,10 @@ async fn publish_remaining(store: &Store, intent: &Intent) -> bool {
 /// Returns whether something is left to do.
 async fn roll_back(store: &Store, intent: &Intent, before: &Before) -> bool {
     let restored = match before {
-        Before::Object(previous) => store.meta.put_object(&intent.bucket, &intent.key, previous),
+        Before::Object(previous) => {
+            super::versions::forget_kept(store, &intent.bucket, &intent.key, previous);
+            store.meta.put_object(&intent.bucket, &intent.key, previous)
+        }
         Before::Absent => store
             .meta
             .delete_object(&intent.bucket, &intent.key)

@@ -176,6 +176,7 @@ mod tests {
             acl: None,
             tags: vec![],
             lock: Default::default(),
+            versioned: false,
         }
     }
 

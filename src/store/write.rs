@@ -219,6 +219,7 @@ where
         acl: object.acl.clone(),
         tags: object.tags.clone(),
         lock: object.lock,
+        versioned: false,
     };
     let staged_write = |slots, record| StagedWrite {
         record,

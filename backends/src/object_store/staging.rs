@@ -96,7 +96,12 @@ impl ObjectStoreBackend {
 
     /// A copy through Hansa, for objects above [`MAX_COPY_BYTES`]: streamed with bounded
     /// memory (a multipart upload at `dest`), with the staged object's attributes.
-    async fn stream_copy(&self, source: &Path, dest: &Path, name: &PhysicalName) -> Result<()> {
+    pub(super) async fn stream_copy(
+        &self,
+        source: &Path,
+        dest: &Path,
+        name: &PhysicalName,
+    ) -> Result<()> {
         let got = self
             .store
             .get_opts(source, GetOptions::default())

@@ -50,6 +50,7 @@ enum Op {
     Discard,
     CollectStaged,
     Restamp,
+    Copy,
     Get,
     Head,
     Delete,
@@ -70,6 +71,7 @@ impl Op {
             Op::Discard => "discard",
             Op::CollectStaged => "collect staged",
             Op::Restamp => "restamp",
+            Op::Copy => "copy",
             Op::Get => "get",
             Op::Head => "head",
             Op::Delete => "delete",
@@ -108,6 +110,7 @@ impl Op {
             Op::Discard => "discard",
             Op::CollectStaged => "collect_staged",
             Op::Restamp => "restamp",
+            Op::Copy => "copy",
             Op::Get => "get",
             Op::Head => "head",
             Op::Delete => "delete",
@@ -494,6 +497,14 @@ impl Backend for HealthTracked {
 
     async fn delete(&self, name: &PhysicalName) -> Result<(), BackendError> {
         self.run(Op::Delete, self.inner.delete(name)).await
+    }
+
+    async fn copy(
+        &self,
+        from: &PhysicalName,
+        to: &PhysicalName,
+    ) -> Result<PutResult, BackendError> {
+        self.run(Op::Copy, self.inner.copy(from, to)).await
     }
 
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo, BackendError>> {

@@ -172,14 +172,7 @@ pub async fn get_object_attributes(ctx: &Ctx) -> S3Result<S3Response> {
     let key = ctx.key()?;
     let attributes = requested(&ctx.headers)?;
     let page = parts_page(ctx)?;
-    // Versioning is not offered: the only version an object has is "null".
-    if let Some(version) = ctx.route.query("versionId") {
-        if version != "null" {
-            return Err(S3Error::invalid_argument("Invalid version id specified")
-                .with("ArgumentName", "versionId")
-                .with("ArgumentValue", version));
-        }
-    }
+    let version = super::support::version_param(ctx)?;
     // No object is stored with a customer-provided key, so such a key fits none of them.
     if ctx.headers.keys().any(|name| {
         name.as_str()
@@ -190,14 +183,27 @@ pub async fn get_object_attributes(ctx: &Ctx) -> S3Result<S3Response> {
         ));
     }
     existing_bucket(ctx, bucket)?;
-    let record =
-        store::object(&ctx.gw.store, bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
+    let record = match store::object_version(&ctx.gw.store, bucket, key, version)? {
+        store::VersionView::Object { record, .. } => *record,
+        marker => {
+            return Err(super::support::delete_marker_error(
+                key,
+                version.is_some(),
+                &marker,
+            ))
+        }
+    };
     let doc = document(&record, &attributes, &page);
     let mut r = response::xml(
         StatusCode::OK,
         xml::to_xml("GetObjectAttributesResponse", &doc)?,
     );
     response::set_header(&mut r, "last-modified", &http_date(record.modified_ms));
+    if version.is_some() {
+        response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
+    } else {
+        super::support::version_header(ctx, &mut r, bucket, record.shown_version_id())?;
+    }
     Ok(r)
 }
 
@@ -289,6 +295,7 @@ mod tests {
             acl: None,
             tags: vec![],
             lock: Default::default(),
+            versioned: false,
         }
     }
 

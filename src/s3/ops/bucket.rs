@@ -215,15 +215,6 @@ pub async fn get_location(ctx: &Ctx) -> S3Result<S3Response> {
     ))
 }
 
-pub async fn get_versioning(ctx: &Ctx) -> S3Result<S3Response> {
-    existing_bucket(ctx, ctx.bucket()?)?;
-    let doc = xml::VersioningConfiguration { xmlns: S3_NS };
-    Ok(response::xml(
-        StatusCode::OK,
-        xml::to_xml("VersioningConfiguration", &doc)?,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::bucket_name_allowed;

@@ -15,24 +15,47 @@ use crate::store::{self, NewObject, WriteCondition};
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, the key URL-encoded.
 pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
+    parse_copy_source_version(value).map(|(b, k, _)| (b, k))
+}
+
+/// [`parse_copy_source`] with the source's version id, if one was named.
+pub fn parse_copy_source_version(value: &str) -> S3Result<(String, String, Option<String>)> {
     let invalid = || {
         S3Error::invalid_argument(
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
         )
     };
     let (path, query) = value.split_once('?').unwrap_or((value, ""));
-    if let Some(version) = query.strip_prefix("versionId=") {
-        if version != "null" {
+    let mut version = None;
+    if let Some(v) = query.strip_prefix("versionId=") {
+        if super::support::check_version_id(v).is_err() {
             return Err(S3Error::invalid_argument("Invalid version id specified"));
         }
+        version = Some(v.to_string());
     }
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| invalid())?;
     let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
     match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => {
+            Ok((b.to_string(), k.to_string(), version))
+        }
         _ => Err(invalid()),
+    }
+}
+
+/// A copy source that is a delete marker: named by its version id, S3 refuses the request
+/// (400); as the latest version, the key does not exist (404).
+pub fn source_error(e: S3Error) -> S3Error {
+    if e.code == "MethodNotAllowed" {
+        return S3Error::invalid_request(
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        );
+    }
+    S3Error {
+        headers: Vec::new(),
+        ..e
     }
 }
 
@@ -46,7 +69,7 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     super::object::refuse_locked_overwrite(ctx, &bucket, &key)?;
     let source = ctx.header("x-amz-copy-source").unwrap_or("");
     // Reading the source was authorized with the request (crate::s3::authorize).
-    let (src_bucket, src_key) = parse_copy_source(source)?;
+    let (src_bucket, src_key, src_version) = parse_copy_source_version(source)?;
     existing_bucket(ctx, &src_bucket)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -63,14 +86,14 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
                 .with("ArgumentValue", other))
         }
     };
-    if src_bucket == bucket && src_key == key && !replace {
+    if src_bucket == bucket && src_key == key && !replace && src_version.is_none() {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
     // The source is read whole and verified against its record as it streams: a damaged
     // source fails the copy instead of spreading.
-    let (src, (), source) = read_current(ctx, &src_bucket, &src_key, |src| {
+    let (src, (), source) = read_current(ctx, &src_bucket, &src_key, src_version.as_deref(), |src| {
         check_copy_source_conditions(&ctx.headers, src)?;
         if src.size > MAX_PUT_SIZE {
             return Err(S3Error::invalid_request(format!(
@@ -79,7 +102,8 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
         Ok(((), Some(0..src.size)))
     })
-    .await?;
+    .await
+    .map_err(source_error)?;
     let attributes = if replace {
         attributes_from_headers(&ctx.headers)?
     } else {
@@ -109,6 +133,14 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<S3Response> {
         checksums: xml::ChecksumElements::of(record.checksum.as_ref()),
     };
     let mut r = response::xml(StatusCode::OK, xml::to_xml("CopyObjectResult", &doc)?);
+    super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
+    if src_version.is_some() || store::versioning(&ctx.gw.store, &src_bucket)?.keeps_versions() {
+        response::set_header(
+            &mut r,
+            "x-amz-copy-source-version-id",
+            src.shown_version_id(),
+        );
+    }
     access_log::note_written(&mut r, &record);
     Ok(r)
 }

@@ -3,7 +3,8 @@
 use http::StatusCode;
 
 use super::object::{check_key, delete_key};
-use super::support::{existing_bucket, read_small_body};
+use super::support::{check_version_id, existing_bucket, read_small_body};
+use crate::store::DeleteOutcome;
 use futures::StreamExt;
 
 use crate::s3::ctx::Ctx;
@@ -42,32 +43,41 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<S3Response> {
     // costing one flush each; results keep the request's order.
     let ctx_ref: &Ctx = ctx;
     let bucket_ref = bucket.as_str();
-    let outcomes: Vec<(String, S3Result<()>)> = futures::stream::iter(doc.objects)
+    type Outcome = (String, Option<String>, S3Result<DeleteOutcome>);
+    let outcomes: Vec<Outcome> = futures::stream::iter(doc.objects)
         .map(|object| async move {
-            let outcome = match object.version_id.as_deref() {
-                Some(v) if v != "null" => Err(S3Error::new(
-                    "NoSuchVersion",
-                    StatusCode::NOT_FOUND,
-                    "The specified version does not exist.",
-                )),
-                _ => match check_key(&object.key).and_then(|()| verdicts.check(&object.key)) {
-                    Ok(()) => delete_key(ctx_ref, bucket_ref, &object.key).await,
-                    Err(e) => Err(e),
-                },
+            let version = object.version_id.as_deref();
+            let checked = check_key(&object.key)
+                .and_then(|()| version.map(check_version_id).transpose())
+                .and_then(|_| verdicts.check(&object.key));
+            let outcome = match checked {
+                Ok(()) => delete_key(ctx_ref, bucket_ref, &object.key, version).await,
+                Err(e) => Err(e),
             };
-            (object.key, outcome)
+            (object.key, object.version_id, outcome)
         })
         .buffered(CONCURRENT_DELETES)
         .collect()
         .await;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for (key, outcome) in outcomes {
+    for (key, version_id, outcome) in outcomes {
         match outcome {
-            Ok(()) if doc.quiet => {}
-            Ok(()) => deleted.push(xml::DeletedEntry { key }),
+            Ok(_) if doc.quiet => {}
+            Ok(done) => deleted.push(xml::DeletedEntry {
+                key,
+                delete_marker: done.delete_marker.then_some(true),
+                // The marker made (no version asked for), or the marker removed.
+                delete_marker_version_id: if done.delete_marker {
+                    done.version_id
+                } else {
+                    None
+                },
+                version_id,
+            }),
             Err(e) => errors.push(xml::DeleteErrorEntry {
                 key,
+                version_id,
                 code: e.code.to_string(),
                 message: e.message,
             }),

@@ -17,3 +17,4 @@ pub mod policy;
 pub mod post;
 mod support;
 pub mod tagging;
+pub mod versioning;

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use http::StatusCode;
 use md5::{Digest, Md5};
 
-use super::copy::parse_copy_source;
+use super::copy::{parse_copy_source_version, source_error};
 use super::object::{attributes_from_headers, check_key};
 use super::support::{check_copy_source_conditions, existing_bucket, read_current, store_body};
 use crate::checksum::composite::{self, ChecksumType};
@@ -237,7 +237,8 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
     let part_number = part_number_param(ctx)?;
     existing_bucket(ctx, &bucket)?;
     // Reading the source was authorized with the request (crate::s3::authorize).
-    let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    let (src_bucket, src_key, src_version) =
+        parse_copy_source_version(ctx.header("x-amz-copy-source").unwrap_or(""))?;
     existing_bucket(ctx, &src_bucket)?;
     let gw = ctx.gw.clone();
     let tenant = ctx.credential.access_key_id.clone();
@@ -245,7 +246,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
     let upload = load_upload(&gw.store, &bucket, &key, &upload_id)?;
     let range_header = ctx.header("x-amz-copy-source-range");
     // A copy of the whole source is verified as it streams; a range cannot be.
-    let (_, span, source) = read_current(ctx, &src_bucket, &src_key, |src| {
+    let (_, span, source) = read_current(ctx, &src_bucket, &src_key, src_version.as_deref(), |src| {
         check_copy_source_conditions(&ctx.headers, src)?;
         let span = match range_header {
             Some(v) => parse_copy_range(v, src.size)?,
@@ -258,7 +259,8 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<S3Response> {
         }
         Ok((span.clone(), Some(span)))
     })
-    .await?;
+    .await
+    .map_err(source_error)?;
     let size = span.end - span.start;
     let body = match source {
         Some(source) => source.body,

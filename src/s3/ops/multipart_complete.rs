@@ -311,7 +311,7 @@ fn completion_response(
         StatusCode::OK,
         completion_document(record, bucket, key, location)?,
     );
-    response::set_header(&mut r, "x-amz-version-id", "null");
+    response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
     Ok(r)
 }
 
@@ -395,6 +395,7 @@ mod tests {
             acl: None,
             tags: vec![],
             lock: Default::default(),
+            versioned: false,
         };
         let ok = keepalive_response(
             slow(Ok(record)),

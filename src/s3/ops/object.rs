@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use hansa_backends::ObjectAttributes;
 use http::{HeaderMap, StatusCode};
 
-use super::support::{existing_bucket, part_number_param, read_current, store_body};
+use super::support::{
+    existing_bucket, part_number_param, read_current, store_body, version_header, version_param,
+};
 use crate::meta::ObjectRecord;
 use crate::s3::access_log;
 use crate::s3::body::verified_body;
@@ -66,6 +68,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<S3Response> {
     if let Some(c) = &record.checksum {
         response::set_header(&mut r, c.algorithm.header_name(), &c.value);
     }
+    version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
     access_log::note_written(&mut r, &record);
     Ok(r)
 }
@@ -110,7 +113,16 @@ pub fn write_condition(headers: &HeaderMap) -> S3Result<WriteCondition> {
 /// An overwrite of a version object lock protects, refused before the body is read (the store
 /// refuses it again when the write commits).
 pub fn refuse_locked_overwrite(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
+    let versioning = store::versioning(&ctx.gw.store, bucket)?;
     match store::object(&ctx.gw.store, bucket, key)? {
+        // With versioning enabled (as object lock requires) the version is kept, not replaced;
+        // a suspended bucket keeps a version that has its own id.
+        Some(current)
+            if versioning == store::VersioningState::Enabled
+                || (versioning.keeps_versions() && current.versioned) =>
+        {
+            Ok(())
+        }
         Some(current) => {
             store::lock::may_remove(&current.lock, false, now_ms()).map_err(|_| S3Error::locked())
         }
@@ -190,8 +202,9 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
         ));
     }
     existing_bucket(ctx, bucket)?;
+    let version = version_param(ctx)?;
     let range_header = ctx.header("range");
-    let (record, answer, body) = read_current(ctx, bucket, key, |record| {
+    let (record, answer, body) = read_current(ctx, bucket, key, version, |record| {
         let answer = plan_read(ctx, record, part_number, range_header)?;
         let span = match &answer {
             ReadAnswer::Content { span, .. } if !head => Some(span.clone()),
@@ -205,6 +218,7 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
             let mut r = response::empty(StatusCode::NOT_MODIFIED);
             response::set_header(&mut r, "etag", &format!("\"{}\"", record.etag));
             response::set_header(&mut r, "last-modified", &http_date(record.modified_ms));
+            version_header(ctx, &mut r, bucket, record.shown_version_id())?;
             return Ok(r);
         }
         ReadAnswer::Content { status, span } => (status, span),
@@ -220,6 +234,11 @@ pub async fn get_object(ctx: &Ctx, head: bool) -> S3Result<S3Response> {
     };
     object_headers(&mut r, &record, ctx);
     super::lock::lock_headers(&mut r, &record);
+    if version.is_some() {
+        response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
+    } else {
+        version_header(ctx, &mut r, bucket, record.shown_version_id())?;
+    }
     response::set_header(
         &mut r,
         "content-length",
@@ -388,13 +407,34 @@ pub async fn delete_object(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     existing_bucket(ctx, bucket)?;
-    delete_key(ctx, bucket, key).await?;
-    Ok(response::empty(StatusCode::NO_CONTENT))
+    let version = version_param(ctx)?;
+    let outcome = delete_key(ctx, bucket, key, version).await?;
+    let mut r = response::empty(StatusCode::NO_CONTENT);
+    if outcome.delete_marker {
+        response::set_header(&mut r, "x-amz-delete-marker", "true");
+    }
+    if let Some(v) = &outcome.version_id {
+        response::set_header(&mut r, "x-amz-version-id", v);
+    }
+    Ok(r)
 }
 
-/// Removes a key from the index (durably), then its replicas. Deleting a missing key is fine;
-/// a version object lock protects is refused.
-pub async fn delete_key(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<()> {
+/// Removes a key from the index (durably), then its replicas; in a bucket with versioning,
+/// makes a delete marker, or with `version`, removes that version for good. Deleting a
+/// missing key or version is fine; a version object lock protects is refused.
+pub async fn delete_key(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> S3Result<store::DeleteOutcome> {
     let bypass = super::lock::bypass_governance(ctx, bucket, key)?;
-    Ok(store::delete_object(&ctx.gw.store, bucket, key, bypass).await?)
+    let store = &ctx.gw.store;
+    Ok(match version {
+        Some(v) => store::delete_version(store, bucket, key, v, bypass).await?,
+        None => {
+            store::delete_object_by(store, bucket, key, &ctx.credential.access_key_id, bypass)
+                .await?
+        }
+    })
 }

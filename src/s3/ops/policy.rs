@@ -336,7 +336,7 @@ pub fn request_facts(
     }
     Some(RequestFacts {
         principal,
-        action: route.operation.iam_action(),
+        action: route.iam_action(),
         bucket,
         key: route.key.clone(),
         source_ip: connection.map(|c| c.peer.ip()),

@@ -11,7 +11,7 @@ use crate::s3::body::{verified_body, BodyRules, BodyStream};
 use crate::s3::conditions::{Conditions, Verdict};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
-use crate::store::{self, BodyFailure, ObjectBody, ReadOutcome};
+use crate::store::{self, BodyFailure, ObjectBody, ReadOutcome, VersionView};
 
 /// S3's largest part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -43,15 +43,23 @@ const READ_ATTEMPTS: usize = 4;
 /// range) with what to send, and the span to read, if any; when the key is overwritten before
 /// its bytes could be opened, all again with the new record, so the answer always belongs to
 /// one version.
+///
+/// With `version` (as S3 shows it: `null` too), that version is read instead.
 pub async fn read_current<T>(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
+    version: Option<&str>,
     mut plan: impl FnMut(&ObjectRecord) -> S3Result<(T, Option<Range<u64>>)>,
 ) -> S3Result<(ObjectRecord, T, Option<ObjectBody>)> {
     let store = &ctx.gw.store;
     for _ in 0..READ_ATTEMPTS {
-        let record = store::object(store, bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
+        let record = match store::object_version(store, bucket, key, version)? {
+            VersionView::Object { record, .. } => *record,
+            marker @ VersionView::DeleteMarker { .. } => {
+                return Err(delete_marker_error(key, version.is_some(), &marker))
+            }
+        };
         let (answer, span) = plan(&record)?;
         let Some(span) = span else {
             return Ok((record, answer, None));
@@ -139,4 +147,57 @@ fn too_large(limit: usize) -> S3Error {
         http::StatusCode::BAD_REQUEST,
         format!("Your request was too big (at most {limit} bytes)."),
     )
+}
+
+/// A GET or HEAD that meets a delete marker: 404 NoSuchKey when it is the latest version,
+/// 405 MethodNotAllowed when asked for by its version id; both say it is a marker.
+pub fn delete_marker_error(key: &str, by_version: bool, marker: &VersionView) -> S3Error {
+    let error = if by_version {
+        S3Error::new(
+            "MethodNotAllowed",
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "The specified method is not allowed against this resource.",
+        )
+        .with("Method", "GET")
+        .with("ResourceType", "DeleteMarker")
+    } else {
+        S3Error::no_such_key(key)
+    };
+    error
+        .with_header("x-amz-delete-marker", "true")
+        .with_header("x-amz-version-id", marker.shown_version_id())
+}
+
+/// The `versionId` query parameter: `null` or one of Hansa's ids (32 hex digits); anything
+/// else is S3's InvalidArgument.
+pub fn version_param(ctx: &Ctx) -> S3Result<Option<&str>> {
+    match ctx.route.query("versionId") {
+        None => Ok(None),
+        Some(v) => check_version_id(v).map(Some),
+    }
+}
+
+pub fn check_version_id(v: &str) -> S3Result<&str> {
+    let ours = v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit());
+    if v == "null" || ours {
+        Ok(v)
+    } else {
+        Err(S3Error::invalid_argument("Invalid version id specified")
+            .with("ArgumentName", "versionId")
+            .with("ArgumentValue", v))
+    }
+}
+
+/// `x-amz-version-id` on an answer about `version_id` (as S3 shows it), in a bucket that has
+/// (or had) versioning; a bucket that never had it shows none.
+pub fn version_header(
+    ctx: &Ctx,
+    r: &mut crate::s3::response::S3Response,
+    bucket: &str,
+    version_id: &str,
+) -> S3Result<()> {
+    if store::versioning(&ctx.gw.store, bucket)?.keeps_versions() {
+        crate::s3::response::set_header(r, "x-amz-version-id", version_id);
+    }
+    Ok(())
 }
