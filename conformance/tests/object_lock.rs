@@ -104,6 +104,18 @@ async fn set_hold(s3: &Client, bucket: &str, key: &str, on: bool) {
         .unwrap_or_else(|e| panic!("legal hold {key}: {e:?}"));
 }
 
+/// The version id of the key's current version.
+async fn current_version(s3: &Client, bucket: &str, key: &str) -> String {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {bucket}/{key}: {e:?}"))
+        .version_id
+        .unwrap_or_else(|| panic!("{bucket}/{key} has no version id"))
+}
+
 async fn put_locked(
     s3: &Client,
     bucket: &str,
@@ -333,7 +345,7 @@ async fn retention_and_legal_hold_round_trip() {
         s3.get_object_retention()
             .bucket("rlh")
             .key("k")
-            .version_id("3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+            .version_id("0190a1b2c3d4e5f60718293a4b5c6d7e")
             .send()
             .await,
         404,
@@ -531,6 +543,7 @@ async fn compliance_is_never_weakened_governance_only_with_bypass() {
         s3.delete_object()
             .bucket("modes")
             .key("c")
+            .version_id(current_version(&s3, "modes", "c").await)
             .bypass_governance_retention(true)
             .send()
             .await,
@@ -569,7 +582,12 @@ async fn compliance_is_never_weakened_governance_only_with_bypass() {
         "AccessDenied"
     );
     assert_s3_err!(
-        s3.delete_object().bucket("modes").key("g").send().await,
+        s3.delete_object()
+            .bucket("modes")
+            .key("g")
+            .version_id(current_version(&s3, "modes", "g").await)
+            .send()
+            .await,
         403,
         "AccessDenied"
     );
@@ -585,6 +603,7 @@ async fn compliance_is_never_weakened_governance_only_with_bypass() {
     s3.delete_object()
         .bucket("modes")
         .key("g")
+        .version_id(current_version(&s3, "modes", "g").await)
         .bypass_governance_retention(true)
         .send()
         .await
@@ -618,6 +637,7 @@ async fn a_key_without_the_permission_cannot_bypass_governance() {
             .delete_object()
             .bucket(LIMITED_BUCKET)
             .key("g")
+            .version_id(current_version(&limited, LIMITED_BUCKET, "g").await)
             .bypass_governance_retention(true)
             .send()
             .await,
@@ -653,6 +673,7 @@ async fn a_key_without_the_permission_cannot_bypass_governance() {
         .delete_object()
         .bucket(LIMITED_BUCKET)
         .key("g")
+        .version_id(current_version(&limited, LIMITED_BUCKET, "g").await)
         .bypass_governance_retention(true)
         .send()
         .await
@@ -835,7 +856,7 @@ async fn lock_headers_on_put_copy_and_multipart() {
 }
 
 #[tokio::test]
-async fn a_locked_object_is_refused_delete_and_overwrite() {
+async fn a_locked_version_outlives_overwrites_and_deletes() {
     let gw = TestGateway::start().await;
     let s3 = gw.client();
     create_locked_bucket(&s3, "wall").await;
@@ -848,32 +869,18 @@ async fn a_locked_object_is_refused_delete_and_overwrite() {
         in_secs(3600),
     )
     .await;
+    let locked = current_version(&s3, "wall", "k").await;
     put(&s3, "wall", "other", b"other").await;
-    assert_s3_err!(
-        s3.delete_object().bucket("wall").key("k").send().await,
-        403,
-        "AccessDenied"
-    );
-    assert_s3_err!(
-        s3.put_object()
-            .bucket("wall")
-            .key("k")
-            .body(b"replaced".to_vec().into())
-            .send()
-            .await,
-        403,
-        "AccessDenied"
-    );
-    assert_s3_err!(
-        s3.copy_object()
-            .bucket("wall")
-            .key("k")
-            .copy_source("wall/other")
-            .send()
-            .await,
-        403,
-        "AccessDenied"
-    );
+    // Object lock needs versioning: overwrites, copies, completions and deletes without a
+    // version id all keep the locked version, as noncurrent.
+    put(&s3, "wall", "k", b"replaced").await;
+    s3.copy_object()
+        .bucket("wall")
+        .key("k")
+        .copy_source("wall/other")
+        .send()
+        .await
+        .expect("copy over a locked version");
     let up = s3
         .create_multipart_upload()
         .bucket("wall")
@@ -888,37 +895,66 @@ async fn a_locked_object_is_refused_delete_and_overwrite() {
         .key("k")
         .upload_id(&id)
         .part_number(1)
-        .body(b"replaced".to_vec().into())
+        .body(b"multipart".to_vec().into())
         .send()
         .await
         .expect("part");
+    s3.complete_multipart_upload()
+        .bucket("wall")
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag.unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete over a locked version");
+    let marker = s3
+        .delete_object()
+        .bucket("wall")
+        .key("k")
+        .send()
+        .await
+        .expect("a delete marker over a locked version");
+    assert_eq!(marker.delete_marker, Some(true));
+    // The locked version itself cannot go.
     assert_s3_err!(
-        s3.complete_multipart_upload()
+        s3.delete_object()
             .bucket("wall")
             .key("k")
-            .upload_id(&id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .parts(
-                        CompletedPart::builder()
-                            .part_number(1)
-                            .e_tag(part.e_tag.unwrap())
-                            .build()
-                    )
-                    .build(),
-            )
+            .version_id(&locked)
             .send()
             .await,
         403,
         "AccessDenied"
     );
+    let other = current_version(&s3, "wall", "other").await;
     let out = s3
         .delete_objects()
         .bucket("wall")
         .delete(
             Delete::builder()
-                .objects(ObjectIdentifier::builder().key("k").build().unwrap())
-                .objects(ObjectIdentifier::builder().key("other").build().unwrap())
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("k")
+                        .version_id(&locked)
+                        .build()
+                        .unwrap(),
+                )
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("other")
+                        .version_id(&other)
+                        .build()
+                        .unwrap(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -933,7 +969,18 @@ async fn a_locked_object_is_refused_delete_and_overwrite() {
     assert_eq!(errors, [("k", "AccessDenied")]);
     let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
     assert_eq!(deleted, ["other"]);
-    assert_eq!(get(&s3, "wall", "k").await, b"original");
+    let kept = s3
+        .get_object()
+        .bucket("wall")
+        .key("k")
+        .version_id(&locked)
+        .send()
+        .await
+        .expect("the locked version");
+    assert_eq!(
+        kept.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"original"
+    );
     gw.shutdown().await;
 }
 
@@ -948,6 +995,7 @@ async fn legal_hold_blocks_delete_until_removed() {
         s3.delete_object()
             .bucket("hold")
             .key("k")
+            .version_id(current_version(&s3, "hold", "k").await)
             .bypass_governance_retention(true)
             .send()
             .await,
@@ -959,6 +1007,7 @@ async fn legal_hold_blocks_delete_until_removed() {
     s3.delete_object()
         .bucket("hold")
         .key("k")
+        .version_id(current_version(&s3, "hold", "k").await)
         .send()
         .await
         .expect("delete once the hold is off");
@@ -986,7 +1035,12 @@ async fn retention_ends_at_its_date() {
     )
     .await;
     assert_s3_err!(
-        s3.delete_object().bucket("expiry").key("k").send().await,
+        s3.delete_object()
+            .bucket("expiry")
+            .key("k")
+            .version_id(current_version(&s3, "expiry", "k").await)
+            .send()
+            .await,
         403,
         "AccessDenied"
     );
@@ -996,6 +1050,7 @@ async fn retention_ends_at_its_date() {
     s3.delete_object()
         .bucket("expiry")
         .key("k")
+        .version_id(current_version(&s3, "expiry", "k").await)
         .send()
         .await
         .expect("delete after the retention date");
@@ -1077,7 +1132,6 @@ async fn lock_requests_must_prove_their_body() {
 }
 
 #[tokio::test]
-#[ignore = "needs versioning (h-ver)"]
 async fn a_locked_version_is_refused_delete_by_version_id() {
     let gw = TestGateway::start().await;
     let s3 = gw.client();
@@ -1139,6 +1193,137 @@ async fn a_locked_version_is_refused_delete_by_version_id() {
     assert_eq!(
         kept.body.collect().await.unwrap().into_bytes().as_ref(),
         b"first"
+    );
+    gw.shutdown().await;
+}
+
+/// Retention, legal hold and tags name versions: a noncurrent version is locked and tagged by
+/// its id without touching the current one; a delete marker has no object to lock or tag; a
+/// bucket with object lock cannot be suspended.
+#[tokio::test]
+async fn retention_and_tags_follow_version_ids() {
+    let gw = TestGateway::start().await;
+    let s3 = gw.client();
+    create_locked_bucket(&s3, "byid").await;
+    put(&s3, "byid", "k", b"first").await;
+    let first = current_version(&s3, "byid", "k").await;
+    put(&s3, "byid", "k", b"second").await;
+    let second = current_version(&s3, "byid", "k").await;
+    assert_ne!(first, second);
+    s3.put_object_retention()
+        .bucket("byid")
+        .key("k")
+        .version_id(&first)
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .retain_until_date(in_secs(3600))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("retention on a noncurrent version");
+    let got = s3
+        .get_object_retention()
+        .bucket("byid")
+        .key("k")
+        .version_id(&first)
+        .send()
+        .await
+        .expect("retention of the noncurrent version");
+    assert_eq!(
+        got.retention.and_then(|r| r.mode),
+        Some(ObjectLockRetentionMode::Governance)
+    );
+    assert_s3_err!(
+        s3.get_object_retention()
+            .bucket("byid")
+            .key("k")
+            .send()
+            .await,
+        404,
+        "NoSuchObjectLockConfiguration"
+    );
+    assert_s3_err!(
+        s3.delete_object()
+            .bucket("byid")
+            .key("k")
+            .version_id(&first)
+            .send()
+            .await,
+        403,
+        "AccessDenied"
+    );
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("era")
+        .value("first")
+        .build()
+        .unwrap();
+    let put_tags = s3
+        .put_object_tagging()
+        .bucket("byid")
+        .key("k")
+        .version_id(&first)
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("tags on a noncurrent version");
+    assert_eq!(put_tags.version_id.as_deref(), Some(first.as_str()));
+    let old_tags = s3
+        .get_object_tagging()
+        .bucket("byid")
+        .key("k")
+        .version_id(&first)
+        .send()
+        .await
+        .expect("tags of the noncurrent version");
+    assert_eq!(old_tags.tag_set().len(), 1);
+    assert_eq!(old_tags.version_id.as_deref(), Some(first.as_str()));
+    let current_tags = s3
+        .get_object_tagging()
+        .bucket("byid")
+        .key("k")
+        .send()
+        .await
+        .expect("tags of the current version");
+    assert!(current_tags.tag_set().is_empty());
+    assert_eq!(current_tags.version_id.as_deref(), Some(second.as_str()));
+    let marker = s3
+        .delete_object()
+        .bucket("byid")
+        .key("k")
+        .send()
+        .await
+        .expect("delete marker")
+        .version_id
+        .expect("marker version id");
+    assert_s3_err!(
+        s3.get_object_tagging()
+            .bucket("byid")
+            .key("k")
+            .version_id(&marker)
+            .send()
+            .await,
+        405,
+        "MethodNotAllowed"
+    );
+    assert_s3_err!(
+        s3.put_bucket_versioning()
+            .bucket("byid")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await,
+        409,
+        "InvalidBucketState"
     );
     gw.shutdown().await;
 }

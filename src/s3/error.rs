@@ -210,6 +210,15 @@ impl From<StoreError> for S3Error {
             )
             .with("Key", key)
             .with("VersionId", version_id),
+            StoreError::DeleteMarker { key, version_id } => S3Error::new(
+                "MethodNotAllowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "The specified method is not allowed against this resource.",
+            )
+            .with("ResourceType", "DeleteMarker")
+            .with("Key", key)
+            .with_header("x-amz-delete-marker", "true")
+            .with_header("x-amz-version-id", &version_id),
             StoreError::VersionNotKept(_) => {
                 tracing::warn!(error = %e, "a version could not be kept");
                 S3Error::service_unavailable(

@@ -117,34 +117,25 @@ pub async fn set_object_acl(
     Ok(())
 }
 
-/// Replaces the current version's tags (`ObjectRecord::tags`), durably, under the key's lock
-/// so that a concurrent write is not undone (its new version keeps the tags it was written
-/// with) and the object's bytes are not touched. With `version`, only while that version is
-/// still the current one: `Ok(None)` when it no longer is. `NoSuchKey` when there is no object.
+/// Replaces a version's tags (`ObjectRecord::tags`): the latest (`None`) or the one S3 shows
+/// as `version`. See [`super::update_version`].
 pub async fn set_object_tags(
     store: &Store,
     bucket: &str,
     key: &str,
     version: Option<&str>,
     tags: Vec<Tag>,
-) -> StoreResult<Option<ObjectRecord>> {
-    let _guard = store.locks.lock(bucket, key).await;
-    let mut record = store
-        .meta
-        .object(bucket, key)?
-        .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
-    if version.is_some_and(|v| v != record.version_id) {
-        return Ok(None);
-    }
-    record.tags = tags;
-    store.meta.put_object(bucket, key, &record)?;
-    store.meta.sync().await?;
-    Ok(Some(record))
+) -> StoreResult<ObjectRecord> {
+    super::update_version(store, bucket, key, version, |record| {
+        record.tags = tags;
+        Ok(())
+    })
+    .await
 }
 
-/// Changes the object lock of a version, durably, under the key's lock: `change` sees the
-/// version as it is now and answers its new lock (or why not). The version is the current one
-/// (`version_id` `None`, "null" or its id); any other is `NoSuchKey` until versions exist.
+/// Changes the object lock of a version (the latest, or the one S3 shows as `version_id`):
+/// `change` sees the version as it is now, under the key's lock, and answers its new lock (or
+/// why not).
 pub async fn update_object_lock(
     store: &Store,
     bucket: &str,
@@ -152,16 +143,11 @@ pub async fn update_object_lock(
     version_id: Option<&str>,
     change: impl FnOnce(&ObjectRecord) -> StoreResult<ObjectLock>,
 ) -> StoreResult<ObjectRecord> {
-    let _guard = store.locks.lock(bucket, key).await;
-    let mut record = store
-        .meta
-        .object(bucket, key)?
-        .filter(|r| version_id.is_none_or(|v| v == "null" || v == r.version_id))
-        .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
-    record.lock = change(&record)?;
-    store.meta.put_object(bucket, key, &record)?;
-    store.meta.sync().await?;
-    Ok(record)
+    super::update_version(store, bucket, key, version_id, |record| {
+        record.lock = change(record)?;
+        Ok(())
+    })
+    .await
 }
 
 pub fn object(store: &Store, bucket: &str, key: &str) -> StoreResult<Option<ObjectRecord>> {

@@ -18,6 +18,9 @@ pub enum StoreError {
     NoSuchKey(String),
     #[error("version {version_id} of key {key} does not exist")]
     NoSuchVersion { key: String, version_id: String },
+    /// The version named is a delete marker, which has no object to act on.
+    #[error("version {version_id} of key {key} is a delete marker")]
+    DeleteMarker { key: String, version_id: String },
     /// The version a write or delete would replace could not be kept (moved aside) on a
     /// backend that holds it: nothing was changed.
     #[error("the version replaced could not be kept: {0}")]

@@ -51,8 +51,8 @@ pub use read::{read_version, ObjectBody, ReadOutcome};
 pub use recovery::{collect_leftovers, finish_intents};
 pub use repair::{drain_queue, queue_depth, repair_pass, run as run_repairs, PassReport, Settled};
 pub use versions::{
-    delete_version, list_versions, object_version, set_versioning, versioning, DeleteOutcome,
-    VersionListing, VersionView, VersioningState, VersionsFrom,
+    delete_version, list_versions, object_version, set_versioning, update_version, versioning,
+    DeleteOutcome, VersionListing, VersionView, VersioningState, VersionsFrom,
 };
 pub use write::{copy_object, put_object, BodyFacts, NewObject};
 

@@ -555,15 +555,16 @@ async fn a_tag_change_waits_for_the_key_and_keeps_the_overwrite() {
     newer.etag = "newer-etag".into();
     store.meta.put_object("bkt", "k", &newer).expect("index");
     drop(guard);
-    let tagged = task.await.expect("task").expect("tags").expect("current");
+    let tagged = task.await.expect("task").expect("tags");
     assert_eq!(tagged.version_id, "newer");
     let now = object(store, "bkt", "k").expect("index").expect("record");
     assert_eq!((now.version_id.as_str(), &now.tags), ("newer", &tags));
-    // A version that is no longer current is not tagged, and nothing changes.
-    let stale = set_object_tags(store, "bkt", "k", Some(&old.version_id), Vec::new())
-        .await
-        .expect("store");
-    assert!(stale.is_none());
+    // A version that no longer exists is not tagged, and nothing changes.
+    let stale = set_object_tags(store, "bkt", "k", Some(&old.version_id), Vec::new()).await;
+    assert!(
+        matches!(stale, Err(StoreError::NoSuchVersion { .. })),
+        "{stale:?}"
+    );
     let now = object(store, "bkt", "k").expect("index").expect("record");
     assert_eq!(now.tags, tags);
     assert!(matches!(

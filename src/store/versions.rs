@@ -171,6 +171,55 @@ pub fn object_version(
     })
 }
 
+/// Changes one object version's index record (its tags, its object lock) durably, under the
+/// key's lock, without touching its bytes: the latest version (`None`) or the one S3 shows as
+/// `version_id`. A concurrent write is never undone: the change lands on the version it names.
+pub async fn update_version(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    change: impl FnOnce(&mut ObjectRecord) -> StoreResult<()>,
+) -> StoreResult<ObjectRecord> {
+    let _guard = store.locks.lock(bucket, key).await;
+    super::bucket(store, bucket)?;
+    let current = store.meta.object(bucket, key)?;
+    if let Some(mut record) =
+        current.filter(|c| version_id.is_none_or(|v| names(v, c.versioned, &c.version_id)))
+    {
+        change(&mut record)?;
+        store.meta.put_object(bucket, key, &record)?;
+        store.meta.sync().await?;
+        return Ok(record);
+    }
+    let Some(wanted) = version_id else {
+        return Err(StoreError::NoSuchKey(key.to_string()));
+    };
+    let found = store
+        .meta
+        .versions_of(bucket, key)?
+        .into_iter()
+        .find(|v| names(wanted, v.versioned(), v.version_id()));
+    match found {
+        Some(VersionEntry::Object(mut record)) => {
+            change(&mut record)?;
+            store
+                .meta
+                .put_version(bucket, key, &VersionEntry::Object(record.clone()))?;
+            store.meta.sync().await?;
+            Ok(*record)
+        }
+        Some(VersionEntry::DeleteMarker(_)) => Err(StoreError::DeleteMarker {
+            key: key.to_string(),
+            version_id: wanted.to_string(),
+        }),
+        None => Err(StoreError::NoSuchVersion {
+            key: key.to_string(),
+            version_id: wanted.to_string(),
+        }),
+    }
+}
+
 /// What a write or delete does to the versions of its key, prepared under the key's lock.
 #[derive(Default, Debug)]
 pub(crate) struct Aside {

@@ -322,21 +322,15 @@ pub async fn get_object_lock_configuration(ctx: &Ctx) -> S3Result<S3Response> {
 
 // ---- a version's retention and legal hold ----
 
-/// The version a `?retention` / `?legal-hold` request is about: the current one, named by no
-/// `versionId`, by "null" or by its id. The one place that looks it up, until versions exist.
+/// The version a `?retention` / `?legal-hold` request is about: the latest, or the one named
+/// by `versionId` (`null` too).
 fn target_version(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-    let record = store::object(&ctx.gw.store, bucket, key)?;
-    match (record, ctx.route.query("versionId")) {
-        (None, None) => Err(S3Error::no_such_key(key)),
-        (Some(r), None) => Ok(r),
-        (Some(r), Some(v)) if v == "null" || v == r.version_id => Ok(r),
-        (_, Some(v)) => Err(S3Error::new(
-            "NoSuchVersion",
-            StatusCode::NOT_FOUND,
-            "The specified version does not exist.",
-        )
-        .with("Key", key)
-        .with("VersionId", v)),
+    let asked = super::support::version_param(ctx)?;
+    match store::object_version(&ctx.gw.store, bucket, key, asked)? {
+        store::VersionView::Object { record, .. } => Ok(*record),
+        marker @ store::VersionView::DeleteMarker { .. } => Err(
+            super::support::delete_marker_error(key, asked.is_some(), &marker),
+        ),
     }
 }
 

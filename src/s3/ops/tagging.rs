@@ -299,39 +299,15 @@ pub fn set_count_header(r: &mut S3Response, record: &ObjectRecord) {
     }
 }
 
-fn no_such_version(key: &str, version: &str) -> S3Error {
-    S3Error::new(
-        "NoSuchVersion",
-        StatusCode::NOT_FOUND,
-        "The specified version does not exist.",
-    )
-    .with("Key", key)
-    .with("VersionId", version)
-}
-
-/// The version a tagging request acts on: its record and the version id the change must still
-/// find current (`None`: whichever version is current). The one place tagging resolves
-/// `versionId`: until buckets are versioned, only the current version exists, named by its
-/// id or `null`; an id of Hansa's form that is not current is NoSuchVersion, anything else
-/// InvalidArgument, as S3 answers.
+/// The version a tagging request acts on: its record and the `versionId` asked for (as S3
+/// shows it, `null` too; `None`: the latest version).
 fn target_version(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<(ObjectRecord, Option<String>)> {
-    let asked = ctx.route.query("versionId");
-    let well_formed =
-        |v: &str| v == "null" || (v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()));
-    if let Some(v) = asked.filter(|v| !well_formed(v)) {
-        return Err(S3Error::invalid_argument("Invalid version id specified")
-            .with("ArgumentName", "versionId")
-            .with("ArgumentValue", v));
-    }
-    let record =
-        store::object(&ctx.gw.store, bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
-    match asked {
-        None | Some("null") => Ok((record, None)),
-        Some(v) if v == record.version_id => {
-            let v = v.to_string();
-            Ok((record, Some(v)))
-        }
-        Some(v) => Err(no_such_version(key, v)),
+    let asked = super::support::version_param(ctx)?;
+    match store::object_version(&ctx.gw.store, bucket, key, asked)? {
+        store::VersionView::Object { record, .. } => Ok((*record, asked.map(str::to_string))),
+        marker @ store::VersionView::DeleteMarker { .. } => Err(
+            super::support::delete_marker_error(key, asked.is_some(), &marker),
+        ),
     }
 }
 
@@ -342,23 +318,29 @@ pub async fn put_object_tagging(ctx: &mut Ctx) -> S3Result<S3Response> {
     let body = read_small_body(ctx).await?;
     let tags = parse_document(&body)?;
     validate(&tags, TagOwner::Object)?;
-    set_tags(ctx, &bucket, &key, version, tags).await?;
-    Ok(response::empty(StatusCode::OK))
+    let record = set_tags(ctx, &bucket, &key, version, tags).await?;
+    let mut r = response::empty(StatusCode::OK);
+    super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
+    Ok(r)
 }
 
 pub async fn get_object_tagging(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     let key = ctx.key()?;
     let (record, _) = target_version(ctx, &bucket, key)?;
-    tagging_response(&record.tags)
+    let mut r = tagging_response(&record.tags)?;
+    super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
+    Ok(r)
 }
 
 pub async fn delete_object_tagging(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     let key = ctx.key()?.to_string();
     let (_, version) = target_version(ctx, &bucket, &key)?;
-    set_tags(ctx, &bucket, &key, version, Vec::new()).await?;
-    Ok(response::empty(StatusCode::NO_CONTENT))
+    let record = set_tags(ctx, &bucket, &key, version, Vec::new()).await?;
+    let mut r = response::empty(StatusCode::NO_CONTENT);
+    super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
+    Ok(r)
 }
 
 async fn set_tags(
@@ -367,14 +349,9 @@ async fn set_tags(
     key: &str,
     version: Option<String>,
     tags: Vec<Tag>,
-) -> S3Result<()> {
-    match store::set_object_tags(&ctx.gw.store, bucket, key, version.as_deref(), tags).await? {
-        Some(_) => Ok(()),
-        // Overwritten since it was looked up: the version asked for is gone.
-        None => Err(no_such_version(key, version.as_deref().unwrap_or_default())),
-    }
+) -> S3Result<ObjectRecord> {
+    Ok(store::set_object_tags(&ctx.gw.store, bucket, key, version.as_deref(), tags).await?)
 }
-
 pub async fn put_bucket_tagging(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     if !has_body_digest(&ctx.headers) {

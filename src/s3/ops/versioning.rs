@@ -64,6 +64,17 @@ pub async fn put_versioning(ctx: &mut Ctx) -> S3Result<S3Response> {
             ))
         }
     };
+    // Object lock protects versions only while new writes keep the old ones (AWS refuses the
+    // same way).
+    if state == VersioningState::Suspended
+        && super::lock::bucket_lock(&ctx.gw.store, &bucket)?.is_some()
+    {
+        return Err(S3Error::new(
+            "InvalidBucketState",
+            http::StatusCode::CONFLICT,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+        ));
+    }
     store::set_versioning(&ctx.gw.store, &bucket, state).await?;
     Ok(response::empty(StatusCode::OK))
 }
