@@ -13,8 +13,10 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreResult};
-use crate::lifecycle::{LifecycleConfiguration, ObjectFacts};
-use crate::meta::{BucketSetting, JobCursor, ObjectRecord};
+use crate::lifecycle::{
+    LifecycleConfiguration, ObjectFacts, VerdictKind, VersionFacts, VersionVerdict,
+};
+use crate::meta::{BucketSetting, JobCursor, ObjectRecord, VersionEntry};
 
 /// The name the worker's cursor is kept under in the index.
 const CURSOR: &str = "lifecycle";
@@ -36,6 +38,10 @@ pub struct PassOptions {
 pub enum ActionKind {
     Expire,
     AbortUpload,
+    /// `NoncurrentVersionExpiration` removed a noncurrent version (or delete marker).
+    ExpireNoncurrent,
+    /// An expired object delete marker was removed.
+    RemoveDeleteMarker,
 }
 
 /// One thing a pass removed (or, in a dry run, would remove).
@@ -46,6 +52,9 @@ pub struct Action {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The version removed (as S3 shows it), for the versioned actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// The rule's ID.
     pub rule: String,
     /// Why acting failed; the pass goes on with the next.
@@ -139,6 +148,7 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
             bucket: upload.bucket.clone(),
             key: upload.key.clone(),
             upload_id: Some(upload.upload_id.clone()),
+            version_id: None,
             rule: rule.id.clone(),
             error: None,
         };
@@ -166,10 +176,44 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
             _ => Bound::Unbounded,
         };
         start = None;
-        let config = match rules_of(&bucket)? {
-            Some(config) if config.acts_on_current() => config,
-            _ => continue,
+        let Some(config) = rules_of(&bucket)? else {
+            continue;
         };
+        if super::versioning(store, &bucket)?.keeps_versions() {
+            if !config.acts_on_current() && !config.acts_on_versions() {
+                continue;
+            }
+            while let Some(key) = super::versions::next_key(store, &bucket, "", &after)? {
+                if report.actions.len() >= max_actions || report.keys_examined >= options.max_keys {
+                    return finish(store, options, report);
+                }
+                report.keys_examined += 1;
+                let before = report.cursor.replace(JobCursor {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                });
+                if !walk_versions(
+                    store,
+                    &config,
+                    &bucket,
+                    &key,
+                    options,
+                    max_actions,
+                    &mut report,
+                )
+                .await?
+                {
+                    // Stopped within the key: the next pass looks at it again.
+                    report.cursor = before;
+                    return finish(store, options, report);
+                }
+                after = Bound::Excluded(key);
+            }
+            continue;
+        }
+        if !config.acts_on_current() {
+            continue;
+        }
         loop {
             let room = options.max_keys.saturating_sub(report.keys_examined);
             let page =
@@ -237,6 +281,7 @@ async fn expire(
         bucket: bucket.to_string(),
         key: key.to_string(),
         upload_id: None,
+        version_id: None,
         rule,
         error: None,
     };
@@ -249,8 +294,7 @@ async fn expire(
     };
     // Only the version judged due goes: a write that lands between the check and the delete
     // is not removed. In a versioned bucket this leaves a delete marker, S3's behaviour for
-    // Expiration on current versions. Noncurrent versions will be walked here too, asking
-    // `LifecycleConfiguration::noncurrent_rule`.
+    // Expiration on current versions; noncurrent versions are `walk_versions`' part.
     match super::delete_object_if_current(store, bucket, key, &version_id).await {
         Ok(Some(_)) => {
             tracing::info!(bucket, key, rule = %action.rule, "lifecycle expired an object")
@@ -259,4 +303,120 @@ async fn expire(
         Err(e) => action.error = Some(e.to_string()),
     }
     Ok(Some(action))
+}
+
+/// The rules' view of a key's noncurrent versions and delete markers.
+fn version_facts(versions: &[VersionEntry]) -> (Vec<Vec<(String, String)>>, Vec<(u64, u64, bool)>) {
+    let tags = versions
+        .iter()
+        .map(|v| match v {
+            VersionEntry::Object(r) => object_tags(r),
+            VersionEntry::DeleteMarker(_) => Vec::new(),
+        })
+        .collect();
+    let rest = versions
+        .iter()
+        .map(|v| match v {
+            VersionEntry::Object(r) => (r.modified_ms, r.size, false),
+            VersionEntry::DeleteMarker(m) => (m.modified_ms, 0, true),
+        })
+        .collect();
+    (tags, rest)
+}
+
+/// The verdicts on `versions` of `key` whose current object (if any) was modified at
+/// `current_ms`.
+fn verdicts(
+    config: &LifecycleConfiguration,
+    key: &str,
+    current_ms: Option<u64>,
+    versions: &[VersionEntry],
+    now_ms: u64,
+) -> Vec<VersionVerdict> {
+    let (tags, rest) = version_facts(versions);
+    let facts: Vec<VersionFacts> = rest
+        .iter()
+        .zip(&tags)
+        .map(|(&(modified_ms, size, delete_marker), tags)| VersionFacts {
+            modified_ms,
+            size,
+            tags,
+            delete_marker,
+        })
+        .collect();
+    config.version_verdicts(key, current_ms, &facts, now_ms)
+}
+
+/// One key of a bucket with versioning: its current object is judged as in an unversioned
+/// bucket (expiring it leaves a delete marker), then its noncurrent versions and its latest
+/// delete marker. Each removal goes through `delete_version` (object lock refuses locked
+/// versions: the refusal is the action's error) after the key's versions are judged again
+/// under its lock. False when the action cap stopped the walk within the key.
+async fn walk_versions(
+    store: &Store,
+    config: &LifecycleConfiguration,
+    bucket: &str,
+    key: &str,
+    options: &PassOptions,
+    max_actions: usize,
+    report: &mut PassReport,
+) -> StoreResult<bool> {
+    if config.acts_on_current() {
+        if let Some(record) = store.meta.object(bucket, key)? {
+            if let Some(action) = expire(store, config, bucket, key, &record, options).await? {
+                report.actions.push(action);
+            }
+        }
+    }
+    let current_ms = store.meta.object(bucket, key)?.map(|r| r.modified_ms);
+    let versions = store.meta.versions_of(bucket, key)?;
+    for verdict in verdicts(config, key, current_ms, &versions, options.now_ms) {
+        if report.actions.len() >= max_actions {
+            return Ok(false);
+        }
+        let Some(judged) = versions.get(verdict.index) else {
+            continue;
+        };
+        let shown = judged.shown_version_id().to_string();
+        let mut action = Action {
+            action: match verdict.kind {
+                VerdictKind::Noncurrent => ActionKind::ExpireNoncurrent,
+                VerdictKind::ExpiredDeleteMarker => ActionKind::RemoveDeleteMarker,
+            },
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: None,
+            version_id: Some(shown.clone()),
+            rule: verdict.rule.clone(),
+            error: None,
+        };
+        if options.dry_run {
+            report.actions.push(action);
+            continue;
+        }
+        let still = |current: Option<&ObjectRecord>, now: &[VersionEntry]| match verdict.kind {
+            // Only a marker that is truly alone now: a version under it that could not be
+            // removed (locked) keeps it.
+            VerdictKind::ExpiredDeleteMarker => {
+                current.is_none() && now.len() == 1 && now[0] == *judged
+            }
+            VerdictKind::Noncurrent => {
+                let current_ms = current.map(|r| r.modified_ms);
+                now.iter().position(|v| v == judged).is_some_and(|index| {
+                    verdicts(config, key, current_ms, now, options.now_ms)
+                        .iter()
+                        .any(|v| v.index == index && v.kind == VerdictKind::Noncurrent)
+                })
+            }
+        };
+        match super::versions::delete_version_if(store, bucket, key, &shown, false, still).await {
+            Ok(Some(_)) => {
+                tracing::info!(bucket, key, version = %shown, rule = %action.rule, kind = ?action.action, "lifecycle removed a version")
+            }
+            Ok(None) => continue,
+            Err(e) => action.error = Some(e.to_string()),
+        }
+        report.actions.push(action);
+    }
+    Ok(true)
 }
