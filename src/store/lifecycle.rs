@@ -192,7 +192,8 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
                     bucket: bucket.clone(),
                     key: key.clone(),
                 });
-                if !walk_versions(
+                let done_before = report.actions.len();
+                let whole = walk_versions(
                     store,
                     &config,
                     &bucket,
@@ -201,10 +202,17 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
                     max_actions,
                     &mut report,
                 )
-                .await?
-                {
-                    // Stopped within the key: the next pass looks at it again.
-                    report.cursor = before;
+                .await?;
+                if !whole {
+                    // Stopped within the key: the next pass looks at it again, unless nothing
+                    // was removed from it (all refused, e.g. locked), which would stop every
+                    // pass here; then the rest waits for the next walk over the index.
+                    let removed = report.actions[done_before..]
+                        .iter()
+                        .any(|a| a.error.is_none());
+                    if removed {
+                        report.cursor = before;
+                    }
                     return finish(store, options, report);
                 }
                 after = Bound::Excluded(key);
