@@ -103,8 +103,8 @@ pub struct ObjectFacts<'a> {
     pub tags: &'a [(String, String)],
 }
 
-/// A noncurrent version, as the versioning layer will describe it: when it stopped being
-/// current and how many noncurrent versions of the key are newer than it.
+/// A noncurrent version: when it stopped being current and how many noncurrent versions of
+/// the key are newer than it.
 pub struct NoncurrentFacts<'a> {
     pub object: ObjectFacts<'a>,
     pub noncurrent_since_ms: u64,
@@ -223,8 +223,7 @@ impl LifecycleConfiguration {
 
     /// The enabled rule that removes a noncurrent version, if due: the version has been
     /// noncurrent for `NoncurrentDays` (counted to midnight UTC) and, with
-    /// `NewerNoncurrentVersions`, more than that many noncurrent versions are newer. This is
-    /// where the versioning layer asks; unversioned buckets have no noncurrent versions.
+    /// `NewerNoncurrentVersions`, at least that many noncurrent versions are newer.
     pub fn noncurrent_rule(&self, version: &NoncurrentFacts, now_ms: u64) -> Option<&Rule> {
         self.enabled().find(|rule| {
             let Some(nc) = &rule.noncurrent_expiration else {

@@ -4,6 +4,10 @@
 //! index, stops after `max_actions` actions or `max_keys` keys, and the next pass resumes
 //! after the last key it looked at; a pass that reaches the end clears the cursor.
 //!
+//! In a bucket with versioning the walk visits every key with a current object or noncurrent
+//! versions, and also removes the noncurrent versions and expired delete markers that are due,
+//! through `delete_version` (so object lock is honoured).
+//!
 //! What is due is decided by `crate::lifecycle` (pure); this file only walks and acts. A dry
 //! run walks from the start, acts on nothing and moves no cursor.
 
@@ -313,25 +317,6 @@ async fn expire(
     Ok(Some(action))
 }
 
-/// The rules' view of a key's noncurrent versions and delete markers.
-fn version_facts(versions: &[VersionEntry]) -> (Vec<Vec<(String, String)>>, Vec<(u64, u64, bool)>) {
-    let tags = versions
-        .iter()
-        .map(|v| match v {
-            VersionEntry::Object(r) => object_tags(r),
-            VersionEntry::DeleteMarker(_) => Vec::new(),
-        })
-        .collect();
-    let rest = versions
-        .iter()
-        .map(|v| match v {
-            VersionEntry::Object(r) => (r.modified_ms, r.size, false),
-            VersionEntry::DeleteMarker(m) => (m.modified_ms, 0, true),
-        })
-        .collect();
-    (tags, rest)
-}
-
 /// The verdicts on `versions` of `key` whose current object (if any) was modified at
 /// `current_ms`.
 fn verdicts(
@@ -341,15 +326,29 @@ fn verdicts(
     versions: &[VersionEntry],
     now_ms: u64,
 ) -> Vec<VersionVerdict> {
-    let (tags, rest) = version_facts(versions);
-    let facts: Vec<VersionFacts> = rest
+    let tags: Vec<Vec<(String, String)>> = versions
+        .iter()
+        .map(|v| match v {
+            VersionEntry::Object(r) => object_tags(r),
+            VersionEntry::DeleteMarker(_) => Vec::new(),
+        })
+        .collect();
+    let facts: Vec<VersionFacts> = versions
         .iter()
         .zip(&tags)
-        .map(|(&(modified_ms, size, delete_marker), tags)| VersionFacts {
-            modified_ms,
-            size,
-            tags,
-            delete_marker,
+        .map(|(v, tags)| match v {
+            VersionEntry::Object(r) => VersionFacts {
+                modified_ms: r.modified_ms,
+                size: r.size,
+                tags,
+                delete_marker: false,
+            },
+            VersionEntry::DeleteMarker(m) => VersionFacts {
+                modified_ms: m.modified_ms,
+                size: 0,
+                tags,
+                delete_marker: true,
+            },
         })
         .collect();
     config.version_verdicts(key, current_ms, &facts, now_ms)
