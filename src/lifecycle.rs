@@ -103,12 +103,37 @@ pub struct ObjectFacts<'a> {
     pub tags: &'a [(String, String)],
 }
 
-/// A noncurrent version, as the versioning layer will describe it: when it stopped being
-/// current and how many noncurrent versions of the key are newer than it.
+/// A noncurrent version: when it stopped being current and how many noncurrent versions of
+/// the key are newer than it.
 pub struct NoncurrentFacts<'a> {
     pub object: ObjectFacts<'a>,
     pub noncurrent_since_ms: u64,
     pub newer_noncurrent: u32,
+}
+
+/// One noncurrent version or delete marker of a key, as the rules see it.
+#[derive(Clone, Debug)]
+pub struct VersionFacts<'a> {
+    pub modified_ms: u64,
+    pub size: u64,
+    pub tags: &'a [(String, String)],
+    pub delete_marker: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerdictKind {
+    /// `NoncurrentVersionExpiration`: the noncurrent version goes.
+    Noncurrent,
+    /// The latest version is a delete marker with nothing left under it: it goes.
+    ExpiredDeleteMarker,
+}
+
+/// A version that is due: its position in the key's versions (newest first) and the rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionVerdict {
+    pub index: usize,
+    pub rule: String,
+    pub kind: VerdictKind,
 }
 
 /// The first midnight UTC at or after `from + days`.
@@ -198,8 +223,7 @@ impl LifecycleConfiguration {
 
     /// The enabled rule that removes a noncurrent version, if due: the version has been
     /// noncurrent for `NoncurrentDays` (counted to midnight UTC) and, with
-    /// `NewerNoncurrentVersions`, more than that many noncurrent versions are newer. This is
-    /// where the versioning layer asks; unversioned buckets have no noncurrent versions.
+    /// `NewerNoncurrentVersions`, at least that many noncurrent versions are newer.
     pub fn noncurrent_rule(&self, version: &NoncurrentFacts, now_ms: u64) -> Option<&Rule> {
         self.enabled().find(|rule| {
             let Some(nc) = &rule.noncurrent_expiration else {
@@ -211,6 +235,91 @@ impl LifecycleConfiguration {
                     .is_none_or(|keep| version.newer_noncurrent >= keep)
                 && rule.filter.matches(&version.object)
         })
+    }
+
+    /// The enabled rule that removes `key`'s latest version, a delete marker made at
+    /// `marker_ms` with no other version left under it (an "expired object delete marker"):
+    /// `ExpiredObjectDeleteMarker` at once, and, as the AWS guide "Expiring objects" says, an
+    /// `Expiration` `Days` / `Date` rule once the marker is old enough for it.
+    pub fn marker_rule(&self, key: &str, marker_ms: u64, now_ms: u64) -> Option<&Rule> {
+        let marker = ObjectFacts {
+            key,
+            size: 0,
+            modified_ms: marker_ms,
+            tags: &[],
+        };
+        self.enabled().find(|rule| {
+            let due = match rule.expiration {
+                Some(Expiration::ExpiredObjectDeleteMarker) => true,
+                Some(Expiration::Days(days)) => now_ms >= due_after(marker_ms, days),
+                Some(Expiration::Date(date)) => now_ms >= date,
+                None => false,
+            };
+            due && rule.filter.matches(&marker)
+        })
+    }
+
+    /// What is due among a key's versions in a bucket with versioning. `current` is the
+    /// modification time of its current object (`None` when a delete marker is the latest or
+    /// there is nothing); `versions` are its noncurrent versions and delete markers, newest
+    /// first, as the index keeps them. Noncurrent versions (delete markers among them: S3
+    /// counts them as versions) whose successor was made `NoncurrentDays` ago go, beyond the
+    /// newest `NewerNoncurrentVersions`; the latest delete marker goes when every version
+    /// under it goes too and a rule removes expired markers. Current objects are not judged
+    /// here (`expiring_rule`).
+    pub fn version_verdicts(
+        &self,
+        key: &str,
+        current: Option<u64>,
+        versions: &[VersionFacts],
+        now_ms: u64,
+    ) -> Vec<VersionVerdict> {
+        let mut out = Vec::new();
+        // Without a current object the newest entry is the latest version, not noncurrent.
+        let first_noncurrent = usize::from(current.is_none());
+        for (i, version) in versions.iter().enumerate().skip(first_noncurrent) {
+            let successor_ms = match i.checked_sub(1) {
+                Some(newer) => versions[newer].modified_ms,
+                None => current.unwrap_or(version.modified_ms),
+            };
+            let facts = NoncurrentFacts {
+                object: ObjectFacts {
+                    key,
+                    size: version.size,
+                    modified_ms: version.modified_ms,
+                    tags: version.tags,
+                },
+                noncurrent_since_ms: successor_ms,
+                newer_noncurrent: u32::try_from(i - first_noncurrent).unwrap_or(u32::MAX),
+            };
+            if let Some(rule) = self.noncurrent_rule(&facts, now_ms) {
+                out.push(VersionVerdict {
+                    index: i,
+                    rule: rule.id.clone(),
+                    kind: VerdictKind::Noncurrent,
+                });
+            }
+        }
+        if let (None, Some(latest)) = (current, versions.first()) {
+            let all_under_go = out.len() + 1 == versions.len();
+            if latest.delete_marker && all_under_go {
+                if let Some(rule) = self.marker_rule(key, latest.modified_ms, now_ms) {
+                    out.push(VersionVerdict {
+                        index: 0,
+                        rule: rule.id.clone(),
+                        kind: VerdictKind::ExpiredDeleteMarker,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any enabled rule acts on noncurrent versions or delete markers (only in
+    /// buckets with versioning).
+    pub fn acts_on_versions(&self) -> bool {
+        self.enabled()
+            .any(|r| r.noncurrent_expiration.is_some() || r.expiration.is_some())
     }
 
     /// Whether any enabled rule acts on current objects or uploads (a bucket with none is not

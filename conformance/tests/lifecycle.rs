@@ -679,3 +679,412 @@ async fn tag_filters_expire_tagged_objects_only() {
     assert_eq!(keys(&gw, b).await, vec!["none", "one", "other-value"]);
     gw.shutdown().await;
 }
+
+// Versioned buckets: NoncurrentVersionExpiration and expired object delete markers.
+
+async fn versioned_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket(s3, bucket).await;
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
+/// One version of a key as the index holds it: (shown id, delete marker, modified ms).
+type Version = (String, bool, u64);
+
+/// Every version of `key`, newest first (the current one first).
+fn versions(gw: &TestGateway, bucket: &str, key: &str) -> Vec<Version> {
+    use hansa::store::{VersionView, VersionsFrom};
+    hansa::store::list_versions(gw.store(), bucket, key, None, VersionsFrom::Start, 1000)
+        .expect("versions")
+        .versions
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| {
+            let id = v.shown_version_id().to_string();
+            match v {
+                VersionView::Object { record, .. } => (id, false, record.modified_ms),
+                VersionView::DeleteMarker { marker, .. } => (id, true, marker.modified_ms),
+            }
+        })
+        .collect()
+}
+
+fn ids(versions: &[Version]) -> Vec<String> {
+    versions.iter().map(|v| v.0.clone()).collect()
+}
+
+/// The (action, key, version id) triples of a report, none failed.
+fn acted_versions(report: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = acted(report)
+        .into_iter()
+        .zip(report["actions"].as_array().expect("actions"))
+        .map(|((action, key), a)| {
+            (
+                action,
+                key,
+                a["version_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Writes `key` `n` times; the versions newest first.
+async fn versions_of_writes(
+    gw: &TestGateway,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    n: usize,
+) -> Vec<Version> {
+    for i in 0..n {
+        put(s3, bucket, key, format!("v{i}").as_bytes()).await;
+    }
+    let all = versions(gw, bucket, key);
+    assert_eq!(all.len(), n);
+    all
+}
+
+fn noncurrent_doc(days: u32, keep: Option<u32>) -> String {
+    let keep = keep
+        .map(|n| format!("<NewerNoncurrentVersions>{n}</NewerNoncurrentVersions>"))
+        .unwrap_or_default();
+    format!(
+        "<LifecycleConfiguration><Rule><ID>nc</ID><Filter/><Status>Enabled</Status>\
+         <NoncurrentVersionExpiration><NoncurrentDays>{days}</NoncurrentDays>{keep}\
+         </NoncurrentVersionExpiration></Rule></LifecycleConfiguration>"
+    )
+}
+
+#[tokio::test]
+async fn noncurrent_versions_expire_when_due_not_before() {
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let b = "life-nc";
+    versioned_bucket(&s3, b).await;
+    let all = versions_of_writes(&gw, &s3, b, "k", 3).await;
+    let (v3, v2, v1) = (&all[0], &all[1], &all[2]);
+    assert_eq!(
+        put_raw(&gw, b, &noncurrent_doc(2, None), true).await.status,
+        200
+    );
+    // Each counts from the write that made it noncurrent: v1 from v2's, v2 from v3's.
+    let due_v1 = due_after(v2.2, 2);
+    let due_v2 = due_after(v3.2, 2);
+
+    let report = run(&gw, due_v1.min(due_v2) - 1, "").await;
+    assert_eq!(acted(&report), vec![]);
+    assert_eq!(versions(&gw, b, "k").len(), 3);
+
+    // The dry run lists both once both are due, and removes nothing.
+    let late = due_v1.max(due_v2);
+    let report = run(&gw, late, "&dry_run=true").await;
+    let expected = vec![
+        (
+            "expire_noncurrent".to_string(),
+            "k".to_string(),
+            v1.0.clone(),
+        ),
+        (
+            "expire_noncurrent".to_string(),
+            "k".to_string(),
+            v2.0.clone(),
+        ),
+    ];
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(acted_versions(&report), want);
+    assert_eq!(report["actions"][0]["rule"], "nc");
+    assert_eq!(versions(&gw, b, "k").len(), 3, "a dry run removes nothing");
+
+    let report = run(&gw, late, "").await;
+    assert_eq!(acted_versions(&report), want);
+    assert_eq!(ids(&versions(&gw, b, "k")), vec![v3.0.clone()]);
+    // The current version is untouched and still readable.
+    let body = s3.get_object().bucket(b).key("k").send().await.unwrap();
+    assert_eq!(body.version_id(), Some(v3.0.as_str()));
+    let bytes = body.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[..], b"v2");
+    // The removed versions are gone for S3 clients too.
+    assert_s3_err!(
+        s3.get_object()
+            .bucket(b)
+            .key("k")
+            .version_id(&v1.0)
+            .send()
+            .await,
+        404,
+        "NoSuchVersion"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn newer_noncurrent_versions_keeps_the_newest_and_a_capped_pass_resumes() {
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let b = "life-keep";
+    versioned_bucket(&s3, b).await;
+    // The current version and five noncurrent ones.
+    let all = versions_of_writes(&gw, &s3, b, "k", 6).await;
+    assert_eq!(
+        put_raw(&gw, b, &noncurrent_doc(1, Some(2)), true)
+            .await
+            .status,
+        200
+    );
+    let now = due_after(all[0].2, 1) + 30 * DAY_MS;
+    // Two of the three beyond the newest two noncurrent versions, then the third: the capped
+    // pass stops within the key and the next one looks at it again.
+    let first = run(&gw, now, "&max_actions=2").await;
+    assert_eq!(acted(&first).len(), 2);
+    assert_eq!(versions(&gw, b, "k").len(), 4);
+    assert_eq!(
+        first["cursor"],
+        Value::Null,
+        "the key the cap stopped in is looked at again"
+    );
+    let second = run(&gw, now, "&max_actions=2").await;
+    assert_eq!(acted(&second).len(), 1);
+    assert_eq!(second["cursor"], Value::Null);
+    let mut removed = acted_versions(&first);
+    removed.extend(acted_versions(&second));
+    removed.sort();
+    let mut want: Vec<_> = all[3..]
+        .iter()
+        .map(|v| {
+            (
+                "expire_noncurrent".to_string(),
+                "k".to_string(),
+                v.0.clone(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(removed, want);
+    // The current version and the newest two noncurrent ones stay.
+    assert_eq!(ids(&versions(&gw, b, "k")), ids(&all[..3]));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lone_expired_delete_marker_goes_one_over_versions_stays() {
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let b = "life-marker";
+    versioned_bucket(&s3, b).await;
+    // "lone": a delete of a key that never existed leaves only a marker; "covered": a marker
+    // over a version.
+    s3.delete_object()
+        .bucket(b)
+        .key("lone")
+        .send()
+        .await
+        .unwrap();
+    put(&s3, b, "covered", b"x").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("covered")
+        .send()
+        .await
+        .unwrap();
+    let lone = versions(&gw, b, "lone");
+    assert_eq!(lone.len(), 1);
+    assert!(lone[0].1, "a delete marker");
+    let covered = versions(&gw, b, "covered");
+    assert_eq!(covered.len(), 2);
+    let doc = "<LifecycleConfiguration><Rule><ID>eodm</ID><Filter/><Status>Enabled</Status>\
+               <Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>\
+               </Rule></LifecycleConfiguration>";
+    assert_eq!(put_raw(&gw, b, doc, true).await.status, 200);
+    let now = lone[0].2 + 1;
+    let want = vec![(
+        "remove_delete_marker".to_string(),
+        "lone".to_string(),
+        lone[0].0.clone(),
+    )];
+    let report = run(&gw, now, "&dry_run=true").await;
+    assert_eq!(acted_versions(&report), want);
+    assert_eq!(
+        versions(&gw, b, "lone").len(),
+        1,
+        "a dry run removes nothing"
+    );
+
+    let report = run(&gw, now, "").await;
+    assert_eq!(acted_versions(&report), want);
+    assert_eq!(report["actions"][0]["rule"], "eodm");
+    assert_eq!(versions(&gw, b, "lone"), vec![]);
+    assert_eq!(versions(&gw, b, "covered"), covered);
+    let listed = s3.list_object_versions().bucket(b).send().await.unwrap();
+    assert!(listed
+        .delete_markers()
+        .iter()
+        .all(|m| m.key() == Some("covered")));
+    // Nothing more to do, however late.
+    let report = run(&gw, now + 400 * DAY_MS, "").await;
+    assert_eq!(acted(&report), vec![]);
+
+    // Once a noncurrent rule has removed the version under it, the marker is alone too.
+    let doc = "<LifecycleConfiguration><Rule><ID>both</ID><Filter/><Status>Enabled</Status>\
+               <Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>\
+               <NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration>\
+               </Rule></LifecycleConfiguration>";
+    assert_eq!(put_raw(&gw, b, doc, true).await.status, 200);
+    let report = run(&gw, now + 400 * DAY_MS, "").await;
+    assert_eq!(
+        acted_versions(&report),
+        vec![
+            (
+                "expire_noncurrent".to_string(),
+                "covered".to_string(),
+                covered[1].0.clone()
+            ),
+            (
+                "remove_delete_marker".to_string(),
+                "covered".to_string(),
+                covered[0].0.clone()
+            ),
+        ]
+    );
+    assert_eq!(versions(&gw, b, "covered"), vec![]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn locked_noncurrent_versions_are_not_removed() {
+    use aws_sdk_s3::types::{ObjectLockRetention, ObjectLockRetentionMode};
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let b = "life-locked";
+    s3.create_bucket()
+        .bucket(b)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create a bucket with object lock");
+    let until = aws_sdk_s3::primitives::DateTime::from(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(86_400),
+    );
+    for (key, mode) in [
+        ("gov", Some(ObjectLockRetentionMode::Governance)),
+        ("comp", Some(ObjectLockRetentionMode::Compliance)),
+        ("free", None),
+    ] {
+        put(&s3, b, key, b"old").await;
+        if let Some(mode) = mode {
+            s3.put_object_retention()
+                .bucket(b)
+                .key(key)
+                .retention(
+                    ObjectLockRetention::builder()
+                        .mode(mode)
+                        .retain_until_date(until)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("retention");
+        }
+        put(&s3, b, key, b"new").await;
+    }
+    assert_eq!(
+        put_raw(&gw, b, &noncurrent_doc(1, None), true).await.status,
+        200
+    );
+    let before: Vec<_> = ["gov", "comp", "free"]
+        .iter()
+        .map(|k| versions(&gw, b, k))
+        .collect();
+    // Far past NoncurrentDays on the lifecycle clock; the retention (real time) still holds.
+    let report = run(&gw, before[0][0].2 + 30 * DAY_MS, "").await;
+    let actions = report["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 3, "{report}");
+    for a in actions {
+        let key = a["key"].as_str().unwrap_or_default();
+        assert_eq!(a["action"], "expire_noncurrent");
+        match key {
+            "free" => assert!(a.get("error").is_none(), "{a}"),
+            "gov" | "comp" => {
+                let error = a["error"].as_str().unwrap_or_default();
+                assert!(!error.is_empty(), "a locked version's removal fails: {a}");
+            }
+            other => panic!("unexpected key {other}"),
+        }
+    }
+    assert_eq!(versions(&gw, b, "gov"), before[0]);
+    assert_eq!(versions(&gw, b, "comp"), before[1]);
+    assert_eq!(ids(&versions(&gw, b, "free")), ids(&before[2][..1]));
+    // The locked versions are still readable.
+    for (i, key) in ["gov", "comp"].iter().enumerate() {
+        let old = s3
+            .get_object()
+            .bucket(b)
+            .key(*key)
+            .version_id(&before[i][1].0)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(&old.body.collect().await.unwrap().into_bytes()[..], b"old");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiration_days_in_a_versioned_bucket_leaves_markers_and_removes_lone_old_ones() {
+    let gw = gateway().await;
+    let s3 = gw.client();
+    let b = "life-vdays";
+    versioned_bucket(&s3, b).await;
+    put(&s3, b, "x", b"x").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
+    let x = versions(&gw, b, "x");
+    let gone = versions(&gw, b, "gone");
+    let doc = "<LifecycleConfiguration><Rule><ID>days</ID><Filter/><Status>Enabled</Status>\
+               <Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+    assert_eq!(put_raw(&gw, b, doc, true).await.status, 200);
+    // Both written within moments; a test run across midnight UTC gets two due times.
+    let first_due = due_after(x[0].2.min(gone[0].2), 1);
+    let due = due_after(x[0].2.max(gone[0].2), 1);
+
+    let report = run(&gw, first_due - 1, "").await;
+    assert_eq!(acted(&report), vec![]);
+
+    // S3 ("Expiring objects"): the current version gets a delete marker and stays as a
+    // noncurrent version; a delete marker alone, old enough for the rule, is removed.
+    let report = run(&gw, due, "").await;
+    assert_eq!(
+        acted_versions(&report),
+        vec![
+            ("expire".to_string(), "x".to_string(), String::new()),
+            (
+                "remove_delete_marker".to_string(),
+                "gone".to_string(),
+                gone[0].0.clone()
+            ),
+        ]
+    );
+    assert_eq!(versions(&gw, b, "gone"), vec![]);
+    let now_x = versions(&gw, b, "x");
+    assert_eq!(now_x.len(), 2);
+    assert!(now_x[0].1, "a delete marker over the expired version");
+    assert_eq!(now_x[1], x[0]);
+    // That marker has a version under it: it stays, however late.
+    let report = run(&gw, due + 400 * DAY_MS, "").await;
+    assert_eq!(acted(&report), vec![]);
+    gw.shutdown().await;
+}

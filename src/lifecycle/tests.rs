@@ -302,6 +302,130 @@ fn noncurrent_versions_wait_their_days_and_keep_the_newest() {
     );
 }
 
+fn version(modified_ms: u64, delete_marker: bool) -> VersionFacts<'static> {
+    VersionFacts {
+        modified_ms,
+        size: 1,
+        tags: &[],
+        delete_marker,
+    }
+}
+
+fn indices(verdicts: &[VersionVerdict], kind: VerdictKind) -> Vec<usize> {
+    verdicts
+        .iter()
+        .filter(|v| v.kind == kind)
+        .map(|v| v.index)
+        .collect()
+}
+
+#[test]
+fn noncurrent_days_count_from_the_successor() {
+    let config = parse("<Rule><ID>nc</ID><Filter/><Status>Enabled</Status><NoncurrentVersionExpiration><NoncurrentDays>2</NoncurrentDays></NoncurrentVersionExpiration></Rule>").unwrap();
+    // Current written on day 10, older versions on days 5 and 1 (newest first).
+    let current = MIDNIGHT_2027 + 10 * DAY_MS + 5;
+    let versions = [
+        version(MIDNIGHT_2027 + 5 * DAY_MS + 5, false),
+        version(MIDNIGHT_2027 + DAY_MS + 5, false),
+    ];
+    let at = |now| {
+        indices(
+            &config.version_verdicts("k", Some(current), &versions, now),
+            VerdictKind::Noncurrent,
+        )
+    };
+    // The oldest became noncurrent on day 5 (+5 ms): due at midnight starting day 8.
+    assert_eq!(at(MIDNIGHT_2027 + 8 * DAY_MS - 1), Vec::<usize>::new());
+    assert_eq!(at(MIDNIGHT_2027 + 8 * DAY_MS), vec![1]);
+    // The newer one became noncurrent when the current was written (day 10): day 13.
+    assert_eq!(at(MIDNIGHT_2027 + 13 * DAY_MS - 1), vec![1]);
+    assert_eq!(at(MIDNIGHT_2027 + 13 * DAY_MS), vec![0, 1]);
+    assert!(config
+        .version_verdicts("k", Some(current), &versions, MIDNIGHT_2027 + 13 * DAY_MS)
+        .iter()
+        .all(|v| v.rule == "nc"));
+}
+
+#[test]
+fn newer_noncurrent_versions_keeps_the_newest() {
+    let config = parse("<Rule><Filter/><Status>Enabled</Status><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays><NewerNoncurrentVersions>2</NewerNoncurrentVersions></NoncurrentVersionExpiration></Rule>").unwrap();
+    let versions: Vec<_> = (0..5)
+        .map(|i| version(MIDNIGHT_2027 - i * DAY_MS, false))
+        .collect();
+    let verdicts = config.version_verdicts(
+        "k",
+        Some(MIDNIGHT_2027 + 1),
+        &versions,
+        MIDNIGHT_2027 + 30 * DAY_MS,
+    );
+    assert_eq!(indices(&verdicts, VerdictKind::Noncurrent), vec![2, 3, 4]);
+}
+
+#[test]
+fn a_latest_delete_marker_is_not_noncurrent_and_goes_only_alone() {
+    let eodm = parse("<Rule><ID>m</ID><Filter><Prefix>k</Prefix></Filter><Status>Enabled</Status><Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration></Rule>").unwrap();
+    let now = MIDNIGHT_2027 + 100 * DAY_MS;
+    let lone = [version(MIDNIGHT_2027, true)];
+    let v = eodm.version_verdicts("k", None, &lone, now);
+    assert_eq!(indices(&v, VerdictKind::ExpiredDeleteMarker), vec![0]);
+    assert_eq!(v[0].rule, "m");
+    // Versions under it stay (no noncurrent rule): the marker stays.
+    let covered = [
+        version(MIDNIGHT_2027, true),
+        version(MIDNIGHT_2027 - 5, false),
+    ];
+    assert!(eodm.version_verdicts("k", None, &covered, now).is_empty());
+    // Another prefix: not this rule's marker.
+    assert!(eodm.version_verdicts("other", None, &lone, now).is_empty());
+    // A marker under a current object is noncurrent, not an expired marker.
+    assert!(eodm
+        .version_verdicts("k", Some(MIDNIGHT_2027 + 1), &lone, now)
+        .is_empty());
+
+    // With a noncurrent rule that removes everything under it, the marker goes in the same
+    // verdict; the noncurrent rule also removes noncurrent markers.
+    let both = parse("<Rule><ID>m</ID><Filter/><Status>Enabled</Status><Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration></Rule>").unwrap();
+    let stack = [
+        version(MIDNIGHT_2027, true),
+        version(MIDNIGHT_2027 - DAY_MS, true),
+        version(MIDNIGHT_2027 - 2 * DAY_MS, false),
+    ];
+    let v = both.version_verdicts("k", None, &stack, now);
+    assert_eq!(indices(&v, VerdictKind::Noncurrent), vec![1, 2]);
+    assert_eq!(indices(&v, VerdictKind::ExpiredDeleteMarker), vec![0]);
+    // Not yet due: nothing under it goes, so neither does the marker.
+    assert!(both
+        .version_verdicts("k", None, &stack, MIDNIGHT_2027 - 1)
+        .is_empty());
+}
+
+#[test]
+fn expiration_days_and_date_remove_lone_markers_once_old_enough() {
+    let days = parse(
+        "<Rule><Filter/><Status>Enabled</Status><Expiration><Days>3</Days></Expiration></Rule>",
+    )
+    .unwrap();
+    let made = MIDNIGHT_2027 + 7;
+    assert!(days
+        .marker_rule("k", made, MIDNIGHT_2027 + 4 * DAY_MS - 1)
+        .is_none());
+    assert!(days
+        .marker_rule("k", made, MIDNIGHT_2027 + 4 * DAY_MS)
+        .is_some());
+    let date = parse("<Rule><Filter/><Status>Enabled</Status><Expiration><Date>2027-01-01T00:00:00Z</Date></Expiration></Rule>").unwrap();
+    assert!(date.marker_rule("k", made, MIDNIGHT_2027 - 1).is_none());
+    assert!(date.marker_rule("k", made, MIDNIGHT_2027).is_some());
+    // Tag filters never select a marker (it has no tags); disabled rules act on nothing.
+    let tagged = parse("<Rule><Filter><Tag><Key>a</Key><Value>b</Value></Tag></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>").unwrap();
+    assert!(tagged.marker_rule("k", made, u64::MAX).is_none());
+    let off = parse("<Rule><Filter/><Status>Disabled</Status><Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration></Rule>").unwrap();
+    assert!(off.marker_rule("k", made, u64::MAX).is_none());
+    assert!(!off.acts_on_versions());
+    // Abort-only rules do nothing to versions.
+    let abort = parse("<Rule><Filter/><Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>").unwrap();
+    assert!(!abort.acts_on_versions());
+}
+
 proptest::proptest! {
     #[test]
     fn due_is_a_midnight_no_earlier_than_days_later(mtime in 0u64..4_000_000_000_000, days in 1u32..5000) {

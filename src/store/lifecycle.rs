@@ -4,6 +4,10 @@
 //! index, stops after `max_actions` actions or `max_keys` keys, and the next pass resumes
 //! after the last key it looked at; a pass that reaches the end clears the cursor.
 //!
+//! In a bucket with versioning the walk visits every key with a current object or noncurrent
+//! versions, and also removes the noncurrent versions and expired delete markers that are due,
+//! through `delete_version` (so object lock is honoured).
+//!
 //! What is due is decided by `crate::lifecycle` (pure); this file only walks and acts. A dry
 //! run walks from the start, acts on nothing and moves no cursor.
 
@@ -13,8 +17,10 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreResult};
-use crate::lifecycle::{LifecycleConfiguration, ObjectFacts};
-use crate::meta::{BucketSetting, JobCursor, ObjectRecord};
+use crate::lifecycle::{
+    LifecycleConfiguration, ObjectFacts, VerdictKind, VersionFacts, VersionVerdict,
+};
+use crate::meta::{BucketSetting, JobCursor, ObjectRecord, VersionEntry};
 
 /// The name the worker's cursor is kept under in the index.
 const CURSOR: &str = "lifecycle";
@@ -36,6 +42,10 @@ pub struct PassOptions {
 pub enum ActionKind {
     Expire,
     AbortUpload,
+    /// `NoncurrentVersionExpiration` removed a noncurrent version (or delete marker).
+    ExpireNoncurrent,
+    /// An expired object delete marker was removed.
+    RemoveDeleteMarker,
 }
 
 /// One thing a pass removed (or, in a dry run, would remove).
@@ -46,6 +56,9 @@ pub struct Action {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The version removed (as S3 shows it), for the versioned actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// The rule's ID.
     pub rule: String,
     /// Why acting failed; the pass goes on with the next.
@@ -139,6 +152,7 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
             bucket: upload.bucket.clone(),
             key: upload.key.clone(),
             upload_id: Some(upload.upload_id.clone()),
+            version_id: None,
             rule: rule.id.clone(),
             error: None,
         };
@@ -166,10 +180,52 @@ pub async fn run_pass(store: &Store, options: &PassOptions) -> StoreResult<PassR
             _ => Bound::Unbounded,
         };
         start = None;
-        let config = match rules_of(&bucket)? {
-            Some(config) if config.acts_on_current() => config,
-            _ => continue,
+        let Some(config) = rules_of(&bucket)? else {
+            continue;
         };
+        if super::versioning(store, &bucket)?.keeps_versions() {
+            if !config.acts_on_current() && !config.acts_on_versions() {
+                continue;
+            }
+            while let Some(key) = super::versions::next_key(store, &bucket, "", &after)? {
+                if report.actions.len() >= max_actions || report.keys_examined >= options.max_keys {
+                    return finish(store, options, report);
+                }
+                report.keys_examined += 1;
+                let before = report.cursor.replace(JobCursor {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                });
+                let done_before = report.actions.len();
+                let whole = walk_versions(
+                    store,
+                    &config,
+                    &bucket,
+                    &key,
+                    options,
+                    max_actions,
+                    &mut report,
+                )
+                .await?;
+                if !whole {
+                    // Stopped within the key: the next pass looks at it again, unless nothing
+                    // was removed from it (all refused, e.g. locked), which would stop every
+                    // pass here; then the rest waits for the next walk over the index.
+                    let removed = report.actions[done_before..]
+                        .iter()
+                        .any(|a| a.error.is_none());
+                    if removed {
+                        report.cursor = before;
+                    }
+                    return finish(store, options, report);
+                }
+                after = Bound::Excluded(key);
+            }
+            continue;
+        }
+        if !config.acts_on_current() {
+            continue;
+        }
         loop {
             let room = options.max_keys.saturating_sub(report.keys_examined);
             let page =
@@ -237,6 +293,7 @@ async fn expire(
         bucket: bucket.to_string(),
         key: key.to_string(),
         upload_id: None,
+        version_id: None,
         rule,
         error: None,
     };
@@ -249,8 +306,7 @@ async fn expire(
     };
     // Only the version judged due goes: a write that lands between the check and the delete
     // is not removed. In a versioned bucket this leaves a delete marker, S3's behaviour for
-    // Expiration on current versions. Noncurrent versions will be walked here too, asking
-    // `LifecycleConfiguration::noncurrent_rule`.
+    // Expiration on current versions; noncurrent versions are `walk_versions`' part.
     match super::delete_object_if_current(store, bucket, key, &version_id).await {
         Ok(Some(_)) => {
             tracing::info!(bucket, key, rule = %action.rule, "lifecycle expired an object")
@@ -259,4 +315,115 @@ async fn expire(
         Err(e) => action.error = Some(e.to_string()),
     }
     Ok(Some(action))
+}
+
+/// The verdicts on `versions` of `key` whose current object (if any) was modified at
+/// `current_ms`.
+fn verdicts(
+    config: &LifecycleConfiguration,
+    key: &str,
+    current_ms: Option<u64>,
+    versions: &[VersionEntry],
+    now_ms: u64,
+) -> Vec<VersionVerdict> {
+    let tags: Vec<Vec<(String, String)>> = versions
+        .iter()
+        .map(|v| match v {
+            VersionEntry::Object(r) => object_tags(r),
+            VersionEntry::DeleteMarker(_) => Vec::new(),
+        })
+        .collect();
+    let facts: Vec<VersionFacts> = versions
+        .iter()
+        .zip(&tags)
+        .map(|(v, tags)| match v {
+            VersionEntry::Object(r) => VersionFacts {
+                modified_ms: r.modified_ms,
+                size: r.size,
+                tags,
+                delete_marker: false,
+            },
+            VersionEntry::DeleteMarker(m) => VersionFacts {
+                modified_ms: m.modified_ms,
+                size: 0,
+                tags,
+                delete_marker: true,
+            },
+        })
+        .collect();
+    config.version_verdicts(key, current_ms, &facts, now_ms)
+}
+
+/// One key of a bucket with versioning: its current object is judged as in an unversioned
+/// bucket (expiring it leaves a delete marker), then its noncurrent versions and its latest
+/// delete marker. Each removal goes through `delete_version` (object lock refuses locked
+/// versions: the refusal is the action's error) after the key's versions are judged again
+/// under its lock. False when the action cap stopped the walk within the key.
+async fn walk_versions(
+    store: &Store,
+    config: &LifecycleConfiguration,
+    bucket: &str,
+    key: &str,
+    options: &PassOptions,
+    max_actions: usize,
+    report: &mut PassReport,
+) -> StoreResult<bool> {
+    if config.acts_on_current() {
+        if let Some(record) = store.meta.object(bucket, key)? {
+            if let Some(action) = expire(store, config, bucket, key, &record, options).await? {
+                report.actions.push(action);
+            }
+        }
+    }
+    let current_ms = store.meta.object(bucket, key)?.map(|r| r.modified_ms);
+    let versions = store.meta.versions_of(bucket, key)?;
+    for verdict in verdicts(config, key, current_ms, &versions, options.now_ms) {
+        if report.actions.len() >= max_actions {
+            return Ok(false);
+        }
+        let Some(judged) = versions.get(verdict.index) else {
+            continue;
+        };
+        let shown = judged.shown_version_id().to_string();
+        let mut action = Action {
+            action: match verdict.kind {
+                VerdictKind::Noncurrent => ActionKind::ExpireNoncurrent,
+                VerdictKind::ExpiredDeleteMarker => ActionKind::RemoveDeleteMarker,
+            },
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: None,
+            version_id: Some(shown.clone()),
+            rule: verdict.rule.clone(),
+            error: None,
+        };
+        if options.dry_run {
+            report.actions.push(action);
+            continue;
+        }
+        let still = |current: Option<&ObjectRecord>, now: &[VersionEntry]| match verdict.kind {
+            // Only a marker that is truly alone now: a version under it that could not be
+            // removed (locked) keeps it.
+            VerdictKind::ExpiredDeleteMarker => {
+                current.is_none() && now.len() == 1 && now[0] == *judged
+            }
+            VerdictKind::Noncurrent => {
+                let current_ms = current.map(|r| r.modified_ms);
+                now.iter().position(|v| v == judged).is_some_and(|index| {
+                    verdicts(config, key, current_ms, now, options.now_ms)
+                        .iter()
+                        .any(|v| v.index == index && v.kind == VerdictKind::Noncurrent)
+                })
+            }
+        };
+        match super::versions::delete_version_if(store, bucket, key, &shown, false, still).await {
+            Ok(Some(_)) => {
+                tracing::info!(bucket, key, version = %shown, rule = %action.rule, kind = ?action.action, "lifecycle removed a version")
+            }
+            Ok(None) => continue,
+            Err(e) => action.error = Some(e.to_string()),
+        }
+        report.actions.push(action);
+    }
+    Ok(true)
 }

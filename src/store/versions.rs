@@ -577,10 +577,32 @@ pub async fn delete_version(
     version_id: &str,
     bypass_governance: bool,
 ) -> StoreResult<DeleteOutcome> {
+    let outcome = delete_version_if(store, bucket, key, version_id, bypass_governance, |_, _| {
+        true
+    })
+    .await?;
+    Ok(outcome.unwrap_or_default())
+}
+
+/// [`delete_version`], done only if `still` (asked under the key's lock with the key's
+/// current version and its noncurrent versions, newest first) agrees; `None` when it does
+/// not. Lifecycle removes a version this way, so a write or delete that changed the key
+/// since the version was judged due gets the rules' verdict on what is there now.
+pub async fn delete_version_if(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    bypass_governance: bool,
+    still: impl FnOnce(Option<&ObjectRecord>, &[VersionEntry]) -> bool,
+) -> StoreResult<Option<DeleteOutcome>> {
     let _guard = store.locks.lock(bucket, key).await;
     super::bucket(store, bucket)?;
     let current = store.meta.object(bucket, key)?;
     let versions = store.meta.versions_of(bucket, key)?;
+    if !still(current.as_ref(), &versions) {
+        return Ok(None);
+    }
     let outcome = |marker: bool| DeleteOutcome {
         version_id: Some(version_id.to_string()),
         delete_marker: marker,
@@ -624,13 +646,13 @@ pub async fn delete_version(
         if let Some((_, entry)) = promoted {
             remove_copies(store, bucket, key, &entry.replicas).await;
         }
-        return Ok(outcome(false));
+        return Ok(Some(outcome(false)));
     }
     let Some(pos) = versions
         .iter()
         .position(|v| names(version_id, v.versioned(), v.version_id()))
     else {
-        return Ok(outcome(false));
+        return Ok(Some(outcome(false)));
     };
     let entry = versions[pos].clone();
     let latest = current_is_absent(store, bucket, key)? && pos == 0;
@@ -659,7 +681,7 @@ pub async fn delete_version(
     if let Some((_, next)) = promoted {
         remove_copies(store, bucket, key, &next.replicas).await;
     }
-    Ok(outcome(entry.is_delete_marker()))
+    Ok(Some(outcome(entry.is_delete_marker())))
 }
 
 fn current_is_absent(store: &Store, bucket: &str, key: &str) -> StoreResult<bool> {
@@ -818,7 +840,7 @@ fn versions_of_key(store: &Store, bucket: &str, key: &str) -> StoreResult<Vec<Ve
 }
 
 /// The first key under `prefix` after `cursor` with a current version or noncurrent ones.
-fn next_key(
+pub(crate) fn next_key(
     store: &Store,
     bucket: &str,
     prefix: &str,
