@@ -855,8 +855,8 @@ async fn unsupported_operations_are_not_implemented() {
         ("GET", "sig?replication", b""),
         (
             "PUT",
-            "sig?versioning",
-            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+            "sig?encryption",
+            b"<ServerSideEncryptionConfiguration></ServerSideEncryptionConfiguration>",
         ),
         ("POST", "sig/mpu?restore", b""),
     ] {
