@@ -19,9 +19,9 @@
 use http::request::Parts;
 
 use super::auth::Credential;
+use super::copy_source::parse_copy_source;
 use super::error::{S3Error, S3Result};
 use super::ops::acl::{effective_bucket_acl, effective_object_acl, ignoring_public_grants};
-use super::ops::copy::parse_copy_source;
 use super::ops::policy::{bucket_policy_decision, manages_policy, request_facts};
 use super::router::{Operation, Route};
 use crate::access::acl::{Permission, Requester};

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod body;
 pub mod body_error;
 pub mod conditions;
+pub mod copy_source;
 pub mod ctx;
 pub mod error;
 pub mod handler;

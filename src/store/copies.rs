@@ -6,7 +6,7 @@ use hansa_backends::{BackendError, PhysicalName, PutResult, Stamp};
 use super::stage::Target;
 use super::Store;
 use crate::checksum::Checksum;
-use crate::meta::{ObjectRecord, Replica};
+use crate::meta::{ObjectRecord, Replica, ReplicaState};
 use crate::replication::bounded;
 
 /// The backend and physical name of a replica, if both are valid.
@@ -88,5 +88,31 @@ pub(crate) fn clone_kind(e: &BackendError) -> BackendError {
         other => BackendError::Unavailable {
             message: other.to_string(),
         },
+    }
+}
+
+/// Best-effort removal of one replica: whatever its name holds (a pending or corrupt replica's
+/// name may still hold an older version), and its staged copy if it never got published. A
+/// failure leaves an orphan copy, never a wrong read (reads go through the index).
+pub(crate) async fn remove_replica(store: &Store, replica: &Replica) -> bool {
+    let Some(target) = replica_target(store, replica) else {
+        return true;
+    };
+    if let (ReplicaState::Staged, Some(handle)) = (replica.state, &replica.staged) {
+        discard(store, &target, handle).await;
+    }
+    let deleted = bounded(
+        store.settings().backend_timeout,
+        "delete",
+        target.backend.delete(&target.name),
+    )
+    .await;
+    match deleted {
+        Ok(()) | Err(hansa_backends::BackendError::NotFound { .. }) => true,
+        Err(e) => {
+            tracing::warn!(backend = %replica.backend, name = %replica.name, error = %e,
+                "could not delete a replica; left as an orphan");
+            false
+        }
     }
 }

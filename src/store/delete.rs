@@ -6,12 +6,11 @@
 //! under the key's lock, so a write of the key that commits next cannot have its fresh copy
 //! removed by a delete that came before it.
 
-use super::copies::{discard, replica_target};
+use super::copies::remove_replica;
 use super::queue::removal;
 use super::records::write_tombstones;
 use super::{DeleteOutcome, Store, StoreError, StoreResult};
-use crate::meta::{RepairEntry, Replica, ReplicaState};
-use crate::replication::bounded;
+use crate::meta::RepairEntry;
 
 /// Deletes `key` from `bucket`; deleting a missing key is fine (as on S3). In a bucket with
 /// versioning this makes a delete marker (owned by the bucket's owner; see
@@ -118,30 +117,4 @@ async fn delete_locked(
         store.repair_wake.notify_one();
     }
     Ok(DeleteOutcome::default())
-}
-
-/// Best-effort removal of one replica: whatever its name holds (a pending or corrupt replica's
-/// name may still hold an older version), and its staged copy if it never got published. A
-/// failure leaves an orphan copy, never a wrong read (reads go through the index).
-pub(crate) async fn remove_replica(store: &Store, replica: &Replica) -> bool {
-    let Some(target) = replica_target(store, replica) else {
-        return true;
-    };
-    if let (ReplicaState::Staged, Some(handle)) = (replica.state, &replica.staged) {
-        discard(store, &target, handle).await;
-    }
-    let deleted = bounded(
-        store.settings().backend_timeout,
-        "delete",
-        target.backend.delete(&target.name),
-    )
-    .await;
-    match deleted {
-        Ok(()) | Err(hansa_backends::BackendError::NotFound { .. }) => true,
-        Err(e) => {
-            tracing::warn!(backend = %replica.backend, name = %replica.name, error = %e,
-                "could not delete a replica; left as an orphan");
-            false
-        }
-    }
 }

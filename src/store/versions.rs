@@ -17,8 +17,8 @@ use std::ops::Bound;
 use hansa_backends::naming::{physical_name, version_name};
 use hansa_backends::PhysicalName;
 
+use super::copies::remove_replica;
 use super::copies::replica_target;
-use super::delete::remove_replica;
 use super::queue::removal;
 use super::{Store, StoreError, StoreResult};
 use crate::meta::{BucketSetting, DeleteMarker, ObjectRecord, Replica, ReplicaState, VersionEntry};

@@ -13,37 +13,7 @@ use crate::s3::response::{self, iso8601, S3Response};
 use crate::s3::xml::{self, S3_NS};
 use crate::store::{self, NewObject, WriteCondition};
 
-/// `x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, the key URL-encoded.
-pub fn parse_copy_source(value: &str) -> S3Result<(String, String)> {
-    parse_copy_source_version(value).map(|(b, k, _)| (b, k))
-}
-
-/// [`parse_copy_source`] with the source's version id, if one was named.
-pub fn parse_copy_source_version(value: &str) -> S3Result<(String, String, Option<String>)> {
-    let invalid = || {
-        S3Error::invalid_argument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    };
-    let (path, query) = value.split_once('?').unwrap_or((value, ""));
-    let mut version = None;
-    if let Some(v) = query.strip_prefix("versionId=") {
-        if super::support::check_version_id(v).is_err() {
-            return Err(S3Error::invalid_argument("Invalid version id specified"));
-        }
-        version = Some(v.to_string());
-    }
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|_| invalid())?;
-    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
-    match decoded.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => {
-            Ok((b.to_string(), k.to_string(), version))
-        }
-        _ => Err(invalid()),
-    }
-}
+pub use crate::s3::copy_source::{parse_copy_source, parse_copy_source_version};
 
 /// A copy source that is a delete marker: named by its version id, S3 refuses the request
 /// (400); as the latest version, the key does not exist (404).

@@ -177,16 +177,7 @@ pub fn version_param(ctx: &Ctx) -> S3Result<Option<&str>> {
     }
 }
 
-pub fn check_version_id(v: &str) -> S3Result<&str> {
-    let ours = v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit());
-    if v == "null" || ours {
-        Ok(v)
-    } else {
-        Err(S3Error::invalid_argument("Invalid version id specified")
-            .with("ArgumentName", "versionId")
-            .with("ArgumentValue", v))
-    }
-}
+pub use crate::s3::copy_source::check_version_id;
 
 /// `x-amz-version-id` on an answer about `version_id` (as S3 shows it), in a bucket that has
 /// (or had) versioning; a bucket that never had it shows none.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::StepOutcome;
 use crate::meta::{now_ms, ObjectRecord, RepairEntry, RepairTask, Replica, ReplicaState};
-use crate::store::delete::remove_replica;
+use crate::store::copies::remove_replica;
 use crate::store::queue::{self, queue_removal};
 use crate::store::repair::{self, Settled};
 use crate::store::stage::name_for;
