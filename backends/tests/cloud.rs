@@ -1160,3 +1160,48 @@ mod azure_kind {
         super::azure_large_stage_leaves_the_destination_alone(true).await;
     }
 }
+
+/// A plain-named version moved aside on S3 is copied server-side (CopyObject with its
+/// metadata replaced: the copy's stamp names the key, which the plain name's stamp leaves
+/// out), not streamed through the gateway; attributes and stamp arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_moves_a_plain_version_aside_server_side() {
+    use hansa_backends::naming::{physical_name, version_name};
+    use hansa_backends::testsuite::{body, collect, stamp};
+    use hansa_backends::{Backend, ObjectAttributes};
+    let Some(b) = moto() else {
+        return;
+    };
+    let key = "dir/a b+c=d.txt";
+    let name = physical_name("suite-scopy", key);
+    assert!(!name.is_fallback(), "a plain name: {name}");
+    let mut attrs = ObjectAttributes {
+        content_type: Some("text/plain".into()),
+        cache_control: Some("max-age=60".into()),
+        ..ObjectAttributes::default()
+    };
+    attrs.user_metadata.insert("colour".into(), "blue".into());
+    let data = b"the first version, moved aside";
+    let st = stamp("suite-scopy", key, "v1", data.len() as u64);
+    b.put(&name, &attrs, &st, body(data, 7)).await.expect("put");
+    let aside = version_name("suite-scopy", key, "v1").expect("version name");
+    let before = b.server_side_copies();
+    let copied = b.copy(&name, &aside).await.expect("copy aside");
+    assert_eq!(b.server_side_copies(), before + 1, "not copied server-side");
+    assert_eq!(copied.size, data.len() as u64);
+    let source = b.head(&name).await.expect("head the source");
+    let info = b.head(&aside).await.expect("head the copy");
+    assert_eq!(info.etag, copied.etag);
+    let got = info.stamp.expect("the copy's stamp");
+    assert_eq!(
+        (got.bucket.as_str(), got.key.as_str(), got.version_id.as_str()),
+        ("suite-scopy", key, "v1")
+    );
+    assert_eq!((got.etag, got.size), (st.etag.clone(), st.size));
+    assert_eq!(info.attributes, attrs);
+    assert_eq!(source.attributes, attrs);
+    let read = b.get(&aside, None, None).await.expect("get the copy");
+    assert_eq!(collect(read.body).await.expect("body"), data);
+    b.delete(&aside).await.expect("delete the copy");
+    b.delete(&name).await.expect("delete the source");
+}

@@ -583,6 +583,7 @@ impl CloudConfig {
                 region: self.s3_location()?.region,
             },
             bucket_endpoint: self.s3_bucket_endpoint()?,
+            bucket: self.bucket.clone().unwrap_or_default(),
             retry: self.native_retry(),
         })))
     }
@@ -605,6 +606,7 @@ impl CloudConfig {
                 credentials: store.credentials().clone(),
             },
             bucket_endpoint: format!("{base}/{bucket}"),
+            bucket: bucket.to_string(),
             retry: self.native_retry(),
         })))
     }

@@ -37,6 +37,7 @@ mod azure_stage;
 mod handle;
 mod held;
 mod native;
+mod s3_copy;
 mod pump;
 mod s3_collect;
 mod s3_stage;
@@ -184,6 +185,9 @@ pub struct ObjectStoreBackend {
     /// Staging objects above this size are published by streaming them into the name, not
     /// with a server-side copy (S3's CopyObject stops at 5 GiB).
     max_copy_bytes: u64,
+    /// Versions moved aside with a server-side copy that rewrote their stamp (shared by
+    /// clones; see [`Self::server_side_copies`]).
+    server_side_copies: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ObjectStoreBackend {
@@ -199,6 +203,7 @@ impl ObjectStoreBackend {
             native: None,
             held: held::HeldBodies::default(),
             max_copy_bytes: staging::MAX_COPY_BYTES,
+            server_side_copies: Arc::default(),
         }
     }
 
@@ -206,6 +211,13 @@ impl ObjectStoreBackend {
     pub fn with_native_multipart(mut self, native: NativeMultipart) -> Self {
         self.native = Some(native);
         self
+    }
+
+    /// How many plain-named replicas `copy` has copied server-side with a new stamp (S3's
+    /// CopyObject), not streamed through the gateway.
+    pub fn server_side_copies(&self) -> u64 {
+        self.server_side_copies
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether multipart uploads use the provider's own API (else they are staged).
@@ -1014,13 +1026,26 @@ impl Backend for ObjectStoreBackend {
     }
 
     /// A server-side copy (attributes and stamp travel with it), streamed through above the
-    /// provider's copy limit, and for plain names: their metadata leaves out the key (the name
-    /// says it), which the copy's name no longer would.
+    /// provider's copy limit. A plain name's metadata leaves out the key (the name says it),
+    /// which the copy's name no longer would: on S3 it is copied server-side with a new stamp
+    /// (CopyObject, metadata replaced), elsewhere, or when S3 refuses, streamed through.
     async fn copy(&self, from: &PhysicalName, to: &PhysicalName) -> Result<PutResult> {
         let source = self.path_of(from)?;
         let dest = self.path_of(to)?;
         let info = self.head_path(&source, from.as_str()).await?;
         if !from.is_fallback() {
+            if info.size <= self.max_copy_bytes {
+                match self
+                    .s3_copy_restamped(from, &source, to, &dest, &info)
+                    .await
+                {
+                    Ok(Some(copied)) => return Ok(copied),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(backend = %self.id, %from, %to, error = %e, "server-side copy refused; streaming it");
+                    }
+                }
+            }
             let got = self.get(from, None, None).await?;
             let stamp = got.info.stamp.clone().ok_or_else(|| {
                 BackendError::other(format!("{}: {from} has no stamp to copy", self.id))

@@ -104,6 +104,9 @@ pub struct S3Native {
     pub auth: S3ProtocolAuth,
     /// `https://bucket.host` or `https://host/bucket`, without a trailing `/`.
     pub bucket_endpoint: String,
+    /// The bucket's name (CopyObject names its source by bucket and key); empty: unknown,
+    /// no server-side copies.
+    pub bucket: String,
     pub retry: NativeRetry,
 }
 

@@ -1,0 +1,131 @@
+//! A plain-named replica copied to a hidden name (a version moved aside) on S3, server-side:
+//! CopyObject with `x-amz-metadata-directive: REPLACE`, so the copy carries a stamp naming
+//! its key (a plain name's own stamp leaves the key out: the name says it), and no byte of
+//! the body passes through the gateway.
+
+use super::native::{attribute_headers, header, s3_standard, S3Native, S3ProtocolAuth};
+use super::ObjectStoreBackend;
+use crate::backend::{ObjectInfo, PutResult};
+use crate::error::{BackendError, Result};
+use crate::naming::PhysicalName;
+use bytes::Bytes;
+use object_store::path::Path;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use reqwest::header::CONTENT_LENGTH;
+use reqwest::Method;
+
+/// `x-amz-copy-source` is `<bucket>/<key>` URL-encoded, with the key's `/` kept.
+const COPY_SOURCE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'!')
+    .add(b'"')
+    .add(b'#')
+    .add(b'$')
+    .add(b'%')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'(')
+    .add(b')')
+    .add(b'*')
+    .add(b'+')
+    .add(b',')
+    .add(b':')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+impl ObjectStoreBackend {
+    /// CopyObject from `from` (whose head is `source_info`) to `to` with the source's
+    /// attributes and a stamp that names the key. `Ok(None)`: not an S3 backend (GCS's XML
+    /// API and Azure are left to the streamed copy).
+    pub(super) async fn s3_copy_restamped(
+        &self,
+        from: &PhysicalName,
+        source: &Path,
+        to: &PhysicalName,
+        dest: &Path,
+        source_info: &ObjectInfo,
+    ) -> Result<Option<PutResult>> {
+        let Some(super::NativeMultipart::S3(s3)) = &self.native else {
+            return Ok(None);
+        };
+        if !matches!(s3.auth, S3ProtocolAuth::Aws { .. }) || s3.bucket.is_empty() {
+            return Ok(None);
+        }
+        let stamp = source_info.stamp.clone().ok_or_else(|| {
+            BackendError::other(format!("{}: {from} has no stamp to copy", self.id))
+        })?;
+        let attributes = self.meta_names.encode(super::encode_attributes(
+            to,
+            &source_info.attributes,
+            &stamp,
+        ));
+        let mut headers = attribute_headers(&attributes, s3.auth.meta_prefix(), s3_standard)?;
+        headers.push(header("x-amz-copy-source", &copy_source(s3, source))?);
+        headers.push(header("x-amz-metadata-directive", "REPLACE")?);
+        if !source_info.etag.is_empty() {
+            // The version read above, not one written since.
+            headers.push(header("x-amz-copy-source-if-match", &source_info.etag)?);
+        }
+        headers.push(header(CONTENT_LENGTH.as_str(), "0")?);
+        let what = "copy aside";
+        let url = s3.object_url(dest);
+        let reply = self
+            .native_small(&s3.retry, to.as_str(), what, || {
+                s3.signed(Method::PUT, &url, headers.clone(), Bytes::new(), true)
+            })
+            .await?;
+        // CopyObject may answer 200 with an error document.
+        if !reply.status.is_success() || super::xml::error_code(&reply.body).is_some() {
+            return Err(self.native_status_error(to.as_str(), what, &reply));
+        }
+        let copied = self.head_path(dest, to.as_str()).await?;
+        let same = copied.size == source_info.size
+            && copied.stamp.as_ref().is_some_and(|s| {
+                s.key == stamp.key && s.bucket == stamp.bucket && s.version_id == stamp.version_id
+            });
+        if !same {
+            return Err(BackendError::other(format!(
+                "backend {}: {what} {to}: the copy does not carry {from}'s stamp",
+                self.id
+            )));
+        }
+        self.server_side_copies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(PutResult {
+            etag: copied.etag,
+            size: copied.size,
+        }))
+    }
+}
+
+fn copy_source(s3: &S3Native, source: &Path) -> String {
+    format!(
+        "{}/{}",
+        utf8_percent_encode(&s3.bucket, COPY_SOURCE),
+        utf8_percent_encode(source.as_ref(), COPY_SOURCE)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_keep_slashes_and_encode_the_rest() {
+        let set = |s: &str| utf8_percent_encode(s, COPY_SOURCE).to_string();
+        assert_eq!(set("pre/b/dir/a b+c.txt"), "pre/b/dir/a%20b%2Bc.txt");
+        assert_eq!(set("k/ünï?x"), "k/%C3%BCn%C3%AF%3Fx");
+    }
+}
