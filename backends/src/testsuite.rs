@@ -306,10 +306,24 @@ pub async fn overwrite(b: &dyn Backend) {
 /// A version moved aside: the copy keeps bytes and stamp, survives an overwrite and a delete
 /// of its source, is listed only under the versions prefix, and a missing source is NotFound.
 pub async fn copy_moves_a_version_aside(b: &dyn Backend) {
-    let (name, _) = put_bytes(b, "suite-copy", "dir/k", "v1", b"first version").await;
+    let name = physical_name("suite-copy", "dir/k");
+    let mut attrs = ObjectAttributes {
+        content_type: Some("text/plain".into()),
+        ..ObjectAttributes::default()
+    };
+    attrs.user_metadata.insert("colour".into(), "blue".into());
+    let st = stamp("suite-copy", "dir/k", "v1", 13);
+    b.put(&name, &attrs, &st, body(b"first version", 7))
+        .await
+        .expect("put");
     let aside = crate::naming::version_name("suite-copy", "dir/k", "v1").expect("version name");
     let copied = b.copy(&name, &aside).await.expect("copy");
     assert_eq!(copied.size, 13);
+    // However it is copied (hard link, server-side, streamed), the copy keeps the version's
+    // attributes and whole stamp.
+    let info = b.head(&aside).await.expect("head the copy");
+    assert_eq!(info.attributes, attrs, "{}", b.id());
+    assert_eq!(info.stamp.map(|s| (s.etag, s.size)), Some((st.etag, 13)));
     // Again (a retried move aside) replaces the copy.
     b.copy(&name, &aside).await.expect("copy again");
     put_bytes(b, "suite-copy", "dir/k", "v2", b"second").await;
