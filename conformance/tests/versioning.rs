@@ -839,6 +839,78 @@ async fn rebuild_index_restores_versions_and_markers() {
     gw.shutdown().await;
 }
 
+/// The rebuild over an object store (moto, from `scripts/test-servers.sh`): noncurrent
+/// versions of a plain-named key, moved aside there by a server-side copy, come back with
+/// their ids and bytes, and so does a delete marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_over_an_object_store_restores_versions_and_markers() {
+    let prefix = format!("rebuild-v/{:016x}", rand::random::<u64>());
+    let Some(backends) = hansa_conformance::cloud_backends_toml(&prefix, &prefix) else {
+        return;
+    };
+    // moto only: the Azure entry is dropped.
+    let moto = backends
+        .split("\n[[backend]]\nid = \"azurite\"")
+        .next()
+        .unwrap_or("");
+    let mut gw = TestGateway::start_with(Options {
+        extra_toml: format!(
+            "{moto}\n[policy.default]\nbackends = [\"moto\"]\nreplicas = 1\nwrite_quorum = 1\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    let s3 = gw.client();
+    versioned_bucket(&s3, "rebuilt-cloud").await;
+    let v1 = put_v(&s3, "rebuilt-cloud", "dir/k", b"one").await;
+    let v2 = put_v(&s3, "rebuilt-cloud", "dir/k", b"two").await;
+    let v3 = put_v(&s3, "rebuilt-cloud", "dir/k", b"three").await;
+    put_v(&s3, "rebuilt-cloud", "gone", b"deleted later").await;
+    s3.delete_object()
+        .bucket("rebuilt-cloud")
+        .key("gone")
+        .send()
+        .await
+        .expect("marker");
+    let (before, _) = list_versions(&s3, "rebuilt-cloud", 1000).await;
+    assert_eq!(before.len(), 5, "{before:?}");
+
+    if let Some(r) = gw.running.take() {
+        r.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+    std::fs::remove_dir_all(gw.data_dir().join("index")).expect("remove the index");
+    {
+        let config = hansa::config::Config::from_toml("rebuild.toml", gw.config_toml())
+            .expect("configuration");
+        let store = std::sync::Arc::new(hansa::store::Store::open(&config).await.expect("open"));
+        let report = hansa::store::rebuild::rebuild_index(
+            &store,
+            "HANSATESTADMIN",
+            "us-east-1",
+            hansa::store::rebuild::RebuildOptions::default(),
+        )
+        .await
+        .expect("rebuild");
+        assert_eq!(report.objects, 1, "{report:?}");
+        assert_eq!(report.versions, 4, "{report:?}");
+    }
+    gw.restart().await;
+    let s3 = gw.client();
+    let (after, _) = list_versions(&s3, "rebuilt-cloud", 1000).await;
+    assert_eq!(after, before);
+    assert_eq!(get_v(&s3, "rebuilt-cloud", "dir/k", &v1).await, b"one");
+    assert_eq!(get_v(&s3, "rebuilt-cloud", "dir/k", &v2).await, b"two");
+    assert_eq!(get_v(&s3, "rebuilt-cloud", "dir/k", &v3).await, b"three");
+    let gone = s3
+        .get_object()
+        .bucket("rebuilt-cloud")
+        .key("gone")
+        .send()
+        .await;
+    assert_s3_err!(gone, 404, "NoSuchKey");
+    gw.shutdown().await;
+}
+
 /// kill -9 during versioned overwrites: every acknowledged version reads back by its id with
 /// its bytes, and the listing names each of them once. Rounds alternate slow publishes on a
 /// disk (kills after the move aside and the commit, before the publishes) with no faults.
