@@ -1194,7 +1194,11 @@ async fn s3_moves_a_plain_version_aside_server_side() {
     assert_eq!(info.etag, copied.etag);
     let got = info.stamp.expect("the copy's stamp");
     assert_eq!(
-        (got.bucket.as_str(), got.key.as_str(), got.version_id.as_str()),
+        (
+            got.bucket.as_str(),
+            got.key.as_str(),
+            got.version_id.as_str()
+        ),
         ("suite-scopy", key, "v1")
     );
     assert_eq!((got.etag, got.size), (st.etag.clone(), st.size));
