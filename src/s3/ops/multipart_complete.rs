@@ -233,6 +233,13 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
         condition,
         owner,
     };
+    // A completion's version is its upload id; in keepalive mode the header goes out before the
+    // commit, so it is named from the bucket's versioning state now.
+    let shown_version = match store::versioning(&store, &bucket)? {
+        store::VersioningState::Enabled => Some(upload_id.clone()),
+        store::VersioningState::Suspended => Some("null".to_string()),
+        store::VersioningState::Unversioned => None,
+    };
     // Spawned: a client that hangs up must not cut a completion off halfway.
     let mut task = tokio::spawn(async move {
         let result = store::complete_upload(&store, completion).await;
@@ -242,7 +249,11 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     let result = match tokio::time::timeout(KEEPALIVE_AFTER, &mut task).await {
         Ok(joined) => joined.map_err(|e| S3Error::internal(format!("completion task: {e}")))?,
         Err(_) => {
-            return Ok(keepalive_response(task, bucket, key, location));
+            let mut r = keepalive_response(task, bucket, key, location);
+            if let Some(version) = shown_version {
+                response::set_header(&mut r, "x-amz-version-id", &version);
+            }
+            return Ok(r);
         }
     };
     let record = result?;
