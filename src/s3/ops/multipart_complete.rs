@@ -174,7 +174,9 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
             let made =
                 completed_before(&store, &bucket, &key, &upload_id, doc.parts.len())?.ok_or(e)?;
             let location = object_location(ctx, &bucket, &key);
-            return completion_response(&made, &bucket, &key, &location);
+            let mut r = completion_response(&made, &bucket, &key, &location)?;
+            super::support::version_header(ctx, &mut r, &bucket, made.shown_version_id())?;
+            return Ok(r);
         }
         Err(e) => return Err(e),
     };
@@ -258,6 +260,7 @@ pub async fn complete_multipart_upload(ctx: &mut Ctx) -> S3Result<S3Response> {
     };
     let record = result?;
     let mut r = completion_response(&record, &bucket, &key, &location)?;
+    super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
     access_log::note_written(&mut r, &record);
     Ok(r)
 }
@@ -318,12 +321,10 @@ fn completion_response(
     key: &str,
     location: &str,
 ) -> S3Result<S3Response> {
-    let mut r = response::xml(
+    Ok(response::xml(
         StatusCode::OK,
         completion_document(record, bucket, key, location)?,
-    );
-    response::set_header(&mut r, "x-amz-version-id", record.shown_version_id());
-    Ok(r)
+    ))
 }
 
 /// A 200 sent before the result is known: the XML declaration, a space every few seconds,
