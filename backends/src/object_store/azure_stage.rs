@@ -27,7 +27,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{Attributes, ObjectStore, PutPayload};
-use reqwest::header::CONTENT_LENGTH;
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,7 +188,10 @@ impl ObjectStoreBackend {
     ) -> Result<PutResult> {
         let (source, _) = self.staging_path(token)?;
         let dest = self.path_of(name)?;
-        match self.azure_copy(az, &source, &dest, name.as_str()).await {
+        match self
+            .azure_copy(az, &source, &dest, name.as_str(), Vec::new())
+            .await
+        {
             Ok(()) => {}
             Err(BackendError::NotFound { .. }) => return self.published_as(name, stamp).await,
             Err(e) => return Err(e),
@@ -259,28 +262,30 @@ impl ObjectStoreBackend {
         }
         let source = self.join(&azure_staging_name(upload))?;
         let dest = self.path_of(name)?;
-        self.azure_copy(az, &source, &dest, name.as_str()).await?;
+        self.azure_copy(az, &source, &dest, name.as_str(), Vec::new())
+            .await?;
         self.published_as(name, stamp).await
     }
 
     /// Copy Blob from `source` to `dest` in the same container, waiting until the copy is no
     /// longer pending (a copy inside one account is usually done when the call returns).
-    async fn azure_copy(
+    /// `extra`: more request headers (metadata that replaces the source's, conditions).
+    pub(super) async fn azure_copy(
         &self,
         az: &AzureNative,
         source: &Path,
         dest: &Path,
         name: &str,
+        extra: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<()> {
-        let what = "copy a staged blob to";
+        let what = "copy a blob to";
         let mut source_url = az.blob_url(source);
         if let Some(pairs) = az.sas_pairs().await? {
             source_url.query_pairs_mut().extend_pairs(pairs);
         }
-        let headers = vec![
-            header("x-ms-copy-source", source_url.as_str())?,
-            header(CONTENT_LENGTH.as_str(), "0")?,
-        ];
+        let mut headers = extra;
+        headers.push(header("x-ms-copy-source", source_url.as_str())?);
+        headers.push(header(CONTENT_LENGTH.as_str(), "0")?);
         let dest_url = az.blob_url(dest);
         let reply = self
             .native_small(&az.retry, name, what, || {

@@ -11,7 +11,8 @@
 //! protocol), `azure_stage` (Azure blocks), `staging` (staging objects), with `pump` cutting
 //! bodies into parts and `handle` naming what was staged. `native` speaks the providers' own
 //! requests, and client multipart uploads; `upload` stages those as objects where there is no
-//! native API; `xml` holds the provider documents.
+//! native API; `xml` holds the provider documents; `copy_aside` moves a plain-named version
+//! aside server-side.
 
 use crate::backend::{
     resolve_range, Backend, ByteStream, CompletedPart, GetResult, ObjectAttributes, ObjectInfo,
@@ -34,12 +35,12 @@ use std::time::SystemTime;
 use tokio::task::JoinSet;
 
 mod azure_stage;
+mod copy_aside;
 mod handle;
 mod held;
 mod native;
 mod pump;
 mod s3_collect;
-mod s3_copy;
 mod s3_stage;
 mod staging;
 mod upload;
@@ -214,7 +215,7 @@ impl ObjectStoreBackend {
     }
 
     /// How many plain-named replicas `copy` has copied server-side with a new stamp (S3's
-    /// CopyObject), not streamed through the gateway.
+    /// CopyObject, Azure's Copy Blob), not streamed through the gateway.
     pub fn server_side_copies(&self) -> u64 {
         self.server_side_copies
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -1027,18 +1028,16 @@ impl Backend for ObjectStoreBackend {
 
     /// A server-side copy (attributes and stamp travel with it), streamed through above the
     /// provider's copy limit. A plain name's metadata leaves out the key (the name says it),
-    /// which the copy's name no longer would: on S3 it is copied server-side with a new stamp
-    /// (CopyObject, metadata replaced), elsewhere, or when S3 refuses, streamed through.
+    /// which the copy's name no longer would: on S3 and Azure it is copied server-side with a
+    /// new stamp (CopyObject / Copy Blob, metadata replaced), on GCS, or when refused,
+    /// streamed through.
     async fn copy(&self, from: &PhysicalName, to: &PhysicalName) -> Result<PutResult> {
         let source = self.path_of(from)?;
         let dest = self.path_of(to)?;
         let info = self.head_path(&source, from.as_str()).await?;
         if !from.is_fallback() {
             if info.size <= self.max_copy_bytes {
-                match self
-                    .s3_copy_restamped(from, &source, to, &dest, &info)
-                    .await
-                {
+                match self.copy_restamped(from, &source, to, &dest, &info).await {
                     Ok(Some(copied)) => return Ok(copied),
                     Ok(None) => {}
                     Err(e) => {
