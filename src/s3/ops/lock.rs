@@ -5,7 +5,7 @@
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::support::{existing_bucket, read_small_body};
+use super::support::{existing_bucket, named_version, read_small_body};
 use crate::meta::{BucketSetting, ObjectLock, ObjectRecord, Retention, RetentionMode};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
@@ -174,27 +174,10 @@ pub fn bucket_lock(store: &Store, bucket: &str) -> S3Result<Option<LockConfigura
     )
 }
 
-/// The value `BucketSetting::Versioning` holds for an enabled bucket. The versioning module
-/// owns that format; this is the one place object lock writes or reads it.
-const VERSIONING_ENABLED: &str = "Enabled";
-
 /// Object lock needs versioning: S3 turns it on with the lock and never lets it be
 /// suspended afterwards.
 pub async fn enable_versioning_for_lock(store: &Store, bucket: &str) -> S3Result<()> {
-    Ok(store::set_bucket_setting(
-        store,
-        bucket,
-        BucketSetting::Versioning,
-        Some(VERSIONING_ENABLED),
-    )
-    .await?)
-}
-
-fn versioning_enabled(store: &Store, bucket: &str) -> S3Result<bool> {
-    Ok(
-        store::bucket_setting(store, bucket, BucketSetting::Versioning)?
-            .is_some_and(|v| v == VERSIONING_ENABLED),
-    )
+    Ok(store::set_versioning(store, bucket, store::VersioningState::Enabled).await?)
 }
 
 /// CreateBucket's `x-amz-bucket-object-lock-enabled`: `Some(true)` to enable, checked before
@@ -269,7 +252,9 @@ pub async fn put_object_lock_configuration(ctx: &mut Ctx) -> S3Result<S3Response
     let body = read_small_body(ctx).await?;
     let config = parse_configuration(&body)?;
     let store = &ctx.gw.store;
-    if bucket_lock(store, &bucket)?.is_none() && !versioning_enabled(store, &bucket)? {
+    if bucket_lock(store, &bucket)?.is_none()
+        && store::versioning(store, &bucket)? != store::VersioningState::Enabled
+    {
         return Err(S3Error::new(
             "InvalidBucketState",
             StatusCode::CONFLICT,
@@ -322,18 +307,6 @@ pub async fn get_object_lock_configuration(ctx: &Ctx) -> S3Result<S3Response> {
 
 // ---- a version's retention and legal hold ----
 
-/// The version a `?retention` / `?legal-hold` request is about: the latest, or the one named
-/// by `versionId` (`null` too).
-fn target_version(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-    let asked = super::support::version_param(ctx)?;
-    match store::object_version(&ctx.gw.store, bucket, key, asked)? {
-        store::VersionView::Object { record, .. } => Ok(*record),
-        marker @ store::VersionView::DeleteMarker { .. } => Err(
-            super::support::delete_marker_error(key, asked.is_some(), &marker),
-        ),
-    }
-}
-
 /// Changes the target version's lock under the key's lock, with `change` deciding from the
 /// version as it is then.
 async fn change_lock(
@@ -342,7 +315,7 @@ async fn change_lock(
     key: &str,
     change: impl FnOnce(&ObjectRecord) -> Result<ObjectLock, Refusal>,
 ) -> S3Result<()> {
-    target_version(ctx, bucket, key)?;
+    named_version(ctx, bucket, key)?;
     let version = ctx.route.query("versionId");
     store::update_object_lock(&ctx.gw.store, bucket, key, version, |record| {
         change(record).map_err(StoreError::Locked)
@@ -404,7 +377,7 @@ pub async fn get_object_retention(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     locked_bucket(ctx, bucket)?;
-    let record = target_version(ctx, bucket, key)?;
+    let (record, _) = named_version(ctx, bucket, key)?;
     let retention = record.lock.retention.ok_or_else(no_object_lock)?;
     let doc = RetentionOut {
         xmlns: S3_NS,
@@ -443,7 +416,7 @@ pub async fn get_object_legal_hold(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     locked_bucket(ctx, bucket)?;
-    let record = target_version(ctx, bucket, key)?;
+    let (record, _) = named_version(ctx, bucket, key)?;
     let doc = LegalHoldOut {
         xmlns: S3_NS,
         status: if record.lock.legal_hold { "ON" } else { "OFF" },

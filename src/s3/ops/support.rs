@@ -168,6 +168,22 @@ pub fn delete_marker_error(key: &str, by_version: bool, marker: &VersionView) ->
         .with_header("x-amz-version-id", marker.shown_version_id())
 }
 
+/// The object version a request's `versionId` names (the latest without one), and that id; a
+/// delete marker there is S3's error for it (see [`delete_marker_error`]).
+pub fn named_version<'c>(
+    ctx: &'c Ctx,
+    bucket: &str,
+    key: &str,
+) -> S3Result<(ObjectRecord, Option<&'c str>)> {
+    let asked = version_param(ctx)?;
+    match store::object_version(&ctx.gw.store, bucket, key, asked)? {
+        VersionView::Object { record, .. } => Ok((*record, asked)),
+        marker @ VersionView::DeleteMarker { .. } => {
+            Err(delete_marker_error(key, asked.is_some(), &marker))
+        }
+    }
+}
+
 /// The `versionId` query parameter: `null` or one of Hansa's ids (32 hex digits); anything
 /// else is S3's InvalidArgument.
 pub fn version_param(ctx: &Ctx) -> S3Result<Option<&str>> {

@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 
-use super::support::{existing_bucket, has_body_digest, read_small_body};
+use super::support::{existing_bucket, has_body_digest, named_version, read_small_body};
 use crate::meta::{BucketSetting, ObjectRecord, Tag};
 use crate::s3::ctx::Ctx;
 use crate::s3::error::{S3Error, S3Result};
@@ -299,22 +299,11 @@ pub fn set_count_header(r: &mut S3Response, record: &ObjectRecord) {
     }
 }
 
-/// The version a tagging request acts on: its record and the `versionId` asked for (as S3
-/// shows it, `null` too; `None`: the latest version).
-fn target_version(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<(ObjectRecord, Option<String>)> {
-    let asked = super::support::version_param(ctx)?;
-    match store::object_version(&ctx.gw.store, bucket, key, asked)? {
-        store::VersionView::Object { record, .. } => Ok((*record, asked.map(str::to_string))),
-        marker @ store::VersionView::DeleteMarker { .. } => Err(
-            super::support::delete_marker_error(key, asked.is_some(), &marker),
-        ),
-    }
-}
-
 pub async fn put_object_tagging(ctx: &mut Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     let key = ctx.key()?.to_string();
-    let (_, version) = target_version(ctx, &bucket, &key)?;
+    let (_, version) = named_version(ctx, &bucket, &key)?;
+    let version = version.map(str::to_string);
     let body = read_small_body(ctx).await?;
     let tags = parse_document(&body)?;
     validate(&tags, TagOwner::Object)?;
@@ -327,7 +316,7 @@ pub async fn put_object_tagging(ctx: &mut Ctx) -> S3Result<S3Response> {
 pub async fn get_object_tagging(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     let key = ctx.key()?;
-    let (record, _) = target_version(ctx, &bucket, key)?;
+    let (record, _) = named_version(ctx, &bucket, key)?;
     let mut r = tagging_response(&record.tags)?;
     super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
     Ok(r)
@@ -336,7 +325,8 @@ pub async fn get_object_tagging(ctx: &Ctx) -> S3Result<S3Response> {
 pub async fn delete_object_tagging(ctx: &Ctx) -> S3Result<S3Response> {
     let bucket = existing_bucket(ctx, ctx.bucket()?)?.name;
     let key = ctx.key()?.to_string();
-    let (_, version) = target_version(ctx, &bucket, &key)?;
+    let (_, version) = named_version(ctx, &bucket, &key)?;
+    let version = version.map(str::to_string);
     let record = set_tags(ctx, &bucket, &key, version, Vec::new()).await?;
     let mut r = response::empty(StatusCode::NO_CONTENT);
     super::support::version_header(ctx, &mut r, &bucket, record.shown_version_id())?;
