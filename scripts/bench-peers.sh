@@ -131,7 +131,8 @@ if wants rclone || wants hansa-s3; then
 		fi
 	fi
 fi
-if wants s3s-fs || wants hansa-s3; then
+# hansa-s3 alone never compiles s3s-fs: it stands on it only when installed (else on rclone).
+if wants s3s-fs; then
 	# shellcheck source=scripts/cargo-servers.sh
 	source "$REPO/scripts/cargo-servers.sh"
 	if [[ ! -x "$CARGO_ROOT/bin/s3s-fs" ]]; then
@@ -447,7 +448,7 @@ skipped_json=$(for s in "${!skipped[@]}"; do printf '%s\t%s\n' "$s" "${skipped[$
 	python3 -c 'import json,sys; print(json.dumps(dict(l.rstrip("\n").split("\t",1) for l in sys.stdin if l.strip())))')
 md_out="$OUT_DIR/peers-$stamp.md"
 python3 - "$RUNS" "$json_out" "$rounds" "$quick" "$HANSA" "${overhead_backend:-}" "$skipped_json" \
-	"${active[*]}" "${workloads[*]}" "$STATIC_KIND" "${extra[*]}" <<'PY' | tee "$md_out"
+	"${active[*]}" "${workloads[*]}" "$STATIC_KIND" "${extra[*]}" <<'PY' | tee "$md_out" || summary_rc=$?
 import json, os, statistics, sys, time
 runs_path, json_out, rounds, quick, hansa_bin, overhead_backend, skipped, active, workloads, static_kind, extra = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
@@ -586,4 +587,10 @@ failed = [(w, s, c["first_error"]) for w, row in summary.items() for s, c in row
 for w, s, e in failed:
     print(f"\nFAILED {w} on {s}: {e}")
 print(f"\nJSON: {json_out}\nThis table: {json_out[:-len('.json')]}.md")
+# A run that failed an operation or got wrong bytes is a bug, not a slow server.
+sys.exit(3 if failed else 0)
 PY
+if [[ ${summary_rc:-0} -ne 0 ]]; then
+	say "some runs failed (listed above)"
+	exit "$summary_rc"
+fi

@@ -45,6 +45,15 @@ if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" "$REPO/conformance/client
 	failed+=("conformance/clients.sh")
 fi
 
+section "scripts/bench-peers.sh --quick (the benchmark in its short mode: every workload completes with correct bytes)"
+# Small sizes, one round, only servers that need no compiling (rclone from PyPI, nginx when
+# installed); debug builds, so its numbers are no measurement. Performance is reported by the
+# full run (docs/PERFORMANCE.md), never asserted here.
+if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" S3BENCH_BIN="$TARGET_DIR/debug/s3bench" \
+	"$REPO/scripts/bench-peers.sh" --quick --servers hansa-2,hansa-1,hansa-s3,rclone,static; then
+	failed+=("scripts/bench-peers.sh --quick")
+fi
+
 section "scripts/check-deploy.sh (deploy/: systemd, Kubernetes, compose, Dockerfile, Grafana, Prometheus)"
 if ! HANSA_BIN="${HANSA_BIN:-$TARGET_DIR/debug/hansa}" "$REPO/scripts/check-deploy.sh"; then
 	failed+=("scripts/check-deploy.sh")
