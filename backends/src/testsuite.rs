@@ -105,7 +105,7 @@ pub async fn stage_bytes(
     (name, staged)
 }
 
-async fn read(b: &dyn Backend, name: &PhysicalName) -> Vec<u8> {
+pub(crate) async fn read(b: &dyn Backend, name: &PhysicalName) -> Vec<u8> {
     let got = b
         .get(name, None, None)
         .await
@@ -609,7 +609,7 @@ pub async fn check(b: &dyn Backend) {
 /// Smallest part S3 accepts for all parts but the last: real stores enforce it.
 const PART: usize = 5 << 20;
 
-async fn upload_part(
+pub(crate) async fn upload_part(
     b: &dyn Backend,
     name: &PhysicalName,
     upload: &str,
@@ -634,7 +634,7 @@ async fn upload_part(
     }
 }
 
-async fn start_upload(
+pub(crate) async fn start_upload(
     b: &dyn Backend,
     bucket: &str,
     key: &str,

@@ -28,8 +28,11 @@ use std::io::{ErrorKind, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use xattr::FileExt;
+
+mod group_sync;
+mod placed;
 
 /// JSON [`Stamp`]: the write this file belongs to.
 pub const XATTR_STAMP: &str = "user.hansa.stamp";
@@ -55,6 +58,10 @@ pub struct LocalBackend {
     tmp: PathBuf,
     /// Staged bodies: kept until published or discarded, whatever their age.
     staging: PathBuf,
+    /// Multipart parts being written into place (see [`placed`]).
+    placements: std::sync::Arc<placed::Placements>,
+    /// The shared flush of small writes (see [`group_sync`]).
+    group: std::sync::Arc<group_sync::GroupSync>,
 }
 
 impl LocalBackend {
@@ -69,9 +76,14 @@ impl LocalBackend {
         }
         let backend = Self {
             id: id.into(),
-            root,
             tmp,
             staging,
+            placements: Default::default(),
+            group: std::sync::Arc::new(
+                group_sync::GroupSync::open(&root)
+                    .map_err(|e| io_error(e, &format!("open {}", root.display())))?,
+            ),
+            root,
         };
         backend.clean_tmp(STALE_TMP_AGE)?;
         backend.probe_xattrs()?;
@@ -164,10 +176,12 @@ impl LocalBackend {
             }
         }
         let name = display_name.to_string();
-        let Some(mut body) = rest else {
-            // Small: create, write, stamp, fsync (and the directory) at once.
+        let Some(body) = rest else {
+            // Small: create, write and stamp at once, then made durable with the concurrent
+            // small writes of this file system by one shared flush (file and entry alike).
             check_size(display_name, size, stamp);
             let xattrs = encode_xattrs(attrs, &stamp.resolved())?;
+            let group = self.group.clone();
             let guard = tokio::task::spawn_blocking(move || {
                 use std::io::Write;
                 let mut file = std::fs::OpenOptions::new()
@@ -180,45 +194,29 @@ impl LocalBackend {
                     file.write_all(chunk)
                         .map_err(|e| io_error(e, "write file"))?;
                 }
-                finish_file(&file, &name, &xattrs)?;
-                if let Some(dir) = sync_dir {
-                    fsync_dir(&dir)?;
-                }
+                set_xattrs(&file, &name, &xattrs)?;
+                group.sync()?;
                 Ok::<_, BackendError>(guard)
             })
             .await
             .map_err(|e| BackendError::other(format!("write task failed: {e}")))??;
             return Ok((guard, size));
         };
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(|e| io_error(e, &format!("create {}", path.display())))?;
+        // Large: streamed in batches (see `write_stream`).
+        let create = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&create)
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("create task failed: {e}")))?
+        .map_err(|e| io_error(e, &format!("create {}", path.display())))?;
         let guard = TempFile(Some(path));
-        let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        for chunk in gathered {
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(|e| io_error(e, "write file"))?;
-        }
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(fail)?;
-            size += chunk.len() as u64;
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(|e| io_error(e, "write file"))?;
-        }
-        writer
-            .flush()
-            .await
-            .map_err(|e| io_error(e, "write file"))?;
+        let (file, size) = write_stream(file, 0, gathered, body, None).await?;
         check_size(display_name, size, stamp);
         let xattrs = encode_xattrs(attrs, &stamp.resolved())?;
-        let file = writer.into_inner().into_std().await;
         tokio::task::spawn_blocking(move || {
             finish_file(&file, &name, &xattrs)?;
             match sync_dir {
@@ -249,6 +247,103 @@ impl LocalBackend {
             .await
             .map_err(|e| BackendError::other(format!("rename task failed: {e}")))??;
         Ok(size)
+    }
+
+    /// Writes part `number` into its region of the upload's data file, then marks it (see
+    /// [`placed`]). Gives the body back untouched when the part cannot be placed there.
+    async fn place_part(
+        &self,
+        upload_dir: &Path,
+        number: u32,
+        size: u64,
+        receipt: &str,
+        body: ByteStream,
+    ) -> Result<Option<ByteStream>> {
+        if size == 0 || number == 0 {
+            return Ok(Some(body));
+        }
+        let (dir, root) = (upload_dir.to_path_buf(), self.root.clone());
+        let region = tokio::task::spawn_blocking(move || {
+            create_dir_durably(&root, &dir)?;
+            if placed::is_sealed_on_disk(&dir)
+                || placed::is_placed(&dir, number).map_err(|e| io_error(e, "list the upload"))?
+            {
+                return Ok(None);
+            }
+            let stride = placed::stride(&dir, size, fsync_dir)?;
+            if size > stride {
+                return Ok(None);
+            }
+            let data = placed::data_path(&dir);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&data)
+                .map_err(|e| io_error(e, &format!("open {}", data.display())))?;
+            Ok::<_, BackendError>(Some((file, u64::from(number - 1) * stride)))
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("place task failed: {e}")))??;
+        let Some((file, offset)) = region else {
+            return Ok(Some(body));
+        };
+        let (file, written) = write_stream(file, offset, Vec::new(), body, Some(size)).await?;
+        if written != size {
+            return Err(BackendError::other(format!(
+                "part {number}: {written} bytes where {size} were announced"
+            )));
+        }
+        let marker = placed::marker_path(upload_dir, number, receipt);
+        let dir = upload_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            file.sync_data()
+                .map_err(|e| io_error(e, "fsync the upload's data"))?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .map_err(|e| io_error(e, "mark a placed part"))?;
+            fsync_dir(&dir)
+        })
+        .await
+        .map_err(|e| BackendError::other(format!("mark task failed: {e}")))??;
+        Ok(None)
+    }
+
+    /// Writes a part to a file of its own.
+    async fn put_part_file(
+        &self,
+        name: &PhysicalName,
+        upload: &str,
+        part_number: u32,
+        size: u64,
+        receipt: &str,
+        body: ByteStream,
+    ) -> Result<PutResult> {
+        let rel = staged_part_name(upload, part_number, receipt);
+        let stamp = Stamp {
+            bucket: String::new(),
+            key: name.as_str().to_string(),
+            version_id: format!("{upload}-part-{part_number}"),
+            etag: String::new(),
+            size,
+            checksum: None,
+            late: None,
+        };
+        let written = self
+            .write_file(
+                self.root.join(&rel),
+                &rel,
+                &ObjectAttributes::default(),
+                &stamp,
+                body,
+            )
+            .await?;
+        Ok(PutResult {
+            etag: receipt.to_string(),
+            size: written,
+        })
     }
 
     fn open(&self, name: &PhysicalName) -> Result<(std::fs::File, ObjectInfo)> {
@@ -288,22 +383,58 @@ fn compose_parts(
                 part.receipt
             )));
         }
-        let file_name = format!("{:05}.{}", part.part_number, part.receipt);
         let stale = || BackendError::PreconditionFailed {
             name: format!("{name} (part {})", part.part_number),
         };
-        let mut staged = match std::fs::File::open(upload_dir.join(&file_name)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(stale()),
-            Err(e) => return Err(io_error(e, &format!("open part {file_name}"))),
-        };
-        let copied = std::io::copy(&mut staged, &mut out)
-            .map_err(|e| io_error(e, &format!("copy part {file_name}")))?;
+        let copied = match placed::source_of(upload_dir, part)? {
+            None => return Err(stale()),
+            Some(placed::PartSource::File(path)) => {
+                let mut staged = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(stale()),
+                    Err(e) => return Err(io_error(e, &format!("open {}", path.display()))),
+                };
+                std::io::copy(&mut staged, &mut out)
+            }
+            Some(placed::PartSource::Region(offset, len)) => {
+                let mut data = std::fs::File::open(placed::data_path(upload_dir))
+                    .map_err(|e| io_error(e, "open the upload's data"))?;
+                data.seek(SeekFrom::Start(offset))
+                    .map_err(|e| io_error(e, "seek the upload's data"))?;
+                std::io::copy(&mut std::io::Read::take(data, len), &mut out)
+            }
+        }
+        .map_err(|e| io_error(e, &format!("copy part {}", part.part_number)))?;
         if copied != part.size {
             return Err(stale());
         }
     }
     finish_file(&out, name, xattrs)?;
+    Ok(guard)
+}
+
+/// Makes the upload's data file, which holds `parts` in place, the staged object: linked into
+/// staging, cut to the object's `len`, stamped and fsynced. No byte is copied.
+fn adopt_data(
+    staged: PathBuf,
+    upload_dir: &Path,
+    len: u64,
+    parts: &[CompletedPart],
+    name: &str,
+    xattrs: &[(&'static str, Vec<u8>)],
+) -> Result<TempFile> {
+    placed::unmark_beyond(upload_dir, parts.len() as u32)?;
+    std::fs::hard_link(placed::data_path(upload_dir), &staged)
+        .map_err(|e| io_error(e, &format!("link {}", staged.display())))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&staged)
+        .map_err(|e| io_error(e, "open the staged object"));
+    let guard = TempFile(Some(staged));
+    let file = file?;
+    file.set_len(len)
+        .map_err(|e| io_error(e, "cut the staged object"))?;
+    finish_file(&file, name, xattrs)?;
     Ok(guard)
 }
 
@@ -341,6 +472,90 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Writes `first`, then the rest of `body`, into `file` from `offset` on, batch by batch on
+/// blocking threads (positional writes, no copy), each batch's writeback started at once: the
+/// disk works while the body is still arriving, and the fsync at the end waits for the tail
+/// only. With `limit`, a body longer than that fails before a byte beyond it is written.
+/// Returns the file and how many bytes were written; a failing body is `Aborted`.
+async fn write_stream(
+    mut file: std::fs::File,
+    offset: u64,
+    first: Vec<bytes::Bytes>,
+    mut body: ByteStream,
+    limit: Option<u64>,
+) -> Result<(std::fs::File, u64)> {
+    let mut written = 0u64;
+    let mut batch = first;
+    let mut batch_len: u64 = batch.iter().map(|c| c.len() as u64).sum();
+    loop {
+        // A full batch goes out before the next chunk is awaited: the chunks are the
+        // fan-out's buffers, and the write budget gets them back once every target has
+        // written them.
+        if batch_len >= WRITE_BUFFER as u64 {
+            file = write_at(file, offset + written, std::mem::take(&mut batch)).await?;
+            written += batch_len;
+            batch_len = 0;
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                batch_len += chunk.len() as u64;
+                if limit.is_some_and(|limit| written + batch_len > limit) {
+                    return Err(BackendError::other("the body is longer than announced"));
+                }
+                batch.push(chunk);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "body stream failed");
+                return Err(BackendError::Aborted);
+            }
+            None => {
+                if batch_len > 0 {
+                    file = write_at(file, offset + written, batch).await?;
+                    written += batch_len;
+                }
+                return Ok((file, written));
+            }
+        }
+    }
+}
+
+/// Writes `batch` into `file` from `offset` on, on a blocking thread, and starts that range's
+/// writeback.
+async fn write_at(
+    file: std::fs::File,
+    offset: u64,
+    batch: Vec<bytes::Bytes>,
+) -> Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut at = offset;
+        for chunk in &batch {
+            file.write_all_at(chunk, at)
+                .map_err(|e| io_error(e, "write file"))?;
+            at += chunk.len() as u64;
+        }
+        start_writeback(&file, offset, at - offset);
+        Ok(file)
+    })
+    .await
+    .map_err(|e| BackendError::other(format!("write task failed: {e}")))?
+}
+
+/// Asks the kernel to start writing `len` bytes from `offset` back to the disk now, without
+/// waiting for them. Only a head start for the fsync that makes the file durable: if the call
+/// fails, that fsync does all the work.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor belongs to `file`, open for the whole call; the call reads no
+    // memory of ours.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }
 
 /// Removes the files of `dir` at least `older_than` old (by modification time) that `keep`
@@ -389,6 +604,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Sets the extended attributes (the stamp among them, last) and fsyncs the file.
 fn finish_file(file: &std::fs::File, name: &str, xattrs: &[(&'static str, Vec<u8>)]) -> Result<()> {
+    set_xattrs(file, name, xattrs)?;
+    file.sync_all().map_err(|e| io_error(e, "fsync file"))
+}
+
+/// Sets the extended attributes, the stamp among them, last.
+fn set_xattrs(file: &std::fs::File, name: &str, xattrs: &[(&'static str, Vec<u8>)]) -> Result<()> {
     for (attr, value) in xattrs {
         file.set_xattr(attr, value)
             .map_err(|e| match e.raw_os_error() {
@@ -401,7 +622,15 @@ fn finish_file(file: &std::fs::File, name: &str, xattrs: &[(&'static str, Vec<u8
                 _ => io_error(e, &format!("set {attr}")),
             })?;
     }
-    file.sync_all().map_err(|e| io_error(e, "fsync file"))
+    Ok(())
+}
+
+/// How a rename is made durable.
+enum Settle<'a> {
+    /// By fsyncing the directories it changed.
+    Dirs,
+    /// By the shared flush of small writes.
+    Group(&'a group_sync::GroupSync),
 }
 
 /// Creates the parent directories and renames the (fsynced) file `from` to `target`; then
@@ -411,12 +640,18 @@ fn rename_into_place(mut from: TempFile, root: &Path, target: &Path, name: &str)
         .0
         .clone()
         .ok_or_else(|| BackendError::other("file already renamed"))?;
-    rename_durably(&source, root, target, name)?;
+    rename_durably(&source, root, target, name, Settle::Dirs)?;
     from.0 = None;
     Ok(())
 }
 
-fn rename_durably(source: &Path, root: &Path, target: &Path, name: &str) -> Result<()> {
+fn rename_durably(
+    source: &Path,
+    root: &Path,
+    target: &Path,
+    name: &str,
+    settle: Settle<'_>,
+) -> Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| BackendError::other(format!("no parent directory for {name}")))?;
@@ -452,6 +687,9 @@ fn rename_durably(source: &Path, root: &Path, target: &Path, name: &str) -> Resu
         }
     };
     // The rename is durable once the parent is; new directories are durable once theirs are.
+    if let Settle::Group(group) = settle {
+        return group.sync();
+    }
     fsync_dir(parent)?;
     for dir in created {
         if let Some(p) = dir.parent() {
@@ -489,6 +727,18 @@ fn create_parents(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     Ok(missing)
+}
+
+/// Creates `dir` (and its missing parents under `root`), durably.
+fn create_dir_durably(root: &Path, dir: &Path) -> Result<()> {
+    let created =
+        create_parents(root, dir).map_err(|e| io_error(e, &format!("create {}", dir.display())))?;
+    for created in created {
+        if let Some(parent) = created.parent() {
+            fsync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
@@ -776,8 +1026,17 @@ impl Backend for LocalBackend {
         let parts = parts.to_vec();
         let shown = name.as_str().to_string();
         let staging = self.staging.clone();
+        let (placements, upload) = (self.placements.clone(), upload.to_string());
         let mut guard = tokio::task::spawn_blocking(move || {
-            let guard = compose_parts(staged, &upload_dir, &parts, &shown, &xattrs)?;
+            // Sealed before it is adopted: nothing may write the data file once it may be an
+            // object.
+            let guard = match placed::whole_in_data(&upload_dir, &parts)? {
+                Some(len) if placements.seal(&upload) => {
+                    placed::seal_on_disk(&upload_dir, fsync_dir)?;
+                    adopt_data(staged, &upload_dir, len, &parts, &shown, &xattrs)?
+                }
+                _ => compose_parts(staged, &upload_dir, &parts, &shown, &xattrs)?,
+            };
             fsync_dir(&staging)?;
             Ok::<_, BackendError>(guard)
         })
@@ -797,6 +1056,7 @@ impl Backend for LocalBackend {
         let root = self.root.clone();
         let shown = name.as_str().to_string();
         let version = stamp.version_id.clone();
+        let group = self.group.clone();
         let info = tokio::task::spawn_blocking(move || {
             let info = match open_object(&source, &shown) {
                 Ok((_, staged)) => {
@@ -808,7 +1068,13 @@ impl Backend for LocalBackend {
                             "{shown}: the staged copy is incomplete or another version's"
                         )));
                     }
-                    rename_durably(&source, &root, &target, &shown)?;
+                    // A small object joins the shared flush of small writes.
+                    let settle = if staged.size <= WRITE_BUFFER as u64 {
+                        Settle::Group(&group)
+                    } else {
+                        Settle::Dirs
+                    };
+                    rename_durably(&source, &root, &target, &shown, settle)?;
                     // The same file under its new name: its etag (stamp and size) is the same.
                     ObjectInfo {
                         name: shown.clone(),
@@ -848,7 +1114,7 @@ impl Backend for LocalBackend {
                     _ => io_error(e, &format!("link {from_shown}")),
                 });
             }
-            let renamed = rename_durably(&tmp, &root, &target, &to_shown);
+            let renamed = rename_durably(&tmp, &root, &target, &to_shown, Settle::Dirs);
             // A rename onto another link of the same file does nothing (POSIX): a copy made
             // again leaves its temporary link, which goes here.
             let _ = std::fs::remove_file(&tmp);
@@ -1057,35 +1323,30 @@ impl Backend for LocalBackend {
         size: u64,
         body: ByteStream,
     ) -> Result<PutResult> {
-        self.upload_dir(upload)?;
+        let upload_dir = self.upload_dir(upload)?;
         let receipt = uuid::Uuid::new_v4().simple().to_string();
-        let rel = staged_part_name(upload, part_number, &receipt);
-        let stamp = Stamp {
-            bucket: String::new(),
-            key: name.as_str().to_string(),
-            version_id: format!("{upload}-part-{part_number}"),
-            etag: String::new(),
-            size,
-            checksum: None,
-            late: None,
-        };
-        let written = self
-            .write_file(
-                self.root.join(&rel),
-                &rel,
-                &ObjectAttributes::default(),
-                &stamp,
-                body,
-            )
-            .await?;
-        Ok(PutResult {
-            etag: receipt,
-            size: written,
-        })
+        if let Some(claim) = self.placements.claim(upload, part_number) {
+            if let Some(body) = self
+                .place_part(&upload_dir, part_number, size, &receipt, body)
+                .await?
+            {
+                return self
+                    .put_part_file(name, upload, part_number, size, &receipt, body)
+                    .await;
+            }
+            drop(claim);
+            return Ok(PutResult {
+                etag: receipt,
+                size,
+            });
+        }
+        self.put_part_file(name, upload, part_number, size, &receipt, body)
+            .await
     }
 
     async fn abort_upload(&self, _name: &PhysicalName, upload: &str) -> Result<()> {
         let dir = self.upload_dir(upload)?;
+        self.placements.forget(upload);
         tokio::task::spawn_blocking(move || remove_upload_dir(&dir))
             .await
             .map_err(|e| BackendError::other(format!("abort task failed: {e}")))?
@@ -1148,6 +1409,122 @@ mod tests {
             .expect("read tmp")
             .map(|e| e.expect("entry").path())
             .collect()
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("metadata").ino()
+    }
+
+    /// Files of their own in an upload's directory (parts that were not placed).
+    fn part_files(b: &LocalBackend, upload: &str) -> Vec<String> {
+        std::fs::read_dir(b.upload_dir(upload).expect("upload dir"))
+            .expect("read upload dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() > 6 && n.as_bytes()[5] == b'.' && !n.ends_with(".placed"))
+            .collect()
+    }
+
+    async fn complete_as(
+        b: &LocalBackend,
+        name: &PhysicalName,
+        upload: &str,
+        parts: &[CompletedPart],
+        version: &str,
+    ) -> (PathBuf, Vec<u8>) {
+        let size = parts.iter().map(|p| p.size).sum();
+        let st = stamp("bkt", "big", version, size);
+        let staged = b
+            .stage_upload(name, upload, parts, &ObjectAttributes::default(), &st)
+            .await
+            .expect("stage upload");
+        let staged_path = b.staging_path(&staged.handle).expect("staging path");
+        let staged_inode = inode(&staged_path);
+        b.publish(name, &staged.handle, &st).await.expect("publish");
+        assert_eq!(inode(&b.path_of(name)), staged_inode);
+        (staged_path, crate::testsuite::read(b, name).await)
+    }
+
+    /// Parts of one size (the last shorter) are written where they belong in the object, in
+    /// whatever order they come: the completion adopts the upload's data file, so no byte is
+    /// copied (the object is the data file's inode), and aborting the upload keeps the object.
+    #[tokio::test]
+    async fn equal_parts_are_written_in_place_and_adopted() {
+        use crate::testsuite::{pattern, start_upload, upload_part};
+        let (_d, b) = backend();
+        let (name, upload) = start_upload(&b, "bkt", "big", "up1").await;
+        let (p1, p2, p3) = (pattern(5 << 20, 1), pattern(5 << 20, 2), b"tail".to_vec());
+        let one = upload_part(&b, &name, &upload, 1, &p1).await;
+        let three = upload_part(&b, &name, &upload, 3, &p3).await;
+        let two = upload_part(&b, &name, &upload, 2, &p2).await;
+        assert_eq!(part_files(&b, &upload), Vec::<String>::new());
+        let data = placed::data_path(&b.upload_dir(&upload).expect("dir"));
+        let data_inode = inode(&data);
+        let (_, got) = complete_as(&b, &name, &upload, &[one, two, three], "v1").await;
+        assert_eq!(got, [p1, p2, p3].concat());
+        assert_eq!(
+            inode(&b.path_of(&name)),
+            data_inode,
+            "the bytes were copied"
+        );
+        b.abort_upload(&name, &upload).await.expect("abort");
+        assert!(!data.exists());
+        assert_eq!(
+            crate::testsuite::read(&b, &name).await.len(),
+            (10 << 20) + 4
+        );
+    }
+
+    /// What does not fit the first part's stride gets a file of its own and is copied at
+    /// completion: a larger part, a part number sent again (the region keeps the bytes the
+    /// first receipt names), and a completion with a subset of parts.
+    #[tokio::test]
+    async fn parts_off_the_stride_are_copied_and_every_receipt_keeps_its_bytes() {
+        use crate::testsuite::{pattern, start_upload, upload_part};
+        let (_d, b) = backend();
+        let (name, upload) = start_upload(&b, "bkt", "big", "up2").await;
+        let two = upload_part(&b, &name, &upload, 2, &pattern(5 << 20, 3)).await;
+        let one = upload_part(&b, &name, &upload, 1, &pattern(6 << 20, 4)).await;
+        let two_again = upload_part(&b, &name, &upload, 2, &pattern(5 << 20, 5)).await;
+        assert_eq!(
+            part_files(&b, &upload).len(),
+            2,
+            "{:?}",
+            part_files(&b, &upload)
+        );
+        let data = placed::data_path(&b.upload_dir(&upload).expect("dir"));
+
+        let (_, got) = complete_as(&b, &name, &upload, &[one.clone(), two], "v1").await;
+        assert_eq!(got, [pattern(6 << 20, 4), pattern(5 << 20, 3)].concat());
+        assert_ne!(inode(&b.path_of(&name)), inode(&data));
+        let (_, got) = complete_as(&b, &name, &upload, &[one, two_again], "v2").await;
+        assert_eq!(got, [pattern(6 << 20, 4), pattern(5 << 20, 5)].concat());
+    }
+
+    /// Completing with the first parts only cuts the data file there: the parts beyond lose
+    /// their place, and naming one of them later is refused as stale, never read as zeros.
+    #[tokio::test]
+    async fn a_completion_of_the_first_parts_unmarks_the_rest() {
+        use crate::testsuite::{pattern, start_upload, upload_part};
+        let (_d, b) = backend();
+        let (name, upload) = start_upload(&b, "bkt", "big", "up3").await;
+        let one = upload_part(&b, &name, &upload, 1, &pattern(5 << 20, 6)).await;
+        let two = upload_part(&b, &name, &upload, 2, &pattern(5 << 20, 7)).await;
+        let (_, got) = complete_as(&b, &name, &upload, std::slice::from_ref(&one), "v1").await;
+        assert_eq!(got, pattern(5 << 20, 6));
+        let again = b
+            .stage_upload(
+                &name,
+                &upload,
+                &[one, two],
+                &ObjectAttributes::default(),
+                &stamp("bkt", "big", "v2", 10 << 20),
+            )
+            .await;
+        assert!(
+            matches!(again, Err(BackendError::PreconditionFailed { .. })),
+            "{again:?}"
+        );
     }
 
     #[tokio::test]
