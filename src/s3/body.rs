@@ -16,12 +16,11 @@ use bytes::Bytes;
 use futures::Stream;
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use md5::{Digest as _, Md5};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::auth::chunked::ChunkedDecoder;
 use super::auth::{AuthSettings, PayloadCheck};
+use super::digests::{Digested, Digests};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher};
 
 pub use super::body_error::BodyError;
@@ -203,14 +202,11 @@ fn parse_requested_algorithm(headers: &HeaderMap) -> Result<Option<ChecksumAlgor
         .ok_or_else(|| BodyError::UnsupportedChecksumAlgorithm(text.trim().to_owned()))
 }
 
-/// Incremental checks over the decoded object bytes.
+/// Incremental checks over the decoded object bytes (their digests are [`Digests`]').
 struct Verifier {
     rules: BodyRules,
     decoder: Option<ChunkedDecoder>,
     expected_sha256: Option<[u8; 32]>,
-    sha256: Sha256,
-    md5: Md5,
-    checksum: Option<ChecksumHasher>,
     len: u64,
 }
 
@@ -223,12 +219,18 @@ impl Verifier {
         Verifier {
             decoder: ChunkedDecoder::for_payload(payload, settings.max_chunk_size),
             expected_sha256,
-            sha256: Sha256::new(),
-            md5: Md5::new(),
-            checksum: rules.algorithm().map(|algorithm| algorithm.hasher()),
             len: 0,
             rules,
         }
+    }
+
+    /// The digests this body needs.
+    fn digests(&self) -> Digests {
+        Digests::new(
+            self.rules.declared_len,
+            self.expected_sha256.is_some(),
+            self.rules.algorithm().map(|algorithm| algorithm.hasher()),
+        )
     }
 
     /// Feeds one transport frame; decoded pieces go to `out`.
@@ -236,11 +238,8 @@ impl Verifier {
         let Verifier {
             rules,
             decoder,
-            expected_sha256,
-            sha256,
-            md5,
-            checksum,
             len,
+            ..
         } = self;
         let mut accept = |piece: Bytes| -> Result<(), BodyError> {
             *len += piece.len() as u64;
@@ -248,13 +247,6 @@ impl Verifier {
                 Some(declared) if *len > declared => return Err(BodyError::BodyTooLong),
                 None if *len > rules.max_len => return Err(BodyError::TooLarge),
                 _ => {}
-            }
-            md5.update(&piece);
-            if expected_sha256.is_some() {
-                sha256.update(&piece);
-            }
-            if let Some(hasher) = checksum.as_mut() {
-                hasher.update(&piece);
             }
             if !piece.is_empty() {
                 out.push_back(piece);
@@ -267,7 +259,7 @@ impl Verifier {
         }
     }
 
-    fn finish(mut self) -> Result<BodySummary, BodyError> {
+    fn finish(mut self, digested: Digested) -> Result<BodySummary, BodyError> {
         if let Some(decoder) = self.decoder.as_mut() {
             decoder.finish()?;
         }
@@ -279,18 +271,18 @@ impl Verifier {
             return Err(BodyError::IncompleteBody);
         }
         if let Some(expected) = self.expected_sha256 {
-            let actual: [u8; 32] = self.sha256.finalize().into();
+            let actual = digested.sha256.unwrap_or_default();
             if !bool::from(actual.ct_eq(&expected)) {
                 return Err(BodyError::ContentSha256Mismatch);
             }
         }
-        let md5: [u8; 16] = self.md5.finalize().into();
+        let md5 = digested.md5;
         if let Some(expected) = self.rules.content_md5 {
             if md5 != expected {
                 return Err(BodyError::Md5Mismatch);
             }
         }
-        let computed = self.checksum.map(ChecksumHasher::finish_checksum);
+        let computed = digested.checksum.map(ChecksumHasher::finish_checksum);
         check_sent_checksum(&self.rules, self.decoder.as_ref(), computed.as_ref())?;
         Ok(BodySummary {
             len: self.len,
@@ -342,6 +334,7 @@ fn check_sent_checksum(
 struct StreamState<B> {
     body: Pin<Box<B>>,
     verifier: Option<Verifier>,
+    digests: Option<Digests>,
     pending: VecDeque<Bytes>,
     outcome: BodyOutcome,
 }
@@ -367,9 +360,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let outcome = BodyOutcome::default();
+    let verifier = Verifier::new(&payload, rules, settings);
     let state = StreamState {
         body: Box::pin(body),
-        verifier: Some(Verifier::new(&payload, rules, settings)),
+        digests: Some(verifier.digests()),
+        verifier: Some(verifier),
         pending: VecDeque::new(),
         outcome: outcome.clone(),
     };
@@ -388,11 +383,23 @@ where
 {
     loop {
         if let Some(piece) = state.pending.pop_front() {
+            if let Some(digests) = state.digests.as_mut() {
+                digests.update(&piece).await;
+            }
             return Some(Ok(piece));
         }
         let verifier = state.verifier.as_mut()?;
-        let failure = match state.body.frame().await {
-            Some(Ok(frame)) => match frame.into_data() {
+        let Some(frame) = state.body.frame().await else {
+            match finish(state).await {
+                Ok(summary) => {
+                    state.outcome.set(summary);
+                    return None;
+                }
+                Err(failure) => return Some(Err(fail(state, failure))),
+            }
+        };
+        let failure = match frame {
+            Ok(frame) => match frame.into_data() {
                 // HTTP trailers are not part of S3's protocol (aws-chunked carries its own).
                 Err(_) => continue,
                 Ok(data) => match verifier.feed(data, &mut state.pending) {
@@ -400,7 +407,7 @@ where
                     Err(error) => error,
                 },
             },
-            Some(Err(error)) => {
+            Err(error) => {
                 let error: Box<dyn std::error::Error + Send + Sync> = error.into();
                 if error.is::<super::pace::BodyTimeout>() {
                     BodyError::RequestTimeout
@@ -408,19 +415,32 @@ where
                     BodyError::Transport(error)
                 }
             }
-            None => match state.verifier.take()?.finish() {
-                Ok(summary) => {
-                    state.outcome.set(summary);
-                    return None;
-                }
-                Err(error) => error,
-            },
         };
-        // Nothing after a failure: not the pieces already decoded, not a later `None`.
-        state.verifier = None;
-        state.pending.clear();
-        return Some(Err(failure));
+        return Some(Err(fail(state, failure)));
     }
+}
+
+/// Ends the stream with `failure`: nothing after it, not the pieces already decoded, not a
+/// later `None`.
+fn fail<B>(state: &mut StreamState<B>, failure: BodyError) -> BodyError {
+    state.verifier = None;
+    state.digests = None;
+    state.pending.clear();
+    failure
+}
+
+/// Checks the ended body against its digests.
+async fn finish<B>(state: &mut StreamState<B>) -> Result<BodySummary, BodyError> {
+    let (Some(verifier), Some(digests)) = (state.verifier.take(), state.digests.take()) else {
+        return Err(BodyError::Transport(
+            "the body was read past its end".into(),
+        ));
+    };
+    let digested = digests
+        .finish()
+        .await
+        .ok_or_else(|| BodyError::Transport("the body's digests were lost".into()))?;
+    verifier.finish(digested)
 }
 
 /// The `x-amz-checksum-<alg>` header of a request, if any. More than one is an error, as in S3.
@@ -548,7 +568,8 @@ mod tests {
     }
 
     fn md5_of(data: &[u8]) -> [u8; 16] {
-        Md5::digest(data).into()
+        use md5::Digest as _;
+        md5::Md5::digest(data).into()
     }
 
     #[tokio::test]
@@ -571,6 +592,44 @@ mod tests {
             assert_eq!(summary.md5, md5_of(data));
             assert_eq!(summary.checksum.unwrap().value, "DUoRhQ==");
         }
+    }
+
+    /// A large body is hashed beside the stream (src/s3/digests.rs): the same checks, the same
+    /// summary, and a mismatch still ends the stream with its error instead of a clean end.
+    #[tokio::test]
+    async fn a_large_body_is_checked_by_its_digests_beside_the_stream() {
+        let data: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 251) as u8).collect();
+        let len = data.len() as u64;
+        let mut good = rules(len);
+        good.content_md5 = Some(md5_of(&data));
+        good.checksum = Some(Checksum::compute(ChecksumAlgorithm::Crc32, &data));
+        let (out, result) = run(&data, 65_536, PayloadCheck::Sha256(sha256(&data)), good).await;
+        assert_eq!(out.len(), data.len());
+        let summary = result.expect("summary");
+        assert_eq!((summary.len, summary.md5), (len, md5_of(&data)));
+
+        let (_, result) = run(
+            &data,
+            65_536,
+            PayloadCheck::Sha256(sha256(b"x")),
+            rules(len),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(BodyError::ContentSha256Mismatch)),
+            "{result:?}"
+        );
+        let mut bad_md5 = rules(len);
+        bad_md5.content_md5 = Some([0; 16]);
+        let (_, result) = run(&data, 65_536, PayloadCheck::Unsigned, bad_md5).await;
+        assert!(matches!(result, Err(BodyError::Md5Mismatch)), "{result:?}");
+        let mut bad_checksum = rules(len);
+        bad_checksum.checksum = Some(Checksum::compute(ChecksumAlgorithm::Crc32, b"x"));
+        let (_, result) = run(&data, 65_536, PayloadCheck::Unsigned, bad_checksum).await;
+        assert!(
+            matches!(result, Err(BodyError::ChecksumMismatch { .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

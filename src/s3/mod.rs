@@ -8,6 +8,7 @@ pub mod body_error;
 pub mod conditions;
 pub mod copy_source;
 pub mod ctx;
+mod digests;
 pub mod error;
 pub mod handler;
 pub mod host;
