@@ -22,7 +22,12 @@ impl TimeoutConnector {
             .user_agent(concat!("hansa/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
+            // Connections stay pooled a minute between requests, kept alive by TCP probes
+            // (so that a NAT or load balancer on the way does not drop them silently), and
+            // small requests go out at once rather than waiting for Nagle's algorithm.
             .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
             // Compression would change Content-Length, which object_store reads as the size.
             .no_gzip()
             .no_brotli()
