@@ -1,24 +1,22 @@
 //! The digests of a request body — MD5 (the ETag), the signed payload's SHA-256 and the
 //! requested `x-amz-checksum-*` — computed beside the write rather than in front of it.
 //!
-//! A large body's pieces are handed (reference-counted, not copied) to two blocking threads,
-//! one for MD5 and one for the rest, so on a machine with a core to spare the hashing runs
+//! A large body's pieces are handed in batches (reference-counted, not copied) to blocking
+//! threads, MD5 apart from the rest, so on a machine with a core to spare the hashing runs
 //! while the body is still arriving and being written. A small body is hashed in line:
 //! handing a few kilobytes to a thread costs more than hashing them.
 
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::checksum::ChecksumHasher;
 
 /// Bodies at least this long (or of unknown length) are hashed beside the write.
 const BESIDE_FROM: u64 = 1 << 20;
-/// Pieces waiting for a hashing thread: bounded, so that a slow hasher holds back the body
-/// rather than piling up its pieces.
-const QUEUE: usize = 64;
+/// Bytes gathered before they are handed to a blocking thread to hash.
+const BATCH: usize = 1 << 20;
 
 /// What the digests came to.
 pub(super) struct Digested {
@@ -28,7 +26,7 @@ pub(super) struct Digested {
 }
 
 /// The hashers besides MD5.
-pub(super) struct Others {
+struct Others {
     sha256: Option<Sha256>,
     checksum: Option<ChecksumHasher>,
 }
@@ -48,12 +46,9 @@ impl Others {
     }
 }
 
-pub(super) enum Digests {
-    InLine(Box<(Md5, Others)>),
-    Beside {
-        md5: Worker<Md5>,
-        others: Option<Worker<Others>>,
-    },
+pub(super) struct Digests {
+    md5: Hashing<Md5>,
+    others: Hashing<Others>,
 }
 
 impl Digests {
@@ -68,47 +63,25 @@ impl Digests {
             sha256: sha256.then(Sha256::new),
             checksum,
         };
-        if declared_len.is_some_and(|len| len < BESIDE_FROM) {
-            return Digests::InLine(Box::new((Md5::new(), others)));
-        }
-        Digests::Beside {
-            md5: Worker::spawn(Md5::new(), |md5, piece| md5.update(piece)),
-            others: (!others.is_empty()).then(|| Worker::spawn(others, Others::update)),
+        let beside = declared_len.is_none_or(|len| len >= BESIDE_FROM);
+        // Nothing to hash besides MD5: nothing to hand over either.
+        let others_beside = beside && !others.is_empty();
+        Digests {
+            md5: Hashing::new(Md5::new(), |md5, piece| md5.update(piece), beside),
+            others: Hashing::new(others, Others::update, others_beside),
         }
     }
 
     /// Adds `piece` (the next bytes of the body).
     pub async fn update(&mut self, piece: &Bytes) {
-        match self {
-            Digests::InLine(hashers) => {
-                hashers.0.update(piece);
-                hashers.1.update(piece);
-            }
-            Digests::Beside { md5, others } => {
-                md5.update(piece.clone()).await;
-                if let Some(others) = others.as_mut() {
-                    others.update(piece.clone()).await;
-                }
-            }
-        }
+        self.md5.update(piece).await;
+        self.others.update(piece).await;
     }
 
     /// The digests over every piece; `None` if a hashing thread was lost.
     pub async fn finish(self) -> Option<Digested> {
-        let (md5, others) = match self {
-            Digests::InLine(hashers) => *hashers,
-            Digests::Beside { md5, others } => {
-                let md5 = md5.finish().await?;
-                let others = match others {
-                    Some(worker) => worker.finish().await?,
-                    None => Others {
-                        sha256: None,
-                        checksum: None,
-                    },
-                };
-                (md5, others)
-            }
-        };
+        let md5 = self.md5.finish().await?;
+        let others = self.others.finish().await?;
         Some(Digested {
             md5: md5.finalize().into(),
             sha256: others.sha256.map(|sha256| sha256.finalize().into()),
@@ -117,32 +90,82 @@ impl Digests {
     }
 }
 
-/// A hasher on a blocking thread of its own, fed through a bounded queue.
-pub(super) struct Worker<H> {
-    queue: mpsc::Sender<Bytes>,
-    task: JoinHandle<H>,
+/// One hasher, fed in line or, `beside` the stream, in batches, each hashed on a blocking
+/// thread while the next one arrives. No thread is held while the body is idle (a slow client
+/// must not pin blocking threads), and at most two batches are held: the one being hashed and
+/// the one being gathered.
+struct Hashing<H> {
+    update: fn(&mut H, &[u8]),
+    beside: bool,
+    /// The hasher, when no batch is being hashed.
+    idle: Option<H>,
+    hashing: Option<JoinHandle<H>>,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    lost: bool,
 }
 
-impl<H: Send + 'static> Worker<H> {
-    fn spawn(mut hasher: H, update: fn(&mut H, &[u8])) -> Worker<H> {
-        let (queue, mut pieces) = mpsc::channel::<Bytes>(QUEUE);
-        let task = tokio::task::spawn_blocking(move || {
-            while let Some(piece) = pieces.blocking_recv() {
-                update(&mut hasher, &piece);
+impl<H: Send + 'static> Hashing<H> {
+    fn new(hasher: H, update: fn(&mut H, &[u8]), beside: bool) -> Hashing<H> {
+        Hashing {
+            update,
+            beside,
+            idle: Some(hasher),
+            hashing: None,
+            batch: Vec::new(),
+            batch_len: 0,
+            lost: false,
+        }
+    }
+
+    async fn update(&mut self, piece: &Bytes) {
+        if !self.beside {
+            if let Some(hasher) = self.idle.as_mut() {
+                (self.update)(hasher, piece);
+            }
+            return;
+        }
+        self.batch_len += piece.len();
+        self.batch.push(piece.clone());
+        if self.batch_len >= BATCH {
+            self.hand_over().await;
+        }
+    }
+
+    /// Waits for the batch being hashed, then hands the gathered one to a blocking thread.
+    async fn hand_over(&mut self) {
+        let Some(mut hasher) = self.settle().await else {
+            return;
+        };
+        let (batch, update) = (std::mem::take(&mut self.batch), self.update);
+        self.batch_len = 0;
+        self.hashing = Some(tokio::task::spawn_blocking(move || {
+            for piece in &batch {
+                update(&mut hasher, piece);
             }
             hasher
-        });
-        Worker { queue, task }
+        }));
     }
 
-    async fn update(&mut self, piece: Bytes) {
-        // A closed queue means the thread is gone: `finish` reports it.
-        let _ = self.queue.send(piece).await;
+    /// The hasher once the batch being hashed (if any) is done; `None` if it was lost.
+    async fn settle(&mut self) -> Option<H> {
+        if let Some(task) = self.hashing.take() {
+            match task.await {
+                Ok(hasher) => self.idle = Some(hasher),
+                Err(_) => self.lost = true,
+            }
+        }
+        if self.lost {
+            return None;
+        }
+        self.idle.take()
     }
 
-    async fn finish(self) -> Option<H> {
-        drop(self.queue);
-        self.task.await.ok()
+    async fn finish(mut self) -> Option<H> {
+        if !self.batch.is_empty() {
+            self.hand_over().await;
+        }
+        self.settle().await
     }
 }
 
@@ -157,6 +180,33 @@ mod tests {
             digests.update(&Bytes::copy_from_slice(chunk)).await;
         }
         digests.finish().await.expect("digests")
+    }
+
+    /// A body that stops arriving holds no blocking thread: with a single one in the pool,
+    /// other blocking work still runs while two large bodies wait for their next bytes.
+    #[test]
+    fn an_idle_body_holds_no_blocking_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut waiting = Vec::new();
+            for _ in 0..2 {
+                let mut digests = Digests::new(None, true, None);
+                digests.update(&Bytes::from(vec![7u8; BATCH + 1])).await;
+                digests.update(&Bytes::from_static(b"more")).await;
+                waiting.push(digests);
+            }
+            let other = tokio::task::spawn_blocking(|| 42);
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(5), other).await;
+            assert_eq!(answer.ok().and_then(Result::ok), Some(42));
+            for digests in waiting {
+                assert!(digests.finish().await.is_some());
+            }
+        });
     }
 
     /// In line or beside, the digests are those of the whole body, in order.
