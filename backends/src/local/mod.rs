@@ -2,9 +2,11 @@
 //!
 //! Hand-written rather than object_store's `LocalFileSystem` because that store keeps no
 //! attributes and no stamp. A write is staged as a file in `.hansa/staging/` on the same file
-//! system, fsynced with its extended attributes (the stamp last: a staged file without one is
-//! incomplete), and published by renaming it over the target; the parent directory is fsynced
-//! after. Readers therefore see the old file or the new one, never a mix.
+//! system with its extended attributes (the stamp last: a staged file without one is
+//! incomplete), made durable, and published by renaming it over the target, made durable in
+//! turn: a large file by fsyncing it and the directories, a small one by a flush it shares
+//! with the concurrent small writes of its file system ([`group_sync`]). Readers see the old
+//! file or the new one, never a mix.
 //!
 //! A replica's backend etag is its stamp's version and its size: it survives a restore by `cp`,
 //! `tar` or `rsync` (new inode, new modification time) as long as the extended attributes come
@@ -141,12 +143,14 @@ impl LocalBackend {
     }
 
     /// Streams `body` into a new file at `path`, then sets its extended attributes (the stamp
-    /// complete by then) and fsyncs it, and with `sync_dir` that directory too (the new file's
-    /// entry). Any early return, or a dropped future, removes the file. Returns the file (for
-    /// a rename into place) and the size written.
+    /// complete by then) and makes it durable: a large body by fsyncing the file and, with
+    /// `sync_dir`, that directory (the new file's entry). Any early return, or a dropped
+    /// future, removes the file. Returns the file (for a rename into place) and the size
+    /// written.
     ///
-    /// A body of at most one write buffer is gathered first and written, stamped and fsynced in
-    /// a single trip to a blocking thread: small writes pay for the disk, not for handoffs.
+    /// A body of at most one write buffer is gathered first and written, stamped and made
+    /// durable (by the shared flush, entry included) in a single trip to a blocking thread:
+    /// small writes pay for the disk, not for handoffs.
     async fn write_body(
         &self,
         path: PathBuf,
@@ -265,12 +269,10 @@ impl LocalBackend {
         let (dir, root) = (upload_dir.to_path_buf(), self.root.clone());
         let region = tokio::task::spawn_blocking(move || {
             create_dir_durably(&root, &dir)?;
-            if placed::is_sealed_on_disk(&dir)
-                || placed::is_placed(&dir, number).map_err(|e| io_error(e, "list the upload"))?
-            {
+            if placed::is_sealed_on_disk(&dir) || placed::is_placed(&dir, number) {
                 return Ok(None);
             }
-            let stride = placed::stride(&dir, size, fsync_dir)?;
+            let stride = placed::stride(&dir, size)?;
             if size > stride {
                 return Ok(None);
             }
@@ -294,17 +296,11 @@ impl LocalBackend {
                 "part {number}: {written} bytes where {size} were announced"
             )));
         }
-        let marker = placed::marker_path(upload_dir, number, receipt);
-        let dir = upload_dir.to_path_buf();
+        let (dir, receipt) = (upload_dir.to_path_buf(), receipt.to_string());
         tokio::task::spawn_blocking(move || {
             file.sync_data()
                 .map_err(|e| io_error(e, "fsync the upload's data"))?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&marker)
-                .map_err(|e| io_error(e, "mark a placed part"))?;
-            fsync_dir(&dir)
+            placed::mark(&dir, number, &receipt)
         })
         .await
         .map_err(|e| BackendError::other(format!("mark task failed: {e}")))??;
@@ -691,12 +687,7 @@ fn rename_durably(
         return group.sync();
     }
     fsync_dir(parent)?;
-    for dir in created {
-        if let Some(p) = dir.parent() {
-            fsync_dir(p)?;
-        }
-    }
-    Ok(())
+    fsync_parents(&created)
 }
 
 /// `create_dir_all` that reports which directories it created (deepest last), so that their
@@ -733,8 +724,13 @@ fn create_parents(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 fn create_dir_durably(root: &Path, dir: &Path) -> Result<()> {
     let created =
         create_parents(root, dir).map_err(|e| io_error(e, &format!("create {}", dir.display())))?;
-    for created in created {
-        if let Some(parent) = created.parent() {
+    fsync_parents(&created)
+}
+
+/// Makes new directories durable: fsyncs the parent of each.
+fn fsync_parents(created: &[PathBuf]) -> Result<()> {
+    for dir in created {
+        if let Some(parent) = dir.parent() {
             fsync_dir(parent)?;
         }
     }
@@ -1032,7 +1028,7 @@ impl Backend for LocalBackend {
             // object.
             let guard = match placed::whole_in_data(&upload_dir, &parts)? {
                 Some(len) if placements.seal(&upload) => {
-                    placed::seal_on_disk(&upload_dir, fsync_dir)?;
+                    placed::seal_on_disk(&upload_dir)?;
                     adopt_data(staged, &upload_dir, len, &parts, &shown, &xattrs)?
                 }
                 _ => compose_parts(staged, &upload_dir, &parts, &shown, &xattrs)?,

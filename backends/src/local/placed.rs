@@ -2,8 +2,8 @@
 //!
 //! The first part of an upload to arrive sets the upload's stride (its size), kept durably in
 //! `stride` in the upload's directory. A part of at most the stride is written into the upload's
-//! `data` file at `(number − 1) × stride` and, once fsynced, marked by an empty
-//! `NNNNN.<receipt>.placed`. A completion naming parts 1, 2, …, k, each placed and all but the
+//! `data` file at `(number − 1) × stride` and, once fsynced, marked by `NNNNN.placed`, a symbolic
+//! link naming its receipt (one name per part number: looked up, never listed). A completion naming parts 1, 2, …, k, each placed and all but the
 //! last exactly one stride long, makes the data file itself the staged object: a hard link and a
 //! truncation, every byte written once per disk. Anything else gets a file of its own, as before,
 //! and a completion naming one copies the parts into place: a part larger than the stride, a
@@ -16,6 +16,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::fsync_dir;
 use crate::backend::CompletedPart;
 use crate::error::{BackendError, Result};
 
@@ -90,14 +91,11 @@ impl Placements {
     }
 }
 
-/// Seals the upload on disk too (durably, with `sync_dir`): after a restart, nothing writes a
-/// data file that may have become an object.
-pub(super) fn seal_on_disk(
-    upload_dir: &Path,
-    sync_dir: impl Fn(&Path) -> Result<()>,
-) -> Result<()> {
+/// Seals the upload on disk too (durably): after a restart, nothing writes a data file that
+/// may have become an object.
+pub(super) fn seal_on_disk(upload_dir: &Path) -> Result<()> {
     std::fs::write(upload_dir.join(SEALED), b"").map_err(|e| io(e, "seal the upload"))?;
-    sync_dir(upload_dir)
+    fsync_dir(upload_dir)
 }
 
 pub(super) fn is_sealed_on_disk(upload_dir: &Path) -> bool {
@@ -108,35 +106,31 @@ pub(super) fn data_path(upload_dir: &Path) -> PathBuf {
     upload_dir.join(DATA)
 }
 
-pub(super) fn marker_path(upload_dir: &Path, number: u32, receipt: &str) -> PathBuf {
-    upload_dir.join(format!("{number:05}.{receipt}.placed"))
+fn marker_path(upload_dir: &Path, number: u32) -> PathBuf {
+    upload_dir.join(format!("{number:05}.placed"))
+}
+
+/// Marks part `number` placed under `receipt`, durably (its region is written and fsynced).
+pub(super) fn mark(upload_dir: &Path, number: u32, receipt: &str) -> Result<()> {
+    std::os::unix::fs::symlink(receipt, marker_path(upload_dir, number))
+        .map_err(|e| io(e, "mark a placed part"))?;
+    fsync_dir(upload_dir)
 }
 
 /// Whether part `number` has a placed region already (then it is never written again).
-pub(super) fn is_placed(upload_dir: &Path, number: u32) -> std::io::Result<bool> {
-    let prefix = format!("{number:05}.");
-    let entries = match std::fs::read_dir(upload_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".placed") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+pub(super) fn is_placed(upload_dir: &Path, number: u32) -> bool {
+    std::fs::symlink_metadata(marker_path(upload_dir, number)).is_ok()
+}
+
+/// Whether part `number`'s region holds the bytes `receipt` names.
+fn is_placed_as(upload_dir: &Path, number: u32, receipt: &str) -> bool {
+    std::fs::read_link(marker_path(upload_dir, number))
+        .is_ok_and(|named| named.as_os_str() == receipt)
 }
 
 /// The upload's stride: the one recorded, else `size`, recorded now. Durable before it is
-/// returned: the offsets of placed parts depend on it. `sync_dir` fsyncs a directory.
-pub(super) fn stride(
-    upload_dir: &Path,
-    size: u64,
-    sync_dir: impl Fn(&Path) -> Result<()>,
-) -> Result<u64> {
+/// returned: the offsets of placed parts depend on it.
+pub(super) fn stride(upload_dir: &Path, size: u64) -> Result<u64> {
     let path = upload_dir.join(STRIDE);
     if let Some(stride) = read_stride(&path)? {
         return Ok(stride);
@@ -152,7 +146,7 @@ pub(super) fn stride(
         });
     let _ = std::fs::remove_file(&tmp);
     written.map_err(|e| io(e, "record the upload's stride"))?;
-    sync_dir(upload_dir)?;
+    fsync_dir(upload_dir)?;
     read_stride(&path)?.ok_or_else(|| BackendError::other("the upload's stride vanished"))
 }
 
@@ -182,7 +176,7 @@ pub(super) fn source_of(upload_dir: &Path, part: &CompletedPart) -> Result<Optio
     if file.exists() {
         return Ok(Some(PartSource::File(file)));
     }
-    if !marker_path(upload_dir, part.part_number, &part.receipt).exists() {
+    if !is_placed_as(upload_dir, part.part_number, &part.receipt) {
         return Ok(None);
     }
     let Some(stride) = read_stride(&upload_dir.join(STRIDE))? else {
@@ -213,7 +207,7 @@ pub(super) fn whole_in_data(upload_dir: &Path, parts: &[CompletedPart]) -> Resul
         };
         if u64::from(part.part_number) != i as u64 + 1
             || !fits
-            || !marker_path(upload_dir, part.part_number, &part.receipt).exists()
+            || !is_placed_as(upload_dir, part.part_number, &part.receipt)
         {
             return Ok(None);
         }
@@ -231,7 +225,6 @@ pub(super) fn unmark_beyond(upload_dir: &Path, kept: u32) -> Result<()> {
         let name = name.to_string_lossy();
         let Some(number) = name
             .strip_suffix(".placed")
-            .and_then(|n| n.split('.').next())
             .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
